@@ -1,0 +1,391 @@
+"""The Python API: OpenAI-shaped `AsyncClient` and `Client`, and the g4f-style `ChatCompletion` facade.
+
+    client = AsyncClient()                       # reads config.toml as the app does
+    reply = await client.chat.completions.create(model="local/gemma-3-270m", messages=[...])
+    async for chunk in client.chat.completions.create(..., stream=True):
+        print(chunk.choices[0].delta.content or "", end="")
+
+`Client` is the same API, synchronous: it runs an `AsyncClient` on an event loop of its own in a background
+thread, so it also works where a loop is already running (Jupyter, a Gradio handler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future
+from typing import Any
+
+from .config import Settings, load_settings
+from .events import Finish, ReasoningDelta, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
+from .request import ChatRequest, Message
+from .services import Backend
+from .types import (
+    ChatCompletion as ChatCompletionObject,
+)
+from .types import (
+    ChatCompletionChunk,
+    ChatCompletionMessage,
+    Choice,
+    ChoiceDelta,
+    ChoiceDeltaToolCall,
+    ChunkChoice,
+    CompletionUsage,
+    FunctionCall,
+    ToolCall,
+)
+
+
+def _messages(messages: str | list[Message]) -> list[Message]:
+    return [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
+
+
+def _usage(event: Usage) -> CompletionUsage:
+    return CompletionUsage(
+        prompt_tokens=event.prompt_tokens, completion_tokens=event.completion_tokens, total_tokens=event.total_tokens
+    )
+
+
+class AsyncStream:
+    """Chunks of a streamed completion. Iterate it directly, or `await` it first (both forms work).
+
+    Closing it (`await stream.aclose()`, leaving `async with`, or breaking out of a loop and dropping it)
+    closes the upstream connection.
+    """
+
+    def __init__(self, events: AsyncIterator[StreamEvent], model: str) -> None:
+        self._chunks = _chunks(events, model)
+
+    def __await__(self):
+        async def itself() -> AsyncStream:
+            return self
+
+        return itself().__await__()
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> ChatCompletionChunk:
+        return await self._chunks.__anext__()
+
+    async def aclose(self) -> None:
+        await self._chunks.aclose()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+
+async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncIterator[ChatCompletionChunk]:
+    """Events to OpenAI chunks. Finish chunks are held to the end so usage rides on the last one, and no chunk
+    has empty `choices` (code that reads `chunk.choices[0]` on every chunk keeps working)."""
+    chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    created = int(time.time())
+    provider: str | None = None
+    first: set[int] = set()
+    finishing: list[ChatCompletionChunk] = []
+    usage: CompletionUsage | None = None
+
+    def chunk(index: int, delta: ChoiceDelta, finish_reason: str | None = None) -> ChatCompletionChunk:
+        return ChatCompletionChunk(
+            id=chunk_id,
+            created=created,
+            model=model,
+            provider=provider,
+            choices=[ChunkChoice(index=index, delta=delta, finish_reason=finish_reason)],
+        )
+
+    def role(index: int) -> str | None:
+        if index in first:
+            return None
+        first.add(index)
+        return "assistant"
+
+    async with _closing(events):
+        async for event in events:
+            kind = type(event)
+            if kind is TextDelta:
+                yield chunk(event.index, ChoiceDelta(role=role(event.index), content=event.text))
+            elif kind is ReasoningDelta:
+                yield chunk(event.index, ChoiceDelta(role=role(event.index), reasoning_content=event.text))
+            elif kind is ToolCallDelta:
+                call = ChoiceDeltaToolCall(
+                    index=event.call_index,
+                    id=event.id,
+                    function=FunctionCall(name=event.name, arguments=event.arguments),
+                )
+                yield chunk(event.index, ChoiceDelta(role=role(event.index), tool_calls=[call]))
+            elif kind is Finish:
+                finishing.append(chunk(event.index, ChoiceDelta(), event.reason))
+            elif kind is Usage:
+                usage = _usage(event)
+            elif kind is Started:
+                provider, model = event.provider, f"{event.provider}/{event.model}"
+    if usage is not None:
+        if not finishing:
+            finishing.append(chunk(0, ChoiceDelta(), None))
+        finishing[-1].usage = usage
+    for final in finishing:
+        yield final
+
+
+class _closing:
+    """`async with` that closes an async generator however the block ends (aclosing, tolerant of plain iterators)."""
+
+    def __init__(self, events) -> None:
+        self.events = events
+
+    async def __aenter__(self):
+        return self.events
+
+    async def __aexit__(self, *exc_info) -> None:
+        close = getattr(self.events, "aclose", None)
+        if close is not None:
+            await close()
+
+
+async def collect(events: AsyncIterator[StreamEvent], model: str) -> ChatCompletionObject:
+    """Run a stream to its end and build the non-streamed completion object."""
+    texts: dict[int, list[str]] = {}
+    reasoning: dict[int, list[str]] = {}
+    calls: dict[int, dict[int, ToolCall]] = {}
+    reasons: dict[int, str] = {}
+    usage: CompletionUsage | None = None
+    provider: str | None = None
+    async with _closing(events):
+        async for event in events:
+            kind = type(event)
+            if kind is TextDelta:
+                texts.setdefault(event.index, []).append(event.text)
+            elif kind is ReasoningDelta:
+                reasoning.setdefault(event.index, []).append(event.text)
+            elif kind is ToolCallDelta:
+                call = calls.setdefault(event.index, {}).setdefault(
+                    event.call_index, ToolCall(id=event.id, function=FunctionCall(name=event.name))
+                )
+                call.id = call.id or event.id
+                call.function.name = call.function.name or event.name
+                call.function.arguments += event.arguments
+            elif kind is Finish:
+                reasons[event.index] = event.reason
+            elif kind is Usage:
+                usage = _usage(event)
+            elif kind is Started:
+                provider, model = event.provider, f"{event.provider}/{event.model}"
+    indexes = sorted(set(texts) | set(reasoning) | set(calls) | set(reasons)) or [0]
+    choices = [
+        Choice(
+            index=index,
+            message=ChatCompletionMessage(
+                content="".join(texts.get(index, [])) if index in texts or index not in calls else None,
+                reasoning_content="".join(reasoning[index]) if index in reasoning else None,
+                tool_calls=[calls[index][i] for i in sorted(calls[index])] if index in calls else None,
+            ),
+            finish_reason=reasons.get(index, "stop"),
+        )
+        for index in indexes
+    ]
+    return ChatCompletionObject(
+        id=f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        created=int(time.time()),
+        model=model,
+        provider=provider,
+        choices=choices,
+        usage=usage,
+    )
+
+
+class AsyncCompletions:
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    def create(
+        self,
+        *,
+        messages: str | list[Message],
+        model: str | None = None,
+        stream: bool = False,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        n: int | None = None,
+        seed: int | None = None,
+        stop: str | list[str] | None = None,
+        timeout: float | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ):
+        """A coroutine returning a `ChatCompletion`, or with `stream=True` an `AsyncStream` of chunks.
+
+        `model` is `provider/model` or a route name; None means the configured default.
+        """
+        request = ChatRequest(
+            model=model or self._backend.models.default_chat,
+            messages=_messages(messages),
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            n=n,
+            seed=seed,
+            stop=stop,
+            timeout=timeout,
+            response_format=response_format,
+            tools=tools,
+            tool_choice=tool_choice,
+            extra_body=extra_body or {},
+        )
+        # Resolve now so an unknown model or unsupported parameter raises at the call, before any iteration.
+        self._backend.chat.plan(request)
+        events = self._backend.chat.stream(request)
+        if stream:
+            return AsyncStream(events, request.model)
+        return collect(events, request.model)
+
+
+class _Namespace:
+    def __init__(self, **attributes) -> None:
+        self.__dict__.update(attributes)
+
+
+class AsyncClient:
+    """OpenAI-shaped async client over the configured providers.
+
+    `config`: a path to a TOML file (default: the app's search order), or pass ready `settings`.
+    """
+
+    def __init__(self, config: str | None = None, *, settings: Settings | None = None) -> None:
+        self.backend = Backend(settings or load_settings(config))
+        self.chat = _Namespace(completions=AsyncCompletions(self.backend))
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread, for the synchronous API."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="switchboard-client", daemon=True)
+        self._thread.start()
+
+    def submit(self, coroutine) -> Future:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+
+    def run(self, coroutine):
+        future = self.submit(coroutine)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+class Completions:
+    def __init__(self, runner: _LoopThread, completions: AsyncCompletions) -> None:
+        self._runner = runner
+        self._async = completions
+
+    def create(self, *, messages: str | list[Message], stream: bool = False, **kwargs):
+        """Like `AsyncCompletions.create`, synchronous: a `ChatCompletion`, or an iterator of chunks."""
+
+        async def start():
+            return self._async.create(messages=messages, stream=stream, **kwargs)
+
+        started = self._runner.run(start())
+        if not stream:
+            return self._runner.run(started)
+        return self._iterate(started)
+
+    def _iterate(self, stream: AsyncStream) -> Iterator[ChatCompletionChunk]:
+        try:
+            while True:
+                try:
+                    yield self._runner.run(stream.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._runner.run(stream.aclose())
+
+
+class Client:
+    """The synchronous twin of `AsyncClient`; call `close()` (or use `with`) when done."""
+
+    def __init__(self, config: str | None = None, *, settings: Settings | None = None) -> None:
+        self._runner = _LoopThread()
+        self._async = AsyncClient(config, settings=settings)
+        self.backend = self._async.backend
+        self.chat = _Namespace(completions=Completions(self._runner, self._async.chat.completions))
+
+    def run(self, coroutine):
+        """Run a coroutine on this client's event loop and return its result."""
+        return self._runner.run(coroutine)
+
+    def submit(self, coroutine) -> Future:
+        return self._runner.submit(coroutine)
+
+    def close(self) -> None:
+        self._runner.run(self._async.aclose())
+        self._runner.stop()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class ChatCompletion:
+    """The g4f-style facade: plain strings in and out, on a shared default client.
+
+        for piece in ChatCompletion.create(model=..., messages=[...], stream=True): print(piece, end="")
+        text = await ChatCompletion.create_async(model=..., messages=[...])
+    """
+
+    _client: Client | None = None
+    _lock = threading.Lock()
+
+    @classmethod
+    def _default(cls) -> Client:
+        with cls._lock:
+            if cls._client is None:
+                cls._client = Client()
+            return cls._client
+
+    @classmethod
+    def create(cls, model: str | None = None, messages: str | list[Message] = (), stream: bool = False, **kwargs):
+        """The reply text, or with `stream=True` an iterator of text pieces."""
+        client = cls._default()
+        if not stream:
+            reply = client.chat.completions.create(model=model, messages=messages, **kwargs)
+            return reply.choices[0].message.content or ""
+        chunks = client.chat.completions.create(model=model, messages=messages, stream=True, **kwargs)
+        return (piece for chunk in chunks for choice in chunk.choices if (piece := choice.delta.content))
+
+    @classmethod
+    async def create_async(cls, model: str | None = None, messages: str | list[Message] = (), **kwargs) -> str:
+        """The whole reply text; awaitable from any event loop."""
+        client = cls._default()
+
+        async def run() -> str:
+            reply = await client._async.chat.completions.create(model=model, messages=messages, **kwargs)
+            return reply.choices[0].message.content or ""
+
+        return await asyncio.wrap_future(client.submit(run()))

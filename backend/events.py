@@ -1,0 +1,84 @@
+"""The small set of events every provider adapter yields, whatever its wire format.
+
+Nothing above `backend/providers` knows a wire format: services, the Python client and the UI only see these.
+`Started`, `Retrying` and `Queued` are status events added by the service layer and the local model's queue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True, frozen=True)
+class TextDelta:
+    """A piece of the visible answer."""
+
+    text: str
+    index: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning ("thinking"), shown apart from the answer."""
+
+    text: str
+    index: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class ToolCallDelta:
+    """A piece of a tool call; `arguments` fragments concatenate per (index, call_index)."""
+
+    call_index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+    index: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class Usage:
+    """Token counts for the whole request, as reported upstream (or counted locally)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True, frozen=True)
+class Finish:
+    """The choice ended; `reason` is OpenAI's vocabulary: stop, length, tool_calls, content_filter."""
+
+    reason: str
+    index: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class Started:
+    """The named provider produced its first output for this request (after any retries or failover)."""
+
+    provider: str
+    model: str
+
+
+@dataclass(slots=True, frozen=True)
+class Retrying:
+    """An attempt failed before any output; the service waits `delay` seconds, then tries `provider`/`model`."""
+
+    provider: str
+    model: str
+    delay: float
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
+class Queued:
+    """The request waits for a model that serves one generation at a time; `ahead` requests are before it."""
+
+    ahead: int
+
+
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish | Started | Retrying | Queued

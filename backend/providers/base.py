@@ -1,0 +1,55 @@
+"""What every provider adapter is: one class per wire protocol, yielding the shared stream events."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from typing import ClassVar
+
+from ..errors import UnsupportedCapabilityError
+from ..events import StreamEvent
+from ..request import ChatRequest
+
+
+class Provider(ABC):
+    """A configured upstream. `stream_chat` receives a request whose `model` is this provider's own model name."""
+
+    kind: ClassVar[str]
+    # Request parameters this adapter can honour; others are refused before any network call.
+    supported_params: ClassVar[frozenset[str]]
+
+    def __init__(self, name: str, config) -> None:
+        self.name = name
+        self.config = config
+
+    @property
+    def max_retries(self) -> int:
+        return self.config.max_retries
+
+    @property
+    def retry_after_cap(self) -> float:
+        return getattr(self.config, "retry_after_cap", 20.0)
+
+    def declared_models(self) -> list[str]:
+        return self.config.model_names()
+
+    async def list_models(self) -> list[str]:
+        """Models this provider offers: the configured list, or what the upstream reports."""
+        return self.declared_models()
+
+    def check(self, request: ChatRequest) -> None:
+        """Raise UnsupportedCapabilityError when the request asks for something this adapter cannot do."""
+        unsupported = sorted(set(request.params()) - self.supported_params)
+        if unsupported:
+            raise UnsupportedCapabilityError(
+                f"parameter{'s' if len(unsupported) > 1 else ''} {', '.join(unsupported)} not supported",
+                provider=self.name,
+                model=request.model,
+            )
+
+    @abstractmethod
+    def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream the answer as events; raise an APIError subclass on failure. Closing the iterator stops at once."""
+
+    async def aclose(self) -> None:
+        """Release connections or models."""

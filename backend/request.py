@@ -1,0 +1,65 @@
+"""What a caller asks a provider for: OpenAI-style messages plus sampling parameters.
+
+Messages keep OpenAI's shape (`{"role": ..., "content": str | [parts]}`) because it is what the Python API takes
+and what most upstreams speak; adapters for other wire formats translate from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+Message = dict[str, Any]
+
+# Sampling and output parameters passed through to the upstream when set.
+PASS_THROUGH = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "n",
+    "seed",
+    "stop",
+    "response_format",
+    "tools",
+    "tool_choice",
+)
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """One chat request. `model` is a `provider/model` id or a route name until the service resolves it."""
+
+    model: str
+    messages: list[Message]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    n: int | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    response_format: dict[str, Any] | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    timeout: float | None = None
+    extra_body: dict[str, Any] = field(default_factory=dict)
+
+    def params(self) -> dict[str, Any]:
+        """The pass-through parameters that were set."""
+        return {name: value for name in PASS_THROUGH if (value := getattr(self, name)) is not None}
+
+    def for_model(self, model: str) -> ChatRequest:
+        return replace(self, model=model)
+
+    def stop_list(self) -> list[str]:
+        if self.stop is None:
+            return []
+        return [self.stop] if isinstance(self.stop, str) else list(self.stop)
+
+
+def text_of(content: Any) -> str:
+    """The text of a message's content, whether a plain string or a list of content parts."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text")

@@ -1,0 +1,40 @@
+"""The service layer: what the UI, the Python client and the tests call."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..config import Settings, load_settings
+from ..providers import Provider, create_provider
+from .chat import ChatService
+from .registry import ModelChoice, ModelRegistry
+
+
+class Backend:
+    """Everything built from one configuration: providers, model registry and services."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.providers: dict[str, Provider] = {
+            name: create_provider(name, config) for name, config in settings.providers.items()
+        }
+        self.models = ModelRegistry(settings, self.providers)
+        self.chat = ChatService(self.models)
+
+    @classmethod
+    def from_config(cls, path=None) -> Backend:
+        return cls(load_settings(path))
+
+    async def start(self) -> None:
+        """Background start-up work: fill model lists and let local models begin loading."""
+        for provider in self.providers.values():
+            warm_up = getattr(provider, "warm_up", None)
+            if warm_up is not None:
+                warm_up()
+        await self.models.refresh()
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))
+
+
+__all__ = ["Backend", "ChatService", "ModelChoice", "ModelRegistry"]

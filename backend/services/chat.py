@@ -1,0 +1,78 @@
+"""ChatService: one request in, one stream of events out, with retries and failover hidden inside.
+
+Policy, in order of the route's targets:
+- before the first output, retryable failures are retried on the same provider (up to its `max_retries`), waiting
+  what Retry-After asks (up to the provider's cap) or an exponential backoff with jitter; then the next target;
+- after the first output nothing is retried: the error is raised with the partial text attached, so the caller
+  keeps what already streamed;
+- closing or cancelling the stream closes the upstream response (or stops local generation) at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from ..errors import APIError, UnsupportedCapabilityError
+from ..events import Queued, Retrying, Started, StreamEvent, TextDelta
+from ..request import ChatRequest
+from ..retry import retry_delay
+from ..providers import Provider
+from .registry import ModelRegistry
+
+
+class ChatService:
+    def __init__(self, models: ModelRegistry) -> None:
+        self.models = models
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Stream events for `request` (its `model` a provider/model id or a route name)."""
+        targets = self.plan(request)
+        failures: list[APIError] = []
+        for position, (provider, model) in enumerate(targets):
+            attempt = 0
+            while True:
+                partial: list[str] = []
+                started = False
+                try:
+                    async with aclosing(provider.stream_chat(request.for_model(model))) as events:
+                        async for event in events:
+                            if not started and not isinstance(event, Queued):
+                                started = True
+                                yield Started(provider.name, model)
+                            if type(event) is TextDelta:
+                                partial.append(event.text)
+                            yield event
+                    return
+                except APIError as error:
+                    error.provider = error.provider or provider.name
+                    error.model = error.model or model
+                    if started:
+                        error.partial_text = "".join(partial)
+                        raise
+                    delay = retry_delay(error, attempt, provider.retry_after_cap)
+                    if delay is None or attempt >= provider.max_retries:
+                        failures.append(error)
+                        break
+                    attempt += 1
+                    yield Retrying(provider.name, model, delay, error.user_message())
+                    await asyncio.sleep(delay)
+            if position + 1 < len(targets):
+                following, following_model = targets[position + 1]
+                yield Retrying(following.name, following_model, 0.0, failures[-1].user_message())
+        raise failures[-1]
+
+    def plan(self, request: ChatRequest) -> list[tuple[Provider, str]]:
+        """The (provider, model) targets that can serve `request`, in order; raises before any network call if none."""
+        targets, refusals = [], []
+        for provider, model in self.models.resolve(request.model):
+            try:
+                provider.check(request.for_model(model))
+            except UnsupportedCapabilityError as refusal:
+                refusals.append(refusal)
+                continue
+            targets.append((provider, model))
+        if not targets:
+            raise refusals[0]
+        return targets

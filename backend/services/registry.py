@@ -1,0 +1,78 @@
+"""Turns the model ids people type (`provider/model`, or a route name) into providers to call, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from ..config import Settings
+from ..errors import SwitchboardError, UnknownModelError
+from ..providers import Provider
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """One entry of a model picker."""
+
+    id: str  # what to pass as `model`: provider/model or a route name
+    provider: str  # provider name, or "route"
+    label: str
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings, providers: dict[str, Provider]) -> None:
+        self.settings = settings
+        self.providers = providers
+        self._listed: dict[str, list[str]] = {name: p.declared_models() for name, p in providers.items()}
+
+    @property
+    def default_chat(self) -> str:
+        return self.settings.defaults.chat or ""
+
+    def resolve(self, model_id: str) -> list[tuple[Provider, str]]:
+        """The (provider, model name) pairs to try for `model_id`, in order."""
+        if model_id in self.settings.routes:
+            return [self._target(target) for target in self.settings.routes[model_id]]
+        return [self._target(model_id)]
+
+    def _target(self, model_id: str) -> tuple[Provider, str]:
+        provider_name, _, model = model_id.partition("/")
+        provider = self.providers.get(provider_name)
+        if provider is None or not model:
+            routes = ", ".join(self.settings.routes) or "none configured"
+            raise UnknownModelError(
+                f"Unknown model {model_id!r}: use provider/model, e.g. {self.default_chat}, or a route ({routes})."
+            )
+        declared = provider.declared_models()
+        if declared and model not in declared:
+            raise UnknownModelError(
+                f"Unknown model {model_id!r}: provider {provider_name!r} offers {', '.join(declared)}."
+            )
+        return provider, model
+
+    async def refresh(self, timeout: float = 5.0) -> None:
+        """Ask providers without a configured model list what they serve; a failure only logs a warning."""
+
+        async def ask(name: str, provider: Provider) -> None:
+            try:
+                self._listed[name] = await asyncio.wait_for(provider.list_models(), timeout)
+            except (SwitchboardError, TimeoutError) as exc:
+                log.warning("could not list models of provider %s: %s", name, exc)
+
+        await asyncio.gather(*(ask(n, p) for n, p in self.providers.items() if not p.declared_models()))
+
+    def chat_choices(self) -> list[ModelChoice]:
+        """Every configured model grouped by provider (config order), then routes."""
+        choices = [
+            ModelChoice(f"{name}/{model}", name, f"{name} · {model}")
+            for name in self.providers
+            for model in self._listed.get(name, [])
+        ]
+        choices += [
+            ModelChoice(route, "route", f"route · {route} → {', '.join(targets)}")
+            for route, targets in self.settings.routes.items()
+        ]
+        return choices

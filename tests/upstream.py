@@ -1,0 +1,246 @@
+"""A scripted upstream that speaks the OpenAI chat-completions wire format over real HTTP on 127.0.0.1.
+
+Tests and benchmarks queue replies (text pieces, reasoning, tool calls, usage, HTTP errors, raw bytes) and
+faults (stall, drop mid-stream, malformed events, error events, UTF-8 split across network writes); the server
+records every request, including when the client hung up. It runs its own event loop in a thread, so sync
+tests, async tests and a Gradio app in the same process can all use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Reply:
+    """One scripted response. `frames` are written as separate HTTP chunks (so separate network writes)."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    frames: list[bytes] = field(default_factory=list)
+    delay: float = 0.0  # pause before each frame
+    stall_after: int | None = None  # stop sending (but keep the connection open) after this many frames
+    drop_after: int | None = None  # close the connection abruptly after this many frames
+    chunked: bool = True
+
+    @classmethod
+    def text(
+        cls,
+        pieces: list[str],
+        *,
+        reasoning: list[str] = (),
+        tool_calls: list[dict] = (),
+        finish: str = "stop",
+        usage: tuple[int, int] | None = (5, None),
+        delay: float = 0.0,
+        **options,
+    ) -> Reply:
+        """A well-formed stream: reasoning deltas, content deltas, tool calls, finish, usage chunk, [DONE]."""
+        events = [_chunk({"role": "assistant", "content": ""})]
+        events += [_chunk({"reasoning_content": piece}) for piece in reasoning]
+        events += [_chunk({"content": piece}) for piece in pieces]
+        events += [_chunk({"tool_calls": [call]}) for call in tool_calls]
+        events.append(_chunk({}, finish_reason=finish))
+        if usage is not None:
+            prompt, completion = usage
+            completion = len(pieces) if completion is None else completion
+            events.append(
+                {
+                    "id": "chatcmpl-scripted",
+                    "object": "chat.completion.chunk",
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": prompt,
+                        "completion_tokens": completion,
+                        "total_tokens": prompt + completion,
+                    },
+                }
+            )
+        frames = [sse(event) for event in events] + [b"data: [DONE]\n\n"]
+        return cls(headers={"content-type": "text/event-stream"}, frames=frames, delay=delay, **options)
+
+    @classmethod
+    def error(cls, status: int, message: str = "scripted error", headers: dict[str, str] | None = None) -> Reply:
+        body = json.dumps({"error": {"message": message, "type": "error", "code": status}}).encode()
+        return cls(
+            status=status, headers={"content-type": "application/json", **(headers or {})}, frames=[body], chunked=False
+        )
+
+    @classmethod
+    def events(cls, frames: list[bytes], **options) -> Reply:
+        """Raw SSE frames, for malformed or unusual streams."""
+        return cls(headers={"content-type": "text/event-stream"}, frames=frames, **options)
+
+
+def _chunk(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "scripted",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def sse(payload: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    received_at: float
+    disconnected_at: float | None = None
+    finished_at: float | None = None
+
+
+class ScriptedUpstream:
+    """`with ScriptedUpstream() as up:` serves on `up.base_url` (…/v1) until the block ends."""
+
+    def __init__(self, models: list[str] = ("scripted-1",), default: Reply | None = None) -> None:
+        self.models = list(models)
+        self.default = default or Reply.text(["Hello", " from", " the", " scripted", " upstream."])
+        self.replies: deque[Reply] = deque()
+        self.requests: list[Recorded] = []
+        self._loop = asyncio.new_event_loop()
+        self._server: asyncio.base_events.Server | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, name="scripted-upstream", daemon=True)
+        self.port = 0
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def enqueue(self, *replies: Reply) -> None:
+        self.replies.extend(replies)
+
+    def start(self) -> ScriptedUpstream:
+        self._thread.start()
+        self._server = asyncio.run_coroutine_threadsafe(
+            asyncio.start_server(self._serve, "127.0.0.1", 0), self._loop
+        ).result()
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            self._server.close()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ScriptedUpstream:
+        return self.start()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    def chat_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path.endswith("/chat/completions")]
+
+    def wait_for(self, predicate, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(0.01)
+        return False
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    return
+                self.requests.append(request)
+                keep_open = await self._respond(request, reader, writer)
+                if not keep_open:
+                    return
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    async def _respond(self, request: Recorded, reader, writer) -> bool:
+        if request.method == "GET" and request.path.endswith("/models"):
+            body = json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
+            await _write_plain(writer, 200, {"content-type": "application/json"}, body.encode())
+            return True
+        reply = self.replies.popleft() if self.replies else self.default
+        watcher = asyncio.ensure_future(_watch_disconnect(reader, request))
+        try:
+            if not reply.chunked:
+                await _write_plain(writer, reply.status, reply.headers, b"".join(reply.frames))
+                return True
+            head = [f"HTTP/1.1 {reply.status} Scripted", "transfer-encoding: chunked", "connection: close"]
+            head += [f"{k}: {v}" for k, v in reply.headers.items()]
+            writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+            await writer.drain()
+            for number, frame in enumerate(reply.frames):
+                if reply.drop_after is not None and number >= reply.drop_after:
+                    writer.transport.abort()
+                    return False
+                if reply.stall_after is not None and number >= reply.stall_after:
+                    await asyncio.sleep(3600)
+                if reply.delay:
+                    await asyncio.sleep(reply.delay)
+                if request.disconnected_at is not None:
+                    return False
+                writer.write(b"%x\r\n%s\r\n" % (len(frame), frame))
+                await writer.drain()
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            request.finished_at = time.monotonic()
+            return False
+        finally:
+            watcher.cancel()
+
+
+async def _watch_disconnect(reader: asyncio.StreamReader, request: Recorded) -> None:
+    """Record the moment the client hangs up (EOF on the socket) while we are still answering."""
+    try:
+        while await reader.read(1024):
+            pass
+    except ConnectionError:
+        pass
+    request.disconnected_at = time.monotonic()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> Recorded | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    method, path, _ = lines[0].split(" ", 2)
+    headers = {}
+    for line in lines[1:]:
+        if ":" in line:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+    raw = await reader.readexactly(int(headers.get("content-length", "0")))
+    try:
+        body = json.loads(raw) if raw else None
+    except json.JSONDecodeError:
+        body = raw
+    return Recorded(method, path, headers, body, time.monotonic())
+
+
+async def _write_plain(writer: asyncio.StreamWriter, status: int, headers: dict[str, str], body: bytes) -> None:
+    head = [f"HTTP/1.1 {status} Scripted", f"content-length: {len(body)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+    await writer.drain()

@@ -1,0 +1,175 @@
+"""The Chat tab: model picker, streamed replies with Stop / Retry / Undo / Edit, settings, and the `chat` API."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import gradio as gr
+
+from backend import Backend, ChatRequest, SwitchboardError, TextDelta
+from backend.providers.llama_cpp import LlamaCppProvider
+
+from .reply import ReplyView, conversation, is_thought, message_text, stopped_marker
+from .streaming import batched
+
+LATEX = [
+    {"left": "$$", "right": "$$", "display": True},
+    {"left": "$", "right": "$", "display": False},
+    {"left": "\\(", "right": "\\)", "display": False},
+    {"left": "\\[", "right": "\\]", "display": True},
+]
+
+SMALL_MODEL_NOTICE = (
+    "**You are chatting with the built-in offline model** (Gemma 3 270M, a tiny base model running on this "
+    "machine): expect short, often wrong answers. For a real assistant add a provider to `config.toml` "
+    "(OpenAI, Ollama, vLLM, a llama.cpp server...) as the README shows, and pick it above."
+)
+
+
+def build_chat_tab(backend: Backend) -> None:
+    """Lay out the Chat tab inside the current Blocks context and wire its events."""
+    interval = backend.settings.app.stream_interval_ms / 1000
+    choices = [(choice.label, choice.id) for choice in backend.models.chat_choices()]
+    default = backend.models.default_chat
+
+    model = gr.Dropdown(choices=choices, value=default, label="Model", elem_id="model-picker", filterable=True)
+    notice = gr.Markdown(SMALL_MODEL_NOTICE, visible=_is_bundled_model(backend, default), elem_id="small-model-note")
+    chatbot = gr.Chatbot(
+        elem_id="chatbot",
+        height="62vh",
+        buttons=["copy", "copy_all"],
+        latex_delimiters=LATEX,
+        editable="user",
+        placeholder="Ask anything. Replies stream here; Stop ends one at once.",
+        feedback_options=None,
+    )
+    with gr.Row(equal_height=True):
+        textbox = gr.Textbox(
+            placeholder="Message (Enter to send, Shift+Enter for a new line)",
+            show_label=False,
+            lines=1,
+            max_lines=8,
+            scale=8,
+            autofocus=True,
+            elem_id="message",
+        )
+        send = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="send")
+        stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
+    with gr.Accordion("Settings", open=False):
+        system = gr.Textbox(label="System prompt", lines=2, placeholder="You are a helpful assistant.")
+        with gr.Row():
+            temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature")
+            top_p = gr.Slider(0, 1, value=1.0, step=0.01, label="Top p")
+            max_tokens = gr.Number(value=1024, precision=0, minimum=1, label="Max tokens")
+            seed = gr.Number(value=None, precision=0, label="Seed (empty: random)")
+
+    settings = [model, system, temperature, top_p, max_tokens, seed]
+
+    async def respond(history, model_id, system_prompt, temp, top, max_new, seed_value) -> AsyncIterator:
+        request = ChatRequest(
+            model=model_id or default,
+            messages=conversation(history, system_prompt),
+            temperature=temp,
+            top_p=top,
+            max_tokens=int(max_new) if max_new else None,
+            seed=int(seed_value) if seed_value is not None else None,
+        )
+        reply = ReplyView(request.model)
+        try:
+            async for batch in batched(backend.chat.stream(request), interval):
+                for event in batch:
+                    reply.apply(event)
+                yield history + reply.messages()
+        except SwitchboardError as error:
+            reply.fail(error)
+        reply.close()
+        yield history + reply.messages()
+
+    def busy():
+        return gr.update(value="", interactive=False), gr.update(visible=False), gr.update(visible=True)
+
+    def idle():
+        return gr.update(interactive=True), gr.update(visible=True), gr.update(visible=False)
+
+    def add_message(message: str, history: list):
+        if not message.strip():
+            raise gr.Error("Type a message first.", duration=3)
+        return [*history, {"role": "user", "content": message}], *busy()
+
+    def retry(history: list, data: gr.RetryData):
+        return _upto_user_message(history, data.index), *busy()
+
+    def edit(history: list, data: gr.EditData):
+        kept = history[: data.index + 1]
+        kept[-1] = {"role": "user", "content": message_text(data.value)}
+        return kept, *busy()
+
+    def undo(history: list, data: gr.UndoData):
+        kept = _upto_user_message(history, data.index)
+        return kept[:-1], message_text(kept[-1]["content"]) if kept else ""
+
+    def mark_stopped(history: list):
+        settled = [_settle(message) for message in history if not _is_pending_status(message)]
+        return [*settled, stopped_marker()], *idle()
+
+    controls = [textbox, send, stop]
+    private = {"api_visibility": "private"}
+    replies = []
+    for trigger, prepare, inputs in (
+        (textbox.submit, add_message, [textbox, chatbot]),
+        (send.click, add_message, [textbox, chatbot]),
+        (chatbot.retry, retry, [chatbot]),
+        (chatbot.edit, edit, [chatbot]),
+    ):
+        started = trigger(prepare, inputs, [chatbot, *controls], queue=False, **private)
+        reply = started.success(respond, [chatbot, *settings], chatbot, **private)
+        reply.then(idle, None, controls, queue=False, **private)
+        replies.append(reply)
+    chatbot.undo(undo, chatbot, [chatbot, textbox], queue=False, **private)
+    stop.click(mark_stopped, chatbot, [chatbot, *controls], cancels=replies, queue=False, **private)
+    model.change(lambda m: gr.update(visible=_is_bundled_model(backend, m)), model, notice, queue=False, **private)
+
+    async def chat(message: str, model: str = default) -> AsyncIterator[str]:
+        """Send one message (no history) to `model` (provider/model or a route; default: the configured default)
+        and stream the reply text; each update is the whole text so far."""
+        request = ChatRequest(model=model or default, messages=[{"role": "user", "content": message}])
+        text = ""
+        try:
+            async for batch in batched(backend.chat.stream(request), interval):
+                text += "".join(event.text for event in batch if type(event) is TextDelta)
+                yield text
+        except SwitchboardError as error:
+            raise gr.Error(error.user_message()) from None
+
+    gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
+
+
+def _upto_user_message(history: list, index: Any) -> list:
+    """History up to and including the last user message at or before `index`."""
+    position = index[0] if isinstance(index, tuple | list) else int(index)
+    for cut in range(min(position, len(history) - 1), -1, -1):
+        if history[cut].get("role") == "user":
+            return history[: cut + 1]
+    return []
+
+
+def _is_pending_status(message: dict) -> bool:
+    metadata = message.get("metadata") or {}
+    return is_thought(message) and metadata.get("status") == "pending" and not message_text(message.get("content"))
+
+
+def _settle(message: dict) -> dict:
+    metadata = message.get("metadata") or {}
+    if metadata.get("status") == "pending":
+        return {**message, "metadata": {**metadata, "status": "done"}}
+    return message
+
+
+def _is_bundled_model(backend: Backend, model_id: str | None) -> bool:
+    try:
+        targets = backend.models.resolve(model_id or "")
+    except SwitchboardError:
+        return False
+    provider = targets[0][0]
+    return isinstance(provider, LlamaCppProvider) and provider.config.model_path is None

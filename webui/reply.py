@@ -1,0 +1,181 @@
+"""How one assistant reply looks in the Chatbot while it streams and after it ends.
+
+A reply is a few consecutive assistant messages, grouped by the Chatbot into one bubble:
+- an optional "Reasoning" thought (collapsible, open while reasoning streams),
+- the answer itself (plain Markdown: the only part sent back to the model on the next turn),
+- one line of status while waiting (queued for the local model, retrying, failing over),
+- a footer thought: provider, model, time to first token, tokens/s, token counts; or the error sentence.
+Thoughts carry a `title`, which is how `conversation()` knows to leave them out of the model's history.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from backend import (
+    Finish,
+    Queued,
+    ReasoningDelta,
+    Retrying,
+    Started,
+    StreamEvent,
+    SwitchboardError,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+
+STOPPED = "⏹ Stopped"
+
+
+class ReplyView:
+    def __init__(self, requested_model: str) -> None:
+        self.requested = requested_model
+        self.answering: str | None = None
+        self.reasoning: list[str] = []
+        self.text: list[str] = []
+        self.tool_calls: dict[int, dict[str, str]] = {}
+        self.status = ""
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.error: SwitchboardError | None = None
+        self.started_at = time.monotonic()
+        self.first_token_at: float | None = None
+        self.ended_at: float | None = None
+        self.deltas = 0
+
+    def apply(self, event: StreamEvent) -> None:
+        kind = type(event)
+        if kind is TextDelta or kind is ReasoningDelta:
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self.deltas += 1
+            (self.text if kind is TextDelta else self.reasoning).append(event.text)
+        elif kind is ToolCallDelta:
+            call = self.tool_calls.setdefault(event.call_index, {"name": "", "arguments": ""})
+            call["name"] = call["name"] or event.name or ""
+            call["arguments"] += event.arguments
+        elif kind is Started:
+            self.answering = f"{event.provider}/{event.model}"
+            self.status = ""
+        elif kind is Usage:
+            self.usage = event
+        elif kind is Finish:
+            self.finish_reason = event.reason
+        elif kind is Queued:
+            ahead = f"{event.ahead} request{'s' if event.ahead != 1 else ''} ahead"
+            self.status = f"⏳ Waiting for the model: {ahead}"
+        elif kind is Retrying:
+            wait = f" in {event.delay:.1f} s" if event.delay else ""
+            self.status = f"↻ {event.reason} Trying {event.provider}/{event.model}{wait}…"
+
+    def fail(self, error: SwitchboardError) -> None:
+        self.error = error
+        self.status = ""
+
+    def close(self) -> None:
+        self.ended_at = time.monotonic()
+        self.status = ""
+
+    def messages(self) -> list[dict[str, Any]]:
+        done = self.ended_at is not None
+        out: list[dict[str, Any]] = []
+        if self.reasoning:
+            status = "done" if done or self.text else "pending"
+            out.append(_thought("Reasoning", "".join(self.reasoning), status=status))
+        answer = "".join(self.text) + self._tool_calls_markdown()
+        if answer:
+            out.append({"role": "assistant", "content": answer})
+        if self.status:
+            out.append(_thought(self.status, "", status="pending"))
+        if self.error is not None:
+            out.append(_thought(f"⚠️ {self.error.user_message()}", self._details(), status="done"))
+        elif done and (answer or self.reasoning):
+            out.append(_thought(self.summary(), self._details(), status="done"))
+        elif done:
+            out.append(_thought("The model returned an empty answer.", self._details(), status="done"))
+        return out
+
+    def summary(self) -> str:
+        parts = [self.answering or self.requested]
+        if self.first_token_at is not None:
+            parts.append(f"first token {self.first_token_at - self.started_at:.2f} s")
+        rate = self.tokens_per_second()
+        if rate is not None:
+            parts.append(f"{rate:.1f} tok/s")
+        if self.usage is not None:
+            parts.append(f"{self.usage.prompt_tokens} → {self.usage.completion_tokens} tokens")
+        if self.finish_reason == "length":
+            parts.append("cut at max tokens")
+        return " · ".join(parts)
+
+    def tokens_per_second(self) -> float | None:
+        if self.first_token_at is None or self.ended_at is None:
+            return None
+        seconds = self.ended_at - self.first_token_at
+        tokens = self.usage.completion_tokens if self.usage else self.deltas
+        return tokens / seconds if seconds > 0 and tokens > 1 else None
+
+    def _details(self) -> str:
+        lines = [f"Requested: `{self.requested}`"]
+        if self.answering:
+            lines.append(f"Answered by: `{self.answering}`")
+        if self.first_token_at is not None:
+            lines.append(f"Time to first token: {self.first_token_at - self.started_at:.3f} s")
+        if self.ended_at is not None:
+            lines.append(f"Total time: {self.ended_at - self.started_at:.3f} s")
+        if self.usage is not None:
+            lines.append(
+                f"Tokens: {self.usage.prompt_tokens} prompt, {self.usage.completion_tokens} completion "
+                f"({self.usage.total_tokens} total)"
+            )
+        if self.finish_reason:
+            lines.append(f"Finish reason: {self.finish_reason}")
+        if self.error is not None and self.error.status:
+            lines.append(f"HTTP status: {self.error.status}")
+        return "\n\n".join(lines)
+
+    def _tool_calls_markdown(self) -> str:
+        if not self.tool_calls:
+            return ""
+        calls = [f"`{c['name']}({c['arguments']})`" for _, c in sorted(self.tool_calls.items())]
+        return "\n\nTool calls requested: " + ", ".join(calls)
+
+
+def _thought(title: str, content: str, *, status: str) -> dict[str, Any]:
+    return {"role": "assistant", "content": content, "metadata": {"title": title, "status": status}}
+
+
+def stopped_marker() -> dict[str, Any]:
+    return _thought(STOPPED, "You stopped this reply; the text above is what had arrived.", status="done")
+
+
+def is_thought(message: dict[str, Any]) -> bool:
+    return bool((message.get("metadata") or {}).get("title"))
+
+
+def message_text(content: Any) -> str:
+    """Text of a Chatbot message's content: a string, or Gradio 6's list of content blocks."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, dict):
+        return content.get("text", "") if content.get("type", "text") == "text" else ""
+    if isinstance(content, list | tuple):
+        return "".join(message_text(part) for part in content)
+    return ""
+
+
+def conversation(history: list[dict[str, Any]], system_prompt: str | None = "") -> list[dict[str, Any]]:
+    """The model's view of the chat: system prompt, then user and answer messages; thoughts left out."""
+    system_prompt = (system_prompt or "").strip()
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    for message in history:
+        if is_thought(message) or message.get("role") not in ("user", "assistant"):
+            continue
+        text = message_text(message.get("content"))
+        if messages and messages[-1]["role"] == message["role"] == "assistant":
+            messages[-1]["content"] += text
+        else:
+            messages.append({"role": message["role"], "content": text})
+    return messages

@@ -1,0 +1,57 @@
+"""Coalesce a fast event stream into a few UI updates per second.
+
+Every Gradio yield costs a server-side diff and postprocess of the whole value, so yielding per token makes long
+replies slow. `batched` reads the stream in a background task and hands over whatever arrived, at most once per
+`interval` seconds: the first event at once (time to first token matters), then batches; a lull flushes at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def batched(events: AsyncIterator[T], interval: float) -> AsyncIterator[list[T]]:
+    """Yield lists of events, at most one list per `interval`; errors from `events` are raised after the events
+    before them. Closing or cancelling this generator cancels the reader, which closes `events` (and upstream)."""
+    pending: list[T] = []
+    arrived = asyncio.Event()
+    failure: list[BaseException] = []
+
+    async def read() -> None:
+        try:
+            async for event in events:
+                pending.append(event)
+                arrived.set()
+        except Exception as exc:  # handed to the consumer below
+            failure.append(exc)
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+            arrived.set()
+
+    reader = asyncio.create_task(read())
+    try:
+        while True:
+            await arrived.wait()
+            arrived.clear()
+            if pending:
+                batch = pending[:]
+                pending.clear()
+                yield batch
+            if reader.done() and not pending:
+                break
+            if interval:
+                await asyncio.sleep(interval)
+        if failure:
+            raise failure[0]
+    finally:
+        if not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
