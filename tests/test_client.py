@@ -1,0 +1,157 @@
+"""The Python API shapes: AsyncClient, Client and the g4f-style ChatCompletion facade, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from backend import AsyncClient, ChatCompletion, Client, RateLimitError, UnknownModelError, load_settings
+from backend.types import ChatCompletion as CompletionObject
+from backend.types import ChatCompletionChunk
+from tests.conftest import scripted_config
+from tests.upstream import Reply
+
+
+@pytest.fixture
+def settings(upstream, write_config):
+    return load_settings(write_config(scripted_config(upstream)))
+
+
+async def test_async_create_returns_a_completion(settings, upstream):
+    upstream.enqueue(Reply.text(["Hello", " world"], usage=(4, 2)))
+    async with AsyncClient(settings=settings) as client:
+        reply = await client.chat.completions.create(
+            model="scripted/scripted-1", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert isinstance(reply, CompletionObject)
+    assert reply.choices[0].message.content == "Hello world"
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.choices[0].finish_reason == "stop"
+    assert (reply.usage.prompt_tokens, reply.usage.completion_tokens, reply.usage.total_tokens) == (4, 2, 6)
+    assert reply.model == "scripted/scripted-1" and reply.provider == "scripted"
+    assert reply.object == "chat.completion"
+
+
+async def test_async_stream_both_iteration_forms(settings, upstream):
+    upstream.enqueue(Reply.text(["a", "b", "c"]), Reply.text(["x", "y"]))
+    async with AsyncClient(settings=settings) as client:
+        direct = [c async for c in client.chat.completions.create(messages="hi", stream=True)]
+        awaited = [c async for c in await client.chat.completions.create(messages="hi", stream=True)]
+    for chunks, expected in ((direct, "abc"), (awaited, "xy")):
+        assert all(isinstance(c, ChatCompletionChunk) and c.choices for c in chunks)
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == expected
+        assert chunks[0].choices[0].delta.role == "assistant"
+        assert chunks[-1].choices[0].finish_reason == "stop"
+        assert chunks[-1].usage is not None
+
+
+async def test_parameters_are_passed_through(settings, upstream):
+    schema = {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}
+    tools = [{"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}]
+    async with AsyncClient(settings=settings) as client:
+        await client.chat.completions.create(
+            messages="hi",
+            temperature=0.1,
+            top_p=0.9,
+            max_tokens=12,
+            n=1,
+            seed=42,
+            stop=["END"],
+            timeout=30,
+            response_format=schema,
+            tools=tools,
+            tool_choice="auto",
+        )
+    body = upstream.chat_requests()[0].body
+    expected = {
+        "temperature": 0.1,
+        "top_p": 0.9,
+        "max_tokens": 12,
+        "n": 1,
+        "seed": 42,
+        "stop": ["END"],
+        "response_format": schema,
+        "tools": tools,
+        "tool_choice": "auto",
+    }
+    assert {key: body[key] for key in expected} == expected
+    assert body["messages"] == [{"role": "user", "content": "hi"}]
+
+
+async def test_tool_calls_are_assembled(settings, upstream):
+    calls = [
+        {"index": 0, "id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": '{"q": '}},
+        {"index": 0, "function": {"arguments": '"paris"}'}},
+    ]
+    upstream.enqueue(Reply.text([], tool_calls=calls, finish="tool_calls"))
+    async with AsyncClient(settings=settings) as client:
+        reply = await client.chat.completions.create(messages="weather?")
+    call = reply.choices[0].message.tool_calls[0]
+    assert (call.id, call.function.name, call.function.arguments) == ("call_9", "lookup", '{"q": "paris"}')
+    assert reply.choices[0].finish_reason == "tool_calls"
+
+
+async def test_errors_are_typed_and_raised_at_the_call(settings, upstream):
+    upstream.enqueue(*[Reply.error(429, "slow", {"retry-after": "120"})] * 3)
+    async with AsyncClient(settings=settings) as client:
+        with pytest.raises(RateLimitError):
+            await client.chat.completions.create(messages="hi")
+        with pytest.raises(UnknownModelError):
+            client.chat.completions.create(model="ghost/model", messages="hi", stream=True)
+
+
+async def test_gather_runs_requests_concurrently(settings, upstream):
+    upstream.default = Reply.text(["same"], delay=0.05)
+    async with AsyncClient(settings=settings) as client:
+        replies = await asyncio.gather(*(client.chat.completions.create(messages=f"q{i}") for i in range(5)))
+    assert [r.choices[0].message.content for r in replies] == ["same"] * 5
+
+
+def test_sync_client_create_and_stream(settings, upstream):
+    upstream.enqueue(Reply.text(["sync"]), Reply.text(["s", "t", "r"]))
+    with Client(settings=settings) as client:
+        reply = client.chat.completions.create(messages="hi")
+        assert reply.choices[0].message.content == "sync"
+        pieces = [c.choices[0].delta.content or "" for c in client.chat.completions.create(messages="hi", stream=True)]
+    assert "".join(pieces) == "str"
+
+
+def test_sync_stream_closed_early_closes_upstream(settings, upstream):
+    upstream.enqueue(Reply.text([f"w{i}" for i in range(400)], delay=0.02))
+    with Client(settings=settings) as client:
+        stream = client.chat.completions.create(messages="hi", stream=True)
+        next(stream)
+        next(stream)
+        stream.close()
+    sent = upstream.chat_requests()[0]
+    assert upstream.wait_for(lambda: sent.disconnected_at is not None, timeout=5)
+
+
+async def test_sync_client_works_inside_a_running_event_loop(settings, upstream):
+    upstream.enqueue(Reply.text(["inside"]))
+    with Client(settings=settings) as client:
+        assert client.chat.completions.create(messages="hi").choices[0].message.content == "inside"
+
+
+@pytest.fixture
+def facade(upstream, write_config, monkeypatch):
+    """ChatCompletion uses a shared default client that reads the config like the app does."""
+    monkeypatch.setenv("SWITCHBOARD_CONFIG", str(write_config(scripted_config(upstream))))
+    ChatCompletion._client = None
+    yield
+    if ChatCompletion._client is not None:
+        ChatCompletion._client.close()
+    ChatCompletion._client = None
+
+
+def test_chat_completion_facade_strings(facade, upstream):
+    upstream.enqueue(Reply.text(["Hi", " there"]), Reply.text(["str", "eam"]))
+    assert ChatCompletion.create(model="scripted/scripted-1", messages=[{"role": "user", "content": "x"}]) == "Hi there"
+    pieces = list(ChatCompletion.create(messages=[{"role": "user", "content": "x"}], stream=True))
+    assert pieces == ["str", "eam"]
+
+
+async def test_chat_completion_create_async(facade, upstream):
+    upstream.enqueue(Reply.text(["async", " text"]))
+    assert await ChatCompletion.create_async(messages=[{"role": "user", "content": "x"}]) == "async text"
