@@ -355,8 +355,8 @@ class Client:
 class ChatCompletion:
     """The g4f-style facade: plain strings in and out, on a shared default client.
 
-        for piece in ChatCompletion.create(model=..., messages=[...], stream=True): print(piece, end="")
-        text = await ChatCompletion.create_async(model=..., messages=[...])
+    for piece in ChatCompletion.create(model=..., messages=[...], stream=True): print(piece, end="")
+    text = await ChatCompletion.create_async(model=..., messages=[...])
     """
 
     _client: Client | None = None

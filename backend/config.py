@@ -56,7 +56,7 @@ class _ProviderBase(_Strict):
     def _no_keys_in_file(cls, data):
         if isinstance(data, dict) and "api_key" in data:
             raise ValueError(
-                'API keys are never stored in the config file: export the key in an environment variable and '
+                "API keys are never stored in the config file: export the key in an environment variable and "
                 'name it with api_key_env = "NAME"'
             )
         return data

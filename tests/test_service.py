@@ -131,7 +131,7 @@ async def test_route_fails_over_before_the_first_token(two_providers):
 
 
 async def test_long_retry_after_fails_over_instead_of_waiting(two_providers):
-    backend, first, second = two_providers
+    backend, first, _ = two_providers
     first.enqueue(Reply.error(429, "come back in an hour", {"retry-after": "3600"}))
     events = await run(backend, "fast")
     assert text(events) == "Hello from the scripted upstream."

@@ -1,8 +1,8 @@
 """`switchboard` (and `python -m webui`): run the app, check a config, or list models.
 
-    switchboard [--config PATH] [--host HOST] [--port PORT] [--share]
-    switchboard check [--config PATH]     validate the configuration and exit (0 valid, 2 invalid)
-    switchboard models [--config PATH]    list every model id and route the UI would offer
+switchboard [--config PATH] [--host HOST] [--port PORT] [--share]
+switchboard check [--config PATH]     validate the configuration and exit (0 valid, 2 invalid)
+switchboard models [--config PATH]    list every model id and route the UI would offer
 """
 
 from __future__ import annotations

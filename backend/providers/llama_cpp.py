@@ -211,9 +211,7 @@ class _Once:
         self._action()
 
 
-def _generate(
-    llm, settings: dict[str, Any], stop: threading.Event, done: _Once, loop, queue: asyncio.Queue
-) -> None:
+def _generate(llm, settings: dict[str, Any], stop: threading.Event, done: _Once, loop, queue: asyncio.Queue) -> None:
     """Worker thread: run one generation, handing events to the event loop; stops after any token once asked."""
 
     def send(item) -> None:

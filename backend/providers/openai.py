@@ -57,8 +57,11 @@ class OpenAIProvider(Provider):
         # A short-lived client: this runs at start-up on a loop other than the one that serves chats.
         with self._mapped_errors(model=None):
             async with httpx.AsyncClient(
-                base_url=self._client.base_url, headers=self._client.headers, proxy=self.config.proxy or None,
-                timeout=self.config.connect_timeout, trust_env=False,
+                base_url=self._client.base_url,
+                headers=self._client.headers,
+                proxy=self.config.proxy or None,
+                timeout=self.config.connect_timeout,
+                trust_env=False,
             ) as client:
                 response = await client.get("models")
             if response.status_code >= 400:

@@ -16,9 +16,9 @@ from contextlib import aclosing
 
 from ..errors import APIError, UnsupportedCapabilityError
 from ..events import Queued, Retrying, Started, StreamEvent, TextDelta
+from ..providers import Provider
 from ..request import ChatRequest
 from ..retry import retry_delay
-from ..providers import Provider
 from .registry import ModelRegistry
 
 
