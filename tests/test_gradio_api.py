@@ -53,3 +53,14 @@ def test_api_info_documents_chat_and_leaks_no_provider_details(app_url, upstream
         text = httpx.get(app_url + route, timeout=10).text
         assert "sk-do-not-leak-123" not in text
         assert upstream.base_url not in text
+
+
+def test_several_visitors_stream_at_once(app_url, upstream):
+    """Gradio's default is one event at a time; the app sets concurrency so replies overlap."""
+    upstream.default = Reply.text([f"w{i} " for i in range(30)], delay=0.05)
+    clients = [Client(app_url, verbose=False) for _ in range(3)]
+    jobs = [client.submit(message=f"visitor {i}", api_name="/chat") for i, client in enumerate(clients)]
+    assert upstream.wait_for(lambda: len(upstream.chat_requests()) == 3, timeout=20)
+    requests = upstream.chat_requests()
+    assert all(r.finished_at is None for r in requests)  # all three started before any finished
+    assert [job.result(timeout=60) for job in jobs] == ["".join(f"w{i} " for i in range(30))] * 3

@@ -244,3 +244,23 @@ async def _write_plain(writer: asyncio.StreamWriter, status: int, headers: dict[
     head += [f"{k}: {v}" for k, v in headers.items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
     await writer.drain()
+
+
+def main() -> None:
+    """Serve one fixed streamed reply forever: `python -m tests.upstream --port P --tokens N` (for benchmarks,
+    so the upstream does not share a process, and a GIL, with the client being measured)."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--tokens", type=int, default=10_000)
+    args = parser.parse_args()
+    server = ScriptedUpstream(default=Reply.text([f"t{i % 10} " for i in range(args.tokens)]))
+    server._thread.start()
+    asyncio.run_coroutine_threadsafe(asyncio.start_server(server._serve, "127.0.0.1", args.port), server._loop).result()
+    print("ready", flush=True)
+    server._thread.join()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""How a reply is laid out in the Chatbot, and what of the chat goes back to the model."""
+
+from __future__ import annotations
+
+from backend import Finish, Queued, ReasoningDelta, Retrying, Started, TextDelta, Usage
+from backend.errors import RateLimitError
+from webui.reply import ReplyView, conversation, stopped_marker
+
+
+def titles(messages) -> list[str]:
+    return [m["metadata"]["title"] for m in messages if m.get("metadata")]
+
+
+def test_reasoning_answer_and_footer():
+    view = ReplyView("fast")
+    for event in (
+        Started("openai", "o3"),
+        ReasoningDelta("Think"),
+        ReasoningDelta("ing."),
+        TextDelta("**Bold** answer"),
+        Usage(12, 34),
+        Finish("stop"),
+    ):
+        view.apply(event)
+    view.close()
+    reasoning, answer, footer = view.messages()
+    assert reasoning == {
+        "role": "assistant",
+        "content": "Thinking.",
+        "metadata": {"title": "Reasoning", "status": "done"},
+    }
+    assert answer == {"role": "assistant", "content": "**Bold** answer"}
+    assert footer["metadata"]["title"].startswith("openai/o3 · first token ")
+    assert "12 → 34 tokens" in footer["metadata"]["title"]
+    assert "Requested: `fast`" in footer["content"]
+
+
+def test_reasoning_block_stays_open_while_it_streams():
+    view = ReplyView("m")
+    view.apply(ReasoningDelta("hmm"))
+    assert view.messages()[0]["metadata"]["status"] == "pending"
+
+
+def test_waiting_and_retrying_status_lines_clear_once_text_flows():
+    view = ReplyView("local/gemma-3-270m")
+    view.apply(Queued(ahead=2))
+    assert titles(view.messages()) == ["⏳ Waiting for the model: 2 requests ahead"]
+    view.apply(Retrying("b", "m2", 1.5, "a/m1 is rate limiting requests."))
+    assert titles(view.messages()) == ["↻ a/m1 is rate limiting requests. Trying b/m2 in 1.5 s…"]
+    view.apply(Started("b", "m2"))
+    view.apply(TextDelta("hi"))
+    assert titles(view.messages()) == []
+
+
+def test_error_keeps_partial_answer_and_adds_one_sentence():
+    view = ReplyView("openai/gpt")
+    view.apply(TextDelta("Half an ans"))
+    view.fail(RateLimitError("slow", provider="openai", model="gpt", retry_after=12, partial_text="Half an ans"))
+    view.close()
+    answer, error = view.messages()
+    assert answer["content"] == "Half an ans"
+    assert error["metadata"]["title"] == "⚠️ openai/gpt is rate limiting requests; try again in 12 s."
+
+
+def test_conversation_sends_only_user_and_answer_text():
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": "Hi"}], "metadata": None},
+        {"role": "assistant", "content": "thinking", "metadata": {"title": "Reasoning", "status": "done"}},
+        {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}], "metadata": None},
+        {"role": "assistant", "content": "", "metadata": {"title": "local · 3 tok/s", "status": "done"}},
+        {"role": "user", "content": "Again"},
+        {"role": "assistant", "content": "Partial"},
+        stopped_marker(),
+    ]
+    assert conversation(history, "Be brief.") == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Again"},
+        {"role": "assistant", "content": "Partial"},
+    ]
+    assert conversation(history, None)[0] == {"role": "user", "content": "Hi"}
