@@ -35,7 +35,6 @@ class AppConfig(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
-    data_dir: Path = Path("~/.local/share/switchboard")
     max_upload_mb: float = Field(10, gt=0)
     concurrency: int = Field(16, ge=1, description="replies streamed at once through the UI, for all visitors")
     stream_interval_ms: int = Field(40, ge=0, le=1000, description="how often the UI pushes streamed text")

@@ -15,6 +15,7 @@ DOM of Gradio 6.31's Chatbot, found by dumping `page.inner_html("#chatbot")`:
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -302,3 +303,61 @@ def test_local_model_chat(request: pytest.FixtureRequest, serve_app):
     wait_until_idle(page)
     assert answer(page).inner_text().strip()
     page.screenshot(path=str(ARTIFACTS / "chat-local.png"))
+
+
+def test_renders_reasoning_markdown_code_and_latex(chat: Page, upstream: ScriptedUpstream):
+    """Reasoning shows as a "Reasoning" thought, collapsed once the answer is complete and opened by its title; the
+    answer's Markdown renders (bold, a highlighted code block with its own copy button) and its LaTeX goes through
+    KaTeX, inline and display, with no raw `**` or `$` left in the text the person reads. The answer is streamed in
+    pieces that split the bold, the code fence and both formulas, so the final render is of the joined text.
+
+    DOM found by dumping the rendered reply: a collapsed thought has no `.content` child and its `.title` lacks the
+    `expanded` class; a code block is `div.code_wrap` holding `button.copy_code_button` and `pre > code`."""
+    pieces = [
+        "Here is **bo",
+        "ld** text.\n\n```py",
+        "thon\nprint('h",
+        "i')\n```\n\nInline $E = m",
+        "c^2$ and\n\n$$\\int_0^1 x\\,",
+        "dx$$\n",
+    ]
+    upstream.enqueue(Reply.text(pieces, reasoning=["Let me ", "think."], delay=0.05))
+    chat.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    send(chat, "Show me some formatting.")
+
+    wait_for_footer(chat, "scripted/scripted-1", "5 → 6 tokens")
+    wait_until_idle(chat)
+    expect(chat.locator(THOUGHT_TITLES)).to_have_text(["Reasoning", re.compile(r"^\s*scripted/scripted-1 · first token ")])
+
+    # The reasoning: collapsed now that the answer is complete, its text revealed by clicking the title.
+    reasoning = chat.locator("#chatbot .bot-row .thought-group").filter(
+        has=chat.locator(".title", has_text=re.compile(r"^\s*Reasoning\s*$"))
+    )
+    title = reasoning.locator(":scope > .title")
+    expect(title).not_to_have_class(re.compile(r"\bexpanded\b"))
+    expect(reasoning.locator(".loading-spinner")).to_have_count(0)
+    expect(reasoning.locator(":scope > .content")).to_have_count(0)
+    assert "Let me think." not in chat.locator("#chatbot").inner_text()
+    title.click()
+    expect(title).to_have_class(re.compile(r"\bexpanded\b"))
+    expect(reasoning.locator(":scope > .content")).to_have_text("Let me think.")
+
+    # Markdown: bold is <strong>, not asterisks.
+    reply = answer(chat)
+    expect(reply.locator("strong")).to_have_text("bold")
+    # The fenced block: highlighted <pre><code>, with a copy button that copies the code.
+    block = reply.locator(".code_wrap")
+    expect(block).to_have_count(1)
+    expect(block.locator("pre > code.language-python")).to_have_text("print('hi')")
+    copy = block.locator("button.copy_code_button")
+    expect(copy).to_be_visible()
+    copy.click()
+    expect.poll(lambda: chat.evaluate("navigator.clipboard.readText()"), timeout=WAIT).to_equal("print('hi')")
+    # LaTeX: both formulas through KaTeX (the display one inside .katex-display), none of it left raw.
+    expect(reply.locator(".katex")).to_have_count(2)
+    expect(reply.locator(".katex-display .katex")).to_have_count(1)
+    expect(reply.locator(".katex-display")).to_contain_text("∫")
+    text = reply.inner_text()
+    assert "$" not in text and "**" not in text and "```" not in text, text
+    assert "E = mc^2" not in text and "\\int" not in text, text
+    chat.screenshot(path=str(ARTIFACTS / "chat-rendering.png"))

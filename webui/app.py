@@ -18,10 +18,7 @@ footer { display: none !important; }
 
 def prepare(backend: Backend) -> None:
     """Start loading local models in the background and ask providers without a model list what they serve."""
-    for provider in backend.providers.values():
-        warm_up = getattr(provider, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
+    backend.warm_up()
     asyncio.run(backend.models.refresh())
 
 

@@ -9,7 +9,6 @@ from typing import Any
 import gradio as gr
 
 from backend import Backend, ChatRequest, SwitchboardError, TextDelta
-from backend.providers.llama_cpp import LlamaCppProvider
 
 from .reply import ReplyView, conversation, is_thought, message_text, stopped_marker
 from .streaming import batched
@@ -182,5 +181,5 @@ def _is_bundled_model(backend: Backend, model_id: str | None) -> bool:
         targets = backend.models.resolve(model_id or "")
     except SwitchboardError:
         return False
-    provider = targets[0][0]
-    return isinstance(provider, LlamaCppProvider) and provider.config.model_path is None
+    config = targets[0][0].config
+    return config.kind == "llama_cpp" and config.model_path is None

@@ -51,5 +51,8 @@ class Provider(ABC):
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream the answer as events; raise an APIError subclass on failure. Closing the iterator stops at once."""
 
+    def warm_up(self) -> None:
+        """Start slow preparation (loading a model) in the background; most providers have none."""
+
     async def aclose(self) -> None:
         """Release connections or models."""

@@ -25,13 +25,10 @@ class Backend:
     def from_config(cls, path=None) -> Backend:
         return cls(load_settings(path))
 
-    async def start(self) -> None:
-        """Background start-up work: fill model lists and let local models begin loading."""
+    def warm_up(self) -> None:
+        """Let providers that load something (local models) start now, in the background."""
         for provider in self.providers.values():
-            warm_up = getattr(provider, "warm_up", None)
-            if warm_up is not None:
-                warm_up()
-        await self.models.refresh()
+            provider.warm_up()
 
     async def aclose(self) -> None:
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))
