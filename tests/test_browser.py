@@ -327,7 +327,9 @@ def test_renders_reasoning_markdown_code_and_latex(chat: Page, upstream: Scripte
 
     wait_for_footer(chat, "scripted/scripted-1", "5 → 6 tokens")
     wait_until_idle(chat)
-    expect(chat.locator(THOUGHT_TITLES)).to_have_text(["Reasoning", re.compile(r"^\s*scripted/scripted-1 · first token ")])
+    expect(chat.locator(THOUGHT_TITLES)).to_have_text(
+        ["Reasoning", re.compile(r"^\s*scripted/scripted-1 · first token ")]
+    )
 
     # The reasoning: collapsed now that the answer is complete, its text revealed by clicking the title.
     reasoning = chat.locator("#chatbot .bot-row .thought-group").filter(
@@ -351,12 +353,16 @@ def test_renders_reasoning_markdown_code_and_latex(chat: Page, upstream: Scripte
     expect(block.locator("pre > code.language-python")).to_have_text("print('hi')")
     copy = block.locator("button.copy_code_button")
     expect(copy).to_be_visible()
+    assert chat.evaluate("navigator.clipboard.readText()") == ""
     copy.click()
-    expect.poll(lambda: chat.evaluate("navigator.clipboard.readText()"), timeout=WAIT).to_equal("print('hi')")
+    copied = "async (code) => (await navigator.clipboard.readText()) === code"
+    chat.wait_for_function(copied, arg="print('hi')", polling=100, timeout=WAIT)
     # LaTeX: both formulas through KaTeX (the display one inside .katex-display), none of it left raw.
     expect(reply.locator(".katex")).to_have_count(2)
     expect(reply.locator(".katex-display .katex")).to_have_count(1)
     expect(reply.locator(".katex-display")).to_contain_text("∫")
+    # KaTeX's stylesheet is loaded: the MathML copy is clipped away, so each formula shows once.
+    expect(reply.locator(".katex-mathml").first).to_have_css("position", "absolute")
     text = reply.inner_text()
     assert "$" not in text and "**" not in text and "```" not in text, text
     assert "E = mc^2" not in text and "\\int" not in text, text

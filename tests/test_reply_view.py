@@ -43,6 +43,7 @@ def test_reasoning_block_stays_open_while_it_streams():
 
 def test_waiting_and_retrying_status_lines_clear_once_text_flows():
     view = ReplyView("local/gemma-3-270m")
+    assert titles(view.messages()) == ["⏳ Waiting for local/gemma-3-270m…"]
     view.apply(Queued(ahead=2))
     assert titles(view.messages()) == ["⏳ Waiting for the model: 2 requests ahead"]
     view.apply(Retrying("b", "m2", 1.5, "a/m1 is rate limiting requests."))

@@ -78,6 +78,7 @@ def build_chat_tab(backend: Backend) -> None:
             seed=int(seed_value) if seed_value is not None else None,
         )
         reply = ReplyView(request.model)
+        yield history + reply.messages()  # a "waiting" line at once, before the first token
         try:
             async for batch in batched(backend.chat.stream(request), interval):
                 for event in batch:
@@ -132,7 +133,8 @@ def build_chat_tab(backend: Backend) -> None:
         (chatbot.edit, edit, [chatbot]),
     ):
         started = trigger(prepare, inputs, [chatbot, *controls], queue=False, **private)
-        reply = started.success(respond, [chatbot, *settings], chatbot, **private)
+        # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
+        reply = started.success(respond, [chatbot, *settings], chatbot, show_progress="hidden", **private)
         # Runs after the reply ends or, on Stop, after the cancellation: so the marker cannot be overwritten.
         reply.then(finish, chatbot, [chatbot, *controls], queue=False, **private)
         replies.append(reply)

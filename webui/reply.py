@@ -36,7 +36,7 @@ class ReplyView:
         self.reasoning: list[str] = []
         self.text: list[str] = []
         self.tool_calls: dict[int, dict[str, str]] = {}
-        self.status = ""
+        self.status = f"⏳ Waiting for {requested_model}…"
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.error: SwitchboardError | None = None

@@ -37,7 +37,8 @@ EXAMPLE = [
     "Assistant: Jupiter is the largest planet in our solar system.",
     "",
 ]
-STOPS = ["\nUser:", "User:", "\n\n\n"]
+# The model also writes the next turns itself, in any case; stop where it starts the user's.
+STOPS = ["User:", "\nuser:", "\nUSER:", "\n\n\n"]
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.4
 REPEAT_PENALTY = 1.1
