@@ -3,6 +3,7 @@
 Public surface (everything else is internal):
 
     from backend import AsyncClient, Client, ChatCompletion          # OpenAI-shaped and g4f-style APIs
+    from backend import create_client                                # one model, plain-text helpers
     from backend import Backend, ChatRequest, load_settings          # the service layer the UI uses
     from backend import RateLimitError, AuthenticationError, ...     # the typed error tree
 
@@ -30,6 +31,9 @@ from .errors import (
     UnsupportedCapabilityError,
 )
 from .events import Finish, Queued, ReasoningDelta, Retrying, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
+from .factory import ChatClient, create_client
+from .imagegen import ImageRequest
+from .media import InvalidImageError
 from .request import ChatRequest
 from .services import Backend, ChatService
 
@@ -42,13 +46,16 @@ __all__ = [
     "AuthenticationError",
     "Backend",
     "BadRequestError",
+    "ChatClient",
     "ChatCompletion",
     "ChatRequest",
     "ChatService",
     "Client",
     "ConfigError",
     "Finish",
+    "ImageRequest",
     "InternalServerError",
+    "InvalidImageError",
     "NotFoundError",
     "PermissionDeniedError",
     "ProviderUnavailableError",
@@ -67,5 +74,6 @@ __all__ = [
     "UnknownModelError",
     "UnsupportedCapabilityError",
     "Usage",
+    "create_client",
     "load_settings",
 ]

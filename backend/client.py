@@ -12,6 +12,7 @@ thread, so it also works where a loop is already running (Jupyter, a Gradio hand
 from __future__ import annotations
 
 import asyncio
+import base64
 import threading
 import time
 import uuid
@@ -19,8 +20,10 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future
 from typing import Any
 
+from . import media
 from .config import Settings, load_settings
 from .events import Finish, ReasoningDelta, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
+from .imagegen import ImageRequest
 from .request import ChatRequest, Message
 from .services import Backend
 from .types import (
@@ -35,6 +38,8 @@ from .types import (
     ChunkChoice,
     CompletionUsage,
     FunctionCall,
+    ImageData,
+    ImagesResponse,
     ToolCall,
 )
 
@@ -221,14 +226,16 @@ class AsyncCompletions:
         tools: list[dict[str, Any]] | None = None,
         tool_choice: str | dict[str, Any] | None = None,
         extra_body: dict[str, Any] | None = None,
+        image: Any = None,
     ):
         """A coroutine returning a `ChatCompletion`, or with `stream=True` an `AsyncStream` of chunks.
 
-        `model` is `provider/model` or a route name; None means the configured default.
+        `model` is `provider/model` or a route name; None means the configured default. `image` (bytes, a path,
+        a file object, a PIL image, a data URL or an http(s) URL) is attached to the last user message.
         """
         request = ChatRequest(
             model=model or self._backend.models.default_chat,
-            messages=_messages(messages),
+            messages=self._with_image(_messages(messages), image),
             temperature=temperature,
             top_p=top_p,
             max_tokens=max_tokens,
@@ -248,6 +255,18 @@ class AsyncCompletions:
             return AsyncStream(events, request.model)
         return collect(events, request.model)
 
+    def _with_image(self, messages: list[Message], image: Any) -> list[Message]:
+        if image is None:
+            return messages
+        image_part = media.image_part(image, max_bytes=self._backend.settings.app.max_upload_bytes)
+        for position in range(len(messages) - 1, -1, -1):
+            if messages[position].get("role") == "user":
+                content = messages[position]["content"]
+                parts = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+                messages[position] = {**messages[position], "content": [*parts, image_part]}
+                return messages
+        return [*messages, {"role": "user", "content": [image_part]}]
+
 
 class _Namespace:
     def __init__(self, **attributes) -> None:
@@ -263,6 +282,7 @@ class AsyncClient:
     def __init__(self, config: str | None = None, *, settings: Settings | None = None) -> None:
         self.backend = Backend(settings or load_settings(config))
         self.chat = _Namespace(completions=AsyncCompletions(self.backend))
+        self.images = AsyncImages(self.backend)
 
     async def aclose(self) -> None:
         await self.backend.aclose()
@@ -333,6 +353,7 @@ class Client:
         self._async = AsyncClient(config, settings=settings)
         self.backend = self._async.backend
         self.chat = _Namespace(completions=Completions(self._runner, self._async.chat.completions))
+        self.images = _Namespace(generate=lambda **kwargs: self.run(self._async.images.generate(**kwargs)))
 
     def run(self, coroutine):
         """Run a coroutine on this client's event loop and return its result."""
@@ -389,3 +410,45 @@ class ChatCompletion:
             return reply.choices[0].message.content or ""
 
         return await asyncio.wrap_future(client.submit(run()))
+
+
+class AsyncImages:
+    def __init__(self, backend: Backend) -> None:
+        self._backend = backend
+
+    async def generate(
+        self,
+        *,
+        prompt: str,
+        model: str | None = None,
+        n: int = 1,
+        size: str = "1024x1024",
+        response_format: str = "url",
+        negative_prompt: str | None = None,
+        seed: int | None = None,
+        quality: str | None = None,
+    ) -> ImagesResponse:
+        """Generate images; every image is also saved under the data directory.
+
+        `response_format="url"` gives `data[i].url`, the path of the saved file; `"b64_json"` the bytes in base64.
+        """
+        if response_format not in ("url", "b64_json"):
+            raise ValueError('response_format must be "url" or "b64_json"')
+        request = ImageRequest(
+            model=model or self._backend.settings.defaults.image or "",
+            prompt=prompt,
+            negative_prompt=negative_prompt,
+            size=size,
+            n=n,
+            seed=seed,
+            quality=quality,
+        )
+        stored = await self._backend.images.generate(request)
+        data = []
+        for image in stored:
+            if response_format == "url":
+                data.append(ImageData(url=str(image.path), revised_prompt=image.revised_prompt))
+            else:
+                encoded = base64.b64encode(image.path.read_bytes()).decode("ascii")
+                data.append(ImageData(b64_json=encoded, revised_prompt=image.revised_prompt))
+        return ImagesResponse(created=int(time.time()), model=request.model, data=data)

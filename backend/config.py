@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from .errors import ConfigError
@@ -39,12 +39,21 @@ class AppConfig(_Strict):
     concurrency: int = Field(16, ge=1, description="replies streamed at once through the UI, for all visitors")
     stream_interval_ms: int = Field(40, ge=0, le=1000, description="how often the UI pushes streamed text")
     embedded_model: bool = Field(True, description="offer the bundled offline model as provider 'local'")
+    data_dir: Path = Field(Path("~/.local/share/switchboard"), description="generated images and their details")
+    allow_private_image_urls: bool = Field(False, description="let image URLs point at private/loopback hosts")
+    image_fetch_timeout: float = Field(15.0, gt=0)
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1_000_000)
 
 
 class Defaults(_Strict):
-    """What each tab starts with; a `provider/model` id or a route name."""
+    """What each tab starts with: a `provider/model` id (or, for chat, a route name). Empty: the first capable."""
 
     chat: str | None = None
+    image: str | None = None
+    vision: str | None = None
 
 
 class _ProviderBase(_Strict):
@@ -61,18 +70,18 @@ class _ProviderBase(_Strict):
         return data
 
 
-class OpenAIProviderConfig(_ProviderBase):
-    """Any OpenAI-compatible endpoint: OpenAI, OpenRouter, Groq, vLLM, llama.cpp server, LM Studio, Ollama's /v1."""
+class _HTTPProviderBase(_ProviderBase):
+    """Fields every provider reached over HTTP has. Model lists say what each model can do."""
 
-    kind: Literal["openai"]
     base_url: str
     api_key_env: str | None = None
-    models: list[str] = Field(default_factory=list, description="empty: ask the endpoint's /models at start-up")
+    models: list[str] = Field(default_factory=list, description="chat models; empty: ask the endpoint")
+    vision_models: list[str] = Field(default_factory=list, description="models that also read images")
+    image_models: list[str] = Field(default_factory=list, description="models that generate images")
     headers: dict[str, str] = Field(default_factory=dict)
     proxy: str | None = None
     connect_timeout: float = Field(10.0, gt=0)
     read_timeout: float = Field(120.0, gt=0, description="longest silence allowed between two chunks")
-    stream_usage: bool = Field(True, description="ask for token usage at the end of a stream")
     retry_after_cap: float = Field(20.0, ge=0, description="longer Retry-After waits fail over instead")
 
     @field_validator("base_url")
@@ -89,11 +98,78 @@ class OpenAIProviderConfig(_ProviderBase):
             raise ValueError(f"environment variable {name} is not set (it should hold this provider's API key)")
         return name
 
+    # A key handed over in code (create_client), never read from a file.
+    _given_key: str | None = PrivateAttr(None)
+
+    def use_key(self, key: str | None) -> None:
+        self._given_key = key
+
     def api_key(self) -> str | None:
+        if self._given_key:
+            return self._given_key
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
     def model_names(self) -> list[str]:
-        return list(self.models)
+        """Chat-capable models: `models`, then vision models not already listed."""
+        return list(dict.fromkeys([*self.models, *self.vision_models]))
+
+    def vision_names(self) -> list[str]:
+        return list(self.vision_models)
+
+    def image_names(self) -> list[str]:
+        return list(self.image_models)
+
+
+class OpenAIProviderConfig(_HTTPProviderBase):
+    """Any OpenAI-compatible endpoint: OpenAI, OpenRouter, Groq, vLLM, llama.cpp server, LM Studio, Ollama's /v1.
+    Its `image_models` use `/images/generations`."""
+
+    kind: Literal["openai"]
+    stream_usage: bool = Field(True, description="ask for token usage at the end of a stream")
+
+
+class OllamaProviderConfig(_HTTPProviderBase):
+    """Ollama's native API: /api/chat (NDJSON stream), /api/tags for the model list."""
+
+    kind: Literal["ollama"]
+    base_url: str = "http://127.0.0.1:11434"
+    keep_alive: str | None = Field(None, description='how long Ollama keeps the model loaded, e.g. "5m"')
+
+
+class AnthropicProviderConfig(_HTTPProviderBase):
+    """Anthropic's Messages API (SSE)."""
+
+    kind: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com"
+    api_key_env: str | None = "ANTHROPIC_API_KEY"
+    anthropic_version: str = "2023-06-01"
+    max_tokens: int = Field(4096, ge=1, description="used when a request sets none (the API requires one)")
+    thinking_budget: int | None = Field(None, ge=1024, description="enable extended thinking with this budget")
+
+
+class GeminiProviderConfig(_HTTPProviderBase):
+    """Google's Gemini API (streamGenerateContent with SSE)."""
+
+    kind: Literal["gemini"]
+    base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+    api_key_env: str | None = "GEMINI_API_KEY"
+    include_thoughts: bool = Field(True, description="stream the model's thought summaries as reasoning")
+
+
+class Automatic1111ProviderConfig(_HTTPProviderBase):
+    """An AUTOMATIC1111 / Forge Stable Diffusion server (/sdapi/v1/txt2img); image generation only.
+    Each `image_models` entry is a checkpoint name, or "default" for whatever the server has loaded."""
+
+    kind: Literal["automatic1111"]
+    base_url: str = "http://127.0.0.1:7861"
+    image_models: list[str] = Field(default_factory=lambda: ["default"])
+    steps: int = Field(20, ge=1, le=150)
+    cfg_scale: float = Field(7.0, ge=1, le=30)
+    sampler_name: str | None = None
+    read_timeout: float = Field(300.0, gt=0, description="image generation can take minutes on a CPU")
+
+    def model_names(self) -> list[str]:
+        return []
 
 
 class LlamaCppProviderConfig(_ProviderBase):
@@ -109,8 +185,23 @@ class LlamaCppProviderConfig(_ProviderBase):
     def model_names(self) -> list[str]:
         return [self.model]
 
+    def vision_names(self) -> list[str]:
+        return []
 
-ProviderConfig = Annotated[OpenAIProviderConfig | LlamaCppProviderConfig, Field(discriminator="kind")]
+    def image_names(self) -> list[str]:
+        return []
+
+
+KINDS = ("openai", "ollama", "anthropic", "gemini", "automatic1111", "llama_cpp")
+ProviderConfig = Annotated[
+    OpenAIProviderConfig
+    | OllamaProviderConfig
+    | AnthropicProviderConfig
+    | GeminiProviderConfig
+    | Automatic1111ProviderConfig
+    | LlamaCppProviderConfig,
+    Field(discriminator="kind"),
+]
 
 
 class Settings(BaseSettings):
@@ -159,7 +250,20 @@ class Settings(BaseSettings):
             problem = self._unknown_model(self.defaults.chat)
             if problem:
                 raise ValueError(f"defaults.chat: {problem}")
+        for task in ("image", "vision"):
+            capable = self.capable_models(task)
+            chosen = getattr(self.defaults, task)
+            if chosen is None:
+                setattr(self.defaults, task, capable[0] if capable else None)
+            elif chosen not in capable:
+                offered = ", ".join(capable) or f"none: list models under {task}_models of a provider"
+                raise ValueError(f"defaults.{task}: {chosen!r} is not a configured {task} model ({offered})")
         return self
+
+    def capable_models(self, task: str) -> list[str]:
+        """Every `provider/model` id configured for `task`: "chat", "vision" or "image"."""
+        names = {"chat": "model_names", "vision": "vision_names", "image": "image_names"}[task]
+        return [f"{p}/{m}" for p, config in self.providers.items() for m in getattr(config, names)()]
 
     def _unknown_model(self, model_id: str) -> str | None:
         provider, _, model = model_id.partition("/")
@@ -230,9 +334,9 @@ def _describe(exc: ValidationError) -> str:
     if first["type"] == "extra_forbidden":
         message = "unknown field"
     elif first["type"] == "union_tag_invalid":
-        message = f"unknown kind {first['input'].get('kind')!r} (expected one of: openai, llama_cpp)"
+        message = f"unknown kind {first['input'].get('kind')!r} (expected one of: {', '.join(KINDS)})"
     elif first["type"] == "union_tag_not_found":
-        message = 'missing "kind" (one of: openai, llama_cpp)'
+        message = f'missing "kind" (one of: {", ".join(KINDS)})'
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{loc + ': ' if loc else ''}{message}{more}"
 
@@ -240,6 +344,6 @@ def _describe(exc: ValidationError) -> str:
 def _field_path(loc: tuple) -> str:
     parts = [str(part) for part in loc]
     # pydantic puts the union tag in the location (providers.openai.openai.base_url); readers want the TOML path.
-    if len(parts) >= 3 and parts[0] == "providers" and parts[2] in ("openai", "llama_cpp"):
+    if len(parts) >= 3 and parts[0] == "providers" and parts[2] in KINDS:
         del parts[2]
     return ".".join(parts)

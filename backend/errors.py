@@ -67,9 +67,12 @@ class UnknownModelError(SwitchboardError):
 
 
 class UnsupportedCapabilityError(SwitchboardError):
-    """The chosen model cannot do what was asked (tools on the local model, n > 1, ...); checked before any call."""
+    """The chosen model cannot do what was asked (images to a text model, tools on the local model, n > 1, ...);
+    checked before any call."""
 
     def user_message(self) -> str:
+        if self.provider is None and self.model is None:
+            return self.message
         return f"{self.where} cannot do that: {self.message}"
 
 

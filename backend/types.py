@@ -76,3 +76,17 @@ class ChatCompletionChunk(BaseModel):
     provider: str | None = None
     choices: list[ChunkChoice]
     usage: CompletionUsage | None = None
+
+
+class ImageData(BaseModel):
+    """One generated image: `url` is the local file it was saved to, `b64_json` its bytes in base64."""
+
+    url: str | None = None
+    b64_json: str | None = None
+    revised_prompt: str | None = None
+
+
+class ImagesResponse(BaseModel):
+    created: int
+    model: str
+    data: list[ImageData]

@@ -115,7 +115,8 @@ def test_cli_refuses_bad_config_with_exit_2_and_no_traceback(write_config):
     path = write_config('[providers.x]\nkind = "nope"\n')
     result = _switchboard("--config", str(path))
     assert result.returncode == 2
-    expected = f"switchboard: {path}: providers.x: unknown kind 'nope' (expected one of: openai, llama_cpp)"
+    kinds = "openai, ollama, anthropic, gemini, automatic1111, llama_cpp"
+    expected = f"switchboard: {path}: providers.x: unknown kind 'nope' (expected one of: {kinds})"
     assert result.stderr.strip() == expected
     assert "Traceback" not in result.stderr
 

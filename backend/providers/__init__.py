@@ -12,6 +12,7 @@ from .base import Provider
 ADAPTERS: dict[str, str] = {
     "openai": "backend.providers.openai:OpenAIProvider",
     "llama_cpp": "backend.providers.llama_cpp:LlamaCppProvider",
+    "automatic1111": "backend.providers.automatic1111:Automatic1111Provider",
 }
 
 

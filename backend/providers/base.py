@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
 from ..errors import UnsupportedCapabilityError
 from ..events import StreamEvent
+from ..media import has_images
 from ..request import ChatRequest
 
 
@@ -16,7 +17,9 @@ class Provider(ABC):
 
     kind: ClassVar[str]
     # Request parameters this adapter can honour; others are refused before any network call.
-    supported_params: ClassVar[frozenset[str]]
+    supported_params: ClassVar[frozenset[str]] = frozenset()
+    # What the adapter can do at all; the config's model lists say which models do it.
+    tasks: ClassVar[frozenset[str]] = frozenset({"chat"})
 
     def __init__(self, name: str, config) -> None:
         self.name = name
@@ -38,7 +41,18 @@ class Provider(ABC):
         return self.declared_models()
 
     def check(self, request: ChatRequest) -> None:
-        """Raise UnsupportedCapabilityError when the request asks for something this adapter cannot do."""
+        """Raise UnsupportedCapabilityError when the request asks for something this model cannot do."""
+        if "chat" not in self.tasks:
+            raise UnsupportedCapabilityError(
+                f"{self.kind} providers only generate images", provider=self.name, model=request.model
+            )
+        if has_images(request.messages) and request.model not in self.config.vision_names():
+            raise UnsupportedCapabilityError(
+                "this model does not read images; pick a vision model, or list it under vision_models in the "
+                "config if it does",
+                provider=self.name,
+                model=request.model,
+            )
         unsupported = sorted(set(request.params()) - self.supported_params)
         if unsupported:
             raise UnsupportedCapabilityError(
@@ -47,9 +61,13 @@ class Provider(ABC):
                 model=request.model,
             )
 
-    @abstractmethod
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream the answer as events; raise an APIError subclass on failure. Closing the iterator stops at once."""
+        raise UnsupportedCapabilityError("chat is not supported", provider=self.name, model=request.model)
+
+    async def generate_images(self, request) -> list:
+        """Generate images for an ImageRequest; a list of GeneratedImage."""
+        raise UnsupportedCapabilityError("image generation is not supported", provider=self.name, model=request.model)
 
     def warm_up(self) -> None:
         """Start slow preparation (loading a model) in the background; most providers have none."""

@@ -7,65 +7,46 @@ the final usage chunk and finish reasons.
 
 from __future__ import annotations
 
-import contextlib
+import base64
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import httpx
 from httpx_sse import EventSource
 
 from ..errors import (
     APIConnectionError,
     APIError,
-    APITimeoutError,
     InternalServerError,
     RateLimitError,
     StreamError,
     error_class_for_status,
-    redact,
 )
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
+from ..imagegen import GeneratedImage, ImageRequest
 from ..request import PASS_THROUGH, ChatRequest
-from ..retry import parse_retry_after
-from .base import Provider
+from .http import HTTPProvider, sniff_mime
 
 
-class OpenAIProvider(Provider):
+class OpenAIProvider(HTTPProvider):
     kind = "openai"
     supported_params = frozenset(PASS_THROUGH)
+    tasks = frozenset({"chat", "image"})
 
-    def __init__(self, name: str, config) -> None:
-        super().__init__(name, config)
-        self._api_key = config.api_key()
+    def auth_headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream, application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        headers.update(config.headers)
-        self._client = httpx.AsyncClient(
-            base_url=config.base_url + "/",
-            headers=headers,
-            proxy=config.proxy or None,
-            timeout=httpx.Timeout(connect=config.connect_timeout, read=config.read_timeout, write=30, pool=30),
-            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
-            trust_env=False,
-        )
+        return headers
 
     async def list_models(self) -> list[str]:
         if self.config.models:
             return list(self.config.models)
-        # A short-lived client: this runs at start-up on a loop other than the one that serves chats.
-        with self._mapped_errors(model=None):
-            async with httpx.AsyncClient(
-                base_url=self._client.base_url,
-                headers=self._client.headers,
-                proxy=self.config.proxy or None,
-                timeout=self.config.connect_timeout,
-                trust_env=False,
-            ) as client:
+        with self.mapped_errors(model=None):
+            async with self.short_lived_client() as client:
                 response = await client.get("models")
             if response.status_code >= 400:
-                raise self._status_error(response, model=None)
+                raise self.status_error(response, model=None)
             return sorted(entry["id"] for entry in response.json().get("data", []))
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
@@ -74,14 +55,13 @@ class OpenAIProvider(Provider):
         if self.config.stream_usage:
             body["stream_options"] = {"include_usage": True}
         body.update(request.extra_body)
-        timeout = httpx.Timeout(request.timeout, connect=self.config.connect_timeout) if request.timeout else None
-        with self._mapped_errors(request.model):
+        with self.mapped_errors(request.model):
             async with self._client.stream(
-                "POST", "chat/completions", json=body, **({"timeout": timeout} if timeout else {})
+                "POST", "chat/completions", json=body, timeout=self.timeout(request.timeout)
             ) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    raise self._status_error(response, request.model)
+                    raise self.status_error(response, request.model)
                 content_type = response.headers.get("content-type", "").partition(";")[0].strip()
                 if content_type == "application/json":
                     # Some servers ignore stream=true and answer with one completion object.
@@ -102,7 +82,7 @@ class OpenAIProvider(Provider):
                         return
                     if not data:
                         continue
-                    payload = self._decode(data, request.model)
+                    payload = self.decode_json(data, request.model)
                     if "error" in payload and not payload.get("choices"):
                         raise self._event_error(payload["error"], request.model)
                     for event in chunk_events(payload):
@@ -116,43 +96,40 @@ class OpenAIProvider(Provider):
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def _decode(self, data: str, model: str) -> dict[str, Any]:
-        try:
-            payload = json.loads(data)
-        except json.JSONDecodeError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise StreamError(f"malformed event: {data[:80]!r}", provider=self.name, model=model)
-        return payload
-
-    @contextlib.contextmanager
-    def _mapped_errors(self, model: str | None) -> Iterator[None]:
-        """Turn httpx's transport errors into our typed errors, most specific first."""
-        try:
-            yield
-        except httpx.TimeoutException as exc:
-            raise APITimeoutError(
-                f"{type(exc).__name__} after the configured timeout", provider=self.name, model=model
-            ) from None
-        except (httpx.TransportError, httpx.StreamError) as exc:
-            message = redact(str(exc) or type(exc).__name__, [self._api_key or ""])
-            raise APIConnectionError(message, provider=self.name, model=model) from None
-
-    def _status_error(self, response: httpx.Response, model: str | None) -> APIError:
-        status = response.status_code
-        message = _error_message(response) or response.reason_phrase or "error"
-        return error_class_for_status(status)(
-            redact(message, [self._api_key or ""]),
-            provider=self.name,
-            model=model,
-            status=status,
-            retry_after=parse_retry_after(response.headers),
-        )
+    async def generate_images(self, request: ImageRequest) -> list[GeneratedImage]:
+        """`/images/generations`. GPT image models always answer in base64; others are asked for base64 too,
+        and a URL answer is downloaded at once (OpenAI's URLs expire after an hour)."""
+        body: dict[str, Any] = {"model": request.model, "prompt": request.prompt, "n": request.n, "size": request.size}
+        if not request.model.startswith("gpt-image"):
+            body["response_format"] = "b64_json"
+        if request.quality:
+            body["quality"] = request.quality
+        if request.seed is not None:  # not OpenAI's own API, but accepted by several compatible servers
+            body["seed"] = request.seed
+        with self.mapped_errors(request.model):
+            response = await self._client.post("images/generations", json=body, timeout=self.timeout(300))
+            if response.status_code >= 400:
+                raise self.status_error(response, request.model)
+            images = []
+            for item in response.json().get("data") or []:
+                if item.get("b64_json"):
+                    data = base64.b64decode(item["b64_json"])
+                elif item.get("url"):
+                    download = await self._client.get(item["url"], timeout=self.timeout(120))
+                    if download.status_code >= 400:
+                        raise self.status_error(download, request.model)
+                    data = download.content
+                else:
+                    continue
+                images.append(GeneratedImage(data, sniff_mime(data), revised_prompt=item.get("revised_prompt")))
+        if not images:
+            raise StreamError("the answer held no image", provider=self.name, model=request.model)
+        return images
 
     def _event_error(self, error: Any, model: str) -> APIError:
         """An error sent inside a 200 stream, e.g. `data: {"error": {"message": ..., "type": ..., "code": ...}}`."""
         details = error if isinstance(error, dict) else {"message": str(error)}
-        message = redact(str(details.get("message") or "error event in the stream"), [self._api_key or ""])
+        message = self.secret(str(details.get("message") or "error event in the stream"))
         code = details.get("code")
         kind = f"{details.get('type', '')} {code or ''}".lower()
         if isinstance(code, int) and code >= 400:
@@ -162,17 +139,6 @@ class OpenAIProvider(Provider):
         else:
             cls = InternalServerError
         return cls(message, provider=self.name, model=model, status=code if isinstance(code, int) else None)
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.text.strip()[:300]
-    error = body.get("error", body) if isinstance(body, dict) else body
-    if isinstance(error, dict):
-        return str(error.get("message") or error.get("detail") or error)[:300]
-    return str(error)[:300]
 
 
 def chunk_events(payload: dict[str, Any]) -> Iterator[StreamEvent]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 
 from ..config import Settings, load_settings
+from ..imagegen import ImageStore
 from ..providers import Provider, create_provider
 from .chat import ChatService
+from .images import ImageService
 from .registry import ModelChoice, ModelRegistry
+from .vision import VisionService
 
 
 class Backend:
@@ -20,6 +23,8 @@ class Backend:
         }
         self.models = ModelRegistry(settings, self.providers)
         self.chat = ChatService(self.models)
+        self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images"))
+        self.vision = VisionService(self.chat)
 
     @classmethod
     def from_config(cls, path=None) -> Backend:
@@ -34,4 +39,4 @@ class Backend:
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))
 
 
-__all__ = ["Backend", "ChatService", "ModelChoice", "ModelRegistry"]
+__all__ = ["Backend", "ChatService", "ImageService", "ModelChoice", "ModelRegistry", "VisionService"]

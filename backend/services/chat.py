@@ -16,6 +16,7 @@ from contextlib import aclosing
 
 from ..errors import APIError, UnsupportedCapabilityError
 from ..events import Queued, Retrying, Started, StreamEvent, TextDelta
+from ..media import has_images, inline_remote_images
 from ..providers import Provider
 from ..request import ChatRequest
 from ..retry import retry_delay
@@ -29,6 +30,14 @@ class ChatService:
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream events for `request` (its `model` a provider/model id or a route name)."""
         targets = self.plan(request)
+        if has_images(request.messages):
+            app = self.models.settings.app
+            request.messages = await inline_remote_images(
+                request.messages,
+                allow_private=app.allow_private_image_urls,
+                max_bytes=app.max_upload_bytes,
+                timeout=app.image_fetch_timeout,
+            )
         failures: list[APIError] = []
         for position, (provider, model) in enumerate(targets):
             attempt = 0

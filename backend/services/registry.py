@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 
 from ..config import Settings
-from ..errors import SwitchboardError, UnknownModelError
+from ..errors import SwitchboardError, UnknownModelError, UnsupportedCapabilityError
 from ..providers import Provider
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,23 @@ class ModelRegistry:
                 f"Unknown model {model_id!r}: provider {provider_name!r} offers {', '.join(declared)}."
             )
         return provider, model
+
+    def resolve_task(self, model_id: str, task: str) -> tuple[Provider, str]:
+        """The provider and model name for an image ("image") or vision ("vision") model id."""
+        capable = self.settings.capable_models(task)
+        if model_id not in capable:
+            what = {"image": "generate images", "vision": "read images"}[task]
+            offered = ", ".join(capable) or f"none configured (list models under {task}_models)"
+            raise UnsupportedCapabilityError(f"{model_id or 'no model'} cannot {what}; models that can: {offered}.")
+        provider_name, _, model = model_id.partition("/")
+        return self.providers[provider_name], model
+
+    def choices(self, task: str) -> list[ModelChoice]:
+        """Picker entries for "image" or "vision" models."""
+        return [
+            ModelChoice(model_id, model_id.partition("/")[0], model_id.replace("/", " · ", 1))
+            for model_id in self.settings.capable_models(task)
+        ]
 
     async def refresh(self, timeout: float = 5.0) -> None:
         """Ask providers without a configured model list what they serve; a failure only logs a warning."""

@@ -1,0 +1,120 @@
+"""Image generation requests and results, and where generated images are kept.
+
+Every generated image is written under `<data_dir>/images/` with aiofiles, next to a JSON file holding the prompt,
+model and parameters; both are written to a temporary name and renamed, so a crash never leaves half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiofiles
+import aiofiles.os
+
+SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+
+
+@dataclass(slots=True)
+class ImageRequest:
+    """One generation request. `model` is `provider/model` until the service resolves it."""
+
+    model: str
+    prompt: str
+    negative_prompt: str | None = None
+    size: str = "1024x1024"
+    n: int = 1
+    seed: int | None = None
+    quality: str | None = None
+
+    def for_model(self, model: str) -> ImageRequest:
+        return replace(self, model=model)
+
+    def dimensions(self) -> tuple[int, int]:
+        match = SIZE.match(self.size)
+        if not match:
+            raise ValueError(f"size must look like 1024x1024 (got {self.size!r})")
+        return int(match[1]), int(match[2])
+
+
+@dataclass(slots=True)
+class GeneratedImage:
+    """What an adapter returns: image bytes (PNG, JPEG or WebP) and what the provider said about them."""
+
+    data: bytes
+    mime: str = "image/png"
+    revised_prompt: str | None = None
+    seed: int | None = None
+
+
+@dataclass(slots=True)
+class StoredImage:
+    """A generated image saved under the data directory, with its details."""
+
+    path: Path
+    prompt: str
+    model: str
+    size: str
+    negative_prompt: str | None = None
+    seed: int | None = None
+    revised_prompt: str | None = None
+    created: float = field(default_factory=time.time)
+
+    def details(self) -> dict[str, Any]:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+
+
+EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
+
+
+class ImageStore:
+    """Generated images on disk: `<root>/<stamp>-<id>.<ext>` plus `<same name>.json` with the details."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser()
+
+    async def save(self, image: GeneratedImage, request: ImageRequest, model_id: str) -> StoredImage:
+        await aiofiles.os.makedirs(self.root, exist_ok=True)
+        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+        path = self.root / f"{stem}{EXTENSIONS.get(image.mime, '.png')}"
+        stored = StoredImage(
+            path=path,
+            prompt=request.prompt,
+            model=model_id,
+            size=request.size,
+            negative_prompt=request.negative_prompt,
+            seed=image.seed if image.seed is not None else request.seed,
+            revised_prompt=image.revised_prompt,
+        )
+        await _write_atomically(path, image.data)
+        await _write_atomically(path.with_suffix(".json"), json.dumps(stored.details(), indent=2).encode())
+        return stored
+
+    async def history(self, limit: int = 100) -> list[StoredImage]:
+        """The most recent generated images, newest first; unreadable entries are skipped."""
+        if not await aiofiles.os.path.isdir(self.root):
+            return []
+        names = sorted((n for n in await aiofiles.os.listdir(self.root) if n.endswith(".json")), reverse=True)
+        stored = []
+        for name in names[:limit]:
+            try:
+                async with aiofiles.open(self.root / name, "rb") as file:
+                    details = json.loads(await file.read())
+                details["path"] = Path(details["path"])
+                if await aiofiles.os.path.isfile(details["path"]):
+                    stored.append(StoredImage(**details))
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+        return stored
+
+
+async def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    async with aiofiles.open(temporary, "wb") as file:
+        await file.write(data)
+    await aiofiles.os.replace(temporary, path)

@@ -1,0 +1,118 @@
+"""What every adapter that speaks HTTP shares: the httpx client, transport-error mapping, status errors, redaction."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from ..errors import APIConnectionError, APIError, APITimeoutError, error_class_for_status, redact
+from ..retry import parse_retry_after
+from .base import Provider
+
+
+class HTTPProvider(Provider):
+    """A provider reached over HTTP. Subclasses add their auth headers in `auth_headers()`."""
+
+    def __init__(self, name: str, config) -> None:
+        super().__init__(name, config)
+        self._api_key = config.api_key()
+        self._client = httpx.AsyncClient(
+            base_url=config.base_url + "/",
+            headers={**self.auth_headers(), **config.headers},
+            proxy=config.proxy or None,
+            timeout=self.timeout(),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            trust_env=False,
+        )
+
+    def auth_headers(self) -> dict[str, str]:
+        return {}
+
+    def timeout(self, total: float | None = None) -> httpx.Timeout:
+        """Connect timeout, and a read timeout that bounds the silence between two chunks."""
+        return httpx.Timeout(total or self.config.read_timeout, connect=self.config.connect_timeout)
+
+    def short_lived_client(self) -> httpx.AsyncClient:
+        """A client for start-up calls (model lists) made on an event loop other than the one serving chats."""
+        return httpx.AsyncClient(
+            base_url=self._client.base_url,
+            headers=self._client.headers,
+            proxy=self.config.proxy or None,
+            timeout=self.config.connect_timeout,
+            trust_env=False,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def secret(self, text: str) -> str:
+        """`text` with this provider's key removed."""
+        return redact(text, [self._api_key or ""])
+
+    @contextlib.contextmanager
+    def mapped_errors(self, model: str | None) -> Iterator[None]:
+        """Turn httpx's transport errors into our typed errors, most specific first."""
+        try:
+            yield
+        except httpx.TimeoutException as exc:
+            raise APITimeoutError(
+                f"{type(exc).__name__} after the configured timeout", provider=self.name, model=model
+            ) from None
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise APIConnectionError(
+                self.secret(str(exc) or type(exc).__name__), provider=self.name, model=model
+            ) from None
+
+    def status_error(self, response: httpx.Response, model: str | None) -> APIError:
+        """The typed error for an HTTP error response (its body must have been read)."""
+        status = response.status_code
+        message = error_message(response) or response.reason_phrase or "error"
+        return error_class_for_status(status)(
+            self.secret(message),
+            provider=self.name,
+            model=model,
+            status=status,
+            retry_after=parse_retry_after(response.headers),
+        )
+
+    def decode_json(self, data: str | bytes, model: str | None) -> dict[str, Any]:
+        """One JSON object from a stream; anything else is a StreamError."""
+        from ..errors import StreamError
+
+        try:
+            payload = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = None
+        if not isinstance(payload, dict):
+            shown = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
+            raise StreamError(f"malformed event: {shown!r}", provider=self.name, model=model)
+        return payload
+
+
+def error_message(response: httpx.Response) -> str:
+    """The human part of an error body, whatever the provider's JSON shape."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text.strip()[:300]
+    if isinstance(body, list) and body:  # Gemini sometimes wraps the error in a list
+        body = body[0]
+    error = body.get("error", body) if isinstance(body, dict) else body
+    if isinstance(error, dict):
+        return str(error.get("message") or error.get("detail") or error)[:300]
+    return str(error)[:300]
+
+
+def sniff_mime(data: bytes) -> str:
+    """The MIME type of image bytes, from their content."""
+    signatures = {b"\x89PNG": "image/png", b"\xff\xd8\xff": "image/jpeg", b"GIF8": "image/gif"}
+    for signature, mime in signatures.items():
+        if data.startswith(signature):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"

@@ -1,0 +1,44 @@
+"""ImageService: generate images with the chosen model, retrying like chat does, and keep every result on disk."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..errors import APIError, BadRequestError
+from ..imagegen import ImageRequest, ImageStore, StoredImage
+from ..retry import retry_delay
+from .registry import ModelRegistry
+
+MAX_IMAGES = 10
+
+
+class ImageService:
+    def __init__(self, models: ModelRegistry, store: ImageStore) -> None:
+        self.models = models
+        self.store = store
+
+    async def generate(self, request: ImageRequest) -> list[StoredImage]:
+        """Generate `request.n` images and save them; raises a typed error (nothing is saved then)."""
+        provider, model = self.models.resolve_task(request.model, "image")
+        if not 1 <= request.n <= MAX_IMAGES:
+            raise BadRequestError(f"n must be between 1 and {MAX_IMAGES}", provider=provider.name, model=model)
+        try:
+            request.dimensions()
+        except ValueError as exc:
+            raise BadRequestError(str(exc), provider=provider.name, model=model) from None
+        attempt = 0
+        while True:
+            try:
+                images = await provider.generate_images(request.for_model(model))
+                break
+            except APIError as error:
+                delay = retry_delay(error, attempt, provider.retry_after_cap)
+                if delay is None or attempt >= provider.max_retries:
+                    raise
+                attempt += 1
+                await asyncio.sleep(delay)
+        model_id = f"{provider.name}/{model}"
+        return [await self.store.save(image, request, model_id) for image in images]
+
+    async def history(self, limit: int = 100) -> list[StoredImage]:
+        return await self.store.history(limit)
