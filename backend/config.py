@@ -144,7 +144,12 @@ class AnthropicProviderConfig(_HTTPProviderBase):
     api_key_env: str | None = "ANTHROPIC_API_KEY"
     anthropic_version: str = "2023-06-01"
     max_tokens: int = Field(4096, ge=1, description="used when a request sets none (the API requires one)")
-    thinking_budget: int | None = Field(None, ge=1024, description="enable extended thinking with this budget")
+    thinking_budget: int | None = Field(
+        None,
+        ge=1024,
+        description="enable extended thinking with this budget; it is added to max_tokens, and temperature is "
+        "left at the API's default (thinking requires it)",
+    )
 
 
 class GeminiProviderConfig(_HTTPProviderBase):

@@ -6,6 +6,7 @@ and what most upstreams speak; adapters for other wire formats translate from it
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -63,3 +64,15 @@ def text_of(content: Any) -> str:
     if isinstance(content, str):
         return content
     return "".join(part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text")
+
+
+def arguments_object(function: dict[str, Any]) -> dict[str, Any]:
+    """A tool call's arguments as an object, as Ollama, Anthropic and Gemini expect (OpenAI sends a JSON string).
+    Arguments that are not a JSON object (a model's broken JSON being replayed) become an empty object."""
+    arguments = function.get("arguments")
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError:
+            return {}
+    return arguments if isinstance(arguments, dict) else {}

@@ -45,7 +45,7 @@ def test_chat_endpoint_errors_are_one_sentence(app_url, upstream):
 def test_api_info_documents_chat_and_leaks_no_provider_details(app_url, upstream):
     client = Client(app_url, verbose=False)
     info = client.view_api(print_info=False, return_format="dict")
-    assert list(info["named_endpoints"]) == ["/chat"]
+    assert list(info["named_endpoints"]) == ["/chat", "/generate_image", "/describe_image"]
     assert [p["parameter_name"] for p in info["named_endpoints"]["/chat"]["parameters"]] == ["message", "model"]
     import httpx
 
@@ -64,3 +64,81 @@ def test_several_visitors_stream_at_once(app_url, upstream):
     requests = upstream.chat_requests()
     assert all(r.finished_at is None for r in requests)  # all three started before any finished
     assert [job.result(timeout=60) for job in jobs] == ["".join(f"w{i} " for i in range(30))] * 3
+
+
+@pytest.fixture
+def media_app(tmp_path, write_config, serve_app):
+    import textwrap
+
+    from tests.upstream import ScriptedUpstream
+
+    with ScriptedUpstream() as cloud:
+        config = textwrap.dedent(
+            f"""
+            [app]
+            embedded_model = false
+            data_dir = "{tmp_path / "data"}"
+            [providers.cloud]
+            kind = "openai"
+            base_url = "{cloud.base_url}"
+            models = ["text-only"]
+            vision_models = ["seer"]
+            image_models = ["gpt-image-1"]
+            """
+        )
+        yield serve_app(Backend(load_settings(write_config(config)))), cloud
+
+
+def test_generate_image_endpoint(media_app):
+    import base64
+    import json
+
+    from tests.test_images_vision import png
+
+    url, cloud = media_app
+    body = {
+        "data": [{"b64_json": base64.b64encode(png()).decode()}, {"b64_json": base64.b64encode(png(4, 4)).decode()}]
+    }
+    cloud.enqueue(
+        Reply(headers={"content-type": "application/json"}, frames=[json.dumps(body).encode()], chunked=False)
+    )
+    result = Client(url, verbose=False).predict(
+        prompt="two squares", model="cloud/gpt-image-1", size="1024x1024", n=2, api_name="/generate_image"
+    )
+    assert len(result) == 2
+    with open(result[0]["image"], "rb") as first:
+        assert first.read() == png()
+    assert cloud.requests[-1].body["n"] == 2 and cloud.requests[-1].body["prompt"] == "two squares"
+
+
+def test_describe_image_endpoint_streams(media_app, tmp_path):
+    from gradio_client import handle_file
+
+    from tests.test_images_vision import png
+
+    url, cloud = media_app
+    picture = tmp_path / "red.png"
+    picture.write_bytes(png())
+    cloud.enqueue(Reply.text(["A red ", "square ", "on nothing."], delay=0.05))
+    job = Client(url, verbose=False).submit(
+        image=handle_file(str(picture)), question="What is it?", model="cloud/seer", api_name="/describe_image"
+    )
+    updates = list(job)
+    assert updates[-1] == "A red square on nothing."
+    assert len(updates) > 2
+    content = cloud.chat_requests()[0].body["messages"][0]["content"]
+    assert content[0] == {"type": "text", "text": "What is it?"}
+    assert content[1]["image_url"]["url"].startswith("data:image/png;base64,")
+
+
+def test_describe_image_refuses_a_non_image(media_app, tmp_path):
+    from gradio_client import handle_file
+
+    url, cloud = media_app
+    fake = tmp_path / "photo.png"
+    fake.write_text("not an image at all")
+    with pytest.raises(Exception, match="not an image"):
+        Client(url, verbose=False).predict(
+            image=handle_file(str(fake)), question="", model="cloud/seer", api_name="/describe_image"
+        )
+    assert cloud.chat_requests() == []

@@ -9,6 +9,8 @@ import gradio as gr
 from backend import Backend
 
 from .chat import build_chat_tab
+from .images import build_images_tab
+from .vision import build_vision_tab
 
 CSS = """
 #small-model-note { font-size: 0.9em; opacity: 0.85; }
@@ -28,6 +30,11 @@ def build_app(backend: Backend) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 build_chat_tab(backend)
+            with gr.Tab("Images", id="images") as images_tab:
+                refresh_history, history = build_images_tab(backend)
+            with gr.Tab("Vision", id="vision"):
+                build_vision_tab(backend)
+        images_tab.select(refresh_history, None, history, api_visibility="private")
     app.queue(default_concurrency_limit=backend.settings.app.concurrency)
     return app
 
@@ -39,6 +46,8 @@ def launch_options(backend: Backend, *, host: str | None, port: int | None, shar
         "server_port": port or settings.port,
         "share": share,
         "max_file_size": f"{settings.max_upload_mb}mb",
+        # Gradio serves returned files only from allowed places: generated images live in the data directory.
+        "allowed_paths": [str(backend.images.store.root)],
         "css": CSS,
         "footer_links": ["api"],
         "show_error": True,

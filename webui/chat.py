@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from backend import Backend, ChatRequest, SwitchboardError, TextDelta
+from backend import Backend, ChatRequest, InvalidImageError, SwitchboardError, TextDelta
+from backend.media import load_image
 
 from .reply import ReplyView, conversation, is_thought, message_text, stopped_marker
 from .streaming import batched
@@ -47,9 +49,13 @@ def build_chat_tab(backend: Backend) -> None:
         feedback_options=None,
     )
     with gr.Row(equal_height=True):
-        textbox = gr.Textbox(
-            placeholder="Message (Enter to send, Shift+Enter for a new line)",
+        textbox = gr.MultimodalTextbox(
+            placeholder="Message (Enter to send, Shift+Enter for a new line); attach images for vision models",
             show_label=False,
+            file_types=["image"],
+            file_count="multiple",
+            sources=["upload"],
+            submit_btn=False,
             lines=1,
             max_lines=8,
             scale=8,
@@ -63,19 +69,19 @@ def build_chat_tab(backend: Backend) -> None:
         with gr.Row():
             temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature")
             top_p = gr.Slider(0, 1, value=1.0, step=0.01, label="Top p")
-            max_tokens = gr.Number(value=1024, precision=0, minimum=1, label="Max tokens")
-            seed = gr.Number(value=None, precision=0, label="Seed (empty: random)")
+            max_tokens = gr.Number(value=0, precision=0, minimum=0, label="Max tokens (0: model default)")
+            seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
 
     settings = [model, system, temperature, top_p, max_tokens, seed]
 
     async def respond(history, model_id, system_prompt, temp, top, max_new, seed_value) -> AsyncIterator:
         request = ChatRequest(
             model=model_id or default,
-            messages=conversation(history, system_prompt),
+            messages=conversation(history, system_prompt, max_image_bytes=backend.settings.app.max_upload_bytes),
             temperature=temp,
-            top_p=top,
-            max_tokens=int(max_new) if max_new else None,
-            seed=int(seed_value) if seed_value is not None else None,
+            top_p=top if top is not None and top < 1 else None,  # 1 is everyone's default; some APIs refuse it
+            max_tokens=int(max_new) if max_new and max_new > 0 else None,
+            seed=int(seed_value) if seed_value is not None and seed_value >= 0 else None,
         )
         reply = ReplyView(request.model)
         yield history + reply.messages()  # a "waiting" line at once, before the first token
@@ -93,27 +99,39 @@ def build_chat_tab(backend: Backend) -> None:
         yield history + reply.messages()
 
     def busy():
-        return gr.update(value="", interactive=False), gr.update(visible=False), gr.update(visible=True)
+        return gr.update(value=None, interactive=False), gr.update(visible=False), gr.update(visible=True)
 
     def idle():
         return gr.update(interactive=True), gr.update(visible=True), gr.update(visible=False)
 
-    def add_message(message: str, history: list):
-        if not message.strip():
+    def add_message(message: dict | None, history: list, model_id: str):
+        text = ((message or {}).get("text") or "").strip()
+        files = (message or {}).get("files") or []
+        if not text and not files:
             raise gr.Error("Type a message first.", duration=3)
-        return [*history, {"role": "user", "content": message}], *busy()
+        images = [_checked_image(backend, _file_path(file)) for file in files]
+        if images:
+            _check_reads_images(backend, model_id or default)
+        content = [{"type": "text", "text": text}, *({"path": path} for path in images)] if images else text
+        return [*history, {"role": "user", "content": content}], *busy()
 
     def retry(history: list, data: gr.RetryData):
         return _upto_user_message(history, data.index), *busy()
 
     def edit(history: list, data: gr.EditData):
         kept = history[: data.index + 1]
-        kept[-1] = {"role": "user", "content": message_text(data.value)}
+        attachments = [part for part in _parts(kept[-1].get("content")) if part.get("type") == "file"]
+        text = message_text(data.value)
+        kept[-1] = {"role": "user", "content": [{"type": "text", "text": text}, *attachments] if attachments else text}
         return kept, *busy()
 
     def undo(history: list, data: gr.UndoData):
         kept = _upto_user_message(history, data.index)
-        return kept[:-1], message_text(kept[-1]["content"]) if kept else ""
+        if not kept:
+            return kept, None
+        content = kept[-1]["content"]
+        files = [part["file"]["path"] for part in _parts(content) if part.get("type") == "file"]
+        return kept[:-1], {"text": message_text(content), "files": files}
 
     def finish(history: list):
         """After a reply: re-enable input; if the reply did not end on its footer, it was stopped: say so."""
@@ -127,8 +145,8 @@ def build_chat_tab(backend: Backend) -> None:
     private = {"api_visibility": "private"}
     replies = []
     for trigger, prepare, inputs in (
-        (textbox.submit, add_message, [textbox, chatbot]),
-        (send.click, add_message, [textbox, chatbot]),
+        (textbox.submit, add_message, [textbox, chatbot, model]),
+        (send.click, add_message, [textbox, chatbot, model]),
         (chatbot.retry, retry, [chatbot]),
         (chatbot.edit, edit, [chatbot]),
     ):
@@ -155,6 +173,35 @@ def build_chat_tab(backend: Backend) -> None:
             raise gr.Error(error.user_message()) from None
 
     gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
+
+
+def _parts(content: Any) -> list[dict]:
+    return [part for part in content if isinstance(part, dict)] if isinstance(content, list) else []
+
+
+def _file_path(file: Any) -> str:
+    return file.get("path", "") if isinstance(file, dict) else str(file)
+
+
+def _checked_image(backend: Backend, path: str) -> str:
+    """`path` if it holds a usable image (checked by content, not by name); else a one-line error."""
+    try:
+        load_image(path, max_bytes=backend.settings.app.max_upload_bytes)
+    except InvalidImageError as error:
+        raise gr.Error(f"{Path(path).name}: {error.user_message()}", duration=6) from None
+    return path
+
+
+def _check_reads_images(backend: Backend, model_id: str) -> None:
+    """A clear refusal, before anything is sent, when the chosen model cannot read the attached images."""
+    probe = ChatRequest(model=model_id, messages=[{"role": "user", "content": [_PIXEL]}])
+    try:
+        backend.chat.plan(probe)
+    except SwitchboardError as error:
+        raise gr.Error(f"{error.user_message()} Your message is still in the box.", duration=8) from None
+
+
+_PIXEL = {"type": "image_url", "image_url": {"url": "data:image/png;base64,"}}
 
 
 def _upto_user_message(history: list, index: Any) -> list:

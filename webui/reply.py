@@ -25,6 +25,7 @@ from backend import (
     ToolCallDelta,
     Usage,
 )
+from backend.media import load_image
 
 STOPPED = "⏹ Stopped"
 
@@ -166,16 +167,38 @@ def message_text(content: Any) -> str:
     return ""
 
 
-def conversation(history: list[dict[str, Any]], system_prompt: str | None = "") -> list[dict[str, Any]]:
-    """The model's view of the chat: system prompt, then user and answer messages; thoughts left out."""
+def conversation(
+    history: list[dict[str, Any]], system_prompt: str | None = "", *, max_image_bytes: int = 10_000_000
+) -> list[dict[str, Any]]:
+    """The model's view of the chat: system prompt, then user and answer messages; thoughts left out.
+    Attached images become image parts (validated again: the chat value comes back from the browser)."""
     system_prompt = (system_prompt or "").strip()
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     for message in history:
         if is_thought(message) or message.get("role") not in ("user", "assistant"):
             continue
-        text = message_text(message.get("content"))
+        content = message.get("content")
+        text = message_text(content)
+        images = [load_image(path, max_bytes=max_image_bytes).part() for path in attached_files(content)]
         if messages and messages[-1]["role"] == message["role"] == "assistant":
             messages[-1]["content"] += text
+        elif images:
+            messages.append({"role": message["role"], "content": [{"type": "text", "text": text}, *images]})
         else:
             messages.append({"role": message["role"], "content": text})
     return messages
+
+
+def attached_files(content: Any) -> list[str]:
+    """Paths of files attached to a Chatbot message (Gradio 6 content blocks)."""
+    if isinstance(content, dict):
+        content = [content]
+    if not isinstance(content, list | tuple):
+        return []
+    paths = []
+    for part in content:
+        if isinstance(part, dict) and part.get("type") == "file":
+            paths.append(part["file"]["path"])
+        elif isinstance(part, dict) and "path" in part:
+            paths.append(part["path"])
+    return paths

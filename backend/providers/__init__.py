@@ -12,6 +12,9 @@ from .base import Provider
 ADAPTERS: dict[str, str] = {
     "openai": "backend.providers.openai:OpenAIProvider",
     "llama_cpp": "backend.providers.llama_cpp:LlamaCppProvider",
+    "ollama": "backend.providers.ollama:OllamaProvider",
+    "anthropic": "backend.providers.anthropic:AnthropicProvider",
+    "gemini": "backend.providers.gemini:GeminiProvider",
     "automatic1111": "backend.providers.automatic1111:Automatic1111Provider",
 }
 

@@ -14,6 +14,7 @@ from .http import HTTPProvider, sniff_mime
 class Automatic1111Provider(HTTPProvider):
     kind = "automatic1111"
     tasks = frozenset({"image"})
+    takes_negative_prompt = True
 
     async def generate_images(self, request: ImageRequest) -> list[GeneratedImage]:
         width, height = request.dimensions()

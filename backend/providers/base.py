@@ -20,6 +20,7 @@ class Provider(ABC):
     supported_params: ClassVar[frozenset[str]] = frozenset()
     # What the adapter can do at all; the config's model lists say which models do it.
     tasks: ClassVar[frozenset[str]] = frozenset({"chat"})
+    takes_negative_prompt: ClassVar[bool] = False  # image generation honours ImageRequest.negative_prompt
 
     def __init__(self, name: str, config) -> None:
         self.name = name

@@ -1,0 +1,88 @@
+"""The Images tab: prompt in, generated images out (kept on disk with their details), past generations below.
+
+The Generate button is also the `generate_image(prompt, model, size, n, negative_prompt, seed)` API endpoint.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from backend import Backend, ImageRequest, SwitchboardError
+
+SIZES = ["1024x1024", "1024x1536", "1536x1024", "512x512", "768x768", "512x768", "768x512"]
+NO_MODELS = (
+    "**No image model is configured.** Add `image_models` to an OpenAI-compatible provider (e.g. "
+    '`image_models = ["gpt-image-1"]`) or add an AUTOMATIC1111/Forge server (`kind = "automatic1111"`), as the '
+    "README shows; then pick it here."
+)
+
+
+def build_images_tab(backend: Backend) -> None:
+    choices = [(choice.label, choice.id) for choice in backend.models.choices("image")]
+    default = backend.settings.defaults.image
+
+    gr.Markdown(NO_MODELS, visible=not choices, elem_id="no-image-models")
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt_box = gr.Textbox(label="Prompt", lines=3, placeholder="A lighthouse at dawn, watercolour")
+            negative_box = gr.Textbox(
+                label="Negative prompt",
+                value="",
+                lines=1,
+                visible=_takes_negative(backend, default),
+                elem_id="negative",
+            )
+            with gr.Row():
+                model_picker = gr.Dropdown(choices=choices, value=default, label="Image model", elem_id="image-model")
+                size_picker = gr.Dropdown(choices=SIZES, value=SIZES[0], label="Size", allow_custom_value=True)
+            with gr.Row():
+                count = gr.Slider(1, 4, value=1, step=1, label="Images")
+                seed_box = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+            generate = gr.Button("Generate", variant="primary", interactive=bool(choices), elem_id="generate")
+        with gr.Column(scale=3):
+            results = gr.Gallery(
+                label="Result", columns=2, height=420, elem_id="image-results", buttons=["download", "fullscreen"]
+            )
+    history = gr.Gallery(label="Past generations", columns=6, height=260, elem_id="image-history")
+
+    async def generate_image(
+        prompt: str, model: str, size: str = SIZES[0], n: float = 1, negative_prompt: str = "", seed: float = -1
+    ):
+        """Generate `n` images of `size` from `prompt` with `model` (an image model id); returns the images."""
+        if not (prompt or "").strip():
+            raise gr.Error("Write a prompt first.", duration=4)
+        request = ImageRequest(
+            model=model or default or "",
+            prompt=prompt.strip(),
+            negative_prompt=(negative_prompt or "").strip() or None,
+            size=(size or SIZES[0]).strip(),
+            n=int(n or 1),
+            seed=int(seed) if seed not in (None, "") and int(seed) >= 0 else None,
+        )
+        try:
+            stored = await backend.images.generate(request)
+        except SwitchboardError as error:
+            raise gr.Error(error.user_message()) from None
+        return [(str(image.path), _caption(image)) for image in stored]
+
+    async def past() -> list:
+        return [(str(image.path), _caption(image)) for image in await backend.images.history(60)]
+
+    inputs = [prompt_box, model_picker, size_picker, count, negative_box, seed_box]
+    generated = generate.click(generate_image, inputs, results, api_name="generate_image", concurrency_limit=4)
+    generated.then(past, None, history, api_visibility="private")
+    submitted = prompt_box.submit(generate_image, inputs, results, api_visibility="private", concurrency_limit=4)
+    submitted.then(past, None, history, api_visibility="private")
+    model_picker.change(
+        lambda m: gr.update(visible=_takes_negative(backend, m)), model_picker, negative_box, api_visibility="private"
+    )
+    return past, history
+
+
+def _caption(image) -> str:
+    return f"{image.prompt[:80]} · {image.model} · {image.size}" + (f" · seed {image.seed}" if image.seed else "")
+
+
+def _takes_negative(backend: Backend, model_id: str | None) -> bool:
+    provider = backend.providers.get((model_id or "").partition("/")[0])
+    return bool(provider is not None and provider.takes_negative_prompt)

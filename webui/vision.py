@@ -1,0 +1,81 @@
+"""The Vision tab: upload, paste or drop an image (or give its URL), ask about it, read the answer as it streams.
+
+The Describe button is also the `describe_image(image, question, model, url)` API endpoint.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from backend import Backend, SwitchboardError, TextDelta
+from backend.services.vision import DEFAULT_QUESTION
+
+from .streaming import batched
+
+NO_MODELS = (
+    "**No vision model is configured.** List the models that read images under `vision_models` of a provider "
+    '(e.g. `vision_models = ["gpt-4o-mini"]`, or `["llava"]` for Ollama), as the README shows.'
+)
+
+
+def _uploaded_path(payload) -> str | None:
+    return None if payload is None else str(payload.path)
+
+
+def build_vision_tab(backend: Backend) -> None:
+    choices = [(choice.label, choice.id) for choice in backend.models.choices("vision")]
+    default = backend.settings.defaults.vision
+    interval = backend.settings.app.stream_interval_ms / 1000
+
+    gr.Markdown(NO_MODELS, visible=not choices, elem_id="no-vision-models")
+    with gr.Row():
+        with gr.Column(scale=2):
+            image_box = gr.Image(
+                label="Image (upload, paste or drop)",
+                type="filepath",
+                sources=["upload", "clipboard"],
+                height=320,
+                elem_id="vision-image",
+            )
+            # Hand the upload over untouched: the backend checks it by content and says in one line what is wrong,
+            # where gr.Image's own decoding would fail first with a long technical message. (An instance
+            # attribute, not a subclass: Gradio writes a .pyi file beside any module that subclasses a component.)
+            image_box.preprocess = _uploaded_path
+            url_box = gr.Textbox(label="…or an image URL", value="", placeholder="https://example.com/picture.jpg")
+            question_box = gr.Textbox(label="Question", value=DEFAULT_QUESTION, lines=2, elem_id="vision-question")
+            model_picker = gr.Dropdown(choices=choices, value=default, label="Vision model", elem_id="vision-model")
+            with gr.Row():
+                describe = gr.Button("Describe", variant="primary", interactive=bool(choices), elem_id="describe")
+                stop = gr.Button("Stop", variant="stop", elem_id="vision-stop")
+        with gr.Column(scale=3):
+            answer = gr.Markdown("*The answer appears here.*", elem_id="vision-answer", min_height=200)
+
+    async def describe_image(image: str | None, question: str = DEFAULT_QUESTION, model: str = "", url: str = ""):
+        """Ask `model` (a vision model id) `question` about `image`, or about the picture at `url`;
+        streams the answer text."""
+        source = image or (url or "").strip()
+        if not source:
+            raise gr.Error("Add an image first: upload, paste or drop one, or give its URL.", duration=4)
+        try:
+            events = backend.vision.describe(source, question or "", model or default)
+        except SwitchboardError as error:
+            raise gr.Error(error.user_message()) from None
+        text = ""
+        yield "*Waiting for the model…*"
+        try:
+            async for batch in batched(events, interval):
+                text += "".join(event.text for event in batch if type(event) is TextDelta)
+                yield text
+        except SwitchboardError as error:
+            yield f"{text}\n\n> ⚠️ {error.user_message()}"
+            return
+        yield text or "*The model returned an empty answer.*"
+
+    event = describe.click(
+        describe_image,
+        [image_box, question_box, model_picker, url_box],
+        answer,
+        api_name="describe_image",
+        show_progress="minimal",
+    )
+    stop.click(None, None, None, cancels=[event], api_visibility="private")
