@@ -15,7 +15,7 @@ from typing import Any
 
 from httpx_sse import EventSource
 
-from ..errors import APIConnectionError, APIError, InternalServerError, StreamError, error_class_for_status
+from ..errors import APIConnectionError, APIError, InternalServerError, error_class_for_status
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
 from ..media import iter_parts
 from ..request import ChatRequest, Message, arguments_object, text_of
@@ -59,46 +59,29 @@ class AnthropicProvider(HTTPProvider):
     async def list_models(self) -> list[str]:
         if self.config.models:
             return list(self.config.models)
-        with self.mapped_errors(model=None):
-            async with self.short_lived_client() as client:
-                response = await client.get("v1/models", params={"limit": 1000})
-            if response.status_code >= 400:
-                raise self.status_error(response, model=None)
-            return sorted(entry["id"] for entry in self.decode_json(response.content, None).get("data") or ())
+        listing = await self.get_listing("v1/models", params={"limit": 1000})
+        return sorted(entry["id"] for entry in listing.get("data") or ())
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body = self.request_body(request)
-        with self.mapped_errors(request.model):
-            async with self._client.stream(
-                "POST", "v1/messages", json=body, timeout=self.timeout(request.timeout)
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self.status_error(response, request.model)
-                content_type = response.headers.get("content-type", "").partition(";")[0].strip()
-                if content_type != "text/event-stream":
-                    raise StreamError(
-                        f"expected an event stream, got content type {content_type or 'none'!r}",
-                        provider=self.name,
-                        model=request.model,
-                        status=response.status_code,
-                    )
-                reader = EventReader()
-                async for sse in EventSource(response).aiter_sse():
-                    if not sse.data:
-                        continue
-                    payload = self.decode_json(sse.data, request.model)
-                    kind = payload.get("type")
-                    if kind == "message_stop":
-                        break
-                    if kind == "error":
-                        raise self._event_error(payload.get("error"), request.model)
-                    for event in reader.events(kind, payload):
-                        yield event
-                if not reader.finished:
-                    raise APIConnectionError(
-                        "the stream ended before the answer was complete", provider=self.name, model=request.model
-                    )
+        async with self.post_stream("v1/messages", body, request) as response:
+            self.require_event_stream(response, request.model)
+            reader = EventReader()
+            async for sse in EventSource(response).aiter_sse():
+                if not sse.data:
+                    continue
+                payload = self.decode_json(sse.data, request.model)
+                kind = payload.get("type")
+                if kind == "message_stop":
+                    break
+                if kind == "error":
+                    raise self._event_error(payload.get("error"), request.model)
+                for event in reader.events(kind, payload):
+                    yield event
+            if not reader.finished:
+                raise APIConnectionError(
+                    "the stream ended before the answer was complete", provider=self.name, model=request.model
+                )
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         """The Messages request. Two adjustments keep common requests (the chat tab sends temperature 0.7, top_p 1

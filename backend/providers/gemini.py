@@ -23,7 +23,6 @@ from ..errors import (
     InternalServerError,
     RateLimitError,
     ServiceUnavailableError,
-    StreamError,
     error_class_for_status,
 )
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
@@ -61,59 +60,38 @@ class GeminiProvider(HTTPProvider):
     async def list_models(self) -> list[str]:
         if self.config.models:
             return list(self.config.models)
-        with self.mapped_errors(model=None):
-            async with self.short_lived_client() as client:
-                response = await client.get("models", params={"pageSize": 1000})
-            if response.status_code >= 400:
-                raise self.status_error(response, model=None)
-            return sorted(
-                entry["name"].removeprefix("models/")
-                for entry in self.decode_json(response.content, None).get("models") or ()
-                if "generateContent" in entry.get("supportedGenerationMethods", ("generateContent",))
-            )
+        listing = await self.get_listing("models", params={"pageSize": 1000})
+        return sorted(
+            entry["name"].removeprefix("models/")
+            for entry in listing.get("models") or ()
+            if "generateContent" in entry.get("supportedGenerationMethods", ("generateContent",))
+        )
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body = self.request_body(request)
         # Tuned models are addressed as "tunedModels/NAME"; everything else lives under "models/".
         path = request.model if "/" in request.model else f"models/{request.model}"
-        with self.mapped_errors(request.model):
-            async with self._client.stream(
-                "POST",
-                f"{path}:streamGenerateContent",
-                params={"alt": "sse"},
-                json=body,
-                timeout=self.timeout(request.timeout),
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self.status_error(response, request.model)
-                content_type = response.headers.get("content-type", "").partition(";")[0].strip()
-                if content_type != "text/event-stream":
-                    raise StreamError(
-                        f"expected an event stream, got content type {content_type or 'none'!r}",
-                        provider=self.name,
-                        model=request.model,
-                        status=response.status_code,
-                    )
-                reader = ResponseReader()
-                async for sse in EventSource(response).aiter_sse():
-                    if not sse.data:
-                        continue
-                    payload = self.decode_json(sse.data, request.model)
-                    if not payload.get("candidates"):
-                        self._raise_for_error_or_block(payload, request.model)
-                    for event in reader.events(payload):
-                        yield event
-                if not reader.complete:
-                    raise APIConnectionError(
-                        "the stream ended before the answer was complete", provider=self.name, model=request.model
-                    )
-                usage = reader.usage
-                if usage:
-                    yield Usage(
-                        usage.get("promptTokenCount") or 0,
-                        (usage.get("candidatesTokenCount") or 0) + (usage.get("thoughtsTokenCount") or 0),
-                    )
+        async with self.post_stream(f"{path}:streamGenerateContent", body, request, params={"alt": "sse"}) as response:
+            self.require_event_stream(response, request.model)
+            reader = ResponseReader()
+            async for sse in EventSource(response).aiter_sse():
+                if not sse.data:
+                    continue
+                payload = self.decode_json(sse.data, request.model)
+                if not payload.get("candidates"):
+                    self._raise_for_error_or_block(payload, request.model)
+                for event in reader.events(payload):
+                    yield event
+            if not reader.complete:
+                raise APIConnectionError(
+                    "the stream ended before the answer was complete", provider=self.name, model=request.model
+                )
+            usage = reader.usage
+            if usage:
+                yield Usage(
+                    usage.get("promptTokenCount") or 0,
+                    (usage.get("candidatesTokenCount") or 0) + (usage.get("thoughtsTokenCount") or 0),
+                )
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         system, contents = gemini_contents(request.messages)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 
-from ..errors import APIConnectionError, APIError, APITimeoutError, error_class_for_status, redact
+from ..errors import APIConnectionError, APIError, APITimeoutError, StreamError, error_class_for_status, redact
 from ..retry import parse_retry_after
 from .base import Provider
 
@@ -49,6 +49,39 @@ class HTTPProvider(Provider):
     async def aclose(self) -> None:
         await self._client.aclose()
 
+    @contextlib.asynccontextmanager
+    async def post_stream(self, path: str, body: dict[str, Any], request, **options) -> AsyncIterator[httpx.Response]:
+        """POST `body` and hand over the streaming response once its status is OK. An error status, and any
+        transport error while the caller reads, becomes our typed error; leaving the block closes the response."""
+        with self.mapped_errors(request.model):
+            async with self._client.stream(
+                "POST", path, json=body, timeout=self.timeout(request.timeout), **options
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise self.status_error(response, request.model)
+                yield response
+
+    def require_event_stream(self, response: httpx.Response, model: str | None) -> None:
+        """Refuse an answer that is not Server-Sent Events (a proxy's login page, a JSON error with status 200)."""
+        content_type = response.headers.get("content-type", "").partition(";")[0].strip()
+        if content_type != "text/event-stream":
+            raise StreamError(
+                f"expected an event stream, got content type {content_type or 'none'!r}",
+                provider=self.name,
+                model=model,
+                status=response.status_code,
+            )
+
+    async def get_listing(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """GET a model listing at start-up (on a short-lived client) as JSON."""
+        with self.mapped_errors(model=None):
+            async with self.short_lived_client() as client:
+                response = await client.get(path, params=params)
+            if response.status_code >= 400:
+                raise self.status_error(response, model=None)
+            return self.decode_json(response.content, None)
+
     def secret(self, text: str) -> str:
         """`text` with this provider's key removed."""
         return redact(text, [self._api_key or ""])
@@ -81,8 +114,6 @@ class HTTPProvider(Provider):
 
     def decode_json(self, data: str | bytes, model: str | None) -> dict[str, Any]:
         """One JSON object from a stream; anything else is a StreamError."""
-        from ..errors import StreamError
-
         try:
             payload = json.loads(data)
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -38,36 +38,26 @@ class OllamaProvider(HTTPProvider):
     async def list_models(self) -> list[str]:
         if self.config.models:
             return list(self.config.models)
-        with self.mapped_errors(model=None):
-            async with self.short_lived_client() as client:
-                response = await client.get("api/tags")
-            if response.status_code >= 400:
-                raise self.status_error(response, model=None)
-            return sorted(entry["name"] for entry in self.decode_json(response.content, None).get("models") or ())
+        listing = await self.get_listing("api/tags")
+        return sorted(entry["name"] for entry in listing.get("models") or ())
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body = self.request_body(request)
-        with self.mapped_errors(request.model):
-            async with self._client.stream(
-                "POST", "api/chat", json=body, timeout=self.timeout(request.timeout)
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self.status_error(response, request.model)
-                reader = LineReader()
-                async for line in ndjson_lines(response):
-                    payload = self.decode_json(line, request.model)
-                    if "error" in payload:
-                        raise InternalServerError(
-                            self.secret(str(payload["error"])), provider=self.name, model=request.model
-                        )
-                    for event in reader.events(payload):
-                        yield event
-                    if payload.get("done"):
-                        return
-                raise APIConnectionError(
-                    "the stream ended before the answer was complete", provider=self.name, model=request.model
-                )
+        async with self.post_stream("api/chat", body, request) as response:
+            reader = LineReader()
+            async for line in ndjson_lines(response):
+                payload = self.decode_json(line, request.model)
+                if "error" in payload:
+                    raise InternalServerError(
+                        self.secret(str(payload["error"])), provider=self.name, model=request.model
+                    )
+                for event in reader.events(payload):
+                    yield event
+                if payload.get("done"):
+                    return
+            raise APIConnectionError(
+                "the stream ended before the answer was complete", provider=self.name, model=request.model
+            )
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "messages": ollama_messages(request.messages), "stream": True}

@@ -42,12 +42,8 @@ class OpenAIProvider(HTTPProvider):
     async def list_models(self) -> list[str]:
         if self.config.models:
             return list(self.config.models)
-        with self.mapped_errors(model=None):
-            async with self.short_lived_client() as client:
-                response = await client.get("models")
-            if response.status_code >= 400:
-                raise self.status_error(response, model=None)
-            return sorted(entry["id"] for entry in response.json().get("data", []))
+        listing = await self.get_listing("models")
+        return sorted(entry["id"] for entry in listing.get("data", []))
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body: dict[str, Any] = {"model": request.model, "messages": request.messages, "stream": True}
@@ -55,46 +51,31 @@ class OpenAIProvider(HTTPProvider):
         if self.config.stream_usage:
             body["stream_options"] = {"include_usage": True}
         body.update(request.extra_body)
-        with self.mapped_errors(request.model):
-            async with self._client.stream(
-                "POST", "chat/completions", json=body, timeout=self.timeout(request.timeout)
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    raise self.status_error(response, request.model)
-                content_type = response.headers.get("content-type", "").partition(";")[0].strip()
-                if content_type == "application/json":
-                    # Some servers ignore stream=true and answer with one completion object.
-                    for event in completion_events(json.loads(await response.aread())):
-                        yield event
+        async with self.post_stream("chat/completions", body, request) as response:
+            content_type = response.headers.get("content-type", "").partition(";")[0].strip()
+            if content_type == "application/json":
+                # Some servers ignore stream=true and answer with one completion object.
+                for event in completion_events(json.loads(await response.aread())):
+                    yield event
+                return
+            self.require_event_stream(response, request.model)
+            finished = False
+            async for sse in EventSource(response).aiter_sse():
+                data = sse.data
+                if data == "[DONE]":
                     return
-                if content_type != "text/event-stream":
-                    raise StreamError(
-                        f"expected an event stream, got content type {content_type or 'none'!r}",
-                        provider=self.name,
-                        model=request.model,
-                        status=response.status_code,
-                    )
-                finished = False
-                async for sse in EventSource(response).aiter_sse():
-                    data = sse.data
-                    if data == "[DONE]":
-                        return
-                    if not data:
-                        continue
-                    payload = self.decode_json(data, request.model)
-                    if "error" in payload and not payload.get("choices"):
-                        raise self._event_error(payload["error"], request.model)
-                    for event in chunk_events(payload):
-                        finished = finished or isinstance(event, Finish)
-                        yield event
-                if not finished:
-                    raise APIConnectionError(
-                        "the stream ended before the answer was complete", provider=self.name, model=request.model
-                    )
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
+                if not data:
+                    continue
+                payload = self.decode_json(data, request.model)
+                if "error" in payload and not payload.get("choices"):
+                    raise self._event_error(payload["error"], request.model)
+                for event in chunk_events(payload):
+                    finished = finished or isinstance(event, Finish)
+                    yield event
+            if not finished:
+                raise APIConnectionError(
+                    "the stream ended before the answer was complete", provider=self.name, model=request.model
+                )
 
     async def generate_images(self, request: ImageRequest) -> list[GeneratedImage]:
         """`/images/generations`. GPT image models always answer in base64; others are asked for base64 too,
