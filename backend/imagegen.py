@@ -80,7 +80,9 @@ class ImageStore:
 
     async def save(self, image: GeneratedImage, request: ImageRequest, model_id: str) -> StoredImage:
         await aiofiles.os.makedirs(self.root, exist_ok=True)
-        stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}"
+        # Sortable to the nanosecond, so history is newest first even within one second or one batch.
+        now = time.time_ns()
+        stem = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now / 1e9))}-{now % 10**9:09d}-{secrets.token_hex(3)}"
         path = self.root / f"{stem}{EXTENSIONS.get(image.mime, '.png')}"
         stored = StoredImage(
             path=path,

@@ -150,7 +150,8 @@ def build_chat_tab(backend: Backend) -> None:
         (chatbot.retry, retry, [chatbot]),
         (chatbot.edit, edit, [chatbot]),
     ):
-        started = trigger(prepare, inputs, [chatbot, *controls], queue=False, **private)
+        # Queued: Gradio shows a gr.Error raised by an unqueued event as a bare "Error" label, without its message.
+        started = trigger(prepare, inputs, [chatbot, *controls], **private)
         # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
         reply = started.success(respond, [chatbot, *settings], chatbot, show_progress="hidden", **private)
         # Runs after the reply ends or, on Stop, after the cancellation: so the marker cannot be overwritten.

@@ -54,7 +54,9 @@ def build_images_tab(backend: Backend) -> None:
         request = ImageRequest(
             model=model or default or "",
             prompt=prompt.strip(),
-            negative_prompt=(negative_prompt or "").strip() or None,
+            negative_prompt=(negative_prompt or "").strip() or None
+            if _takes_negative(backend, model or default)
+            else None,
             size=(size or SIZES[0]).strip(),
             n=int(n or 1),
             seed=int(seed) if seed not in (None, "") and int(seed) >= 0 else None,

@@ -50,7 +50,7 @@ class Provider(ABC):
         if has_images(request.messages) and request.model not in self.config.vision_names():
             raise UnsupportedCapabilityError(
                 "this model does not read images; pick a vision model, or list it under vision_models in the "
-                "config if it does",
+                "config if it does.",
                 provider=self.name,
                 model=request.model,
             )
