@@ -17,6 +17,8 @@ from typing import Any
 import aiofiles
 import aiofiles.os
 
+from .files import write_atomically
+
 SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
 
@@ -93,8 +95,8 @@ class ImageStore:
             seed=image.seed if image.seed is not None else request.seed,
             revised_prompt=image.revised_prompt,
         )
-        await _write_atomically(path, image.data)
-        await _write_atomically(path.with_suffix(".json"), json.dumps(stored.details(), indent=2).encode())
+        await write_atomically(path, image.data)
+        await write_atomically(path.with_suffix(".json"), json.dumps(stored.details(), indent=2).encode())
         return stored
 
     async def history(self, limit: int = 100) -> list[StoredImage]:
@@ -113,10 +115,3 @@ class ImageStore:
             except (OSError, ValueError, TypeError, KeyError):
                 continue
         return stored
-
-
-async def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    async with aiofiles.open(temporary, "wb") as file:
-        await file.write(data)
-    await aiofiles.os.replace(temporary, path)

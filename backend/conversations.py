@@ -1,0 +1,246 @@
+"""Conversations that last: a typed model, Markdown/JSON export and import, and a file store behind a small
+interface (a database can replace it later).
+
+The file store keeps one JSON file per conversation, `<root>/<owner>/<id>.json`, written to a temporary file,
+flushed to disk and renamed over the old one: a process killed at any moment leaves the previous or the new
+version, never half a file. Attached images are stored once by content hash under `<root>/<owner>/media/`.
+Each owner's files live apart; every call names the owner, and nothing crosses owners.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import aiofiles
+import aiofiles.os
+from pydantic import BaseModel, Field, ValidationError
+
+from .errors import SwitchboardError
+from .files import write_atomically
+
+EXPORT_FORMAT = "switchboard.conversation"
+TITLE_LENGTH = 60
+MAX_IMPORT_BYTES = 20_000_000
+
+
+class ConversationError(SwitchboardError):
+    """A conversation that does not exist for this owner, or an import file we cannot read."""
+
+    def user_message(self) -> str:
+        return self.message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class StoredMessage(BaseModel):
+    """One message with where it came from. `images` are references returned by `ConversationStore.save_image`."""
+
+    role: Literal["user", "assistant", "system"]
+    text: str = ""
+    images: list[str] = Field(default_factory=list)
+    reasoning: str = ""
+    provider: str | None = None
+    model: str | None = None
+    first_token_seconds: float | None = None
+    seconds: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    status: Literal["complete", "stopped", "failed"] = "complete"
+    error: str | None = None
+    created: float = Field(default_factory=time.time)
+
+
+class Conversation(BaseModel):
+    id: str = Field(default_factory=lambda: secrets.token_hex(8))
+    title: str = "New chat"
+    created: float = Field(default_factory=time.time)
+    updated: float = Field(default_factory=time.time)
+    model: str | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    messages: list[StoredMessage] = Field(default_factory=list)
+
+    def auto_title(self) -> None:
+        """Title from the first user message, when the conversation has none yet."""
+        if self.title != "New chat":
+            return
+        first = next((m.text for m in self.messages if m.role == "user" and m.text.strip()), "")
+        line = " ".join(first.split())
+        if line:
+            self.title = line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
+
+    def to_markdown(self) -> str:
+        lines = [f"# {self.title}", ""]
+        for message in self.messages:
+            who = {"user": "You", "assistant": "Assistant", "system": "System"}[message.role]
+            source = f" ({message.provider}/{message.model})" if message.provider and message.model else ""
+            lines.append(f"**{who}**{source}:")
+            lines.append("")
+            if message.reasoning:
+                lines += [f"> {line}" for line in message.reasoning.splitlines()] + [""]
+            lines.append(message.text)
+            lines += [f"![image]({ref})" for ref in message.images]
+            if message.status != "complete":
+                lines.append(f"\n*({message.status}{': ' + message.error if message.error else ''})*")
+            lines.append("")
+        return "\n".join(lines).rstrip() + "\n"
+
+    def to_export(self) -> dict[str, Any]:
+        return {"format": EXPORT_FORMAT, "version": 1, **self.model_dump(mode="json")}
+
+
+def parse_import(data: bytes) -> Conversation:
+    """A conversation from our JSON export, an OpenAI-style `{"messages": [...]}` or a bare list of messages.
+    Anything else raises ConversationError with one sentence. The result gets a new id."""
+    if len(data) > MAX_IMPORT_BYTES:
+        raise ConversationError(f"The file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB.")
+    try:
+        payload = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ConversationError("The file is not JSON: import a Switchboard or OpenAI-style JSON export.") from None
+    try:
+        if isinstance(payload, dict) and payload.get("format") == EXPORT_FORMAT:
+            fields = {k: v for k, v in payload.items() if k not in ("format", "version", "id")}
+            conversation = Conversation.model_validate(fields)
+        else:
+            messages = payload.get("messages") if isinstance(payload, dict) else payload
+            if not isinstance(messages, list) or not messages:
+                raise ConversationError('The file holds no "messages" list to import.')
+            conversation = Conversation(messages=[_openai_message(m) for m in messages])
+            if isinstance(payload, dict) and isinstance(payload.get("title"), str):
+                conversation.title = payload["title"]
+    except ValidationError as exc:
+        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
+        raise ConversationError(f"The file is not a valid conversation ({where}: {exc.errors()[0]['msg']}).") from None
+    conversation.auto_title()
+    # Image references point into the exporting owner's store; they do not travel with a JSON file.
+    for message in conversation.messages:
+        message.images = []
+    return conversation
+
+
+def _openai_message(message: Any) -> StoredMessage:
+    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "system"):
+        raise ConversationError('Each message needs a "role" of user, assistant or system.')
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    if not isinstance(content, str):
+        raise ConversationError('Each message needs a text "content".')
+    return StoredMessage(role=message["role"], text=content)
+
+
+class Summary(BaseModel):
+    id: str
+    title: str
+    updated: float
+
+
+class ConversationStore(Protocol):
+    """What the app needs from conversation storage."""
+
+    async def list(self, owner: str, query: str = "") -> list[Summary]: ...
+    async def get(self, owner: str, conversation_id: str) -> Conversation: ...
+    async def save(self, owner: str, conversation: Conversation) -> None: ...
+    async def delete(self, owner: str, conversation_id: str) -> None: ...
+    async def save_image(self, owner: str, data: bytes, mime: str) -> str: ...
+    def image_path(self, owner: str, reference: str) -> Path: ...
+
+
+class FileConversationStore:
+    """Conversations as JSON files; an in-memory index per owner makes listing and search fast."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser()
+        self._index: dict[str, dict[str, tuple[Summary, str]]] = {}
+        self._lock = asyncio.Lock()
+
+    async def list(self, owner: str, query: str = "") -> list[Summary]:
+        """Conversations newest first; with `query`, those whose title or text contains every word of it."""
+        index = await self._owner_index(owner)
+        words = query.lower().split()
+        found = [summary for summary, text in index.values() if all(word in text for word in words)]
+        return sorted(found, key=lambda summary: summary.updated, reverse=True)
+
+    async def get(self, owner: str, conversation_id: str) -> Conversation:
+        path = self._file(owner, conversation_id)
+        try:
+            async with aiofiles.open(path, "rb") as file:
+                return Conversation.model_validate_json(await file.read())
+        except (FileNotFoundError, ValidationError, ValueError):
+            raise ConversationError("That conversation does not exist (or is not yours).") from None
+
+    async def save(self, owner: str, conversation: Conversation) -> None:
+        conversation.auto_title()
+        conversation.updated = time.time()
+        await aiofiles.os.makedirs(self._dir(owner), exist_ok=True)
+        await write_atomically(self._file(owner, conversation.id), conversation.model_dump_json(indent=1).encode())
+        (await self._owner_index(owner))[conversation.id] = _indexed(conversation)
+
+    async def delete(self, owner: str, conversation_id: str) -> None:
+        try:
+            await aiofiles.os.remove(self._file(owner, conversation_id))
+        except FileNotFoundError:
+            raise ConversationError("That conversation does not exist (or is not yours).") from None
+        (await self._owner_index(owner)).pop(conversation_id, None)
+
+    async def save_image(self, owner: str, data: bytes, mime: str) -> str:
+        extension = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
+        reference = f"media/{hashlib.sha256(data).hexdigest()}{extension.get(mime, '.bin')}"
+        path = self._dir(owner) / reference
+        if not await aiofiles.os.path.exists(path):
+            await aiofiles.os.makedirs(path.parent, exist_ok=True)
+            await write_atomically(path, data)
+        return reference
+
+    def image_path(self, owner: str, reference: str) -> Path:
+        if not re.fullmatch(r"media/[0-9a-f]{64}\.(png|jpg|webp|gif|bin)", reference):
+            raise ConversationError("Not an image reference of this store.")
+        return self._dir(owner) / reference
+
+    def _dir(self, owner: str) -> Path:
+        return self.root / owner_folder(owner)
+
+    def _file(self, owner: str, conversation_id: str) -> Path:
+        if not re.fullmatch(r"[0-9a-f]{16}", conversation_id or ""):
+            raise ConversationError("That conversation does not exist (or is not yours).")
+        return self._dir(owner) / f"{conversation_id}.json"
+
+    async def _owner_index(self, owner: str) -> dict[str, tuple[Summary, str]]:
+        if owner in self._index:
+            return self._index[owner]
+        async with self._lock:
+            if owner not in self._index:
+                self._index[owner] = await self._load_index(owner)
+        return self._index[owner]
+
+    async def _load_index(self, owner: str) -> dict[str, tuple[Summary, str]]:
+        folder = self._dir(owner)
+        if not await aiofiles.os.path.isdir(folder):
+            return {}
+        index = {}
+        for name in await aiofiles.os.listdir(folder):
+            if not re.fullmatch(r"[0-9a-f]{16}\.json", name):
+                continue  # temporary files of an interrupted save, media folder
+            async with aiofiles.open(folder / name, "rb") as file:
+                conversation = Conversation.model_validate_json(await file.read())
+            index[conversation.id] = _indexed(conversation)
+        return index
+
+
+def _indexed(conversation: Conversation) -> tuple[Summary, str]:
+    text = " ".join([conversation.title, *(m.text for m in conversation.messages)]).lower()
+    return Summary(id=conversation.id, title=conversation.title, updated=conversation.updated), text
+
+
+def owner_folder(owner: str) -> str:
+    """A folder name for an owner: readable, and distinct for distinct names (a hash settles look-alikes)."""
+    slug = re.sub(r"[^A-Za-z0-9_-]", "_", owner)[:40] or "_"
+    return f"{slug}-{hashlib.sha256(owner.encode()).hexdigest()[:10]}"
