@@ -47,6 +47,8 @@ def isolated_config(tmp_path, monkeypatch):
     for name in list(os.environ):
         if name.startswith("SWITCHBOARD_"):
             monkeypatch.delenv(name)
+    # Conversations and images go to this test's folder, never to the developer's ~/.local/share/switchboard.
+    monkeypatch.setenv("SWITCHBOARD_APP__DATA_DIR", str(tmp_path / "data"))
 
 
 @pytest.fixture

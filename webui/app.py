@@ -29,12 +29,13 @@ def build_app(backend: Backend) -> gr.Blocks:
     with gr.Blocks(title="Switchboard", fill_height=True) as app:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                build_chat_tab(backend)
+                load_chats, chat_list = build_chat_tab(backend)
             with gr.Tab("Images", id="images") as images_tab:
                 refresh_history, history = build_images_tab(backend)
             with gr.Tab("Vision", id="vision"):
                 build_vision_tab(backend)
         images_tab.select(refresh_history, None, history, api_visibility="private")
+        app.load(load_chats, None, chat_list, api_visibility="private")
     app.queue(default_concurrency_limit=backend.settings.app.concurrency)
     return app
 

@@ -10,9 +10,12 @@ from typing import Any
 import gradio as gr
 
 from backend import Backend, ChatRequest, InvalidImageError, SwitchboardError, TextDelta
+from backend.conversations import Conversation, StoredMessage
 from backend.media import load_image
 
-from .reply import ReplyView, conversation, is_thought, message_text, stopped_marker
+from . import history
+from .reply import ReplyView, is_thought, message_text, stopped_marker
+from .reply import conversation as conversation_messages
 from .streaming import batched
 
 log = logging.getLogger(__name__)
@@ -31,72 +34,118 @@ SMALL_MODEL_NOTICE = (
 )
 
 
-def build_chat_tab(backend: Backend) -> None:
-    """Lay out the Chat tab inside the current Blocks context and wire its events."""
+def build_chat_tab(backend: Backend):
+    """Lay out the Chat tab inside the current Blocks context and wire its events. Returns the page-load handler
+    and its outputs (the owner's conversation list), for the app to run when a page opens."""
     interval = backend.settings.app.stream_interval_ms / 1000
     choices = [(choice.label, choice.id) for choice in backend.models.chat_choices()]
     default = backend.models.default_chat
+    store = backend.conversations
 
-    model = gr.Dropdown(choices=choices, value=default, label="Model", elem_id="model-picker", filterable=True)
-    notice = gr.Markdown(SMALL_MODEL_NOTICE, visible=_is_bundled_model(backend, default), elem_id="small-model-note")
-    chatbot = gr.Chatbot(
-        elem_id="chatbot",
-        height="62vh",
-        buttons=["copy", "copy_all"],
-        latex_delimiters=LATEX,
-        editable="user",
-        placeholder="Ask anything. Replies stream here; Stop ends one at once.",
-        feedback_options=None,
-    )
-    with gr.Row(equal_height=True):
-        textbox = gr.MultimodalTextbox(
-            placeholder="Message (Enter to send, Shift+Enter for a new line); attach images for vision models",
-            show_label=False,
-            file_types=["image"],
-            file_count="multiple",
-            sources=["upload"],
-            submit_btn=False,
-            lines=1,
-            max_lines=8,
-            scale=8,
-            autofocus=True,
-            elem_id="message",
-        )
-        send = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="send")
-        stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
-    with gr.Accordion("Settings", open=False):
-        system = gr.Textbox(label="System prompt", lines=2, placeholder="You are a helpful assistant.")
-        with gr.Row():
-            temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature")
-            top_p = gr.Slider(0, 1, value=1.0, step=0.01, label="Top p")
-            max_tokens = gr.Number(value=0, precision=0, minimum=0, label="Max tokens (0: model default)")
-            seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=220, elem_id="sidebar"):
+            new_chat = gr.Button("+ New chat", elem_id="new-chat")
+            search = gr.Textbox(placeholder="Search chats", show_label=False, elem_id="chat-search")
+            chats = gr.Radio(choices=[], label="Chats", elem_id="chat-list")
+            with gr.Accordion("This chat", open=False, elem_id="chat-actions"):
+                title_box = gr.Textbox(label="Title", elem_id="chat-title")
+                rename = gr.Button("Rename", size="sm", elem_id="rename")
+                with gr.Row():
+                    export_md = gr.Button("Export .md", size="sm", elem_id="export-md")
+                    export_json = gr.Button("Export .json", size="sm", elem_id="export-json")
+                download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
+                delete = gr.Button("Delete chat", variant="stop", size="sm", elem_id="delete")
+                with gr.Row(visible=False) as confirm_row:
+                    confirm = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="confirm-delete")
+                    cancel = gr.Button("Keep it", size="sm", elem_id="cancel-delete")
+            importer = gr.UploadButton(
+                "Import chat (.json)", file_types=[".json"], file_count="single", size="sm", elem_id="import"
+            )
+        with gr.Column(scale=4):
+            model = gr.Dropdown(choices=choices, value=default, label="Model", elem_id="model-picker", filterable=True)
+            notice = gr.Markdown(
+                SMALL_MODEL_NOTICE, visible=_is_bundled_model(backend, default), elem_id="small-model-note"
+            )
+            chatbot = gr.Chatbot(
+                elem_id="chatbot",
+                height="62vh",
+                buttons=["copy", "copy_all"],
+                latex_delimiters=LATEX,
+                editable="user",
+                placeholder="Ask anything. Replies stream here; Stop ends one at once.",
+                feedback_options=None,
+            )
+            with gr.Row(equal_height=True):
+                textbox = gr.MultimodalTextbox(
+                    placeholder="Message (Enter to send, Shift+Enter for a new line); attach images for vision models",
+                    show_label=False,
+                    file_types=["image"],
+                    file_count="multiple",
+                    sources=["upload"],
+                    submit_btn=False,
+                    lines=1,
+                    max_lines=8,
+                    scale=8,
+                    autofocus=True,
+                    elem_id="message",
+                )
+                send = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="send")
+                stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
+            with gr.Accordion("Settings", open=False):
+                system = gr.Textbox(label="System prompt", lines=2, placeholder="You are a helpful assistant.")
+                with gr.Row():
+                    temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature")
+                    top_p = gr.Slider(0, 1, value=1.0, step=0.01, label="Top p")
+                    max_tokens = gr.Number(value=0, precision=0, minimum=0, label="Max tokens (0: model default)")
+                    seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
+    current = gr.State(None)  # the open Conversation, or None before the first message
 
     settings = [model, system, temperature, top_p, max_tokens, seed]
 
-    async def respond(history, model_id, system_prompt, temp, top, max_new, seed_value) -> AsyncIterator:
-        request = ChatRequest(
+    async def listed(owner: str, selected: str | None = None, query: str = ""):
+        return gr.update(choices=await history.list_choices(backend, owner, query), value=selected)
+
+    async def save(owner: str, conversation, model_id, system_prompt, temp, top, max_new, seed_value):
+        conversation.model = model_id
+        conversation.settings = {
+            "system_prompt": system_prompt or "",
+            "temperature": temp,
+            "top_p": top,
+            "max_tokens": max_new,
+            "seed": seed_value,
+        }
+        await store.save(owner, conversation)
+
+    async def respond(
+        chat_history, conversation, model_id, system_prompt, temp, top, max_new, seed_value, request: gr.Request
+    ) -> AsyncIterator:
+        request_ = ChatRequest(
             model=model_id or default,
-            messages=conversation(history, system_prompt, max_image_bytes=backend.settings.app.max_upload_bytes),
+            messages=conversation_messages(
+                chat_history, system_prompt, max_image_bytes=backend.settings.app.max_upload_bytes
+            ),
             temperature=temp,
             top_p=top if top is not None and top < 1 else None,  # 1 is everyone's default; some APIs refuse it
             max_tokens=int(max_new) if max_new and max_new > 0 else None,
             seed=int(seed_value) if seed_value is not None and seed_value >= 0 else None,
         )
-        reply = ReplyView(request.model)
-        yield history + reply.messages()  # a "waiting" line at once, before the first token
+        reply = ReplyView(request_.model)
+        yield chat_history + reply.messages(), gr.skip(), gr.skip()  # a "waiting" line at once
         try:
-            async for batch in batched(backend.chat.stream(request), interval):
+            async for batch in batched(backend.chat.stream(request_), interval):
                 for event in batch:
                     reply.apply(event)
-                yield history + reply.messages()
+                yield chat_history + reply.messages(), gr.skip(), gr.skip()
         except SwitchboardError as error:
             reply.fail(error)
         except Exception as error:  # a bug of ours must not leave the chat hanging
             log.exception("reply failed")
             reply.fail(SwitchboardError(f"internal error ({type(error).__name__}); see the server log"))
         reply.close()
-        yield history + reply.messages()
+        owner = history.owner_of(request)
+        conversation.messages.append(reply.to_stored())
+        await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
+        yield chat_history + reply.messages(), conversation, await listed(owner, conversation.id)
 
     def busy():
         return gr.update(value=None, interactive=False), gr.update(visible=False), gr.update(visible=True)
@@ -104,7 +153,18 @@ def build_chat_tab(backend: Backend) -> None:
     def idle():
         return gr.update(interactive=True), gr.update(visible=True), gr.update(visible=False)
 
-    def add_message(message: dict | None, history: list, model_id: str):
+    async def add_message(
+        message: dict | None,
+        chat_history: list,
+        conversation,
+        model_id,
+        system_prompt,
+        temp,
+        top,
+        max_new,
+        seed_value,
+        request: gr.Request,
+    ):
         text = ((message or {}).get("text") or "").strip()
         files = (message or {}).get("files") or []
         if not text and not files:
@@ -112,54 +172,164 @@ def build_chat_tab(backend: Backend) -> None:
         images = [_checked_image(backend, _file_path(file)) for file in files]
         if images:
             _check_reads_images(backend, model_id or default)
+        owner = history.owner_of(request)
+        conversation = conversation or Conversation()
+        conversation.messages.append(await history.store_user_message(backend, owner, text, images))
+        await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
         content = [{"type": "text", "text": text}, *({"path": path} for path in images)] if images else text
-        return [*history, {"role": "user", "content": content}], *busy()
+        listing = await listed(owner, conversation.id)
+        return [*chat_history, {"role": "user", "content": content}], *busy(), conversation, listing
 
-    def retry(history: list, data: gr.RetryData):
-        return _upto_user_message(history, data.index), *busy()
+    def retry(chat_history: list, conversation, data: gr.RetryData):
+        kept = _upto_user_message(chat_history, data.index)
+        if conversation is not None:
+            history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1))
+        return kept, *busy(), conversation, gr.skip()
 
-    def edit(history: list, data: gr.EditData):
-        kept = history[: data.index + 1]
+    def edit(chat_history: list, conversation, data: gr.EditData):
+        kept = chat_history[: data.index + 1]
         attachments = [part for part in _parts(kept[-1].get("content")) if part.get("type") == "file"]
         text = message_text(data.value)
         kept[-1] = {"role": "user", "content": [{"type": "text", "text": text}, *attachments] if attachments else text}
-        return kept, *busy()
+        if conversation is not None:
+            history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1))
+            conversation.messages[-1].text = text
+        return kept, *busy(), conversation, gr.skip()
 
-    def undo(history: list, data: gr.UndoData):
-        kept = _upto_user_message(history, data.index)
+    async def undo(chat_history: list, conversation, data: gr.UndoData, request: gr.Request):
+        kept = _upto_user_message(chat_history, data.index)
         if not kept:
-            return kept, None
+            return kept, None, conversation
+        if conversation is not None:
+            history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1) - 1)
+            await store.save(history.owner_of(request), conversation)
         content = kept[-1]["content"]
         files = [part["file"]["path"] for part in _parts(content) if part.get("type") == "file"]
-        return kept[:-1], {"text": message_text(content), "files": files}
+        return kept[:-1], {"text": message_text(content), "files": files}, conversation
 
-    def finish(history: list):
-        """After a reply: re-enable input; if the reply did not end on its footer, it was stopped: say so."""
-        last = history[-1] if history else {}
+    async def finish(chat_history: list, conversation, model_id, request: gr.Request):
+        """After a reply: re-enable input; if the reply did not end on its footer, it was stopped: say so, and
+        keep what had arrived, marked as stopped."""
+        last = chat_history[-1] if chat_history else {}
         if is_thought(last) and (last.get("metadata") or {}).get("status") == "done":
-            return gr.skip(), *idle()
-        settled = [_settle(message) for message in history if not _is_pending_status(message)]
-        return [*settled, stopped_marker()], *idle()
+            return gr.skip(), *idle(), gr.skip(), gr.skip()
+        settled = [_settle(message) for message in chat_history if not _is_pending_status(message)]
+        if conversation is not None:
+            provider, _, name = (model_id or default).partition("/")
+            partial = _answer_after_last_user(settled)
+            conversation.messages.append(
+                StoredMessage(role="assistant", text=partial, provider=provider, model=name, status="stopped")
+            )
+            await store.save(history.owner_of(request), conversation)
+        return [*settled, stopped_marker()], *idle(), conversation, gr.skip()
 
     controls = [textbox, send, stop]
     private = {"api_visibility": "private"}
     replies = []
     for trigger, prepare, inputs in (
-        (textbox.submit, add_message, [textbox, chatbot, model]),
-        (send.click, add_message, [textbox, chatbot, model]),
-        (chatbot.retry, retry, [chatbot]),
-        (chatbot.edit, edit, [chatbot]),
+        (textbox.submit, add_message, [textbox, chatbot, current, *settings]),
+        (send.click, add_message, [textbox, chatbot, current, *settings]),
+        (chatbot.retry, retry, [chatbot, current]),
+        (chatbot.edit, edit, [chatbot, current]),
     ):
         # Queued: Gradio shows a gr.Error raised by an unqueued event as a bare "Error" label, without its message.
-        started = trigger(prepare, inputs, [chatbot, *controls], **private)
+        started = trigger(prepare, inputs, [chatbot, *controls, current, chats], **private)
         # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
-        reply = started.success(respond, [chatbot, *settings], chatbot, show_progress="hidden", **private)
+        reply = started.success(
+            respond, [chatbot, current, *settings], [chatbot, current, chats], show_progress="hidden", **private
+        )
         # Runs after the reply ends or, on Stop, after the cancellation: so the marker cannot be overwritten.
-        reply.then(finish, chatbot, [chatbot, *controls], queue=False, **private)
+        reply.then(finish, [chatbot, current, model], [chatbot, *controls, current, chats], **private)
         replies.append(reply)
-    chatbot.undo(undo, chatbot, [chatbot, textbox], queue=False, **private)
+    chatbot.undo(undo, [chatbot, current], [chatbot, textbox, current], **private)
     stop.click(idle, None, controls, cancels=replies, queue=False, **private)
     model.change(lambda m: gr.update(visible=_is_bundled_model(backend, m)), model, notice, queue=False, **private)
+
+    # The sidebar.
+    async def start_new(request: gr.Request):
+        return [], None, await listed(history.owner_of(request)), "", gr.update(value=None, visible=False)
+
+    async def open_chat(conversation_id: str | None, request: gr.Request):
+        if not conversation_id:
+            return (gr.skip(),) * 10
+        owner = history.owner_of(request)
+        try:
+            conversation = await store.get(owner, conversation_id)
+        except SwitchboardError as error:
+            raise gr.Error(error.user_message()) from None
+        saved = conversation.settings
+        chosen_model = conversation.model if conversation.model in dict(map(reversed, choices)) else default
+        return (
+            history.render(backend, owner, conversation),
+            conversation,
+            chosen_model,
+            saved.get("system_prompt", ""),
+            saved.get("temperature", 0.7),
+            saved.get("top_p", 1.0),
+            saved.get("max_tokens", 0),
+            saved.get("seed", -1),
+            conversation.title,
+            gr.update(value=None, visible=False),
+        )
+
+    async def find(query: str, conversation, request: gr.Request):
+        return await listed(history.owner_of(request), conversation.id if conversation else None, query)
+
+    async def rename_chat(title: str, conversation, request: gr.Request):
+        if conversation is None or not (title or "").strip():
+            raise gr.Error("Open a chat and type its new title first.", duration=4)
+        conversation.title = " ".join(title.split())[:120]
+        owner = history.owner_of(request)
+        await store.save(owner, conversation)
+        return conversation, await listed(owner, conversation.id)
+
+    def ask_to_delete(conversation):
+        if conversation is None:
+            raise gr.Error("Open a chat first.", duration=3)
+        return gr.update(visible=True)
+
+    async def delete_chat(conversation, request: gr.Request):
+        owner = history.owner_of(request)
+        if conversation is not None:
+            await store.delete(owner, conversation.id)
+        return [], None, await listed(owner), "", gr.update(visible=False)
+
+    def export(kind: str):
+        def run(conversation):
+            if conversation is None:
+                raise gr.Error("Nothing to export yet: open or start a chat.", duration=4)
+            return gr.update(value=history.export_file(conversation, kind), visible=True)
+
+        return run
+
+    async def import_chat(path: str, request: gr.Request):
+        owner = history.owner_of(request)
+        conversation = await history.import_file(backend, owner, path)
+        return (
+            history.render(backend, owner, conversation),
+            conversation,
+            await listed(owner, conversation.id),
+            conversation.title,
+        )
+
+    new_chat.click(start_new, None, [chatbot, current, chats, title_box, download], **private)
+    chats.input(
+        open_chat,
+        chats,
+        [chatbot, current, *settings, title_box, download],
+        **private,
+    )
+    search.change(find, [search, current], chats, show_progress="hidden", **private)
+    rename.click(rename_chat, [title_box, current], [current, chats], **private)
+    delete.click(ask_to_delete, current, confirm_row, **private)
+    cancel.click(lambda: gr.update(visible=False), None, confirm_row, **private)
+    confirm.click(delete_chat, current, [chatbot, current, chats, title_box, confirm_row], **private)
+    export_md.click(export("md"), current, download, **private)
+    export_json.click(export("json"), current, download, **private)
+    importer.upload(import_chat, importer, [chatbot, current, chats, title_box], **private)
+
+    async def load_chats(request: gr.Request):
+        return await listed(history.owner_of(request))
 
     async def chat(message: str, model: str = default) -> AsyncIterator[str]:
         """Send one message (no history) to `model` (provider/model or a route; default: the configured default)
@@ -174,6 +344,7 @@ def build_chat_tab(backend: Backend) -> None:
             raise gr.Error(error.user_message()) from None
 
     gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
+    return load_chats, chats
 
 
 def _parts(content: Any) -> list[dict]:
@@ -212,6 +383,17 @@ def _upto_user_message(history: list, index: Any) -> list:
         if history[cut].get("role") == "user":
             return history[: cut + 1]
     return []
+
+
+def _answer_after_last_user(chat_history: list) -> str:
+    """The answer text shown after the last user message (what a stopped reply had streamed)."""
+    text = []
+    for message in reversed(chat_history):
+        if message.get("role") == "user":
+            break
+        if not is_thought(message):
+            text.append(message_text(message.get("content")))
+    return "".join(reversed(text))
 
 
 def _is_pending_status(message: dict) -> bool:

@@ -25,6 +25,7 @@ from backend import (
     ToolCallDelta,
     Usage,
 )
+from backend.conversations import StoredMessage
 from backend.media import load_image
 
 STOPPED = "⏹ Stopped"
@@ -41,6 +42,8 @@ class ReplyView:
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
         self.error: SwitchboardError | None = None
+        self.error_text: str | None = None  # the sentence shown; kept when a reply is reopened later
+        self.stopped = False
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
         self.ended_at: float | None = None
@@ -73,6 +76,7 @@ class ReplyView:
 
     def fail(self, error: SwitchboardError) -> None:
         self.error = error
+        self.error_text = error.user_message()
         self.status = ""
 
     def close(self) -> None:
@@ -90,13 +94,49 @@ class ReplyView:
             out.append({"role": "assistant", "content": answer})
         if self.status:
             out.append(_thought(self.status, "", status="pending"))
-        if self.error is not None:
-            out.append(_thought(f"⚠️ {self.error.user_message()}", self._details(), status="done"))
+        if self.stopped:
+            out.append(stopped_marker())
+        elif self.error_text is not None:
+            out.append(_thought(f"⚠️ {self.error_text}", self._details(), status="done"))
         elif done and (answer or self.reasoning):
             out.append(_thought(self.summary(), self._details(), status="done"))
         elif done:
             out.append(_thought("The model returned an empty answer.", self._details(), status="done"))
         return out
+
+    def to_stored(self, status: str = "complete") -> StoredMessage:
+        """This reply for the conversation store, with where it came from and how fast."""
+        provider, _, model = (self.answering or self.requested).partition("/")
+        return StoredMessage(
+            role="assistant",
+            text="".join(self.text) + self._tool_calls_markdown(),
+            reasoning="".join(self.reasoning),
+            provider=provider or None,
+            model=model or None,
+            first_token_seconds=None if self.first_token_at is None else self.first_token_at - self.started_at,
+            seconds=None if self.ended_at is None else self.ended_at - self.started_at,
+            prompt_tokens=self.usage.prompt_tokens if self.usage else None,
+            completion_tokens=self.usage.completion_tokens if self.usage else None,
+            status="failed" if self.error_text else status,
+            error=self.error_text,
+        )
+
+    @classmethod
+    def restored(cls, message: StoredMessage) -> ReplyView:
+        """The view of a stored reply, as it looked when it ended."""
+        view = cls(f"{message.provider}/{message.model}" if message.provider else "unknown model")
+        view.answering = view.requested if message.provider else None
+        view.text = [message.text] if message.text else []
+        view.reasoning = [message.reasoning] if message.reasoning else []
+        view.started_at = 0.0
+        view.first_token_at = message.first_token_seconds
+        view.ended_at = message.seconds if message.seconds is not None else 0.0
+        if message.prompt_tokens is not None:
+            view.usage = Usage(message.prompt_tokens, message.completion_tokens or 0)
+        view.error_text = message.error
+        view.stopped = message.status == "stopped"
+        view.status = ""
+        return view
 
     def summary(self) -> str:
         parts = [self.answering or self.requested]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from ..config import Settings, load_settings
+from ..conversations import ConversationStore, FileConversationStore
 from ..imagegen import ImageStore
 from ..providers import Provider, create_provider
 from .chat import ChatService
@@ -25,6 +26,7 @@ class Backend:
         self.chat = ChatService(self.models)
         self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images"))
         self.vision = VisionService(self.chat)
+        self.conversations: ConversationStore = FileConversationStore(settings.app.data_dir / "conversations")
 
     @classmethod
     def from_config(cls, path=None) -> Backend:

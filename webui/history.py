@@ -1,0 +1,109 @@
+"""Conversations in the Chat tab: the sidebar (new, list, search, rename, delete, export, import) and the
+translation between a stored `Conversation` and what the Chatbot shows.
+
+The stored conversation is the record; the Chatbot is its view. Handlers in chat.py keep both in step.
+Everything is per owner: the logged-in user, or "local" when the app runs without authentication.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from backend import Backend
+from backend.conversations import Conversation, ConversationError, StoredMessage, parse_import
+from backend.media import load_image
+
+from .reply import ReplyView
+
+LOCAL_OWNER = "local"
+
+
+def owner_of(request: gr.Request | None) -> str:
+    return getattr(request, "username", None) or LOCAL_OWNER
+
+
+async def list_choices(backend: Backend, owner: str, query: str = "") -> list[tuple[str, str]]:
+    return [(summary.title, summary.id) for summary in await backend.conversations.list(owner, query or "")]
+
+
+async def store_user_message(backend: Backend, owner: str, text: str, image_paths: list[str]) -> StoredMessage:
+    """The user's message for the store; attached images are kept in the owner's media folder."""
+    references = []
+    for path in image_paths:
+        image = load_image(path, max_bytes=backend.settings.app.max_upload_bytes)
+        references.append(await backend.conversations.save_image(owner, image.data, image.mime))
+    return StoredMessage(role="user", text=text, images=references)
+
+
+def render(backend: Backend, owner: str, conversation: Conversation) -> list[dict[str, Any]]:
+    """The Chatbot messages for a stored conversation. Images are copied to a private temporary folder that
+    Gradio may serve (under a name derived from their content), never from the store itself."""
+    view_dir = Path(tempfile.mkdtemp(prefix="switchboard-view-"))
+    history: list[dict[str, Any]] = []
+    for message in conversation.messages:
+        if message.role == "user":
+            files = []
+            for reference in message.images:
+                source = backend.conversations.image_path(owner, reference)
+                if source.is_file():
+                    target = view_dir / source.name
+                    shutil.copyfile(source, target)
+                    files.append({"path": str(target)})
+            content = [{"type": "text", "text": message.text}, *files] if files else message.text
+            history.append({"role": "user", "content": content})
+        elif message.role == "assistant":
+            history += ReplyView.restored(message).messages()
+    return history
+
+
+def users_in(history: list[dict[str, Any]], index: Any) -> int:
+    """How many user messages the Chatbot shows up to and including position `index`."""
+    position = index[0] if isinstance(index, tuple | list) else int(index)
+    return sum(1 for message in history[: position + 1] if message.get("role") == "user")
+
+
+def keep_through_user(conversation: Conversation, count: int) -> None:
+    """Drop everything after the `count`-th user message (1-based); with 0, drop everything."""
+    seen = 0
+    for position, message in enumerate(conversation.messages):
+        if message.role == "user":
+            seen += 1
+            if seen == count:
+                del conversation.messages[position + 1 :]
+                return
+    if count == 0:
+        conversation.messages.clear()
+
+
+def export_file(conversation: Conversation, kind: str) -> str:
+    """The conversation as a Markdown or JSON file in a fresh temporary folder, for download."""
+    import json
+    import re
+
+    folder = Path(tempfile.mkdtemp(prefix="switchboard-export-"))
+    name = re.sub(r"[^A-Za-z0-9_-]+", "-", conversation.title).strip("-")[:50] or "conversation"
+    if kind == "md":
+        path = folder / f"{name}.md"
+        path.write_text(conversation.to_markdown(), encoding="utf-8")
+    else:
+        path = folder / f"{name}.json"
+        path.write_text(json.dumps(conversation.to_export(), indent=2, ensure_ascii=False), encoding="utf-8")
+    return str(path)
+
+
+async def import_file(backend: Backend, owner: str, path: str) -> Conversation:
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        raise gr.Error("Could not read the uploaded file.") from None
+    try:
+        conversation = parse_import(data)
+    except ConversationError as error:
+        raise gr.Error(f"Import failed: {error.user_message()}", duration=8) from None
+    await backend.conversations.save(owner, conversation)
+    return conversation
