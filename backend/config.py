@@ -48,6 +48,17 @@ class AppConfig(_Strict):
         return int(self.max_upload_mb * 1_000_000)
 
 
+class AuthConfig(_Strict):
+    """Logins for a shared instance. Both empty: no login (local use, one owner). Never passwords in this file."""
+
+    users_file: Path | None = Field(None, description="name:hash lines, made with `switchboard passwd NAME`")
+    users_env: str | None = Field(None, description="an environment variable holding alice:pw1,bob:pw2")
+
+    @property
+    def enabled(self) -> bool:
+        return self.users_file is not None or self.users_env is not None
+
+
 class Defaults(_Strict):
     """What each tab starts with: a `provider/model` id (or, for chat, a route name). Empty: the first capable."""
 
@@ -215,6 +226,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SWITCHBOARD_", env_nested_delimiter="__", extra="forbid")
 
     app: AppConfig = Field(default_factory=AppConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
     defaults: Defaults = Field(default_factory=Defaults)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     routes: dict[str, list[str]] = Field(default_factory=dict)

@@ -23,7 +23,7 @@ import aiofiles.os
 from pydantic import BaseModel, Field, ValidationError
 
 from .errors import SwitchboardError
-from .files import write_atomically
+from .files import owner_folder, write_atomically
 
 EXPORT_FORMAT = "switchboard.conversation"
 TITLE_LENGTH = 60
@@ -238,9 +238,3 @@ class FileConversationStore:
 def _indexed(conversation: Conversation) -> tuple[Summary, str]:
     text = " ".join([conversation.title, *(m.text for m in conversation.messages)]).lower()
     return Summary(id=conversation.id, title=conversation.title, updated=conversation.updated), text
-
-
-def owner_folder(owner: str) -> str:
-    """A folder name for an owner: readable, and distinct for distinct names (a hash settles look-alikes)."""
-    slug = re.sub(r"[^A-Za-z0-9_-]", "_", owner)[:40] or "_"
-    return f"{slug}-{hashlib.sha256(owner.encode()).hexdigest()[:10]}"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -19,3 +21,9 @@ async def write_atomically(path: Path, data: bytes) -> None:
         await file.flush()
         await asyncio.to_thread(os.fsync, file.fileno())
     await aiofiles.os.replace(temporary, path)
+
+
+def owner_folder(owner: str) -> str:
+    """A folder name for an owner: readable, and distinct for distinct names (a hash settles look-alikes)."""
+    slug = re.sub(r"[^A-Za-z0-9_-]", "_", owner)[:40] or "_"
+    return f"{slug}-{hashlib.sha256(owner.encode()).hexdigest()[:10]}"

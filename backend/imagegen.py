@@ -17,7 +17,7 @@ from typing import Any
 import aiofiles
 import aiofiles.os
 
-from .files import write_atomically
+from .files import owner_folder, write_atomically
 
 SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
@@ -75,17 +75,21 @@ EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", 
 
 
 class ImageStore:
-    """Generated images on disk: `<root>/<stamp>-<id>.<ext>` plus `<same name>.json` with the details."""
+    """Generated images on disk, per owner: `<root>/<owner>/<stamp>-<id>.<ext>` plus `<same name>.json`."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser()
 
-    async def save(self, image: GeneratedImage, request: ImageRequest, model_id: str) -> StoredImage:
-        await aiofiles.os.makedirs(self.root, exist_ok=True)
+    def folder(self, owner: str) -> Path:
+        return self.root / owner_folder(owner)
+
+    async def save(self, image: GeneratedImage, request: ImageRequest, model_id: str, owner: str) -> StoredImage:
+        folder = self.folder(owner)
+        await aiofiles.os.makedirs(folder, exist_ok=True)
         # Sortable to the nanosecond, so history is newest first even within one second or one batch.
         now = time.time_ns()
         stem = f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(now / 1e9))}-{now % 10**9:09d}-{secrets.token_hex(3)}"
-        path = self.root / f"{stem}{EXTENSIONS.get(image.mime, '.png')}"
+        path = folder / f"{stem}{EXTENSIONS.get(image.mime, '.png')}"
         stored = StoredImage(
             path=path,
             prompt=request.prompt,
@@ -99,15 +103,16 @@ class ImageStore:
         await write_atomically(path.with_suffix(".json"), json.dumps(stored.details(), indent=2).encode())
         return stored
 
-    async def history(self, limit: int = 100) -> list[StoredImage]:
-        """The most recent generated images, newest first; unreadable entries are skipped."""
-        if not await aiofiles.os.path.isdir(self.root):
+    async def history(self, owner: str, limit: int = 100) -> list[StoredImage]:
+        """The owner's most recent generated images, newest first; unreadable entries are skipped."""
+        folder = self.folder(owner)
+        if not await aiofiles.os.path.isdir(folder):
             return []
-        names = sorted((n for n in await aiofiles.os.listdir(self.root) if n.endswith(".json")), reverse=True)
+        names = sorted((n for n in await aiofiles.os.listdir(folder) if n.endswith(".json")), reverse=True)
         stored = []
         for name in names[:limit]:
             try:
-                async with aiofiles.open(self.root / name, "rb") as file:
+                async with aiofiles.open(folder / name, "rb") as file:
                     details = json.loads(await file.read())
                 details["path"] = Path(details["path"])
                 if await aiofiles.os.path.isfile(details["path"]):

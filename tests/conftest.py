@@ -102,14 +102,14 @@ def serve_app():
     """Launch the real Gradio app for a Backend on 127.0.0.1 in this process; returns its URL."""
     launched = []
 
-    def serve(backend: Backend) -> str:
+    def serve(backend: Backend, users=None) -> str:
         from webui.app import build_app, launch_options, prepare
 
         # prepare() runs its own event loop; keep it off this thread, where Playwright may have one running.
         with ThreadPoolExecutor(1) as worker:
             worker.submit(prepare, backend).result()
         app = build_app(backend)
-        options = launch_options(backend, host="127.0.0.1", port=free_port(), share=False)
+        options = launch_options(backend, host="127.0.0.1", port=free_port(), share=False, users=users)
         app.launch(prevent_thread_lock=True, quiet=True, **options)
         launched.append(app)
         return f"http://127.0.0.1:{options['server_port']}/"

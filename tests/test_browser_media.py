@@ -169,8 +169,9 @@ def _ends_with(name: str) -> re.Pattern:
 
 
 def image_files(app: MediaApp) -> list[Path]:
+    """Generated images of the one local owner (images are kept per owner, under images/<owner>/)."""
     folder = app.data_dir / "images"
-    return sorted(p for p in folder.iterdir() if p.suffix != ".json") if folder.is_dir() else []
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".json") if folder.is_dir() else []
 
 
 def user_content(request: Recorded) -> list | str:

@@ -40,15 +40,16 @@ def build_app(backend: Backend) -> gr.Blocks:
     return app
 
 
-def launch_options(backend: Backend, *, host: str | None, port: int | None, share: bool) -> dict:
+def launch_options(backend: Backend, *, host: str | None, port: int | None, share: bool, users=None) -> dict:
+    """Keyword arguments for `launch()`. `users` (backend.auth.Users) turns on the login page."""
     settings = backend.settings.app
+    login = {"auth": users, "auth_message": "Switchboard: sign in to see your conversations."} if users else {}
     return {
+        **login,
         "server_name": host or settings.host,
         "server_port": port or settings.port,
         "share": share,
         "max_file_size": f"{settings.max_upload_mb}mb",
-        # Gradio serves returned files only from allowed places: generated images live in the data directory.
-        "allowed_paths": [str(backend.images.store.root)],
         "css": CSS,
         "footer_links": ["api"],
         "show_error": True,

@@ -12,27 +12,32 @@ import logging
 import sys
 
 from backend import Backend, ConfigError, load_settings
+from backend.auth import hash_password, load_users
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "passwd":
+        return _passwd(args.name)
     try:
         settings = load_settings(args.config)
+        users = load_users(settings.auth.users_file, settings.auth.users_env)
     except ConfigError as error:
         print(f"switchboard: {error}", file=sys.stderr)
         return 2
     if args.command == "check":
-        return _check(settings)
+        return _check(settings, users)
     backend = Backend(settings)
     if args.command == "models":
         return _models(backend)
-    return _run(backend, args)
+    return _run(backend, users, args)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description="A local-first chat UI over many providers.")
-    parser.add_argument("command", nargs="?", choices=["run", "check", "models"], default="run")
+    parser.add_argument("command", nargs="?", choices=["run", "check", "models", "passwd"], default="run")
+    parser.add_argument("name", nargs="?", help="with passwd: the user name")
     parser.add_argument("--config", help="TOML config file (default: $SWITCHBOARD_CONFIG, ./config.toml, ...)")
     parser.add_argument("--host", help="address to listen on (default: app.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: app.port, 7860)")
@@ -40,8 +45,23 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check(settings) -> int:
+def _passwd(name: str | None) -> int:
+    import getpass
+
+    if not name or ":" in name:
+        print("switchboard: usage: switchboard passwd NAME (a name without ':')", file=sys.stderr)
+        return 2
+    password = getpass.getpass(f"Password for {name}: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if len(password) < 8:
+        print("switchboard: use a password of at least 8 characters", file=sys.stderr)
+        return 2
+    print(f"{name}:{hash_password(password)}")
+    return 0
+
+
+def _check(settings, users) -> int:
     print(f"config OK: {len(settings.providers)} provider(s), {len(settings.routes)} route(s)")
+    print(f"  logins: {len(users)} user(s)" if users else "  logins: off (one local owner)")
     for name, provider in settings.providers.items():
         models = ", ".join(provider.model_names()) or "(asked from the endpoint at start-up)"
         print(f"  {name} [{provider.kind}]: {models}")
@@ -60,12 +80,12 @@ def _models(backend: Backend) -> int:
     return 0
 
 
-def _run(backend: Backend, args) -> int:
+def _run(backend: Backend, users, args) -> int:
     from .app import build_app, launch_options, prepare
 
     prepare(backend)
     app = build_app(backend)
-    app.launch(**launch_options(backend, host=args.host, port=args.port, share=args.share))
+    app.launch(**launch_options(backend, host=args.host, port=args.port, share=args.share, users=users))
     return 0
 
 

@@ -5,9 +5,15 @@ The Generate button is also the `generate_image(prompt, model, size, n, negative
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+
 import gradio as gr
 
 from backend import Backend, ImageRequest, SwitchboardError
+
+from .history import owner_of
 
 SIZES = ["1024x1024", "1024x1536", "1536x1024", "512x512", "768x768", "512x768", "768x512"]
 NO_MODELS = (
@@ -46,12 +52,18 @@ def build_images_tab(backend: Backend) -> None:
     history = gr.Gallery(label="Past generations", columns=6, height=260, elem_id="image-history")
 
     async def generate_image(
-        prompt: str, model: str, size: str = SIZES[0], n: float = 1, negative_prompt: str = "", seed: float = -1
+        prompt: str,
+        model: str,
+        size: str = SIZES[0],
+        n: float = 1,
+        negative_prompt: str = "",
+        seed: float = -1,
+        request: gr.Request = None,
     ):
         """Generate `n` images of `size` from `prompt` with `model` (an image model id); returns the images."""
         if not (prompt or "").strip():
             raise gr.Error("Write a prompt first.", duration=4)
-        request = ImageRequest(
+        image_request = ImageRequest(
             model=model or default or "",
             prompt=prompt.strip(),
             negative_prompt=(negative_prompt or "").strip() or None
@@ -62,13 +74,13 @@ def build_images_tab(backend: Backend) -> None:
             seed=int(seed) if seed not in (None, "") and int(seed) >= 0 else None,
         )
         try:
-            stored = await backend.images.generate(request)
+            stored = await backend.images.generate(image_request, owner_of(request))
         except SwitchboardError as error:
             raise gr.Error(error.user_message()) from None
-        return [(str(image.path), _caption(image)) for image in stored]
+        return viewable(stored)
 
-    async def past() -> list:
-        return [(str(image.path), _caption(image)) for image in await backend.images.history(60)]
+    async def past(request: gr.Request) -> list:
+        return viewable(await backend.images.history(owner_of(request), 60))
 
     inputs = [prompt_box, model_picker, size_picker, count, negative_box, seed_box]
     generated = generate.click(generate_image, inputs, results, api_name="generate_image", concurrency_limit=4)
@@ -79,6 +91,19 @@ def build_images_tab(backend: Backend) -> None:
         lambda m: gr.update(visible=_takes_negative(backend, m)), model_picker, negative_box, api_visibility="private"
     )
     return past, history
+
+
+def viewable(images) -> list[tuple[str, str]]:
+    """Gallery items for stored images: copies in a fresh temporary folder, which Gradio caches under names
+    derived from their content. The store itself is never a servable path, so no URL leads into another
+    user's folder."""
+    folder = Path(tempfile.mkdtemp(prefix="switchboard-images-"))
+    items = []
+    for image in images:
+        copy = folder / image.path.name
+        shutil.copyfile(image.path, copy)
+        items.append((str(copy), _caption(image)))
+    return items
 
 
 def _caption(image) -> str:

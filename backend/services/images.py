@@ -10,6 +10,7 @@ from ..retry import retry_delay
 from .registry import ModelRegistry
 
 MAX_IMAGES = 10
+LOCAL_OWNER = "local"  # the one owner when the app runs without logins
 
 
 class ImageService:
@@ -17,8 +18,8 @@ class ImageService:
         self.models = models
         self.store = store
 
-    async def generate(self, request: ImageRequest) -> list[StoredImage]:
-        """Generate `request.n` images and save them; raises a typed error (nothing is saved then)."""
+    async def generate(self, request: ImageRequest, owner: str = LOCAL_OWNER) -> list[StoredImage]:
+        """Generate `request.n` images and save them as `owner`'s; raises a typed error (nothing is saved then)."""
         provider, model = self.models.resolve_task(request.model, "image")
         if not 1 <= request.n <= MAX_IMAGES:
             raise BadRequestError(f"n must be between 1 and {MAX_IMAGES}", provider=provider.name, model=model)
@@ -38,7 +39,7 @@ class ImageService:
                 attempt += 1
                 await asyncio.sleep(delay)
         model_id = f"{provider.name}/{model}"
-        return [await self.store.save(image, request, model_id) for image in images]
+        return [await self.store.save(image, request, model_id, owner) for image in images]
 
-    async def history(self, limit: int = 100) -> list[StoredImage]:
-        return await self.store.history(limit)
+    async def history(self, owner: str = LOCAL_OWNER, limit: int = 100) -> list[StoredImage]:
+        return await self.store.history(owner, limit)

@@ -1,0 +1,91 @@
+"""Who may use a shared instance: users and password hashes from a file, or name:password pairs from an
+environment variable. Passwords are never written in the TOML config.
+
+A users file has one `name:pbkdf2_sha256$iterations$salt$hash` line per user (`switchboard passwd NAME` prints
+one). The environment variable form is `alice:secret1,bob:secret2`, for containers and CI.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from .errors import ConfigError
+
+SCHEME = "pbkdf2_sha256"
+ITERATIONS = 600_000
+
+
+def hash_password(password: str, *, iterations: int = ITERATIONS) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    return f"{SCHEME}${iterations}${_b64(salt)}${_b64(digest)}"
+
+
+def check_password(stored: str, password: str) -> bool:
+    """True when `password` matches `stored` (a hash from hash_password, or a plain password from the env)."""
+    if not stored.startswith(SCHEME + "$"):
+        return hmac.compare_digest(stored.encode(), password.encode())
+    try:
+        _, iterations, salt, digest = stored.split("$")
+        actual = hashlib.pbkdf2_hmac("sha256", password.encode(), _unb64(salt), int(iterations))
+    except ValueError:
+        return False
+    return hmac.compare_digest(actual, _unb64(digest))
+
+
+class Users:
+    """The login check Gradio calls: `users(name, password) -> bool`."""
+
+    def __init__(self, passwords: dict[str, str]) -> None:
+        self._passwords = passwords
+
+    def __call__(self, username: str, password: str) -> bool:
+        stored = self._passwords.get(username)
+        if stored is None:
+            check_password(hash_password("x", iterations=1000), password)  # spend similar time either way
+            return False
+        return check_password(stored, password)
+
+    def __len__(self) -> int:
+        return len(self._passwords)
+
+
+def load_users(users_file: Path | None, users_env: str | None) -> Users | None:
+    """The configured users, or None when authentication is off."""
+    passwords: dict[str, str] = {}
+    if users_file is not None:
+        path = users_file.expanduser()
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise ConfigError(f"auth.users_file: cannot read {path}: {exc.strerror}") from None
+        for number, line in enumerate(lines, 1):
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            name, _, stored = line.strip().partition(":")
+            if not name or not stored.startswith(SCHEME + "$"):
+                raise ConfigError(f"{path}: line {number}: expected name:{SCHEME}$... (make one: switchboard passwd)")
+            passwords[name] = stored
+    if users_env is not None:
+        raw = os.environ.get(users_env, "")
+        if not raw:
+            raise ConfigError(f"auth.users_env: environment variable {users_env} is not set")
+        for pair in raw.split(","):
+            name, _, password = pair.strip().partition(":")
+            if not name or not password:
+                raise ConfigError(f"auth.users_env: {users_env} must look like alice:secret1,bob:secret2")
+            passwords[name] = password
+    return Users(passwords) if passwords else None
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
