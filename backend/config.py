@@ -65,6 +65,7 @@ class Defaults(_Strict):
     chat: str | None = None
     image: str | None = None
     vision: str | None = None
+    title: str | None = Field(None, description="a chat model that names new conversations; empty: first words")
 
 
 class _ProviderBase(_Strict):
@@ -267,6 +268,10 @@ class Settings(BaseSettings):
             problem = self._unknown_model(self.defaults.chat)
             if problem:
                 raise ValueError(f"defaults.chat: {problem}")
+        if self.defaults.title is not None and self.defaults.title not in self.routes:
+            problem = self._unknown_model(self.defaults.title)
+            if problem:
+                raise ValueError(f"defaults.title: {problem}")
         for task in ("image", "vision"):
             capable = self.capable_models(task)
             chosen = getattr(self.defaults, task)

@@ -192,3 +192,14 @@ async def test_local_model_refuses_tools_before_loading(write_config):
     )
     with pytest.raises(UnsupportedCapabilityError, match="tools not supported"):
         backend.chat.plan(tools_request)
+
+
+async def test_model_suggests_a_title_and_failure_leaves_none(scripted_backend, upstream):
+    from backend.services.chat import suggest_title
+
+    upstream.enqueue(Reply.text(['"Tides ', "and the ", 'Moon"\n']), Reply.error(401, "no"))
+    title = await suggest_title(scripted_backend.chat, "scripted/scripted-1", "How do tides work?", "The Moon pulls.")
+    assert title == "Tides and the Moon"
+    prompt = upstream.chat_requests()[0].body["messages"][0]["content"]
+    assert "How do tides work?" in prompt and "The Moon pulls." in prompt
+    assert await suggest_title(scripted_backend.chat, "scripted/scripted-1", "q", "a") == ""

@@ -12,6 +12,7 @@ import gradio as gr
 from backend import Backend, ChatRequest, InvalidImageError, SwitchboardError, TextDelta
 from backend.conversations import Conversation, StoredMessage
 from backend.media import load_image
+from backend.services.chat import suggest_title
 
 from . import history
 from .reply import ReplyView, is_thought, message_text, stopped_marker
@@ -144,8 +145,19 @@ def build_chat_tab(backend: Backend):
         reply.close()
         owner = history.owner_of(request)
         conversation.messages.append(reply.to_stored())
+        await name_by_model(conversation)
         await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
         yield chat_history + reply.messages(), conversation, await listed(owner, conversation.id)
+
+    async def name_by_model(conversation) -> None:
+        """After the first exchange, let the configured title model name the chat (first words otherwise)."""
+        model_id = backend.settings.defaults.title
+        if not model_id or len(conversation.messages) != 2 or conversation.messages[1].status != "complete":
+            return
+        question, answer = (message.text for message in conversation.messages)
+        title = await suggest_title(backend.chat, model_id, question, answer)
+        if title:
+            conversation.title = title
 
     def busy():
         return gr.update(value=None, interactive=False), gr.update(visible=False), gr.update(visible=True)

@@ -14,7 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from ..errors import APIError, UnsupportedCapabilityError
+from ..errors import APIError, SwitchboardError, UnsupportedCapabilityError
 from ..events import Queued, Retrying, Started, StreamEvent, TextDelta
 from ..media import has_images, inline_remote_images
 from ..providers import Provider
@@ -85,3 +85,24 @@ class ChatService:
         if not targets:
             raise refusals[0]
         return targets
+
+
+TITLE_PROMPT = (
+    "Give a short title (at most six words) for a conversation that starts like this. Answer with the title "
+    "only, no quotes.\n\nUser: {question}\nAssistant: {answer}"
+)
+
+
+async def suggest_title(chat: ChatService, model: str, question: str, answer: str, timeout: float = 15.0) -> str:
+    """A few-word title for a new conversation from `model`; empty when it fails (the caller keeps its own)."""
+    prompt = TITLE_PROMPT.format(question=question[:1000], answer=answer[:1000])
+    request = ChatRequest(model=model, messages=[{"role": "user", "content": prompt}], max_tokens=24, temperature=0.2)
+
+    async def run() -> str:
+        return "".join([event.text async for event in chat.stream(request) if type(event) is TextDelta])
+
+    try:
+        title = await asyncio.wait_for(run(), timeout)
+    except (APIError, SwitchboardError, TimeoutError):
+        return ""
+    return " ".join(title.strip().strip("\"'*#").split())[:80]
