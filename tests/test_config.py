@@ -129,3 +129,11 @@ def test_cli_check_and_models(write_config):
     listed = _switchboard("models", "--config", str(path))
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.split() == ["remote/m1", "remote/m2", "local/gemma-3-270m", "fast"]
+
+
+@pytest.mark.parametrize("flags", [["--share"], ["--host", "0.0.0.0"], ["--host", "192.0.2.7"]])
+def test_exposed_without_logins_is_refused(flags):
+    result = _switchboard(*flags)
+    assert result.returncode == 2
+    assert "refusing to serve" in result.stderr and "without logins" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -53,4 +53,5 @@ def launch_options(backend: Backend, *, host: str | None, port: int | None, shar
         "css": CSS,
         "footer_links": ["api"],
         "show_error": True,
+        "run_history": False,  # conversations live on the server, per user; not in each browser's storage
     }

@@ -42,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="address to listen on (default: app.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: app.port, 7860)")
     parser.add_argument("--share", action="store_true", help="also open a public Gradio share link")
+    parser.add_argument(
+        "--i-understand-anyone-can-use-my-keys",
+        dest="open_to_all",
+        action="store_true",
+        help="serve a share link or a non-loopback address WITHOUT logins (anyone who reaches it spends your keys)",
+    )
     return parser
 
 
@@ -57,6 +63,17 @@ def _passwd(name: str | None) -> int:
         return 2
     print(f"{name}:{hash_password(password)}")
     return 0
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _check(settings, users) -> int:
@@ -82,6 +99,17 @@ def _models(backend: Backend) -> int:
 
 def _run(backend: Backend, users, args) -> int:
     from .app import build_app, launch_options, prepare
+
+    host = args.host or backend.settings.app.host
+    exposed = args.share or not _is_loopback(host)
+    if exposed and users is None and not args.open_to_all:
+        where = "a public share link" if args.share else f"address {host}"
+        print(
+            f"switchboard: refusing to serve {where} without logins: add [auth] to the config (see README), "
+            "or pass --i-understand-anyone-can-use-my-keys",
+            file=sys.stderr,
+        )
+        return 2
 
     prepare(backend)
     app = build_app(backend)
