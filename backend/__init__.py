@@ -19,6 +19,7 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     ConfigError,
+    CoolingDownError,
     InternalServerError,
     NotFoundError,
     PermissionDeniedError,
@@ -30,7 +31,18 @@ from .errors import (
     UnknownModelError,
     UnsupportedCapabilityError,
 )
-from .events import Finish, Queued, ReasoningDelta, Retrying, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
+from .events import (
+    Finish,
+    Queued,
+    ReasoningDelta,
+    Resumed,
+    Retrying,
+    Started,
+    StreamEvent,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 from .factory import ChatClient, create_client
 from .imagegen import ImageRequest
 from .media import InvalidImageError
@@ -52,6 +64,7 @@ __all__ = [
     "ChatService",
     "Client",
     "ConfigError",
+    "CoolingDownError",
     "Finish",
     "ImageRequest",
     "InternalServerError",
@@ -62,6 +75,7 @@ __all__ = [
     "Queued",
     "RateLimitError",
     "ReasoningDelta",
+    "Resumed",
     "Retrying",
     "ServiceUnavailableError",
     "Settings",

@@ -22,7 +22,7 @@ from typing import Any
 
 from . import media
 from .config import Settings, load_settings
-from .events import Finish, ReasoningDelta, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
+from .events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
 from .imagegen import ImageRequest
 from .request import ChatRequest, Message
 from .services import Backend
@@ -129,7 +129,7 @@ async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncIterat
                 finishing.append(chunk(event.index, ChoiceDelta(), event.reason))
             elif kind is Usage:
                 usage = _usage(event)
-            elif kind is Started:
+            elif kind is Started or kind is Resumed:  # Resumed: another provider continues the answer
                 provider, model = event.provider, f"{event.provider}/{event.model}"
     if usage is not None:
         if not finishing:
@@ -180,7 +180,7 @@ async def collect(events: AsyncIterator[StreamEvent], model: str) -> ChatComplet
                 reasons[event.index] = event.reason
             elif kind is Usage:
                 usage = _usage(event)
-            elif kind is Started:
+            elif kind is Started or kind is Resumed:  # Resumed: another provider continues the answer
                 provider, model = event.provider, f"{event.provider}/{event.model}"
     indexes = sorted(set(texts) | set(reasoning) | set(calls) | set(reasons)) or [0]
     choices = [

@@ -16,7 +16,16 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from .errors import ConfigError
@@ -42,6 +51,9 @@ class AppConfig(_Strict):
     data_dir: Path = Field(Path("~/.local/share/switchboard"), description="generated images and their details")
     allow_private_image_urls: bool = Field(False, description="let image URLs point at private/loopback hosts")
     image_fetch_timeout: float = Field(15.0, gt=0)
+    # Per visitor (the logged-in user; without logins, the client address), across chat, images, vision and API.
+    max_concurrent_per_visitor: int = Field(3, ge=0, description="replies generated at once; 0: no limit")
+    max_requests_per_minute: int = Field(30, ge=0, description="requests started in any 60 s; 0: no limit")
 
     @property
     def max_upload_bytes(self) -> int:
@@ -70,6 +82,17 @@ class Defaults(_Strict):
 
 class _ProviderBase(_Strict):
     max_retries: int = Field(2, ge=0, le=10, description="retries before the first token, per provider")
+    first_token_timeout: float | None = Field(
+        120.0, gt=0, description="longest wait from sending a request to the first output of the reply"
+    )
+    idle_timeout: float | None = Field(
+        30.0,
+        gt=0,
+        validation_alias=AliasChoices("idle_timeout", "read_timeout"),  # read_timeout: its name before 0.2
+        description="longest silence between two outputs once the reply streams",
+    )
+    cooldown: float = Field(10.0, ge=0, description="seconds a model is skipped after repeated failures")
+    failures_before_cooldown: int = Field(3, ge=1, description="consecutive failures that start a cooldown")
 
     @model_validator(mode="before")
     @classmethod
@@ -93,7 +116,6 @@ class _HTTPProviderBase(_ProviderBase):
     headers: dict[str, str] = Field(default_factory=dict)
     proxy: str | None = None
     connect_timeout: float = Field(10.0, gt=0)
-    read_timeout: float = Field(120.0, gt=0, description="longest silence allowed between two chunks")
     retry_after_cap: float = Field(20.0, ge=0, description="longer Retry-After waits fail over instead")
 
     @field_validator("base_url")
@@ -138,6 +160,11 @@ class OpenAIProviderConfig(_HTTPProviderBase):
 
     kind: Literal["openai"]
     stream_usage: bool = Field(True, description="ask for token usage at the end of a stream")
+    continuation: Literal["prompt", "prefill"] = Field(
+        "prompt",
+        description="how this endpoint continues an answer another provider left unfinished: prompt (any "
+        "model) or prefill (vLLM, SGLang, TGI: continue_final_message)",
+    )
 
 
 class OllamaProviderConfig(_HTTPProviderBase):
@@ -183,7 +210,12 @@ class Automatic1111ProviderConfig(_HTTPProviderBase):
     steps: int = Field(20, ge=1, le=150)
     cfg_scale: float = Field(7.0, ge=1, le=30)
     sampler_name: str | None = None
-    read_timeout: float = Field(300.0, gt=0, description="image generation can take minutes on a CPU")
+    idle_timeout: float | None = Field(
+        300.0,
+        gt=0,
+        validation_alias=AliasChoices("idle_timeout", "read_timeout"),
+        description="image generation can take minutes on a CPU",
+    )
 
     def model_names(self) -> list[str]:
         return []
@@ -198,6 +230,9 @@ class LlamaCppProviderConfig(_ProviderBase):
     n_ctx: int = Field(4096, ge=256)
     n_threads: int | None = Field(None, ge=1)
     max_retries: int = Field(0, ge=0, le=10)
+    # In-process: a reply may wait behind others in the model's queue, and nothing can stall on a network.
+    first_token_timeout: float | None = None
+    idle_timeout: float | None = None
 
     def model_names(self) -> list[str]:
         return [self.model]

@@ -40,8 +40,18 @@ class ConversationError(SwitchboardError):
         return self.message
 
 
+class Handover(BaseModel):
+    """Where another provider took over an answer that failed mid-stream: at character `at` of `text`."""
+
+    at: int = Field(ge=0)
+    provider: str
+    model: str
+    reason: str = ""
+
+
 class StoredMessage(BaseModel):
-    """One message with where it came from. `images` are references returned by `ConversationStore.save_image`."""
+    """One message with where it came from. `images` are references returned by `ConversationStore.save_image`.
+    `provider`/`model` answered first; `handovers` lists the providers that continued the answer, if any."""
 
     role: Literal["user", "assistant", "system"]
     text: str = ""
@@ -53,6 +63,7 @@ class StoredMessage(BaseModel):
     seconds: float | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    handovers: list[Handover] = Field(default_factory=list)
     status: Literal["complete", "stopped", "failed"] = "complete"
     error: str | None = None
     created: float = Field(default_factory=time.time)

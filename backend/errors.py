@@ -164,6 +164,14 @@ class ProviderUnavailableError(APIError):
         return f"{self.where} is not available: {self.message}"
 
 
+class CoolingDownError(APIError):
+    """The model failed several times in a row and is rested for `retry_after` seconds; nothing was sent."""
+
+    def user_message(self) -> str:
+        wait = f"{self.retry_after:.0f} s" if self.retry_after else "a moment"
+        return f"{self.where} failed several times in a row and is resting; try again in {wait}."
+
+
 class StreamError(APIError):
     """The upstream sent a stream we cannot read (malformed event, wrong content type)."""
 

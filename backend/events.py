@@ -1,7 +1,8 @@
 """The small set of events every provider adapter yields, whatever its wire format.
 
 Nothing above `backend/providers` knows a wire format: services, the Python client and the UI only see these.
-`Started`, `Retrying` and `Queued` are status events added by the service layer and the local model's queue.
+`Started`, `Resumed`, `Retrying` and `Queued` are status events added by the service layer and the local model's
+queue.
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ class Started:
 
 
 @dataclass(slots=True, frozen=True)
+class Resumed:
+    """The provider answering failed mid-stream (`reason`, one sentence); `provider`/`model` continues the same
+    answer from where it stopped. Text events after this one are the continuation."""
+
+    provider: str
+    model: str
+    reason: str
+
+
+@dataclass(slots=True, frozen=True)
 class Retrying:
     """An attempt failed before any output; the service waits `delay` seconds, then tries `provider`/`model`."""
 
@@ -81,4 +92,4 @@ class Queued:
     ahead: int
 
 
-StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish | Started | Retrying | Queued
+StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish | Started | Resumed | Retrying | Queued

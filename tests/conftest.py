@@ -80,7 +80,8 @@ def scripted_config(upstream: ScriptedUpstream, *, embedded: bool = False, extra
         base_url = "{upstream.base_url}"
         models = ["scripted-1"]
         connect_timeout = 2
-        read_timeout = 5
+        idle_timeout = 5
+        first_token_timeout = 5
         """
     ) + textwrap.dedent(extra)
 

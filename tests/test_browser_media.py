@@ -104,7 +104,8 @@ def media_app(upstream: ScriptedUpstream, tmp_path: Path, write_config, serve_ap
             vision_models = ["seer"]
             image_models = ["gpt-image-1"]
             connect_timeout = 2
-            read_timeout = 5
+            idle_timeout = 5
+            first_token_timeout = 5
             [providers.sd]
             kind = "automatic1111"
             base_url = "http://127.0.0.1:{sd.port}"

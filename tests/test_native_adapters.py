@@ -79,7 +79,8 @@ def make_provider(upstream, write_config, monkeypatch):
             vision_models = ["{model}"]
             headers = {{"X-Team" = "switchboard"}}
             connect_timeout = 2
-            read_timeout = 5
+            idle_timeout = 5
+            first_token_timeout = 5
             """
         ) + textwrap.dedent(extra)
         return create_provider(kind, load_settings(write_config(config)).providers[kind])

@@ -7,6 +7,7 @@ import asyncio
 import gradio as gr
 
 from backend import Backend
+from backend.limits import VisitorLimits
 
 from .chat import build_chat_tab
 from .images import build_images_tab
@@ -24,16 +25,23 @@ def prepare(backend: Backend) -> None:
     asyncio.run(backend.models.refresh())
 
 
-def build_app(backend: Backend) -> gr.Blocks:
-    """The whole UI. Call `prepare(backend)` first so the model picker lists every model."""
+def build_app(backend: Backend, *, exposed: bool = False) -> gr.Blocks:
+    """The whole UI. Call `prepare(backend)` first so the model picker lists every model.
+
+    Per-visitor limits (`app.max_concurrent_per_visitor`, `app.max_requests_per_minute`) apply when the app has
+    logins or is `exposed` (a share link, a non-loopback address); a local single-user app has none."""
+    settings = backend.settings
+    limits = VisitorLimits.off()
+    if exposed or settings.auth.enabled:
+        limits = VisitorLimits(settings.app.max_concurrent_per_visitor, settings.app.max_requests_per_minute)
     with gr.Blocks(title="Switchboard", fill_height=True) as app:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                load_chats, chat_list = build_chat_tab(backend)
+                load_chats, chat_list = build_chat_tab(backend, limits)
             with gr.Tab("Images", id="images") as images_tab:
-                refresh_history, history = build_images_tab(backend)
+                refresh_history, history = build_images_tab(backend, limits)
             with gr.Tab("Vision", id="vision"):
-                build_vision_tab(backend)
+                build_vision_tab(backend, limits)
         images_tab.select(refresh_history, None, history, api_visibility="private")
         app.load(load_chats, None, chat_list, api_visibility="private")
     app.queue(default_concurrency_limit=backend.settings.app.concurrency)

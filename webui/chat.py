@@ -11,10 +11,12 @@ import gradio as gr
 
 from backend import Backend, ChatRequest, InvalidImageError, SwitchboardError, TextDelta
 from backend.conversations import Conversation, StoredMessage
+from backend.limits import TooManyRequestsError, VisitorLimits
 from backend.media import load_image
 from backend.services.chat import suggest_title
 
 from . import history
+from .identity import owner_of, visitor_of
 from .reply import ReplyView, is_thought, message_text, stopped_marker
 from .reply import conversation as conversation_messages
 from .streaming import batched
@@ -35,7 +37,7 @@ SMALL_MODEL_NOTICE = (
 )
 
 
-def build_chat_tab(backend: Backend):
+def build_chat_tab(backend: Backend, limits: VisitorLimits):
     """Lay out the Chat tab inside the current Blocks context and wire its events. Returns the page-load handler
     and its outputs (the owner's conversation list), for the app to run when a page opens."""
     interval = backend.settings.app.stream_interval_ms / 1000
@@ -104,7 +106,9 @@ def build_chat_tab(backend: Backend):
     settings = [model, system, temperature, top_p, max_tokens, seed]
 
     async def listed(owner: str, selected: str | None = None, query: str = ""):
-        return gr.update(choices=await history.list_choices(backend, owner, query), value=selected)
+        """The owner's chats matching the search box, with `selected` marked when it is among them."""
+        found = await history.list_choices(backend, owner, query)
+        return gr.update(choices=found, value=selected if any(selected == id_ for _, id_ in found) else None)
 
     async def save(owner: str, conversation, model_id, system_prompt, temp, top, max_new, seed_value):
         conversation.model = model_id
@@ -118,7 +122,16 @@ def build_chat_tab(backend: Backend):
         await store.save(owner, conversation)
 
     async def respond(
-        chat_history, conversation, model_id, system_prompt, temp, top, max_new, seed_value, request: gr.Request
+        chat_history,
+        conversation,
+        model_id,
+        system_prompt,
+        temp,
+        top,
+        max_new,
+        seed_value,
+        query,
+        request: gr.Request,
     ) -> AsyncIterator:
         request_ = ChatRequest(
             model=model_id or default,
@@ -133,21 +146,22 @@ def build_chat_tab(backend: Backend):
         reply = ReplyView(request_.model)
         yield chat_history + reply.messages(), gr.skip(), gr.skip()  # a "waiting" line at once
         try:
-            async for batch in batched(backend.chat.stream(request_), interval):
-                for event in batch:
-                    reply.apply(event)
-                yield chat_history + reply.messages(), gr.skip(), gr.skip()
+            with limits.admit(visitor_of(request)):
+                async for batch in batched(backend.chat.stream(request_), interval):
+                    for event in batch:
+                        reply.apply(event)
+                    yield chat_history + reply.messages(), gr.skip(), gr.skip()
         except SwitchboardError as error:
             reply.fail(error)
         except Exception as error:  # a bug of ours must not leave the chat hanging
             log.exception("reply failed")
             reply.fail(SwitchboardError(f"internal error ({type(error).__name__}); see the server log"))
         reply.close()
-        owner = history.owner_of(request)
+        owner = owner_of(request)
         conversation.messages.append(reply.to_stored())
         await name_by_model(conversation)
         await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
-        yield chat_history + reply.messages(), conversation, await listed(owner, conversation.id)
+        yield chat_history + reply.messages(), conversation, await listed(owner, conversation.id, query)
 
     async def name_by_model(conversation) -> None:
         """After the first exchange, let the configured title model name the chat (first words otherwise)."""
@@ -175,30 +189,34 @@ def build_chat_tab(backend: Backend):
         top,
         max_new,
         seed_value,
+        query,
         request: gr.Request,
     ):
         text = ((message or {}).get("text") or "").strip()
         files = (message or {}).get("files") or []
         if not text and not files:
             raise gr.Error("Type a message first.", duration=3)
+        _refuse_if_limited(limits, request)
         images = [_checked_image(backend, _file_path(file)) for file in files]
         if images:
             _check_reads_images(backend, model_id or default)
-        owner = history.owner_of(request)
+        owner = owner_of(request)
         conversation = conversation or Conversation()
         conversation.messages.append(await history.store_user_message(backend, owner, text, images))
         await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
         content = [{"type": "text", "text": text}, *({"path": path} for path in images)] if images else text
-        listing = await listed(owner, conversation.id)
+        listing = await listed(owner, conversation.id, query)
         return [*chat_history, {"role": "user", "content": content}], *busy(), conversation, listing
 
-    def retry(chat_history: list, conversation, data: gr.RetryData):
+    def retry(chat_history: list, conversation, data: gr.RetryData, request: gr.Request):
+        _refuse_if_limited(limits, request)
         kept = _upto_user_message(chat_history, data.index)
         if conversation is not None:
             history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1))
         return kept, *busy(), conversation, gr.skip()
 
-    def edit(chat_history: list, conversation, data: gr.EditData):
+    def edit(chat_history: list, conversation, data: gr.EditData, request: gr.Request):
+        _refuse_if_limited(limits, request)
         kept = chat_history[: data.index + 1]
         attachments = [part for part in _parts(kept[-1].get("content")) if part.get("type") == "file"]
         text = message_text(data.value)
@@ -214,7 +232,7 @@ def build_chat_tab(backend: Backend):
             return kept, None, conversation
         if conversation is not None:
             history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1) - 1)
-            await store.save(history.owner_of(request), conversation)
+            await store.save(owner_of(request), conversation)
         content = kept[-1]["content"]
         files = [part["file"]["path"] for part in _parts(content) if part.get("type") == "file"]
         return kept[:-1], {"text": message_text(content), "files": files}, conversation
@@ -232,15 +250,15 @@ def build_chat_tab(backend: Backend):
             conversation.messages.append(
                 StoredMessage(role="assistant", text=partial, provider=provider, model=name, status="stopped")
             )
-            await store.save(history.owner_of(request), conversation)
+            await store.save(owner_of(request), conversation)
         return [*settled, stopped_marker()], *idle(), conversation, gr.skip()
 
     controls = [textbox, send, stop]
     private = {"api_visibility": "private"}
     replies = []
     for trigger, prepare, inputs in (
-        (textbox.submit, add_message, [textbox, chatbot, current, *settings]),
-        (send.click, add_message, [textbox, chatbot, current, *settings]),
+        (textbox.submit, add_message, [textbox, chatbot, current, *settings, search]),
+        (send.click, add_message, [textbox, chatbot, current, *settings, search]),
         (chatbot.retry, retry, [chatbot, current]),
         (chatbot.edit, edit, [chatbot, current]),
     ):
@@ -248,7 +266,7 @@ def build_chat_tab(backend: Backend):
         started = trigger(prepare, inputs, [chatbot, *controls, current, chats], **private)
         # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
         reply = started.success(
-            respond, [chatbot, current, *settings], [chatbot, current, chats], show_progress="hidden", **private
+            respond, [chatbot, current, *settings, search], [chatbot, current, chats], show_progress="hidden", **private
         )
         # Runs after the reply ends or, on Stop, after the cancellation: so the marker cannot be overwritten.
         reply.then(finish, [chatbot, current, model], [chatbot, *controls, current, chats], **private)
@@ -258,17 +276,21 @@ def build_chat_tab(backend: Backend):
     model.change(lambda m: gr.update(visible=_is_bundled_model(backend, m)), model, notice, queue=False, **private)
 
     # The sidebar.
-    async def start_new(request: gr.Request):
-        return [], None, await listed(history.owner_of(request)), "", gr.update(value=None, visible=False)
+    # Opening, starting or importing another chat also closes a pending "Yes, delete it": it was about the old one.
+    hide_confirm = gr.update(visible=False)
+
+    async def start_new(query: str, request: gr.Request):
+        listing = await listed(owner_of(request), None, query)
+        return [], None, listing, "", gr.update(value=None, visible=False), hide_confirm
 
     async def open_chat(conversation_id: str | None, request: gr.Request):
         if not conversation_id:
-            return (gr.skip(),) * 10
-        owner = history.owner_of(request)
+            return (gr.skip(),) * 11
+        owner = owner_of(request)
         try:
             conversation = await store.get(owner, conversation_id)
         except SwitchboardError as error:
-            raise gr.Error(error.user_message()) from None
+            return _refused(error.user_message(), 11)
         saved = conversation.settings
         chosen_model = conversation.model if conversation.model in dict(map(reversed, choices)) else default
         return (
@@ -282,81 +304,99 @@ def build_chat_tab(backend: Backend):
             saved.get("seed", -1),
             conversation.title,
             gr.update(value=None, visible=False),
+            hide_confirm,
         )
 
     async def find(query: str, conversation, request: gr.Request):
-        return await listed(history.owner_of(request), conversation.id if conversation else None, query)
+        return await listed(owner_of(request), conversation.id if conversation else None, query)
 
-    async def rename_chat(title: str, conversation, request: gr.Request):
+    async def rename_chat(title: str, conversation, query: str, request: gr.Request):
         if conversation is None or not (title or "").strip():
-            raise gr.Error("Open a chat and type its new title first.", duration=4)
+            return _refused("Open a chat and type its new title first.", 2)
         conversation.title = " ".join(title.split())[:120]
-        owner = history.owner_of(request)
+        owner = owner_of(request)
         await store.save(owner, conversation)
-        return conversation, await listed(owner, conversation.id)
+        return conversation, await listed(owner, conversation.id, query)
 
     def ask_to_delete(conversation):
         if conversation is None:
-            raise gr.Error("Open a chat first.", duration=3)
+            return _refused("Open a chat first.", 1)
         return gr.update(visible=True)
 
-    async def delete_chat(conversation, request: gr.Request):
-        owner = history.owner_of(request)
+    async def delete_chat(conversation, query: str, request: gr.Request):
+        owner = owner_of(request)
         if conversation is not None:
             await store.delete(owner, conversation.id)
-        return [], None, await listed(owner), "", gr.update(visible=False)
+        return [], None, await listed(owner, None, query), "", hide_confirm
 
     def export(kind: str):
         def run(conversation):
             if conversation is None:
-                raise gr.Error("Nothing to export yet: open or start a chat.", duration=4)
+                return _refused("Nothing to export yet: open or start a chat.", 1)
             return gr.update(value=history.export_file(conversation, kind), visible=True)
 
         return run
 
-    async def import_chat(path: str, request: gr.Request):
-        owner = history.owner_of(request)
-        conversation = await history.import_file(backend, owner, path)
+    async def import_chat(path: str, query: str, request: gr.Request):
+        owner = owner_of(request)
+        try:
+            conversation = await history.import_file(backend, owner, path)
+        except SwitchboardError as error:
+            return _refused(f"Import failed: {error.user_message()}", 5)
         return (
             history.render(backend, owner, conversation),
             conversation,
-            await listed(owner, conversation.id),
+            await listed(owner, conversation.id, query),
             conversation.title,
+            hide_confirm,
         )
 
-    new_chat.click(start_new, None, [chatbot, current, chats, title_box, download], **private)
-    chats.input(
-        open_chat,
-        chats,
-        [chatbot, current, *settings, title_box, download],
-        **private,
-    )
-    search.change(find, [search, current], chats, show_progress="hidden", **private)
-    rename.click(rename_chat, [title_box, current], [current, chats], **private)
-    delete.click(ask_to_delete, current, confirm_row, **private)
-    cancel.click(lambda: gr.update(visible=False), None, confirm_row, **private)
-    confirm.click(delete_chat, current, [chatbot, current, chats, title_box, confirm_row], **private)
-    export_md.click(export("md"), current, download, **private)
-    export_json.click(export("json"), current, download, **private)
-    importer.upload(import_chat, importer, [chatbot, current, chats, title_box], **private)
+    quiet = {"show_progress": "hidden", **private}
+    new_chat.click(start_new, search, [chatbot, current, chats, title_box, download, confirm_row], **quiet)
+    chats.input(open_chat, chats, [chatbot, current, *settings, title_box, download, confirm_row], **quiet)
+    search.change(find, [search, current], chats, **quiet)
+    rename.click(rename_chat, [title_box, current, search], [current, chats], **quiet)
+    delete.click(ask_to_delete, current, confirm_row, **quiet)
+    cancel.click(lambda: hide_confirm, None, confirm_row, **quiet)
+    confirm.click(delete_chat, [current, search], [chatbot, current, chats, title_box, confirm_row], **quiet)
+    export_md.click(export("md"), current, download, **quiet)
+    export_json.click(export("json"), current, download, **quiet)
+    importer.upload(import_chat, [importer, search], [chatbot, current, chats, title_box, confirm_row], **quiet)
 
     async def load_chats(request: gr.Request):
-        return await listed(history.owner_of(request))
+        return await listed(owner_of(request))
 
-    async def chat(message: str, model: str = default) -> AsyncIterator[str]:
+    async def chat(message: str, model: str = default, request: gr.Request = None) -> AsyncIterator[str]:
         """Send one message (no history) to `model` (provider/model or a route; default: the configured default)
         and stream the reply text; each update is the whole text so far."""
-        request = ChatRequest(model=model or default, messages=[{"role": "user", "content": message}])
+        chat_request = ChatRequest(model=model or default, messages=[{"role": "user", "content": message}])
         text = ""
         try:
-            async for batch in batched(backend.chat.stream(request), interval):
-                text += "".join(event.text for event in batch if type(event) is TextDelta)
-                yield text
+            with limits.admit(visitor_of(request)):
+                async for batch in batched(backend.chat.stream(chat_request), interval):
+                    text += "".join(event.text for event in batch if type(event) is TextDelta)
+                    yield text
         except SwitchboardError as error:
             raise gr.Error(error.user_message()) from None
 
     gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
     return load_chats, chats
+
+
+def _refused(message: str, outputs: int):
+    """Say why in a toast and change nothing. (Raising gr.Error would also cover every output of the event with
+    Gradio's error badge until each is dismissed; use it only where the event chain must stop.)"""
+    gr.Warning(message, duration=8)
+    return gr.skip() if outputs == 1 else (gr.skip(),) * outputs
+
+
+def _refuse_if_limited(limits: VisitorLimits, request: gr.Request | None) -> None:
+    """A toast, before anything is saved or sent, when this visitor is at a per-visitor limit; the message stays
+    in the box."""
+    try:
+        limits.check(visitor_of(request))
+    except TooManyRequestsError as error:
+        raise gr.Error(error.user_message(), duration=8) from None
 
 
 def _parts(content: Any) -> list[dict]:

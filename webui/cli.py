@@ -112,7 +112,7 @@ def _run(backend: Backend, users, args) -> int:
         return 2
 
     prepare(backend)
-    app = build_app(backend)
+    app = build_app(backend, exposed=exposed)
     app.launch(**launch_options(backend, host=args.host, port=args.port, share=args.share, users=users))
     return 0
 

@@ -12,19 +12,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import gradio as gr
-
 from backend import Backend
 from backend.conversations import Conversation, ConversationError, StoredMessage, parse_import
 from backend.media import load_image
 
 from .reply import ReplyView
-
-LOCAL_OWNER = "local"
-
-
-def owner_of(request: gr.Request | None) -> str:
-    return getattr(request, "username", None) or LOCAL_OWNER
 
 
 async def list_choices(backend: Backend, owner: str, query: str = "") -> list[tuple[str, str]]:
@@ -97,13 +89,12 @@ def export_file(conversation: Conversation, kind: str) -> str:
 
 
 async def import_file(backend: Backend, owner: str, path: str) -> Conversation:
+    """Store the conversation in the uploaded JSON file as a new one of `owner`'s; ConversationError if the file
+    cannot be read or is not a conversation."""
     try:
         data = Path(path).read_bytes()
     except OSError:
-        raise gr.Error("Could not read the uploaded file.") from None
-    try:
-        conversation = parse_import(data)
-    except ConversationError as error:
-        raise gr.Error(f"Import failed: {error.user_message()}", duration=8) from None
+        raise ConversationError("Could not read the uploaded file.") from None
+    conversation = parse_import(data)
     await backend.conversations.save(owner, conversation)
     return conversation

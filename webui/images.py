@@ -12,8 +12,9 @@ from pathlib import Path
 import gradio as gr
 
 from backend import Backend, ImageRequest, SwitchboardError
+from backend.limits import VisitorLimits
 
-from .history import owner_of
+from .identity import owner_of, visitor_of
 
 SIZES = ["1024x1024", "1024x1536", "1536x1024", "512x512", "768x768", "512x768", "768x512"]
 NO_MODELS = (
@@ -23,7 +24,7 @@ NO_MODELS = (
 )
 
 
-def build_images_tab(backend: Backend) -> None:
+def build_images_tab(backend: Backend, limits: VisitorLimits):
     choices = [(choice.label, choice.id) for choice in backend.models.choices("image")]
     default = backend.settings.defaults.image
 
@@ -74,7 +75,8 @@ def build_images_tab(backend: Backend) -> None:
             seed=int(seed) if seed not in (None, "") and int(seed) >= 0 else None,
         )
         try:
-            stored = await backend.images.generate(image_request, owner_of(request))
+            with limits.admit(visitor_of(request)):
+                stored = await backend.images.generate(image_request, owner_of(request))
         except SwitchboardError as error:
             raise gr.Error(error.user_message()) from None
         return viewable(stored)

@@ -2,7 +2,8 @@
 
 A reply is a few consecutive assistant messages, grouped by the Chatbot into one bubble:
 - an optional "Reasoning" thought (collapsible, open while reasoning streams),
-- the answer itself (plain Markdown: the only part sent back to the model on the next turn),
+- the answer itself (plain Markdown: the only part sent back to the model on the next turn); when a provider
+  failed mid-answer and another continued it, the answer is split there by a one-line marker,
 - one line of status while waiting (queued for the local model, retrying, failing over),
 - a footer thought: provider, model, time to first token, tokens/s, token counts; or the error sentence.
 Thoughts carry a `title`, which is how `conversation()` knows to leave them out of the model's history.
@@ -17,6 +18,7 @@ from backend import (
     Finish,
     Queued,
     ReasoningDelta,
+    Resumed,
     Retrying,
     Started,
     StreamEvent,
@@ -25,7 +27,7 @@ from backend import (
     ToolCallDelta,
     Usage,
 )
-from backend.conversations import StoredMessage
+from backend.conversations import Handover, StoredMessage
 from backend.media import load_image
 
 STOPPED = "⏹ Stopped"
@@ -38,6 +40,7 @@ class ReplyView:
         self.reasoning: list[str] = []
         self.text: list[str] = []
         self.tool_calls: dict[int, dict[str, str]] = {}
+        self.handovers: list[Handover] = []
         self.status = f"⏳ Waiting for {requested_model}…"
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
@@ -62,6 +65,10 @@ class ReplyView:
             call["arguments"] += event.arguments
         elif kind is Started:
             self.answering = f"{event.provider}/{event.model}"
+            self.status = ""
+        elif kind is Resumed:
+            at = sum(map(len, self.text))
+            self.handovers.append(Handover(at=at, provider=event.provider, model=event.model, reason=event.reason))
             self.status = ""
         elif kind is Usage:
             self.usage = event
@@ -90,8 +97,7 @@ class ReplyView:
             status = "done" if done or self.text else "pending"
             out.append(_thought("Reasoning", "".join(self.reasoning), status=status))
         answer = "".join(self.text) + self._tool_calls_markdown()
-        if answer:
-            out.append({"role": "assistant", "content": answer})
+        out += self._answer_messages(answer)
         if self.status:
             out.append(_thought(self.status, "", status="pending"))
         if self.stopped:
@@ -108,6 +114,7 @@ class ReplyView:
         """This reply for the conversation store, with where it came from and how fast."""
         provider, _, model = (self.answering or self.requested).partition("/")
         return StoredMessage(
+            handovers=self.handovers,
             role="assistant",
             text="".join(self.text) + self._tool_calls_markdown(),
             reasoning="".join(self.reasoning),
@@ -126,6 +133,7 @@ class ReplyView:
         """The view of a stored reply, as it looked when it ended."""
         view = cls(f"{message.provider}/{message.model}" if message.provider else "unknown model")
         view.answering = view.requested if message.provider else None
+        view.handovers = list(message.handovers)
         view.text = [message.text] if message.text else []
         view.reasoning = [message.reasoning] if message.reasoning else []
         view.started_at = 0.0
@@ -138,8 +146,23 @@ class ReplyView:
         view.status = ""
         return view
 
+    def _answer_messages(self, answer: str) -> list[dict[str, Any]]:
+        """The answer, split by a marker wherever another provider took over."""
+        if not answer:
+            return []
+        out: list[dict[str, Any]] = []
+        cuts = [handover.at for handover in self.handovers]
+        for number, part in enumerate(split_markdown(answer, cuts)):
+            if number:
+                handover = self.handovers[number - 1]
+                title = f"↪ {handover.provider}/{handover.model} continued from here. {handover.reason}".strip()
+                out.append(_thought(title, "", status="done"))
+            if part:
+                out.append({"role": "assistant", "content": part})
+        return out
+
     def summary(self) -> str:
-        parts = [self.answering or self.requested]
+        parts = [" → ".join([self.answering or self.requested, *(f"{h.provider}/{h.model}" for h in self.handovers)])]
         if self.first_token_at is not None:
             parts.append(f"first token {self.first_token_at - self.started_at:.2f} s")
         rate = self.tokens_per_second()
@@ -162,6 +185,8 @@ class ReplyView:
         lines = [f"Requested: `{self.requested}`"]
         if self.answering:
             lines.append(f"Answered by: `{self.answering}`")
+        for handover in self.handovers:
+            lines.append(f"Continued by: `{handover.provider}/{handover.model}` ({handover.reason})")
         if self.first_token_at is not None:
             lines.append(f"Time to first token: {self.first_token_at - self.started_at:.3f} s")
         if self.ended_at is not None:
@@ -182,6 +207,33 @@ class ReplyView:
             return ""
         calls = [f"`{c['name']}({c['arguments']})`" for _, c in sorted(self.tool_calls.items())]
         return "\n\nTool calls requested: " + ", ".join(calls)
+
+
+def split_markdown(text: str, cuts: list[int]) -> list[str]:
+    """`text` cut at the given offsets. A cut inside a ``` code block closes the block before it and opens it
+    again after it, so both halves still render as code."""
+    parts, start, fence = [], 0, ""
+    for cut in [*cuts, len(text)]:
+        part = fence + text[start:cut]
+        fence = ""
+        if cut < len(text):
+            opening = _open_fence(part)
+            if opening is not None:
+                part += "\n```"
+                fence = opening + "\n"
+        parts.append(part)
+        start = cut
+    return parts
+
+
+def _open_fence(markdown: str) -> str | None:
+    """The opening line (```lang) of a code block left open at the end of `markdown`, if any."""
+    opening = None
+    for line in markdown.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("```"):
+            opening = None if opening is not None else stripped
+    return opening
 
 
 def _thought(title: str, content: str, *, status: str) -> dict[str, Any]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 import gradio as gr
 
 from backend import Backend, SwitchboardError, TextDelta
+from backend.limits import VisitorLimits
 from backend.services.vision import DEFAULT_QUESTION
 
+from .identity import visitor_of
 from .streaming import batched
 
 NO_MODELS = (
@@ -22,7 +24,7 @@ def _uploaded_path(payload) -> str | None:
     return None if payload is None else str(payload.path)
 
 
-def build_vision_tab(backend: Backend) -> None:
+def build_vision_tab(backend: Backend, limits: VisitorLimits) -> None:
     choices = [(choice.label, choice.id) for choice in backend.models.choices("vision")]
     default = backend.settings.defaults.vision
     interval = backend.settings.app.stream_interval_ms / 1000
@@ -50,22 +52,31 @@ def build_vision_tab(backend: Backend) -> None:
         with gr.Column(scale=3):
             answer = gr.Markdown("*The answer appears here.*", elem_id="vision-answer", min_height=200)
 
-    async def describe_image(image: str | None, question: str = DEFAULT_QUESTION, model: str = "", url: str = ""):
+    async def describe_image(
+        image: str | None,
+        question: str = DEFAULT_QUESTION,
+        model: str = "",
+        url: str = "",
+        request: gr.Request = None,
+    ):
         """Ask `model` (a vision model id) `question` about `image`, or about the picture at `url`;
         streams the answer text."""
         source = image or (url or "").strip()
         if not source:
             raise gr.Error("Add an image first: upload, paste or drop one, or give its URL.", duration=4)
+        visitor = visitor_of(request)
         try:
+            limits.check(visitor)
             events = backend.vision.describe(source, question or "", model or default)
         except SwitchboardError as error:
             raise gr.Error(error.user_message()) from None
         text = ""
         yield "*Waiting for the model…*"
         try:
-            async for batch in batched(events, interval):
-                text += "".join(event.text for event in batch if type(event) is TextDelta)
-                yield text
+            with limits.admit(visitor):
+                async for batch in batched(events, interval):
+                    text += "".join(event.text for event in batch if type(event) is TextDelta)
+                    yield text
         except SwitchboardError as error:
             yield f"{text}\n\n> ⚠️ {error.user_message()}"
             return

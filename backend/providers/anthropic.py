@@ -15,6 +15,7 @@ from typing import Any
 
 from httpx_sse import EventSource
 
+from ..continuation import continuation_request
 from ..errors import APIConnectionError, APIError, InternalServerError, error_class_for_status
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
 from ..media import iter_parts
@@ -49,6 +50,11 @@ class AnthropicProvider(HTTPProvider):
     kind = "anthropic"
     # No `n`, `seed` or `response_format`: the Messages API has none of them.
     supported_params = frozenset({"temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice"})
+
+    def continuation(self, request: ChatRequest, partial: str) -> ChatRequest:
+        # Assistant prefill continues the very answer; with extended thinking the API refuses a prefilled turn.
+        style = "prompt" if self.config.thinking_budget else "prefill"
+        return continuation_request(request, partial, style)
 
     def auth_headers(self) -> dict[str, str]:
         headers = {"anthropic-version": self.config.anthropic_version, "Accept": "text/event-stream, application/json"}

@@ -6,6 +6,7 @@ from abc import ABC
 from collections.abc import AsyncIterator
 from typing import ClassVar
 
+from ..continuation import continuation_request
 from ..errors import UnsupportedCapabilityError
 from ..events import StreamEvent
 from ..media import has_images
@@ -21,6 +22,8 @@ class Provider(ABC):
     # What the adapter can do at all; the config's model lists say which models do it.
     tasks: ClassVar[frozenset[str]] = frozenset({"chat"})
     takes_negative_prompt: ClassVar[bool] = False  # image generation honours ImageRequest.negative_prompt
+    # How this protocol continues an answer another provider left unfinished (see backend/continuation.py).
+    continuation_style: ClassVar[str] = "prompt"
 
     def __init__(self, name: str, config) -> None:
         self.name = name
@@ -33,6 +36,18 @@ class Provider(ABC):
     @property
     def retry_after_cap(self) -> float:
         return getattr(self.config, "retry_after_cap", 20.0)
+
+    @property
+    def first_token_timeout(self) -> float | None:
+        return self.config.first_token_timeout
+
+    @property
+    def idle_timeout(self) -> float | None:
+        return self.config.idle_timeout
+
+    def continuation(self, request: ChatRequest, partial: str) -> ChatRequest:
+        """`request` (already for this provider's model) asking to go on from the unfinished answer `partial`."""
+        return continuation_request(request, partial, self.continuation_style)
 
     def declared_models(self) -> list[str]:
         return self.config.model_names()

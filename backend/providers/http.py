@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -32,9 +33,11 @@ class HTTPProvider(Provider):
     def auth_headers(self) -> dict[str, str]:
         return {}
 
-    def timeout(self, total: float | None = None) -> httpx.Timeout:
-        """Connect timeout, and a read timeout that bounds the silence between two chunks."""
-        return httpx.Timeout(total or self.config.read_timeout, connect=self.config.connect_timeout)
+    def timeout(self, read: float | None = None) -> httpx.Timeout:
+        """The connect timeout, and a read timeout. For streams the read timeout is only a backstop: the chat
+        service times out silence itself (first output, then between outputs; see backend/watchdog.py)."""
+        limits = [limit for limit in (self.config.first_token_timeout, self.config.idle_timeout) if limit]
+        return httpx.Timeout(read or (max(limits) + 5 if limits else None), connect=self.config.connect_timeout)
 
     def short_lived_client(self) -> httpx.AsyncClient:
         """A client for start-up calls (model lists) made on an event loop other than the one serving chats."""
@@ -83,8 +86,15 @@ class HTTPProvider(Provider):
             return self.decode_json(response.content, None)
 
     def secret(self, text: str) -> str:
-        """`text` with this provider's key removed."""
-        return redact(text, [self._api_key or ""])
+        """`text` without this provider's key, address, proxy or extra header values: an error message may
+        reach a visitor of a shared instance, who must not learn where the app's upstreams are."""
+        return redact(text, self._secrets)
+
+    @functools.cached_property
+    def _secrets(self) -> list[str]:
+        values = [self._api_key or "", self.config.base_url, self.config.proxy or "", *self.config.headers.values()]
+        host = httpx.URL(self.config.base_url).host
+        return sorted({value for value in [*values, host] if value}, key=len, reverse=True)  # longest first
 
     @contextlib.contextmanager
     def mapped_errors(self, model: str | None) -> Iterator[None]:

@@ -48,6 +48,7 @@ _DONE = object()
 class LlamaCppProvider(Provider):
     kind = "llama_cpp"
     supported_params = frozenset({"temperature", "top_p", "max_tokens", "n", "seed", "stop", "response_format"})
+    continuation_style = "prefill"  # the transcript then ends inside the assistant's turn
 
     def __init__(self, name: str, config) -> None:
         super().__init__(name, config)
@@ -141,14 +142,16 @@ class LlamaCppProvider(Provider):
 
 
 def transcript(messages: list[Message]) -> str:
-    """The conversation as a plain transcript ending with an open "Assistant:" turn."""
+    """The conversation as a plain transcript ending with an open "Assistant:" turn. A final assistant message is
+    an unfinished answer: the transcript then ends with it, for the model to continue."""
     system = [text_of(m.get("content")) for m in messages if m.get("role") == "system"]
     lines = ["\n".join(system).strip() or DEFAULT_SYSTEM, "", *EXAMPLE]
-    for message in messages:
-        role = message.get("role")
-        if role in ("user", "assistant"):
-            speaker = "User" if role == "user" else "Assistant"
-            lines.append(f"{speaker}: {text_of(message.get('content')).strip()}")
+    turns = [m for m in messages if m.get("role") in ("user", "assistant")]
+    for message in turns:
+        speaker = "User" if message["role"] == "user" else "Assistant"
+        lines.append(f"{speaker}: {text_of(message.get('content')).strip()}")
+    if turns and turns[-1]["role"] == "assistant":
+        return "\n".join(lines)
     lines.append("Assistant:")
     return "\n".join(lines)
 

@@ -27,6 +27,7 @@ class OllamaProvider(HTTPProvider):
     kind = "ollama"
     # No `n` and no `tool_choice`: Ollama has neither.
     supported_params = frozenset({"temperature", "top_p", "max_tokens", "seed", "stop", "response_format", "tools"})
+    continuation_style = "prefill"  # /api/chat continues a final assistant message
 
     def auth_headers(self) -> dict[str, str]:
         # A key only matters behind an authenticating proxy or on Ollama's hosted service.

@@ -14,6 +14,7 @@ from typing import Any
 
 from httpx_sse import EventSource
 
+from ..continuation import continuation_request
 from ..errors import (
     APIConnectionError,
     APIError,
@@ -32,6 +33,14 @@ class OpenAIProvider(HTTPProvider):
     kind = "openai"
     supported_params = frozenset(PASS_THROUGH)
     tasks = frozenset({"chat", "image"})
+
+    def continuation(self, request: ChatRequest, partial: str) -> ChatRequest:
+        if self.config.continuation != "prefill":
+            return continuation_request(request, partial, "prompt")
+        # vLLM, SGLang and TGI: format the final assistant message open-ended, so the model goes on with it.
+        resumed = continuation_request(request, partial, "prefill")
+        resumed.extra_body = {**request.extra_body, "continue_final_message": True, "add_generation_prompt": False}
+        return resumed
 
     def auth_headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream, application/json"}

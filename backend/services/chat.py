@@ -1,10 +1,15 @@
-"""ChatService: one request in, one stream of events out, with retries and failover hidden inside.
+"""ChatService: one request in, one stream of events out, with retries, failover and timeouts hidden inside.
 
 Policy, in order of the route's targets:
+- a target resting after repeated failures or a 429 (see cooldown.py) is tried last, and not at all when its
+  rest is longer than the provider's `retry_after_cap`;
 - before the first output, retryable failures are retried on the same provider (up to its `max_retries`), waiting
   what Retry-After asks (up to the provider's cap) or an exponential backoff with jitter; then the next target;
-- after the first output nothing is retried: the error is raised with the partial text attached, so the caller
-  keeps what already streamed;
+- after the first output, a retryable failure (drop, stall, error event, malformed stream) moves to the next
+  target, which is asked to continue the answer from where it stopped (`Resumed` marks the place); with no target
+  left, the error is raised with the partial text attached, so the caller keeps what already streamed;
+- silence is timed per provider: `first_token_timeout` until the first output, then `idle_timeout` between
+  outputs (backend/watchdog.py);
 - closing or cancelling the stream closes the upstream response (or stops local generation) at once.
 """
 
@@ -14,22 +19,33 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from ..errors import APIError, SwitchboardError, UnsupportedCapabilityError
-from ..events import Queued, Retrying, Started, StreamEvent, TextDelta
+from ..continuation import OverlapTrimmer
+from ..errors import (
+    APIError,
+    APITimeoutError,
+    CoolingDownError,
+    RateLimitError,
+    SwitchboardError,
+    UnsupportedCapabilityError,
+)
+from ..events import Queued, ReasoningDelta, Resumed, Retrying, Started, StreamEvent, TextDelta, ToolCallDelta
 from ..media import has_images, inline_remote_images
 from ..providers import Provider
 from ..request import ChatRequest
 from ..retry import retry_delay
+from ..watchdog import SilenceWatchdog
+from .cooldown import Cooldowns
 from .registry import ModelRegistry
 
 
 class ChatService:
-    def __init__(self, models: ModelRegistry) -> None:
+    def __init__(self, models: ModelRegistry, cooldowns: Cooldowns | None = None) -> None:
         self.models = models
+        self.cooldowns = cooldowns or Cooldowns()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream events for `request` (its `model` a provider/model id or a route name)."""
-        targets = self.plan(request)
+        targets = self._rested_last(self.plan(request))
         if has_images(request.messages):
             app = self.models.settings.app
             request.messages = await inline_remote_images(
@@ -38,39 +54,112 @@ class ChatService:
                 max_bytes=app.max_upload_bytes,
                 timeout=app.image_fetch_timeout,
             )
+        answer = _Answer()
         failures: list[APIError] = []
         for position, (provider, model) in enumerate(targets):
+            target = f"{provider.name}/{model}"
+            rest = self.cooldowns.remaining(target)
+            if rest:
+                if rest > provider.retry_after_cap:
+                    failures.append(self._resting_error(provider, model, rest))
+                    continue
+                yield Retrying(provider.name, model, rest, f"{target} is resting after failures.")
+                await asyncio.sleep(rest)
             attempt = 0
             while True:
-                partial: list[str] = []
-                started = False
                 try:
-                    async with aclosing(provider.stream_chat(request.for_model(model))) as events:
+                    async with aclosing(self._attempt(provider, model, request, answer)) as events:
                         async for event in events:
-                            if not started and not isinstance(event, Queued):
-                                started = True
-                                yield Started(provider.name, model)
-                            if type(event) is TextDelta:
-                                partial.append(event.text)
                             yield event
-                    return
-                except APIError as error:
-                    error.provider = error.provider or provider.name
-                    error.model = error.model or model
-                    if started:
-                        error.partial_text = "".join(partial)
-                        raise
-                    delay = retry_delay(error, attempt, provider.retry_after_cap)
+                except APIError as failure:
+                    self.cooldowns.failed(
+                        target,
+                        failure,
+                        cooldown=provider.config.cooldown,
+                        failures_before_cooldown=provider.config.failures_before_cooldown,
+                    )
+                    if answer.streamed:
+                        failure.partial_text = answer.text()
+                    if answer.attempt_started:  # failed mid-stream: the next target continues the answer
+                        if not answer.resumable(failure, request) or position + 1 == len(targets):
+                            raise failure from None
+                        answer.resuming = failure
+                        failures.append(failure)
+                        break
+                    delay = retry_delay(failure, attempt, provider.retry_after_cap)
                     if delay is None or attempt >= provider.max_retries:
-                        failures.append(error)
+                        failures.append(failure)
                         break
                     attempt += 1
-                    yield Retrying(provider.name, model, delay, error.user_message())
+                    yield Retrying(provider.name, model, delay, failure.user_message())
                     await asyncio.sleep(delay)
+                else:
+                    self.cooldowns.succeeded(target)
+                    return
             if position + 1 < len(targets):
                 following, following_model = targets[position + 1]
                 yield Retrying(following.name, following_model, 0.0, failures[-1].user_message())
         raise failures[-1]
+
+    async def _attempt(
+        self, provider: Provider, model: str, request: ChatRequest, answer: _Answer
+    ) -> AsyncIterator[StreamEvent]:
+        """One call to one provider: its events (text is added to `answer` as it streams), then the APIError it
+        failed with, if it failed. When continuing another provider's answer, repeated text is trimmed."""
+        resuming = answer.resuming
+        call = request.for_model(model)
+        trimmer = None
+        if resuming is not None:
+            call = provider.continuation(call, answer.text())
+            trimmer = OverlapTrimmer(answer.text())
+        answer.attempt_started = False
+        watchdog = SilenceWatchdog(provider.first_token_timeout, provider.idle_timeout)
+        failure: APIError | None = None
+        try:
+            async with aclosing(provider.stream_chat(call)) as events:
+                watchdog.waiting()
+                async for event in events:
+                    kind = type(event)
+                    if not answer.attempt_started and kind is not Queued:
+                        answer.attempt_started = answer.streamed = True
+                        watchdog.output()
+                        watchdog.holding()
+                        if resuming is not None:
+                            yield Resumed(provider.name, model, resuming.user_message())
+                        else:
+                            yield Started(provider.name, model)
+                    if kind is TextDelta and event.index == 0:
+                        if trimmer is not None:
+                            event = TextDelta(trimmer.feed(event.text))
+                            if not event.text:
+                                watchdog.waiting()
+                                continue
+                        answer.pieces.append(event.text)
+                    else:
+                        if kind is ToolCallDelta:
+                            answer.tool_calls = True
+                        if trimmer is not None and kind is not ReasoningDelta and (held := trimmer.flush()):
+                            answer.pieces.append(held)  # the continuation's text before what ends it
+                            watchdog.holding()
+                            yield TextDelta(held)
+                    watchdog.holding()
+                    yield event
+                    watchdog.waiting()
+        except asyncio.CancelledError:
+            if not watchdog.expired():
+                raise
+            failure = self._silence_error(provider, model, watchdog)
+        except APIError as error:
+            failure = error
+        finally:
+            watchdog.close()
+        if trimmer is not None and (held := trimmer.flush()):
+            answer.pieces.append(held)
+            yield TextDelta(held)
+        if failure is not None:
+            failure.provider = failure.provider or provider.name
+            failure.model = failure.model or model
+            raise failure
 
     def plan(self, request: ChatRequest) -> list[tuple[Provider, str]]:
         """The (provider, model) targets that can serve `request`, in order; raises before any network call if none."""
@@ -85,6 +174,47 @@ class ChatService:
         if not targets:
             raise refusals[0]
         return targets
+
+    def _rested_last(self, targets: list[tuple[Provider, str]]) -> list[tuple[Provider, str]]:
+        """Targets in route order, those resting after failures last (the soonest back first)."""
+
+        def rest(target: tuple[Provider, str]) -> float:
+            return self.cooldowns.remaining(f"{target[0].name}/{target[1]}")
+
+        return sorted(targets, key=rest)  # stable: ready targets keep the route's order
+
+    def _resting_error(self, provider: Provider, model: str, rest: float) -> APIError:
+        cause = self.cooldowns.cause(f"{provider.name}/{model}")
+        cls = RateLimitError if isinstance(cause, RateLimitError) else CoolingDownError
+        return cls("resting after failures", provider=provider.name, model=model, retry_after=rest)
+
+    @staticmethod
+    def _silence_error(provider: Provider, model: str, watchdog: SilenceWatchdog) -> APITimeoutError:
+        if watchdog.fired == "idle":
+            message = f"no output for {provider.idle_timeout:g} s"
+        else:
+            message = f"no output within {provider.first_token_timeout:g} s"
+        return APITimeoutError(message, provider=provider.name, model=model)
+
+
+class _Answer:
+    """What one request has streamed so far, across the providers that took part in it."""
+
+    __slots__ = ("attempt_started", "pieces", "resuming", "streamed", "tool_calls")
+
+    def __init__(self) -> None:
+        self.pieces: list[str] = []  # answer text of choice 0
+        self.streamed = False  # some provider produced output
+        self.attempt_started = False  # the current provider produced output
+        self.tool_calls = False
+        self.resuming: APIError | None = None  # the mid-stream failure the next provider continues after
+
+    def text(self) -> str:
+        return "".join(self.pieces)
+
+    def resumable(self, failure: APIError, request: ChatRequest) -> bool:
+        """Whether another provider can continue this answer: a passing failure, one choice, no tool call."""
+        return failure.retryable and request.n in (None, 1) and not self.tool_calls
 
 
 TITLE_PROMPT = (
