@@ -57,7 +57,7 @@ def launch_options(backend: Backend, *, host: str | None, port: int | None, shar
         "server_name": host or settings.host,
         "server_port": port or settings.port,
         "share": share,
-        "max_file_size": f"{settings.max_upload_mb}mb",
+        "max_file_size": settings.max_upload_bytes,  # an int: Gradio cannot parse "10.0mb"
         "css": CSS,
         "footer_links": ["api"],
         "show_error": True,

@@ -18,6 +18,8 @@ from backend.auth import hash_password, load_users
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # httpx logs every request with its URL at INFO: noise at this level, and it names the upstreams.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.command == "passwd":
         return _passwd(args.name)
     try:

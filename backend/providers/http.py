@@ -1,4 +1,5 @@
-"""What every adapter that speaks HTTP shares: the httpx client, transport-error mapping, status errors, redaction."""
+"""What every adapter that speaks HTTP shares: the httpx client, transport-error mapping, status errors, redaction,
+and bounds on what an upstream can make us hold in memory."""
 
 from __future__ import annotations
 
@@ -13,6 +14,39 @@ import httpx
 from ..errors import APIConnectionError, APIError, APITimeoutError, StreamError, error_class_for_status, redact
 from ..retry import parse_retry_after
 from .base import Provider
+
+ERROR_BODY_LIMIT = 64_000  # bytes of an error response read for its message; the rest is never fetched
+LINE_LIMIT = 16_000_000  # bytes: no stream we read has a line (an SSE field, an NDJSON object) anywhere near this
+
+
+class OversizedLine(Exception):
+    """A streamed body has a line longer than LINE_LIMIT: a broken or hostile upstream."""
+
+
+class LineLimitedStream(httpx.AsyncByteStream):
+    """A response body that fails once one line grows past `limit` bytes, before it can fill memory (httpx-sse
+    and our NDJSON reader buffer a line until it ends)."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, limit: int) -> None:
+        self._stream = stream
+        self._limit = limit
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        run = 0  # bytes since the last newline
+        async for chunk in self._stream:
+            first = chunk.find(b"\n")
+            if first < 0:
+                run += len(chunk)
+            elif run + first > self._limit:
+                run += first
+            else:
+                run = len(chunk) - chunk.rfind(b"\n") - 1
+            if run > self._limit:
+                raise OversizedLine(f"a line of the stream is longer than {self._limit // 1_000_000} MB")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
 
 
 class HTTPProvider(Provider):
@@ -61,8 +95,8 @@ class HTTPProvider(Provider):
                 "POST", path, json=body, timeout=self.timeout(request.timeout), **options
             ) as response:
                 if response.status_code >= 400:
-                    await response.aread()
-                    raise self.status_error(response, request.model)
+                    raise self.status_error(await bounded(response), request.model)
+                response.stream = LineLimitedStream(response.stream, LINE_LIMIT)
                 yield response
 
     def require_event_stream(self, response: httpx.Response, model: str | None) -> None:
@@ -101,6 +135,8 @@ class HTTPProvider(Provider):
         """Turn httpx's transport errors into our typed errors, most specific first."""
         try:
             yield
+        except OversizedLine as exc:
+            raise StreamError(str(exc), provider=self.name, model=model) from None
         except httpx.TimeoutException as exc:
             raise APITimeoutError(
                 f"{type(exc).__name__} after the configured timeout", provider=self.name, model=model
@@ -134,12 +170,29 @@ class HTTPProvider(Provider):
         return payload
 
 
+async def bounded(response: httpx.Response) -> httpx.Response:
+    """A copy of an error response holding at most ERROR_BODY_LIMIT bytes of its body: enough for any error
+    message, and an upstream (or a proxy before it) answering with a huge body cannot fill our memory."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= ERROR_BODY_LIMIT:
+            break
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in ("content-encoding", "content-length")]
+    return httpx.Response(
+        response.status_code, headers=headers, content=bytes(body[:ERROR_BODY_LIMIT]), request=response.request
+    )
+
+
 def error_message(response: httpx.Response) -> str:
     """The human part of an error body, whatever the provider's JSON shape."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.text.strip()[:300]
+        text = response.text.strip()
+        if "html" in response.headers.get("content-type", "") or text.startswith("<"):
+            return ""  # a proxy's or server's error page: its status line says more than its markup
+        return " ".join(text.split())[:300]
     if isinstance(body, list) and body:  # Gemini sometimes wraps the error in a list
         body = body[0]
     error = body.get("error", body) if isinstance(body, dict) else body
