@@ -45,6 +45,7 @@ from tests.upstream import Recorded, Reply, ScriptedUpstream
 pytestmark = pytest.mark.browser
 
 TOAST = "[data-testid='toast-body']"
+REFUSAL = "#message .validation-error"  # what a refused message says, at the message box
 TOAST_TEXT = "[data-testid='toast-text']"
 PROMPT_PLACEHOLDER = "A lighthouse at dawn, watercolour"
 VISION_UPLOAD = "#vision-image input[data-testid='file-upload']"
@@ -424,14 +425,14 @@ def test_chat_image_attachments(request: pytest.FixtureRequest, media_app: Media
     assert image_part == {"type": "image_url", "image_url": {"url": data_url(picture)}}
     page.screenshot(path=str(ARTIFACTS / "chat-attachment.png"))
 
-    # 3. An image for the text-only model: refused before anything is sent; nothing typed is lost. (The refusal's
-    # message should show in a toast: see the next test.)
+    # 3. An image for the text-only model: refused before anything is sent; nothing typed is lost. (What the
+    # refusal says: see the next test.)
     pick(page, "#model-picker", "cloud · text-only")
     attach(page, photo)
     expect(thumbnail).to_have_attribute("src", _ends_with("swatch.png"), timeout=WAIT)
     page.locator(MESSAGE_BOX).fill("And this one?")
     page.locator("#send").click()
-    expect(page.locator("#chatbot [data-testid='status-tracker']").first).to_contain_text("Error", timeout=WAIT)
+    expect(page.locator(REFUSAL)).to_contain_text("does not read images", timeout=WAIT)
     expect(page.locator(MESSAGE_BOX)).to_have_value("And this one?")
     expect(page.locator(MESSAGE_BOX)).to_be_editable()
     expect(thumbnail).to_have_count(1)
@@ -443,7 +444,8 @@ def test_chat_image_attachments(request: pytest.FixtureRequest, media_app: Media
 
 
 def test_chat_image_for_text_model_says_why(request: pytest.FixtureRequest, media_app: MediaApp, tmp_path: Path):
-    """Attaching an image for a model that does not read images explains itself in an error toast."""
+    """Attaching an image for a model that does not read images explains itself in one sentence at the message
+    box, with no error badge over the chat; a file that is not an image is refused the same way."""
     photo = tmp_path / "swatch.png"
     photo.write_bytes(gradient_png(20, 12))
     page = open_tab(request, media_app, "Chat")
@@ -452,9 +454,20 @@ def test_chat_image_for_text_model_says_why(request: pytest.FixtureRequest, medi
     expect(page.locator("#message .thumbnail-wrapper img")).to_have_attribute("src", _ends_with("swatch.png"))
     page.locator(MESSAGE_BOX).fill("What is this?")
     page.locator("#send").click()
-    expect(page.locator("#chatbot [data-testid='status-tracker']").first).to_contain_text("Error", timeout=WAIT)
-    refusal = toast(page, "does not read images", timeout=10_000)
+    refusal = page.locator(REFUSAL)
+    expect(refusal).to_contain_text("does not read images", timeout=WAIT)
     assert "cloud/text-only" in refusal.inner_text()
-    assert "Your message is still in the box." in refusal.inner_text()
     expect(page.locator(MESSAGE_BOX)).to_have_value("What is this?")
+    expect(page.locator("#chatbot [data-testid='status-tracker']")).not_to_contain_text("Error")
+    expect(page.locator("#chat-list [data-testid='status-tracker']")).not_to_contain_text("Error")
+    page.screenshot(path=str(ARTIFACTS / "chat-refused-at-the-box.png"))
+    assert media_app.openai.chat_requests() == []
+
+    fake = tmp_path / "notes.png"
+    fake.write_text("not a picture at all")
+    pick(page, "#model-picker", "cloud · seer")
+    attach(page, fake)
+    page.locator("#send").click()
+    expect(refusal).to_contain_text("notes.png:", timeout=WAIT)
+    expect(refusal).to_contain_text("not an image")
     assert media_app.openai.chat_requests() == []

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from backend import Finish, Queued, ReasoningDelta, Retrying, Started, TextDelta, Usage
+import pytest
+
+from backend import Finish, Queued, ReasoningDelta, Resumed, Retrying, Started, TextDelta, Usage
 from backend.errors import RateLimitError
-from webui.reply import ReplyView, conversation, stopped_marker
+from webui.reply import ReplyView, conversation, join_markdown, split_markdown, stopped_marker
 
 
 def titles(messages) -> list[str]:
@@ -81,3 +83,42 @@ def test_conversation_sends_only_user_and_answer_text():
         {"role": "assistant", "content": "Partial"},
     ]
     assert conversation(history, None)[0] == {"role": "user", "content": "Hi"}
+
+
+def test_handover_splits_the_answer_with_a_marker_and_the_model_gets_it_whole():
+    view = ReplyView("steady")
+    for event in (
+        Started("main", "a"),
+        TextDelta("Code:\n\n```python\nx = "),
+        Resumed("backup", "b", "The connection to main/a dropped before the answer was complete."),
+        TextDelta("1\n```\nDone."),
+        Finish("stop"),
+    ):
+        view.apply(event)
+    view.close()
+    first, marker, second, footer = view.messages()
+    assert first["content"] == "Code:\n\n```python\nx = \n```"  # the cut code block is closed...
+    assert second["content"] == "```python\n1\n```\nDone."  # ...and opened again after the marker
+    assert marker["metadata"]["title"].startswith("↪ backup/b continued from here. The connection to main/a")
+    assert footer["metadata"]["title"].startswith("main/a → backup/b · first token ")
+    history = conversation([{"role": "user", "content": "Code?"}, *view.messages()])
+    assert history[1] == {"role": "assistant", "content": "Code:\n\n```python\nx = 1\n```\nDone."}
+    stored = view.to_stored()
+    assert [(h.provider, h.at) for h in stored.handovers] == [("backup", len("Code:\n\n```python\nx = "))]
+    assert ReplyView.restored(stored).messages()[:3] == [first, marker, second]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain text cut in the middle",
+        "```\ncode\n```\nafter",
+        "intro\n```js\nlet a = 1;\nlet b = 2;\n```\n\n```py\nc = 3\n```",
+        "````\nnot a fence of ours\n",
+        "ends with a fence\n```",
+    ],
+)
+def test_split_and_join_markdown_round_trip(text):
+    for cut in range(len(text) + 1):
+        before, after = split_markdown(text, [cut])
+        assert join_markdown(before, after) == text, (text, cut)

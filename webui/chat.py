@@ -192,14 +192,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
         query,
         request: gr.Request,
     ):
+        """Save the message (checked by `check_message` first) and show it; the reply follows."""
         text = ((message or {}).get("text") or "").strip()
-        files = (message or {}).get("files") or []
-        if not text and not files:
-            raise gr.Error("Type a message first.", duration=3)
-        _refuse_if_limited(limits, request)
-        images = [_checked_image(backend, _file_path(file)) for file in files]
-        if images:
-            _check_reads_images(backend, model_id or default)
+        images = [_file_path(file) for file in (message or {}).get("files") or []]
         owner = owner_of(request)
         conversation = conversation or Conversation()
         conversation.messages.append(await history.store_user_message(backend, owner, text, images))
@@ -208,15 +203,33 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
         listing = await listed(owner, conversation.id, query)
         return [*chat_history, {"role": "user", "content": content}], *busy(), conversation, listing
 
-    def retry(chat_history: list, conversation, data: gr.RetryData, request: gr.Request):
-        _refuse_if_limited(limits, request)
+    def check_message(
+        message: dict | None,
+        chat_history: list,
+        conversation,
+        model_id,
+        system_prompt,
+        temp,
+        top,
+        max_new,
+        seed_value,
+        query,
+        request: gr.Request,
+    ):
+        """Refusals before anything is saved or sent, said at the message box, where the text and attachments
+        stay. (The server checks all of this again on the way: this is the friendly path, not the guard.)"""
+        return _verdict(_message_problem(backend, limits, message, model_id or default, request), inputs=10)
+
+    def check_limits(chat_history: list, conversation, request: gr.Request):
+        return _verdict(_limit_problem(limits, request), inputs=2)
+
+    def retry(chat_history: list, conversation, data: gr.RetryData):
         kept = _upto_user_message(chat_history, data.index)
         if conversation is not None:
             history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1))
         return kept, *busy(), conversation, gr.skip()
 
-    def edit(chat_history: list, conversation, data: gr.EditData, request: gr.Request):
-        _refuse_if_limited(limits, request)
+    def edit(chat_history: list, conversation, data: gr.EditData):
         kept = chat_history[: data.index + 1]
         attachments = [part for part in _parts(kept[-1].get("content")) if part.get("type") == "file"]
         text = message_text(data.value)
@@ -256,14 +269,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
     controls = [textbox, send, stop]
     private = {"api_visibility": "private"}
     replies = []
-    for trigger, prepare, inputs in (
-        (textbox.submit, add_message, [textbox, chatbot, current, *settings, search]),
-        (send.click, add_message, [textbox, chatbot, current, *settings, search]),
-        (chatbot.retry, retry, [chatbot, current]),
-        (chatbot.edit, edit, [chatbot, current]),
+    for trigger, prepare, check, inputs in (
+        (textbox.submit, add_message, check_message, [textbox, chatbot, current, *settings, search]),
+        (send.click, add_message, check_message, [textbox, chatbot, current, *settings, search]),
+        (chatbot.retry, retry, check_limits, [chatbot, current]),
+        (chatbot.edit, edit, check_limits, [chatbot, current]),
     ):
-        # Queued: Gradio shows a gr.Error raised by an unqueued event as a bare "Error" label, without its message.
-        started = trigger(prepare, inputs, [chatbot, *controls, current, chats], **private)
+        started = trigger(prepare, inputs, [chatbot, *controls, current, chats], validator=check, **private)
         # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
         reply = started.success(
             respond, [chatbot, current, *settings, search], [chatbot, current, chats], show_progress="hidden", **private
@@ -390,13 +402,40 @@ def _refused(message: str, outputs: int):
     return gr.skip() if outputs == 1 else (gr.skip(),) * outputs
 
 
-def _refuse_if_limited(limits: VisitorLimits, request: gr.Request | None) -> None:
-    """A toast, before anything is saved or sent, when this visitor is at a per-visitor limit; the message stays
-    in the box."""
+def _verdict(problem: str | None, *, inputs: int) -> list[dict]:
+    """An event validator's answer: `problem` (if any) shown at the event's first input, the others fine."""
+    return [gr.validate(problem is None, problem or ""), *(gr.validate(True, "") for _ in range(inputs - 1))]
+
+
+def _limit_problem(limits: VisitorLimits, request: gr.Request | None) -> str | None:
     try:
         limits.check(visitor_of(request))
     except TooManyRequestsError as error:
-        raise gr.Error(error.user_message(), duration=8) from None
+        return error.user_message()
+    return None
+
+
+def _message_problem(
+    backend: Backend, limits: VisitorLimits, message: dict | None, model_id: str, request: gr.Request | None
+) -> str | None:
+    """Why a message cannot be sent as it is, in one sentence; None when it can."""
+    text = ((message or {}).get("text") or "").strip()
+    files = [_file_path(file) for file in (message or {}).get("files") or []]
+    if not text and not files:
+        return "Type a message first."
+    problem = _limit_problem(limits, request)
+    if problem or not files:
+        return problem
+    for path in files:
+        try:
+            load_image(path, max_bytes=backend.settings.app.max_upload_bytes)  # by content, not by name
+        except InvalidImageError as error:
+            return f"{Path(path).name}: {error.user_message()}"
+    try:  # the chosen model must read images
+        backend.chat.plan(ChatRequest(model=model_id, messages=[{"role": "user", "content": [_PIXEL]}]))
+    except SwitchboardError as error:
+        return error.user_message()
+    return None
 
 
 def _parts(content: Any) -> list[dict]:
@@ -405,24 +444,6 @@ def _parts(content: Any) -> list[dict]:
 
 def _file_path(file: Any) -> str:
     return file.get("path", "") if isinstance(file, dict) else str(file)
-
-
-def _checked_image(backend: Backend, path: str) -> str:
-    """`path` if it holds a usable image (checked by content, not by name); else a one-line error."""
-    try:
-        load_image(path, max_bytes=backend.settings.app.max_upload_bytes)
-    except InvalidImageError as error:
-        raise gr.Error(f"{Path(path).name}: {error.user_message()}", duration=6) from None
-    return path
-
-
-def _check_reads_images(backend: Backend, model_id: str) -> None:
-    """A clear refusal, before anything is sent, when the chosen model cannot read the attached images."""
-    probe = ChatRequest(model=model_id, messages=[{"role": "user", "content": [_PIXEL]}])
-    try:
-        backend.chat.plan(probe)
-    except SwitchboardError as error:
-        raise gr.Error(f"{error.user_message()} Your message is still in the box.", duration=8) from None
 
 
 _PIXEL = {"type": "image_url", "image_url": {"url": "data:image/png;base64,"}}

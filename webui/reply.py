@@ -226,6 +226,14 @@ def split_markdown(text: str, cuts: list[int]) -> list[str]:
     return parts
 
 
+def join_markdown(before: str, after: str) -> str:
+    """The inverse of `split_markdown` for two neighbouring parts: the text as the model wrote it."""
+    opening = _open_fence(before.removesuffix("\n```")) if before.endswith("\n```") else None
+    if opening is not None and after.startswith(opening + "\n"):
+        return before.removesuffix("\n```") + after.removeprefix(opening + "\n")
+    return before + after
+
+
 def _open_fence(markdown: str) -> str | None:
     """The opening line (```lang) of a code block left open at the end of `markdown`, if any."""
     opening = None
@@ -273,7 +281,7 @@ def conversation(
         text = message_text(content)
         images = [load_image(path, max_bytes=max_image_bytes).part() for path in attached_files(content)]
         if messages and messages[-1]["role"] == message["role"] == "assistant":
-            messages[-1]["content"] += text
+            messages[-1]["content"] = join_markdown(messages[-1]["content"], text)  # parts around a handover
         elif images:
             messages.append({"role": message["role"], "content": [{"type": "text", "text": text}, *images]})
         else:
