@@ -12,12 +12,18 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import ConfigError
 
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000
+MAX_FAILURES = 10  # failed logins per user within FAILURE_WINDOW before further tries are refused unchecked
+FAILURE_WINDOW = 600.0  # seconds
 
 
 def hash_password(password: str, *, iterations: int = ITERATIONS) -> str:
@@ -39,17 +45,41 @@ def check_password(stored: str, password: str) -> bool:
 
 
 class Users:
-    """The login check Gradio calls: `users(name, password) -> bool`."""
+    """The login check Gradio calls: `users(name, password) -> bool`.
 
-    def __init__(self, passwords: dict[str, str]) -> None:
+    Guessing is throttled per user: after MAX_FAILURES failed logins within FAILURE_WINDOW, that user's logins
+    are refused without being checked until the oldest failure leaves the window (passwords from the
+    environment are compared as they are, so nothing else would slow a guesser down)."""
+
+    def __init__(self, passwords: dict[str, str], clock: Callable[[], float] = time.monotonic) -> None:
         self._passwords = passwords
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()  # Gradio calls this from worker threads
 
     def __call__(self, username: str, password: str) -> bool:
         stored = self._passwords.get(username)
         if stored is None:
             check_password(hash_password("x", iterations=1000), password)  # spend similar time either way
             return False
-        return check_password(stored, password)
+        if self._throttled(username):
+            return False
+        if check_password(stored, password):
+            with self._lock:
+                self._failures.pop(username, None)
+            return True
+        with self._lock:
+            self._failures.setdefault(username, deque()).append(self._clock())
+        return False
+
+    def _throttled(self, username: str) -> bool:
+        with self._lock:
+            failures = self._failures.get(username)
+            if not failures:
+                return False
+            while failures and failures[0] <= self._clock() - FAILURE_WINDOW:
+                failures.popleft()
+            return len(failures) >= MAX_FAILURES
 
     def __len__(self) -> int:
         return len(self._passwords)

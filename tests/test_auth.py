@@ -37,6 +37,24 @@ def test_users_file_and_variable(tmp_path, monkeypatch):
     assert load_users(None, None) is None
 
 
+def test_guessing_is_throttled_per_user():
+    """Ten wrong passwords in ten minutes lock that user's logins (even the right password) until the window
+    moves on; other users are not affected."""
+    from backend.auth import FAILURE_WINDOW, MAX_FAILURES, Users
+
+    now = [0.0]
+    users = Users({"alice": "right", "bob": "bobs"}, clock=lambda: now[0])
+    for _ in range(MAX_FAILURES - 1):
+        assert not users("alice", "guess")
+    assert users("alice", "right")  # a success clears the count
+    for _ in range(MAX_FAILURES):
+        assert not users("alice", "guess")
+    assert not users("alice", "right")
+    assert users("bob", "bobs")
+    now[0] += FAILURE_WINDOW + 1
+    assert users("alice", "right")
+
+
 @pytest.mark.parametrize(
     ("content", "variable", "expected"),
     [
