@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import re
 import secrets
 import time
@@ -24,6 +25,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .errors import SwitchboardError
 from .files import owner_folder, write_atomically
+
+log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "switchboard.conversation"
 TITLE_LENGTH = 60
@@ -240,8 +243,13 @@ class FileConversationStore:
         for name in await aiofiles.os.listdir(folder):
             if not re.fullmatch(r"[0-9a-f]{16}\.json", name):
                 continue  # temporary files of an interrupted save, media folder
-            async with aiofiles.open(folder / name, "rb") as file:
-                conversation = Conversation.model_validate_json(await file.read())
+            try:
+                async with aiofiles.open(folder / name, "rb") as file:
+                    conversation = Conversation.model_validate_json(await file.read())
+            except (OSError, ValueError) as exc:  # ValidationError is a ValueError
+                # One damaged file (edited by hand, a full disk) must not hide all the others.
+                log.warning("skipping unreadable conversation %s: %s", folder / name, str(exc).splitlines()[0])
+                continue
             index[conversation.id] = _indexed(conversation)
         return index
 

@@ -149,6 +149,18 @@ def test_killed_during_writes_every_conversation_still_loads(tmp_path):
         assert conversation.messages  # every file parses, with what its last complete save held
 
 
+async def test_a_damaged_file_hides_nothing_else(store, tmp_path, caplog):
+    kept = sample("still here")
+    await store.save("alice", kept)
+    folder = next((tmp_path / "conversations").iterdir())
+    (folder / "0123456789abcdef.json").write_text('{"id": "0123456789abcdef", "messages": [', encoding="utf-8")
+    fresh = FileConversationStore(tmp_path / "conversations")
+    assert [s.id for s in await fresh.list("alice")] == [kept.id]
+    assert "skipping unreadable conversation" in caplog.text
+    with pytest.raises(ConversationError, match="does not exist"):
+        await fresh.get("alice", "0123456789abcdef")
+
+
 def test_markdown_export():
     markdown = sample().to_markdown()
     assert markdown.startswith("# How do tides work?\n")
