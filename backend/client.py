@@ -34,6 +34,7 @@ from .types import (
     ChatCompletionMessage,
     Choice,
     ChoiceDelta,
+    ChoiceDeltaFunctionCall,
     ChoiceDeltaToolCall,
     ChunkChoice,
     CompletionUsage,
@@ -122,7 +123,7 @@ async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncIterat
                 call = ChoiceDeltaToolCall(
                     index=event.call_index,
                     id=event.id,
-                    function=FunctionCall(name=event.name, arguments=event.arguments),
+                    function=ChoiceDeltaFunctionCall(name=event.name, arguments=event.arguments),
                 )
                 yield chunk(event.index, ChoiceDelta(role=role(event.index), tool_calls=[call]))
             elif kind is Finish:

@@ -9,6 +9,8 @@ The names mirror openai-python's, so code written against that SDK catches the s
 
 from __future__ import annotations
 
+import math
+
 
 class SwitchboardError(Exception):
     """Base of every error this package raises on purpose; `retry_after` is the wait the upstream asked for."""
@@ -116,7 +118,7 @@ class RateLimitError(APIError):
     retryable = True
 
     def user_message(self) -> str:
-        wait = f"; try again in {self.retry_after:.0f} s" if self.retry_after else "; try again shortly"
+        wait = f"; try again in {math.ceil(self.retry_after)} s" if self.retry_after else "; try again shortly"
         return f"{self.where} is rate limiting requests{wait}."
 
 
@@ -168,7 +170,7 @@ class CoolingDownError(APIError):
     """The model failed several times in a row and is rested for `retry_after` seconds; nothing was sent."""
 
     def user_message(self) -> str:
-        wait = f"{self.retry_after:.0f} s" if self.retry_after else "a moment"
+        wait = f"{math.ceil(self.retry_after)} s" if self.retry_after else "a moment"
         return f"{self.where} failed several times in a row and is resting; try again in {wait}."
 
 

@@ -77,7 +77,8 @@ class Resumed:
 
 @dataclass(slots=True, frozen=True)
 class Retrying:
-    """An attempt failed before any output; the service waits `delay` seconds, then tries `provider`/`model`."""
+    """An attempt failed; the service waits `delay` seconds, then tries `provider`/`model` (after a failure
+    mid-answer, to continue it: a `Resumed` follows once it answers)."""
 
     provider: str
     model: str

@@ -101,8 +101,12 @@ class HTTPProvider(Provider):
 
     def require_event_stream(self, response: httpx.Response, model: str | None) -> None:
         """Refuse an answer that is not Server-Sent Events (a proxy's login page, a JSON error with status 200)."""
+        self.require_content_type(response, model, "text/event-stream")
+
+    def require_content_type(self, response: httpx.Response, model: str | None, *accepted: str) -> None:
+        """Refuse an answer of another content type than `accepted`, saying which it was (not quoting it)."""
         content_type = response.headers.get("content-type", "").partition(";")[0].strip()
-        if content_type != "text/event-stream":
+        if content_type not in accepted:
             raise StreamError(
                 f"expected an event stream, got content type {content_type or 'none'!r}",
                 provider=self.name,
@@ -165,7 +169,8 @@ class HTTPProvider(Provider):
         except (json.JSONDecodeError, UnicodeDecodeError):
             payload = None
         if not isinstance(payload, dict):
-            shown = data[:80] if isinstance(data, str) else data[:80].decode("utf-8", "replace")
+            text = data if isinstance(data, str) else data[:4096].decode("utf-8", "replace")
+            shown = self.secret(text[:4096])[:80]  # redacted before it is cut, so no key is cut in two
             raise StreamError(f"malformed event: {shown!r}", provider=self.name, model=model)
         return payload
 

@@ -45,6 +45,7 @@ class OllamaProvider(HTTPProvider):
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body = self.request_body(request)
         async with self.post_stream("api/chat", body, request) as response:
+            self.require_content_type(response, request.model, "application/x-ndjson", "application/json")
             reader = LineReader()
             async for line in ndjson_lines(response):
                 payload = self.decode_json(line, request.model)

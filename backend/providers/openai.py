@@ -8,7 +8,6 @@ the final usage chunk and finish reasons.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -63,8 +62,11 @@ class OpenAIProvider(HTTPProvider):
         async with self.post_stream("chat/completions", body, request) as response:
             content_type = response.headers.get("content-type", "").partition(";")[0].strip()
             if content_type == "application/json":
-                # Some servers ignore stream=true and answer with one completion object.
-                for event in completion_events(json.loads(await response.aread())):
+                # Some servers ignore stream=true and answer with one completion object, or with an error.
+                completion = self.decode_json(await response.aread(), request.model)
+                if "error" in completion and not completion.get("choices"):
+                    raise self._event_error(completion["error"], request.model)
+                for event in completion_events(completion):
                     yield event
                 return
             self.require_event_stream(response, request.model)
