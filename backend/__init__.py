@@ -10,8 +10,10 @@ Public surface (everything else is internal):
 This package never imports gradio: the web UI is one consumer among others.
 """
 
-from .client import AsyncClient, AsyncStream, ChatCompletion, Client
-from .config import Settings, load_settings
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+# The error tree and the stream events are small and used everywhere: always loaded.
 from .errors import (
     APIConnectionError,
     APIError,
@@ -43,11 +45,47 @@ from .events import (
     ToolCallDelta,
     Usage,
 )
-from .factory import ChatClient, create_client
-from .imagegen import ImageRequest
-from .media import InvalidImageError
-from .request import ChatRequest
-from .services import Backend, ChatService
+
+# The rest loads on first use (PEP 562): `import backend` stays cheap, and pydantic-settings, the services and
+# the adapters are imported when a program first touches them.
+_LAZY = {
+    "AsyncClient": ".client",
+    "AsyncStream": ".client",
+    "ChatCompletion": ".client",
+    "Client": ".client",
+    "Settings": ".config",
+    "load_settings": ".config",
+    "ChatClient": ".factory",
+    "create_client": ".factory",
+    "ImageRequest": ".imagegen",
+    "InvalidImageError": ".media",
+    "ChatRequest": ".request",
+    "Backend": ".services",
+    "ChatService": ".services",
+}
+
+if TYPE_CHECKING:
+    from .client import AsyncClient, AsyncStream, ChatCompletion, Client
+    from .config import Settings, load_settings
+    from .factory import ChatClient, create_client
+    from .imagegen import ImageRequest
+    from .media import InvalidImageError
+    from .request import ChatRequest
+    from .services import Backend, ChatService
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'backend' has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "APIConnectionError",
