@@ -46,6 +46,9 @@ class AppConfig(_Strict):
     port: int = Field(7860, ge=1, le=65535)
     max_upload_mb: float = Field(10, gt=0)
     concurrency: int = Field(16, ge=1, description="replies streamed at once through the UI, for all visitors")
+    max_sessions: int = Field(
+        1000, ge=10, description="browser sessions whose state the server keeps (about 150 KB each); older ones go"
+    )
     stream_interval_ms: int = Field(40, ge=0, le=1000, description="how often the UI pushes streamed text")
     embedded_model: bool = Field(True, description="offer the bundled offline model as provider 'local'")
     data_dir: Path = Field(Path("~/.local/share/switchboard"), description="generated images and their details")

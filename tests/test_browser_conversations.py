@@ -430,6 +430,39 @@ def test_stopped_reply_is_saved_as_stopped(
     assert saved["messages"][1]["provider"] == "scripted" and saved["messages"][1]["model"] == "scripted-1"
 
 
+def test_an_open_tab_goes_on_after_a_server_restart(
+    request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app, tmp_path: Path
+):
+    """The server restarts (or forgets the tab's session) while the page stays open: the next message still
+    continues the same conversation, with its history, in the same file."""
+    config = write_config(scripted_config(upstream))
+    first = serve_app(Backend(load_settings(config)))
+    page = open_chat(request, first)
+    upstream.enqueue(Reply.text(["Noted."]))
+    exchange(page, "My name is Ada.", "Noted.")
+    conversation_id = open_id(page)
+
+    serve_app.close_all()
+    port = int(first.rstrip("/").rsplit(":", 1)[1])
+    serve_app(Backend(load_settings(config)), port=port)  # the same address: the open page talks to it
+
+    upstream.enqueue(Reply.text(["Your ", "name ", "is ", "Ada."]))
+    exchange(page, "What is my name?", "Your name is Ada.")
+    assert [m["content"] for m in sent_messages(upstream.chat_requests()[-1])] == [
+        "My name is Ada.",
+        "Noted.",
+        "What is my name?",
+    ]
+    [path] = conversation_files(tmp_path)
+    assert path.stem == conversation_id
+    assert [m["text"] for m in stored(tmp_path, conversation_id)["messages"]] == [
+        "My name is Ada.",
+        "Noted.",
+        "What is my name?",
+        "Your name is Ada.",
+    ]
+
+
 # --- regressions ---------------------------------------------------------------------------------------------------
 
 FIX_WAIT = 5_000  # ms: what the app shows at once

@@ -111,6 +111,13 @@ async def test_no_route_leads_into_another_users_data(shared):
     answer = bob.call(respond, [forged, None, "cloud/chat", "", 0.7, 1, 0, -1, ""])
     assert not answer["success"] and "not uploaded by a user" in answer["output"]["error"]
     assert cloud.chat_requests() == []
+    # Naming Alice's conversation as the open one (the page keeps its id) gives Bob a new one of his own.
+    message = [{"text": "add to the plan", "files": []}, [], None, "cloud/chat", "", 0.7, 1, 0, -1, "", secret_chat.id]
+    added = bob.call(bob.fn_index("message", "submit"), message)
+    assert added["success"] and added["output"]["data"][-1] != secret_chat.id
+    assert "merger" not in json.dumps(added)
+    assert (await store.get("alice", secret_chat.id)).messages == secret_chat.messages  # untouched
+    assert [s.id for s in await store.list("bob")] == [added["output"]["data"][-1]]
     # Gradio's file route serves neither the conversation nor the image, to Bob or to Alice.
     alice = GradioSession(url, "alice", "alice-secret")
     for session in (bob, alice):
@@ -161,14 +168,14 @@ def test_no_secret_reaches_a_visitor_an_export_or_the_log(shared, caplog):
 
     # Through the chat tab: the failed reply is stored and exported without the secret.
     submit = alice.fn_index("message", "submit")
-    added = alice.call(submit, [{"text": "hi", "files": []}, [], None, "cloud/chat", "", 0.7, 1, 0, -1, ""])
+    added = alice.call(submit, [{"text": "hi", "files": []}, [], None, "cloud/chat", "", 0.7, 1, 0, -1, "", ""])
     assert added["success"], added
     history = added["output"]["data"][0]
     replied = alice.call(submit + 1, [history, None, "cloud/chat", "", 0.7, 1, 0, -1, ""])
     assert "server error" in json.dumps(replied)
     assert_clean(json.dumps(replied), cloud, "the chat")
     for button in ("export-json", "export-md"):
-        exported = alice.call(alice.fn_index(button, "click"), [None])
+        exported = alice.call(alice.fn_index(button, "click"), [None, ""])
         path = exported["output"]["data"][0]["value"]["path"]
         download = alice.http.get(f"gradio_api/file={path}")
         assert download.status_code == 200 and "server error" in download.text

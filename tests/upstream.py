@@ -25,6 +25,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     frames: list[bytes] = field(default_factory=list)
     delay: float = 0.0  # pause before each frame
+    rate: float | None = None  # frames per second, kept to the clock (no drift, as a model streams tokens)
     stall_after: int | None = None  # stop sending (but keep the connection open) after this many frames
     drop_after: int | None = None  # close the connection abruptly after this many frames
     chunked: bool = True
@@ -189,7 +190,10 @@ class ScriptedUpstream:
             head += [f"{k}: {v}" for k, v in reply.headers.items()]
             writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
             await writer.drain()
+            began = time.monotonic()
             for number, frame in enumerate(reply.frames):
+                if reply.rate:
+                    await asyncio.sleep(max(0.0, began + number / reply.rate - time.monotonic()))
                 if reply.drop_after is not None and number >= reply.drop_after:
                     writer.transport.abort()
                     return False
@@ -246,16 +250,53 @@ async def _write_plain(writer: asyncio.StreamWriter, status: int, headers: dict[
     await writer.drain()
 
 
+def tagged_tokens(tag: str, count: int) -> list[str]:
+    """`<tag>:0 <tag>:1 ...`: a reply a load test can check token by token and tell apart from every other."""
+    return [f"{tag}:{i} " for i in range(count)]
+
+
+def last_user_text(body: Any) -> str:
+    """The text of the last user message of a chat-completions request body ("" when there is none)."""
+    messages = body.get("messages", []) if isinstance(body, dict) else []
+    users = [message.get("content") for message in messages if message.get("role") == "user"]
+    return users[-1] if users and isinstance(users[-1], str) else ""
+
+
+class TaggedUpstream(ScriptedUpstream):
+    """Answers every chat request with `tagged_tokens(<its last user message>, tokens)`, so concurrent replies are
+    each unique and checkable: a lost, repeated or foreign token shows in the text the client receives."""
+
+    def __init__(self, tokens: int, delay: float = 0.0) -> None:
+        super().__init__()
+        self.tokens = tokens
+        self.delay = delay
+
+    async def _respond(self, request: Recorded, reader, writer) -> bool:
+        if request.method == "POST" and request.path.endswith("/chat/completions"):
+            pieces = tagged_tokens(last_user_text(request.body), self.tokens)
+            # The base class takes this reply off the queue before its first await: no other request can take it.
+            self.replies.appendleft(Reply.text(pieces, delay=self.delay))
+        return await super()._respond(request, reader, writer)
+
+
 def main() -> None:
     """Serve one fixed streamed reply forever: `python -m tests.upstream --port P --tokens N` (for benchmarks,
-    so the upstream does not share a process, and a GIL, with the client being measured)."""
+    so the upstream does not share a process, and a GIL, with the client being measured). With `--tagged`, each
+    reply is instead N tokens tagged with the request's last user message (`<message>:<i> `), for load tests;
+    `--delay S` pauses S seconds before each frame (a slow model, so replies overlap for long)."""
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tokens", type=int, default=10_000)
+    parser.add_argument("--tagged", action="store_true", help="tag each reply's tokens with its last user message")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds before each frame (default: none)")
     args = parser.parse_args()
-    server = ScriptedUpstream(default=Reply.text([f"t{i % 10} " for i in range(args.tokens)]))
+    if args.tagged:
+        server = TaggedUpstream(args.tokens, args.delay)
+    else:
+        pieces = [f"t{i % 10} " for i in range(args.tokens)]
+        server = ScriptedUpstream(default=Reply.text(pieces, delay=args.delay))
     server._thread.start()
     asyncio.run_coroutine_threadsafe(asyncio.start_server(server._serve, "127.0.0.1", args.port), server._loop).result()
     print("ready", flush=True)

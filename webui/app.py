@@ -9,6 +9,7 @@ import gradio as gr
 from backend import Backend
 from backend.limits import VisitorLimits
 
+from . import quiet_imports  # noqa: F401  (before Gradio runs any event)
 from .chat import build_chat_tab
 from .images import build_images_tab
 from .vision import build_vision_tab
@@ -53,6 +54,13 @@ def launch_options(backend: Backend, *, host: str | None, port: int | None, shar
     settings = backend.settings.app
     login = {"auth": users, "auth_message": "Switchboard: sign in to see your conversations."} if users else {}
     return {
+        # Gradio's queue runs at most max_threads events at once, all listeners together (default 40): it would
+        # cap replies below app.concurrency, and keep re-sending every waiting visitor a queue estimate. Room for
+        # chat replies, the chat API, image and vision requests and the quick sidebar events besides.
+        "max_threads": max(40, 4 * settings.concurrency),
+        # Gradio keeps about 150 KB for every session (each page load or API client) until this many newer ones
+        # exist; the default 10,000 lets memory grow by 1.5 GB. An evicted tab still works: see chat.py.
+        "state_session_capacity": settings.max_sessions,
         **login,
         "server_name": host or settings.host,
         "server_port": port or settings.port,

@@ -102,8 +102,21 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
                     max_tokens = gr.Number(value=0, precision=0, minimum=0, label="Max tokens (0: model default)")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
     current = gr.State(None)  # the open Conversation, or None before the first message
+    # The open conversation's id, kept by the page: Gradio forgets a session's state when it evicts the session
+    # (app.max_sessions) or restarts, and the tab must then go on with the same conversation, not a new one.
+    open_id = gr.Textbox(visible=False, elem_id="open-chat-id")
 
     settings = [model, system, temperature, top_p, max_tokens, seed]
+
+    async def reopened(conversation, conversation_id: str | None, owner: str) -> Conversation | None:
+        """The open conversation: this session's copy, or the stored one the page names (never another owner's:
+        the store looks only in `owner`'s conversations)."""
+        if conversation is not None or not conversation_id:
+            return conversation
+        try:
+            return await store.get(owner, conversation_id)
+        except SwitchboardError:
+            return None
 
     async def listed(owner: str, selected: str | None = None, query: str = ""):
         """The owner's chats matching the search box, with `selected` marked when it is among them."""
@@ -190,18 +203,20 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
         max_new,
         seed_value,
         query,
+        conversation_id,
         request: gr.Request,
     ):
         """Save the message (checked by `check_message` first) and show it; the reply follows."""
         text = ((message or {}).get("text") or "").strip()
         images = [_file_path(file) for file in (message or {}).get("files") or []]
         owner = owner_of(request)
-        conversation = conversation or Conversation()
+        conversation = await reopened(conversation, conversation_id, owner) or Conversation()
         conversation.messages.append(await history.store_user_message(backend, owner, text, images))
         await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
         content = [{"type": "text", "text": text}, *({"path": path} for path in images)] if images else text
         listing = await listed(owner, conversation.id, query)
-        return [*chat_history, {"role": "user", "content": content}], *busy(), conversation, listing
+        shown = [*chat_history, {"role": "user", "content": content}]
+        return shown, *busy(), conversation, listing, conversation.id
 
     def check_message(
         message: dict | None,
@@ -214,35 +229,39 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
         max_new,
         seed_value,
         query,
+        conversation_id,
         request: gr.Request,
     ):
         """Refusals before anything is saved or sent, said at the message box, where the text and attachments
         stay. (The server checks all of this again on the way: this is the friendly path, not the guard.)"""
-        return _verdict(_message_problem(backend, limits, message, model_id or default, request), inputs=10)
+        return _verdict(_message_problem(backend, limits, message, model_id or default, request), inputs=11)
 
-    def check_limits(chat_history: list, conversation, request: gr.Request):
-        return _verdict(_limit_problem(limits, request), inputs=2)
+    def check_limits(chat_history: list, conversation, conversation_id, request: gr.Request):
+        return _verdict(_limit_problem(limits, request), inputs=3)
 
-    def retry(chat_history: list, conversation, data: gr.RetryData):
+    async def retry(chat_history: list, conversation, conversation_id, data: gr.RetryData, request: gr.Request):
         kept = _upto_user_message(chat_history, data.index)
+        conversation = await reopened(conversation, conversation_id, owner_of(request))
         if conversation is not None:
             history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1))
-        return kept, *busy(), conversation, gr.skip()
+        return kept, *busy(), conversation, gr.skip(), gr.skip()
 
-    def edit(chat_history: list, conversation, data: gr.EditData):
+    async def edit(chat_history: list, conversation, conversation_id, data: gr.EditData, request: gr.Request):
         kept = chat_history[: data.index + 1]
         attachments = [part for part in _parts(kept[-1].get("content")) if part.get("type") == "file"]
         text = message_text(data.value)
         kept[-1] = {"role": "user", "content": [{"type": "text", "text": text}, *attachments] if attachments else text}
+        conversation = await reopened(conversation, conversation_id, owner_of(request))
         if conversation is not None:
             history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1))
             conversation.messages[-1].text = text
-        return kept, *busy(), conversation, gr.skip()
+        return kept, *busy(), conversation, gr.skip(), gr.skip()
 
-    async def undo(chat_history: list, conversation, data: gr.UndoData, request: gr.Request):
+    async def undo(chat_history: list, conversation, conversation_id, data: gr.UndoData, request: gr.Request):
         kept = _upto_user_message(chat_history, data.index)
         if not kept:
             return kept, None, conversation
+        conversation = await reopened(conversation, conversation_id, owner_of(request))
         if conversation is not None:
             history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1) - 1)
             await store.save(owner_of(request), conversation)
@@ -270,12 +289,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
     private = {"api_visibility": "private"}
     replies = []
     for trigger, prepare, check, inputs in (
-        (textbox.submit, add_message, check_message, [textbox, chatbot, current, *settings, search]),
-        (send.click, add_message, check_message, [textbox, chatbot, current, *settings, search]),
-        (chatbot.retry, retry, check_limits, [chatbot, current]),
-        (chatbot.edit, edit, check_limits, [chatbot, current]),
+        (textbox.submit, add_message, check_message, [textbox, chatbot, current, *settings, search, open_id]),
+        (send.click, add_message, check_message, [textbox, chatbot, current, *settings, search, open_id]),
+        (chatbot.retry, retry, check_limits, [chatbot, current, open_id]),
+        (chatbot.edit, edit, check_limits, [chatbot, current, open_id]),
     ):
-        started = trigger(prepare, inputs, [chatbot, *controls, current, chats], validator=check, **private)
+        outputs = [chatbot, *controls, current, chats, open_id]
+        started = trigger(prepare, inputs, outputs, validator=check, **private)
         # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
         reply = started.success(
             respond, [chatbot, current, *settings, search], [chatbot, current, chats], show_progress="hidden", **private
@@ -283,7 +303,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
         # Runs after the reply ends or, on Stop, after the cancellation: so the marker cannot be overwritten.
         reply.then(finish, [chatbot, current, model], [chatbot, *controls, current, chats], **private)
         replies.append(reply)
-    chatbot.undo(undo, [chatbot, current], [chatbot, textbox, current], **private)
+    chatbot.undo(undo, [chatbot, current, open_id], [chatbot, textbox, current], **private)
     stop.click(idle, None, controls, cancels=replies, queue=False, **private)
     model.change(lambda m: gr.update(visible=_is_bundled_model(backend, m)), model, notice, queue=False, **private)
 
@@ -293,16 +313,16 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
 
     async def start_new(query: str, request: gr.Request):
         listing = await listed(owner_of(request), None, query)
-        return [], None, listing, "", gr.update(value=None, visible=False), hide_confirm
+        return [], None, listing, "", gr.update(value=None, visible=False), hide_confirm, ""
 
     async def open_chat(conversation_id: str | None, request: gr.Request):
         if not conversation_id:
-            return (gr.skip(),) * 11
+            return (gr.skip(),) * 12
         owner = owner_of(request)
         try:
             conversation = await store.get(owner, conversation_id)
         except SwitchboardError as error:
-            return _refused(error.user_message(), 11)
+            return _refused(error.user_message(), 12)
         saved = conversation.settings
         chosen_model = conversation.model if conversation.model in dict(map(reversed, choices)) else default
         return (
@@ -317,32 +337,38 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
             conversation.title,
             gr.update(value=None, visible=False),
             hide_confirm,
+            conversation.id,
         )
 
-    async def find(query: str, conversation, request: gr.Request):
-        return await listed(owner_of(request), conversation.id if conversation else None, query)
+    async def find(query: str, conversation_id: str, request: gr.Request):
+        return await listed(owner_of(request), conversation_id or None, query)
 
-    async def rename_chat(title: str, conversation, query: str, request: gr.Request):
+    async def rename_chat(title: str, conversation, conversation_id, query: str, request: gr.Request):
+        owner = owner_of(request)
+        conversation = await reopened(conversation, conversation_id, owner)
         if conversation is None or not (title or "").strip():
             return _refused("Open a chat and type its new title first.", 2)
         conversation.title = " ".join(title.split())[:120]
-        owner = owner_of(request)
         await store.save(owner, conversation)
         return conversation, await listed(owner, conversation.id, query)
 
-    def ask_to_delete(conversation):
-        if conversation is None:
+    def ask_to_delete(conversation_id: str):
+        if not conversation_id:
             return _refused("Open a chat first.", 1)
         return gr.update(visible=True)
 
-    async def delete_chat(conversation, query: str, request: gr.Request):
+    async def delete_chat(conversation_id: str, query: str, request: gr.Request):
         owner = owner_of(request)
-        if conversation is not None:
-            await store.delete(owner, conversation.id)
-        return [], None, await listed(owner, None, query), "", hide_confirm
+        if conversation_id:
+            try:
+                await store.delete(owner, conversation_id)
+            except SwitchboardError as error:
+                return _refused(error.user_message(), 6)
+        return [], None, await listed(owner, None, query), "", hide_confirm, ""
 
     def export(kind: str):
-        def run(conversation):
+        async def run(conversation, conversation_id: str, request: gr.Request):
+            conversation = await reopened(conversation, conversation_id, owner_of(request))
             if conversation is None:
                 return _refused("Nothing to export yet: open or start a chat.", 1)
             return gr.update(value=history.export_file(conversation, kind), visible=True)
@@ -354,26 +380,31 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
         try:
             conversation = await history.import_file(backend, owner, path)
         except SwitchboardError as error:
-            return _refused(f"Import failed: {error.user_message()}", 5)
+            return _refused(f"Import failed: {error.user_message()}", 6)
         return (
             history.render(backend, owner, conversation),
             conversation,
             await listed(owner, conversation.id, query),
             conversation.title,
             hide_confirm,
+            conversation.id,
         )
 
     quiet = {"show_progress": "hidden", **private}
-    new_chat.click(start_new, search, [chatbot, current, chats, title_box, download, confirm_row], **quiet)
-    chats.input(open_chat, chats, [chatbot, current, *settings, title_box, download, confirm_row], **quiet)
-    search.change(find, [search, current], chats, **quiet)
-    rename.click(rename_chat, [title_box, current, search], [current, chats], **quiet)
-    delete.click(ask_to_delete, current, confirm_row, **quiet)
+    new_chat.click(start_new, search, [chatbot, current, chats, title_box, download, confirm_row, open_id], **quiet)
+    chats.input(open_chat, chats, [chatbot, current, *settings, title_box, download, confirm_row, open_id], **quiet)
+    search.change(find, [search, open_id], chats, **quiet)
+    rename.click(rename_chat, [title_box, current, open_id, search], [current, chats], **quiet)
+    delete.click(ask_to_delete, open_id, confirm_row, **quiet)
     cancel.click(lambda: hide_confirm, None, confirm_row, **quiet)
-    confirm.click(delete_chat, [current, search], [chatbot, current, chats, title_box, confirm_row], **quiet)
-    export_md.click(export("md"), current, download, **quiet)
-    export_json.click(export("json"), current, download, **quiet)
-    importer.upload(import_chat, [importer, search], [chatbot, current, chats, title_box, confirm_row], **quiet)
+    confirm.click(
+        delete_chat, [open_id, search], [chatbot, current, chats, title_box, confirm_row, open_id], **quiet
+    )
+    export_md.click(export("md"), [current, open_id], download, **quiet)
+    export_json.click(export("json"), [current, open_id], download, **quiet)
+    importer.upload(
+        import_chat, [importer, search], [chatbot, current, chats, title_box, confirm_row, open_id], **quiet
+    )
 
     async def load_chats(request: gr.Request):
         return await listed(owner_of(request))

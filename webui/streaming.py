@@ -3,6 +3,10 @@
 Every Gradio yield costs a server-side diff and postprocess of the whole value, so yielding per token makes long
 replies slow. `batched` reads the stream in a background task and hands over whatever arrived, at most once per
 `interval` seconds: the first event at once (time to first token matters), then batches; a lull flushes at once.
+
+The reader also yields to the event loop every FAIR_SHARE events. One network read can hold hundreds of events
+(an upstream that sends in bulk, or a burst after a stall) and parsing them never waits on I/O: with a hundred
+replies streaming, one event-loop turn took most of a second, and every visitor's updates waited behind it.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+FAIR_SHARE = 32
+
 
 async def batched(events: AsyncIterator[T], interval: float) -> AsyncIterator[list[T]]:
     """Yield lists of events, at most one list per `interval`; errors from `events` are raised after the events
@@ -23,10 +29,15 @@ async def batched(events: AsyncIterator[T], interval: float) -> AsyncIterator[li
     failure: list[BaseException] = []
 
     async def read() -> None:
+        share = FAIR_SHARE
         try:
             async for event in events:
                 pending.append(event)
                 arrived.set()
+                share -= 1
+                if not share:
+                    share = FAIR_SHARE
+                    await asyncio.sleep(0)
         except Exception as exc:  # handed to the consumer below
             failure.append(exc)
         finally:
