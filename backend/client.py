@@ -16,7 +16,7 @@ import base64
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from concurrent.futures import Future
 from typing import Any
 
@@ -71,11 +71,11 @@ class AsyncStream:
 
         return itself().__await__()
 
-    def __aiter__(self) -> AsyncStream:
-        return self
+    def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
+        return self._chunks  # the generator itself: no extra await per chunk
 
-    async def __anext__(self) -> ChatCompletionChunk:
-        return await self._chunks.__anext__()
+    def __anext__(self) -> Awaitable[ChatCompletionChunk]:
+        return self._chunks.__anext__()
 
     async def aclose(self) -> None:
         await self._chunks.aclose()
@@ -115,8 +115,10 @@ async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncIterat
     async with _closing(events):
         async for event in events:
             kind = type(event)
-            if kind is TextDelta:
-                yield chunk(event.index, ChoiceDelta(role=role(event.index), content=event.text))
+            if kind is TextDelta:  # per token: built positionally, inline (ChoiceDelta(role, content))
+                index = event.index
+                delta = ChoiceDelta(None if index in first else role(index), event.text)
+                yield ChatCompletionChunk(chunk_id, created, model, [ChunkChoice(index, delta)], provider)
             elif kind is ReasoningDelta:
                 yield chunk(event.index, ChoiceDelta(role=role(event.index), reasoning_content=event.text))
             elif kind is ToolCallDelta:

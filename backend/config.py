@@ -50,6 +50,9 @@ class AppConfig(_Strict):
         1000, ge=10, description="browser sessions whose state the server keeps (about 150 KB each); older ones go"
     )
     stream_interval_ms: int = Field(40, ge=0, le=1000, description="how often the UI pushes streamed text")
+    updates_per_second: float = Field(
+        100, gt=0, description="UI updates a second for all streaming replies together; more replies, slower each"
+    )
     embedded_model: bool = Field(True, description="offer the bundled offline model as provider 'local'")
     data_dir: Path = Field(Path("~/.local/share/switchboard"), description="generated images and their details")
     allow_private_image_urls: bool = Field(False, description="let image URLs point at private/loopback hosts")

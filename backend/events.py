@@ -1,6 +1,8 @@
 """The small set of events every provider adapter yields, whatever its wire format.
 
 Nothing above `backend/providers` knows a wire format: services, the Python client and the UI only see these.
+They are plain slotted records, not frozen ones: one is made per token, and a frozen dataclass costs nearly three
+times as much to make (each field is set through object.__setattr__). Treat them as read-only all the same.
 `Started`, `Resumed`, `Retrying` and `Queued` are status events added by the service layer and the local model's
 queue.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class TextDelta:
     """A piece of the visible answer."""
 
@@ -18,7 +20,7 @@ class TextDelta:
     index: int = 0
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ReasoningDelta:
     """A piece of the model's reasoning ("thinking"), shown apart from the answer."""
 
@@ -26,7 +28,7 @@ class ReasoningDelta:
     index: int = 0
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class ToolCallDelta:
     """A piece of a tool call; `arguments` fragments concatenate per (index, call_index)."""
 
@@ -37,7 +39,7 @@ class ToolCallDelta:
     index: int = 0
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Usage:
     """Token counts for the whole request, as reported upstream (or counted locally)."""
 
@@ -49,7 +51,7 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Finish:
     """The choice ended; `reason` is OpenAI's vocabulary: stop, length, tool_calls, content_filter."""
 
@@ -57,7 +59,7 @@ class Finish:
     index: int = 0
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Started:
     """The named provider produced its first output for this request (after any retries or failover)."""
 
@@ -65,7 +67,7 @@ class Started:
     model: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Resumed:
     """The provider answering failed mid-stream (`reason`, one sentence); `provider`/`model` continues the same
     answer from where it stopped. Text events after this one are the continuation."""
@@ -75,7 +77,7 @@ class Resumed:
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Retrying:
     """An attempt failed; the service waits `delay` seconds, then tries `provider`/`model` (after a failure
     mid-answer, to continue it: a `Resumed` follows once it answers)."""
@@ -86,7 +88,7 @@ class Retrying:
     reason: str
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Queued:
     """The request waits for a model that serves one generation at a time; `ahead` requests are before it."""
 

@@ -40,17 +40,10 @@ async def read_raw(client: httpx.AsyncClient, base_url: str) -> int:
     return count
 
 
-async def read_ours(client) -> int:
+async def read_openai_shaped(client, model: str) -> int:
+    """Chunks with content, read by a client with OpenAI's API (ours or the official SDK's)."""
     count = 0
-    async for chunk in await client.chat.completions.create(model="scripted/scripted-1", messages=PROMPT, stream=True):
-        if chunk.choices and chunk.choices[0].delta.content:
-            count += 1
-    return count
-
-
-async def read_openai(client) -> int:
-    count = 0
-    async for chunk in await client.chat.completions.create(model="scripted-1", messages=PROMPT, stream=True):
+    async for chunk in await client.chat.completions.create(model=model, messages=PROMPT, stream=True):
         if chunk.choices and chunk.choices[0].delta.content:
             count += 1
     return count
@@ -82,8 +75,8 @@ async def measure(base_url: str, config, chunks: int, repeat: int) -> dict[str, 
     sdk = openai.AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0)
     readers = {
         "raw httpx + httpx-sse": lambda: read_raw(raw_client, base_url),
-        "switchboard AsyncClient": lambda: read_ours(ours),
-        "openai SDK": lambda: read_openai(sdk),
+        "switchboard AsyncClient": lambda: read_openai_shaped(ours, "scripted/scripted-1"),
+        "openai SDK": lambda: read_openai_shaped(sdk, "scripted-1"),
         "litellm": lambda: read_litellm(base_url),
     }
     times: dict[str, list[float]] = {name: [] for name in readers}

@@ -75,6 +75,7 @@ class Stack:
     app: subprocess.Popen
     upstream: subprocess.Popen
     logs: Path
+    upstream_url: str = ""
 
 
 def child_env() -> dict[str, str]:
@@ -137,22 +138,31 @@ def tail(log: Path, lines: int = 30) -> str:
 
 @contextlib.contextmanager
 def running_stack(
-    workdir: Path, tokens: int, concurrency: int, delay: float = 0.0, max_sessions: int = 1000
+    workdir: Path,
+    tokens: int,
+    concurrency: int,
+    delay: float = 0.0,
+    max_sessions: int = 1000,
+    rate: float | None = None,
+    sized: bool = False,
 ) -> Iterator[Stack]:
-    """Start the tagged upstream and the real app (`python -m webui`) in `workdir`; stop both on exit."""
+    """Start the tagged upstream and the real app (`python -m webui`) in `workdir`; stop both on exit. `rate`
+    paces each reply (tokens a second); `sized` makes a message's text the length of its reply instead."""
     upstream_port, app_port = free_port(), free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
     config = workdir / "config.toml"
     config.write_text(app_config(upstream_url, concurrency, workdir / "data", max_sessions), encoding="utf-8")
-    command = [sys.executable, "-m", "tests.upstream", "--tagged", "--port", str(upstream_port)]
+    command = [sys.executable, "-m", "tests.upstream", "--sized" if sized else "--tagged", "--port", str(upstream_port)]
     command += ["--tokens", str(tokens), "--delay", str(delay)]
+    if rate:
+        command += ["--rate", str(rate)]
     upstream = start(command, f"{upstream_url}/models", workdir / "upstream.log", ROOT)
     try:
         command = [sys.executable, "-m", "webui", "--config", str(config), "--port", str(app_port)]
         url = f"http://127.0.0.1:{app_port}/"
         app = start(command, f"{url}gradio_api/info", workdir / "app.log", workdir)
         try:
-            yield Stack(url, app, upstream, workdir)
+            yield Stack(url, app, upstream, workdir, upstream_url)
         finally:
             stop(app)
     finally:

@@ -1,135 +1,124 @@
-"""How much the app adds to a long streamed reply: a fast scripted upstream streams N tokens; we time
+"""UI delivery: a long reply, streamed by the upstream at a model's pace, delivered through the app to a
+gradio_client, next to
 
-  1. upstream   raw httpx + httpx-sse reading the stream directly (the baseline: the upstream's own time),
-  2. backend    our AsyncClient streaming the same reply (service layer + adapter + chunk objects),
-  3. app        the whole app (run as `python -m webui` in a subprocess) delivering it to a gradio_client
-                through the `chat` endpoint,
+  upstream        the upstream's own time: httpx + httpx-sse reading the same paced stream directly,
+  per-token app   a plain gr.ChatInterface that yields the whole text after every token (the common pattern;
+                  bench/per_token_app.py), delivering the same reply to a gradio_client.
 
-each as the median of several runs in this one process run, and print ratios against the baseline.
+The upstream sends `--rate` tokens a second (2,000 by default: a fast model) and the reply's length is set by the
+message, so one upstream serves every size. Cost is the app process's CPU time for one reply; to show it grows
+linearly with the reply, it is measured at a quarter, a half and all of `--tokens`, per 1,000 tokens.
+Medians of `--repeat` deliveries, the parties taking turns.
 
-    python bench/ui_delivery.py [--tokens 10000] [--runs 3]
+    python bench/ui_delivery.py [--tokens 20000] [--rate 2000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
-import subprocess
+import json
 import sys
 import tempfile
-import textwrap
 import time
 from pathlib import Path
 
 import httpx
 from httpx_sse import aconnect_sse
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench import load
+from bench.common import ROOT, Row, median, process
+from tests.conftest import free_port
+from tests.upstream import numbered_tokens
 
-from backend import AsyncClient, load_settings  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
 
-
-async def raw_stream(base_url: str) -> int:
-    pieces = 0
-    async with httpx.AsyncClient(timeout=60) as client:
-        body = {"model": "scripted-1", "messages": [{"role": "user", "content": "go"}], "stream": True}
+async def read_upstream(base_url: str, tokens: int) -> float:
+    """Seconds for httpx + httpx-sse to read a `tokens`-long reply straight from the upstream."""
+    body = {"model": "scripted-1", "messages": [{"role": "user", "content": str(tokens)}], "stream": True}
+    count = 0
+    began = time.perf_counter()
+    async with httpx.AsyncClient(timeout=600, trust_env=False) as client:
         async with aconnect_sse(client, "POST", f"{base_url}/chat/completions", json=body) as source:
             async for event in source.aiter_sse():
                 if event.data == "[DONE]":
                     break
-                pieces += 1
-    return pieces
+                count += any((c.get("delta") or {}).get("content") for c in json.loads(event.data)["choices"])
+    if count != tokens:
+        raise SystemExit(f"the upstream sent {count} tokens, not {tokens}")
+    return time.perf_counter() - began
 
 
-async def backend_stream(client: AsyncClient) -> int:
-    pieces = 0
-    async for chunk in client.chat.completions.create(messages="go", stream=True):
-        if chunk.choices and chunk.choices[0].delta.content:
-            pieces += 1
-    return pieces
+def deliver(client, pid: int, tokens: int) -> tuple[float, float]:
+    """(seconds, app CPU seconds) to deliver a `tokens`-long reply through an app's /chat to a gradio_client."""
+    cpu = load.cpu_seconds(pid)
+    began = time.perf_counter()
+    text = client.predict(str(tokens), api_name="/chat")
+    elapsed = time.perf_counter() - began
+    if text != "".join(numbered_tokens(tokens)):
+        raise SystemExit(f"the reply delivered through the app lost or changed tokens ({len(text)} characters)")
+    return elapsed, load.cpu_seconds(pid) - cpu
 
 
-def start(command: list[str], ready_url: str, **options) -> subprocess.Popen:
-    """Start a server process and wait until `ready_url` answers."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **options)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(ready_url, timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"{command} did not start within 60 s")
+def run(tokens: int = 20_000, rate: float = 2000, repeat: int = 3) -> list[Row]:
+    from gradio_client import Client
+
+    sizes = [tokens // 4, tokens // 2, tokens]
+    seconds: dict[str, list[float]] = {"upstream": [], "app": [], "per-token": []}
+    cpu: dict[tuple[str, int], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as folder:
+        with load.running_stack(Path(folder), tokens, concurrency=16, rate=rate, sized=True) as stack:
+            port = free_port()
+            command = [sys.executable, str(ROOT / "bench" / "per_token_app.py"), stack.upstream_url, str(port)]
+            with process(command, f"http://127.0.0.1:{port}/gradio_api/info", cwd=ROOT) as per_token:
+                clients = {
+                    "app": (Client(stack.url, verbose=False), stack.app.pid),
+                    "per-token": (Client(f"http://127.0.0.1:{port}/", verbose=False), per_token.pid),
+                }
+                for client, pid in clients.values():  # warm up: imports, caches, connections
+                    deliver(client, pid, 200)
+                for _ in range(repeat):
+                    for size in sizes:
+                        if size == tokens:
+                            seconds["upstream"].append(asyncio.run(read_upstream(stack.upstream_url, size)))
+                        for name, (client, pid) in clients.items():
+                            elapsed, used = deliver(client, pid, size)
+                            cpu.setdefault((name, size), []).append(used)
+                            if size == tokens:
+                                seconds[name].append(elapsed)
+    section = f"UI delivery: a {tokens:,}-token reply at {rate:,.0f} tokens/s, to a gradio_client"
+    upstream = median(seconds["upstream"])
+    app, per_token = median(seconds["app"]), median(seconds["per-token"])
+    rows = [
+        Row(section, "upstream's own time (httpx + httpx-sse)", upstream, upstream),
+        Row(section, "through switchboard", app, upstream, target="≤ 1.1x upstream", ok=app <= 1.1 * upstream),
+        Row(section, "through a per-token gr.ChatInterface", per_token, upstream, note="the common pattern"),
+    ]
+    for name, label in (("app", "switchboard"), ("per-token", "per-token ChatInterface")):
+        per_thousand = {size: median(cpu[(name, size)]) / size * 1000 for size in sizes}
+        growth = per_thousand[tokens] / per_thousand[sizes[0]]
+        linear = {"target": "≤ 1.2x (linear)", "ok": growth <= 1.2} if name == "app" else {}
+        rows.append(
+            Row(
+                section,
+                f"{label}: CPU per 1,000 tokens, {sizes[-1]:,} vs {sizes[0]:,} tokens",
+                per_thousand[tokens],
+                per_thousand[sizes[0]],
+                note=" / ".join(f"{per_thousand[s] * 1000:.0f} ms at {s:,}" for s in sizes),
+                **linear,
+            )
+        )
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokens", type=int, default=10_000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--tokens", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    from bench.report import print_table
 
-    from gradio_client import Client
-
-    expected = "".join(f"t{i % 10} " for i in range(args.tokens))
-    upstream_port, app_port = free_port(), free_port()
-    base_url = f"http://127.0.0.1:{upstream_port}/v1"
-    processes = []
-    with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp) / "config.toml"
-        config.write_text(
-            textwrap.dedent(
-                f"""
-                [app]
-                embedded_model = false
-                [providers.scripted]
-                kind = "openai"
-                base_url = "{base_url}"
-                models = ["scripted-1"]
-                """
-            )
-        )
-        try:
-            # Upstream, app and measuring client each get a process (and a GIL) of their own.
-            upstream_command = [sys.executable, "-m", "tests.upstream", "--port", str(upstream_port)]
-            upstream_command += ["--tokens", str(args.tokens)]
-            processes.append(start(upstream_command, f"{base_url}/models", cwd=ROOT))
-            app_command = [sys.executable, "-m", "webui", "--config", str(config), "--port", str(app_port)]
-            processes.append(start(app_command, f"http://127.0.0.1:{app_port}/gradio_api/info", cwd=tmp))
-            gradio = Client(f"http://127.0.0.1:{app_port}/", verbose=False)
-            times: dict[str, list[float]] = {"upstream": [], "backend": [], "app": []}
-
-            async def backend_runs() -> None:
-                async with AsyncClient(settings=load_settings(config)) as client:
-                    for _ in range(args.runs):
-                        start_time = time.perf_counter()
-                        assert await backend_stream(client) == args.tokens
-                        times["backend"].append(time.perf_counter() - start_time)
-
-            for _ in range(args.runs):
-                start_time = time.perf_counter()
-                assert asyncio.run(raw_stream(base_url)) == args.tokens + 3  # role chunk, finish, usage
-                times["upstream"].append(time.perf_counter() - start_time)
-            asyncio.run(backend_runs())
-            for _ in range(args.runs):
-                start_time = time.perf_counter()
-                text = gradio.predict("go", api_name="/chat")
-                times["app"].append(time.perf_counter() - start_time)
-                assert text == expected, "the app lost or changed tokens"
-        finally:
-            for process in processes:
-                process.terminate()
-                process.wait(timeout=20)
-
-    base = statistics.median(times["upstream"])
-    print(f"{args.tokens:,}-token reply, median of {args.runs} runs (same process run, same machine)")
-    print(f"{'path':<10} {'seconds':>9} {'ratio':>7}")
-    for name, label in (("upstream", "upstream"), ("backend", "backend"), ("app", "app")):
-        median = statistics.median(times[name])
-        print(f"{label:<10} {median:9.3f} {median / base:6.2f}x")
+    print_table(run(args.tokens, args.rate, args.repeat))
 
 
 if __name__ == "__main__":

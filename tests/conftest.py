@@ -125,6 +125,17 @@ def serve_app():
     close_all()
 
 
+def log_in(page, url: str, name: str, password: str) -> None:
+    """Open `url` and sign in on Gradio's login page; returns once the Chat tab takes input."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    page.locator("input[data-testid='textbox']").fill(name)
+    page.locator("input[data-testid='password']").fill(password)
+    page.get_by_role("button", name="Login").click()
+    expect(page.locator("#message textarea")).to_be_editable(timeout=30_000)
+
+
 @pytest.fixture
 def page():
     """A Playwright page in Debian's Chromium; screenshots go to test-artifacts/."""

@@ -14,7 +14,7 @@ import pytest
 
 from backend import Backend, ConfigError, load_settings
 from backend.auth import check_password, hash_password, load_users
-from tests.conftest import CHROMIUM, CHROMIUM_ARGS, require
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, log_in, require
 from tests.test_images_vision import png
 from tests.upstream import Reply, ScriptedUpstream
 
@@ -130,11 +130,7 @@ def test_two_users_never_see_each_others_data(shared_app, tmp_path):
 
         def login(name: str, password: str):
             page = browser.new_context(viewport={"width": 1280, "height": 900}).new_page()
-            page.goto(url)
-            page.locator("input[data-testid='textbox']").fill(name)
-            page.locator("input[data-testid='password']").fill(password)
-            page.get_by_role("button", name="Login").click()
-            expect(page.locator("#message textarea")).to_be_editable(timeout=30_000)
+            log_in(page, url, name, password)
             return page
 
         alice = login("alice", "alice-secret")

@@ -16,7 +16,7 @@ from playwright.sync_api import expect
 
 from backend import Backend, load_settings
 from backend.auth import load_users
-from tests.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, require
+from tests.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, log_in, require
 from tests.test_browser import (
     ANSWERS,
     BOT_GROUPS,
@@ -141,11 +141,7 @@ def test_visitor_limit_is_said_at_the_box_and_the_message_stays(write_config, se
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             first, second = (browser.new_context().new_page() for _ in range(2))
             for page in (first, second):  # two tabs of the same user
-                page.goto(url)
-                page.locator("input[data-testid='textbox']").fill("alice")
-                page.locator("input[data-testid='password']").fill("alice-secret")
-                page.get_by_role("button", name="Login").click()
-                expect(page.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)
+                log_in(page, url, "alice", "alice-secret")
             send(first, "A long story, please.")
             assert cloud.wait_for(lambda: len(cloud.chat_requests()) == 1, timeout=20)
             send(second, "Meanwhile, a question.")

@@ -208,3 +208,21 @@ async def test_list_models_from_endpoint(upstream, write_config):
     provider = create_provider("scripted", load_settings(write_config(config)).providers["scripted"])
     upstream.models = ["b-model", "a-model"]
     assert await provider.list_models() == ["a-model", "b-model"]
+
+
+@pytest.mark.parametrize(
+    ("delta", "expected"),
+    [
+        ({"content": "hi"}, [TextDelta("hi")]),
+        ({"role": "assistant", "content": "hi"}, [TextDelta("hi")]),
+        ({"content": "hi", "reasoning_content": "hm"}, [ReasoningDelta("hm"), TextDelta("hi")]),
+        ({"content": "hi", "refusal": None, "role": "assistant"}, [TextDelta("hi")]),
+        ({"reasoning": "hm"}, [ReasoningDelta("hm")]),
+        ({"role": "assistant", "content": ""}, []),
+    ],
+)
+def test_every_field_of_a_delta_is_read(delta, expected):
+    """The per-token fast path (content alone, or with a role) never drops another field of the same delta."""
+    from backend.providers.openai import chunk_events
+
+    assert chunk_events({"choices": [{"index": 0, "delta": delta, "finish_reason": None}]}) == expected

@@ -264,39 +264,53 @@ def last_user_text(body: Any) -> str:
 
 class TaggedUpstream(ScriptedUpstream):
     """Answers every chat request with `tagged_tokens(<its last user message>, tokens)`, so concurrent replies are
-    each unique and checkable: a lost, repeated or foreign token shows in the text the client receives."""
+    each unique and checkable: a lost, repeated or foreign token shows in the text the client receives. With
+    `sized`, the last user message is instead the number of tokens to send (`t0 t1 ... t9 t0 ...`), so one
+    upstream serves replies of any length."""
 
-    def __init__(self, tokens: int, delay: float = 0.0) -> None:
+    def __init__(self, tokens: int, delay: float = 0.0, rate: float | None = None, sized: bool = False) -> None:
         super().__init__()
         self.tokens = tokens
         self.delay = delay
+        self.rate = rate
+        self.sized = sized
 
     async def _respond(self, request: Recorded, reader, writer) -> bool:
         if request.method == "POST" and request.path.endswith("/chat/completions"):
-            pieces = tagged_tokens(last_user_text(request.body), self.tokens)
+            message = last_user_text(request.body)
+            if self.sized:
+                pieces = numbered_tokens(int(message) if message.strip().isdigit() else self.tokens)
+            else:
+                pieces = tagged_tokens(message, self.tokens)
             # The base class takes this reply off the queue before its first await: no other request can take it.
-            self.replies.appendleft(Reply.text(pieces, delay=self.delay))
+            self.replies.appendleft(Reply.text(pieces, delay=self.delay, rate=self.rate))
         return await super()._respond(request, reader, writer)
+
+
+def numbered_tokens(count: int) -> list[str]:
+    return [f"t{i % 10} " for i in range(count)]
 
 
 def main() -> None:
     """Serve one fixed streamed reply forever: `python -m tests.upstream --port P --tokens N` (for benchmarks,
     so the upstream does not share a process, and a GIL, with the client being measured). With `--tagged`, each
     reply is instead N tokens tagged with the request's last user message (`<message>:<i> `), for load tests;
-    `--delay S` pauses S seconds before each frame (a slow model, so replies overlap for long)."""
+    with `--sized`, the last user message says how many tokens to send. `--delay S` pauses S seconds before each
+    frame (a slow model, so replies overlap for long); `--rate R` sends R frames a second, kept to the clock."""
     import argparse
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--tokens", type=int, default=10_000)
     parser.add_argument("--tagged", action="store_true", help="tag each reply's tokens with its last user message")
+    parser.add_argument("--sized", action="store_true", help="the last user message is the number of tokens")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each frame (default: none)")
+    parser.add_argument("--rate", type=float, default=None, help="frames per second, per reply (default: no pacing)")
     args = parser.parse_args()
-    if args.tagged:
-        server = TaggedUpstream(args.tokens, args.delay)
+    if args.tagged or args.sized:
+        server = TaggedUpstream(args.tokens, args.delay, args.rate, sized=args.sized)
     else:
-        pieces = [f"t{i % 10} " for i in range(args.tokens)]
-        server = ScriptedUpstream(default=Reply.text(pieces, delay=args.delay))
+        server = ScriptedUpstream(default=Reply.text(numbered_tokens(args.tokens), delay=args.delay, rate=args.rate))
     server._thread.start()
     asyncio.run_coroutine_threadsafe(asyncio.start_server(server._serve, "127.0.0.1", args.port), server._loop).result()
     print("ready", flush=True)

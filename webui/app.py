@@ -9,9 +9,10 @@ import gradio as gr
 from backend import Backend
 from backend.limits import VisitorLimits
 
-from . import quiet_imports  # noqa: F401  (before Gradio runs any event)
+from . import gradio_tuning  # noqa: F401  (before Gradio builds its queue)
 from .chat import build_chat_tab
 from .images import build_images_tab
+from .streaming import Pacer
 from .vision import build_vision_tab
 
 CSS = """
@@ -35,17 +36,21 @@ def build_app(backend: Backend, *, exposed: bool = False) -> gr.Blocks:
     limits = VisitorLimits.off()
     if exposed or settings.auth.enabled:
         limits = VisitorLimits(settings.app.max_concurrent_per_visitor, settings.app.max_requests_per_minute)
-    with gr.Blocks(title="Switchboard", fill_height=True) as app:
+    # One pace for every streaming reply of the app, whichever tab or API call it comes from.
+    pacer = Pacer(settings.app.stream_interval_ms / 1000, settings.app.updates_per_second)
+    with gr.Blocks(title="Switchboard", fill_height=True, analytics_enabled=False) as app:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                load_chats, chat_list = build_chat_tab(backend, limits)
+                load_chats, chat_list = build_chat_tab(backend, limits, pacer)
             with gr.Tab("Images", id="images") as images_tab:
                 refresh_history, history = build_images_tab(backend, limits)
             with gr.Tab("Vision", id="vision"):
-                build_vision_tab(backend, limits)
+                build_vision_tab(backend, limits, pacer)
         images_tab.select(refresh_history, None, history, api_visibility="private")
         app.load(load_chats, None, chat_list, api_visibility="private")
-    app.queue(default_concurrency_limit=backend.settings.app.concurrency)
+    # Queue estimates once a second, not to every waiting visitor each time any event starts (O(n²) messages
+    # when many arrive together; here events rarely wait at all).
+    app.queue(default_concurrency_limit=backend.settings.app.concurrency, status_update_rate=1.0)
     return app
 
 

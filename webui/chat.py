@@ -19,7 +19,7 @@ from . import history
 from .identity import owner_of, visitor_of
 from .reply import ReplyView, is_thought, message_text, stopped_marker
 from .reply import conversation as conversation_messages
-from .streaming import batched
+from .streaming import Pacer, batched
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +37,9 @@ SMALL_MODEL_NOTICE = (
 )
 
 
-def build_chat_tab(backend: Backend, limits: VisitorLimits):
+def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
     """Lay out the Chat tab inside the current Blocks context and wire its events. Returns the page-load handler
     and its outputs (the owner's conversation list), for the app to run when a page opens."""
-    interval = backend.settings.app.stream_interval_ms / 1000
     choices = [(choice.label, choice.id) for choice in backend.models.chat_choices()]
     default = backend.models.default_chat
     store = backend.conversations
@@ -160,7 +159,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
         yield chat_history + reply.messages(), gr.skip(), gr.skip()  # a "waiting" line at once
         try:
             with limits.admit(visitor_of(request)):
-                async for batch in batched(backend.chat.stream(request_), interval):
+                async for batch in batched(backend.chat.stream(request_), pacer):
                     for event in batch:
                         reply.apply(event)
                     yield chat_history + reply.messages(), gr.skip(), gr.skip()
@@ -233,7 +232,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
         request: gr.Request,
     ):
         """Refusals before anything is saved or sent, said at the message box, where the text and attachments
-        stay. (The server checks all of this again on the way: this is the friendly path, not the guard.)"""
+        stay. Gradio runs it on the server when the event joins its queue, with the event's inputs: hence the
+        same parameters as add_message. (The reply checks limits, images and capabilities again on its way.)"""
         return _verdict(_message_problem(backend, limits, message, model_id or default, request), inputs=11)
 
     def check_limits(chat_history: list, conversation, conversation_id, request: gr.Request):
@@ -416,7 +416,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits):
         text = ""
         try:
             with limits.admit(visitor_of(request)):
-                async for batch in batched(backend.chat.stream(chat_request), interval):
+                async for batch in batched(backend.chat.stream(chat_request), pacer):
                     text += "".join(event.text for event in batch if type(event) is TextDelta)
                     yield text
         except SwitchboardError as error:

@@ -4,6 +4,12 @@ Every Gradio yield costs a server-side diff and postprocess of the whole value, 
 replies slow. `batched` reads the stream in a background task and hands over whatever arrived, at most once per
 `interval` seconds: the first event at once (time to first token matters), then batches; a lull flushes at once.
 
+How often is up to a `Pacer`, shared by every reply of the app: each Gradio update costs the server about a
+quarter of a millisecond (its processing, the diff, one more SSE message written to a socket) however little
+it carries. With few replies streaming, each updates every `interval` (40 ms: smooth); with many, the updates
+per second of all of them together stay near a budget, so fifty replies at once do not spend the server's
+whole core on updates (each then updates about every quarter second, still as a stream).
+
 The reader also yields to the event loop every FAIR_SHARE events. One network read can hold hundreds of events
 (an upstream that sends in bulk, or a burst after a stall) and parsing them never waits on I/O: with a hundred
 replies streaming, one event-loop turn took most of a second, and every visitor's updates waited behind it.
@@ -21,9 +27,23 @@ T = TypeVar("T")
 FAIR_SHARE = 32
 
 
-async def batched(events: AsyncIterator[T], interval: float) -> AsyncIterator[list[T]]:
-    """Yield lists of events, at most one list per `interval`; errors from `events` are raised after the events
-    before them. Closing or cancelling this generator cancels the reader, which closes `events` (and upstream)."""
+class Pacer:
+    """How long each streaming reply waits between two UI updates: `interval`, or longer when `budget` updates a
+    second shared by all the replies streaming now would otherwise be exceeded."""
+
+    def __init__(self, interval: float, budget: float) -> None:
+        self.base = interval
+        self.budget = budget
+        self.streaming = 0
+
+    def interval(self) -> float:
+        return max(self.base, self.streaming / self.budget)
+
+
+async def batched(events: AsyncIterator[T], pacer: Pacer) -> AsyncIterator[list[T]]:
+    """Yield lists of events, at most one list per `pacer.interval()`; errors from `events` are raised after the
+    events before them. Closing or cancelling this generator cancels the reader, which closes `events` (and the
+    upstream response)."""
     pending: list[T] = []
     arrived = asyncio.Event()
     failure: list[BaseException] = []
@@ -47,6 +67,7 @@ async def batched(events: AsyncIterator[T], interval: float) -> AsyncIterator[li
             arrived.set()
 
     reader = asyncio.create_task(read())
+    pacer.streaming += 1
     try:
         while True:
             await arrived.wait()
@@ -57,11 +78,12 @@ async def batched(events: AsyncIterator[T], interval: float) -> AsyncIterator[li
                 yield batch
             if reader.done() and not pending:
                 break
-            if interval:
+            if interval := pacer.interval():
                 await asyncio.sleep(interval)
         if failure:
             raise failure[0]
     finally:
+        pacer.streaming -= 1
         if not reader.done():
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):

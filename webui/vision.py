@@ -12,7 +12,7 @@ from backend.limits import VisitorLimits
 from backend.services.vision import DEFAULT_QUESTION
 
 from .identity import visitor_of
-from .streaming import batched
+from .streaming import Pacer, batched
 
 NO_MODELS = (
     "**No vision model is configured.** List the models that read images under `vision_models` of a provider "
@@ -24,10 +24,9 @@ def _uploaded_path(payload) -> str | None:
     return None if payload is None else str(payload.path)
 
 
-def build_vision_tab(backend: Backend, limits: VisitorLimits) -> None:
+def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> None:
     choices = [(choice.label, choice.id) for choice in backend.models.choices("vision")]
     default = backend.settings.defaults.vision
-    interval = backend.settings.app.stream_interval_ms / 1000
 
     gr.Markdown(NO_MODELS, visible=not choices, elem_id="no-vision-models")
     with gr.Row():
@@ -74,7 +73,7 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits) -> None:
         yield "*Waiting for the model…*"
         try:
             with limits.admit(visitor):
-                async for batch in batched(events, interval):
+                async for batch in batched(events, pacer):
                     text += "".join(event.text for event in batch if type(event) is TextDelta)
                     yield text
         except SwitchboardError as error:

@@ -81,7 +81,8 @@ class OpenAIProvider(HTTPProvider):
                 if "error" in payload and not payload.get("choices"):
                     raise self._event_error(payload["error"], request.model)
                 for event in chunk_events(payload):
-                    finished = finished or isinstance(event, Finish)
+                    if type(event) is Finish:
+                        finished = True
                     yield event
             if not finished:
                 raise APIConnectionError(
@@ -133,29 +134,40 @@ class OpenAIProvider(HTTPProvider):
         return cls(message, provider=self.name, model=model, status=code if isinstance(code, int) else None)
 
 
-def chunk_events(payload: dict[str, Any]) -> Iterator[StreamEvent]:
-    """The events in one `chat.completion.chunk`. This is the per-token path: keep it lean."""
+def chunk_events(payload: dict[str, Any]) -> list[StreamEvent]:
+    """The events in one `chat.completion.chunk`. This is the per-token path: keep it lean (a list, not a
+    generator: most chunks hold one event)."""
+    events: list[StreamEvent] = []
     for choice in payload.get("choices") or ():
         index = choice.get("index", 0)
         delta = choice.get("delta")
         if delta:
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            if reasoning:
-                yield ReasoningDelta(reasoning, index)
             content = delta.get("content")
-            if content:
-                yield TextDelta(content, index)
-            for call in delta.get("tool_calls") or ():
-                function = call.get("function") or {}
-                yield ToolCallDelta(
-                    call.get("index", 0), call.get("id"), function.get("name"), function.get("arguments") or "", index
-                )
+            if content and (len(delta) == 1 or (len(delta) == 2 and "role" in delta)):  # the usual chunk
+                events.append(TextDelta(content, index))
+            else:
+                events += _delta_events(delta, index)
         reason = choice.get("finish_reason")
         if reason:
-            yield Finish(reason, index)
+            events.append(Finish(reason, index))
     usage = payload.get("usage")
     if usage:
-        yield Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+        events.append(Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0))
+    return events
+
+
+def _delta_events(delta: dict[str, Any], index: int) -> Iterator[StreamEvent]:
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning")
+    if reasoning:
+        yield ReasoningDelta(reasoning, index)
+    content = delta.get("content")
+    if content:
+        yield TextDelta(content, index)
+    for call in delta.get("tool_calls") or ():
+        function = call.get("function") or {}
+        yield ToolCallDelta(
+            call.get("index", 0), call.get("id"), function.get("name"), function.get("arguments") or "", index
+        )
 
 
 def completion_events(body: dict[str, Any]) -> Iterator[StreamEvent]:

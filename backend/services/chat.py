@@ -67,99 +67,105 @@ class ChatService:
                 await asyncio.sleep(rest)
             attempt = 0
             while True:
+                # One call to one provider. This loop is the per-token path: kept in this one generator (no
+                # helper generator to re-yield through), every token costs one level less on its way up.
+                call, trimmer = self._call(provider, model, request, answer)
+                watchdog = SilenceWatchdog(provider.first_token_timeout, provider.idle_timeout)
+                answer.attempt_started = False
+                failure: APIError | None = None
                 try:
-                    async with aclosing(self._attempt(provider, model, request, answer)) as events:
+                    async with aclosing(provider.stream_chat(call)) as events:
+                        watchdog.waiting()
                         async for event in events:
+                            kind = type(event)
+                            if not answer.attempt_started and kind is not Queued:
+                                watchdog.output()
+                                watchdog.holding()
+                                yield answer.begin(provider.name, model)
+                            if kind is TextDelta and event.index == 0:
+                                if trimmer is not None:
+                                    event = TextDelta(trimmer.feed(event.text))
+                                    if not event.text:
+                                        watchdog.waiting()
+                                        continue
+                                answer.pieces.append(event.text)
+                            else:
+                                if kind is ToolCallDelta:
+                                    answer.tool_calls = True
+                                if trimmer is not None and kind is not ReasoningDelta and (held := trimmer.flush()):
+                                    answer.pieces.append(held)  # the continuation's text before what ends it
+                                    watchdog.holding()
+                                    yield TextDelta(held)
+                            watchdog.holding()
                             yield event
-                except APIError as failure:
-                    self.cooldowns.failed(
-                        target,
-                        failure,
-                        cooldown=provider.config.cooldown,
-                        failures_before_cooldown=provider.config.failures_before_cooldown,
-                    )
-                    if answer.streamed:
-                        failure.partial_text = answer.text()
-                    if answer.attempt_started:  # failed mid-stream: the next target continues the answer
-                        if not answer.resumable(failure, request) or position + 1 == len(targets):
-                            raise failure from None
-                        answer.resuming = failure
-                        failures.append(failure)
-                        break
-                    delay = retry_delay(failure, attempt, provider.retry_after_cap)
-                    if delay is None or attempt >= provider.max_retries:
-                        failures.append(failure)
-                        break
-                    attempt += 1
-                    yield Retrying(provider.name, model, delay, failure.user_message())
-                    await asyncio.sleep(delay)
-                else:
+                            watchdog.waiting()
+                except asyncio.CancelledError:
+                    if not watchdog.expired():
+                        raise
+                    failure = self._silence_error(provider, model, watchdog)
+                except APIError as error:
+                    failure = error
+                finally:
+                    watchdog.close()
+                if trimmer is not None and (held := trimmer.flush()):
+                    answer.pieces.append(held)
+                    yield TextDelta(held)
+                if failure is None:
                     self.cooldowns.succeeded(target)
                     return
+                last = position + 1 == len(targets)
+                delay = self._after(failure, provider, model, attempt, answer, request, last=last)
+                if delay is None:
+                    failures.append(failure)
+                    break
+                attempt += 1
+                yield Retrying(provider.name, model, delay, failure.user_message())
+                await asyncio.sleep(delay)
             if position + 1 < len(targets):
                 following, following_model = targets[position + 1]
                 yield Retrying(following.name, following_model, 0.0, failures[-1].user_message())
         raise failures[-1]
 
-    async def _attempt(
-        self, provider: Provider, model: str, request: ChatRequest, answer: _Answer
-    ) -> AsyncIterator[StreamEvent]:
-        """One call to one provider: its events (text is added to `answer` as it streams), then the APIError it
-        failed with, if it failed. When continuing another provider's answer, repeated text is trimmed."""
-        resuming = answer.resuming
+    @staticmethod
+    def _call(provider: Provider, model: str, request: ChatRequest, answer: _Answer):
+        """The request for this attempt, and the trimmer of repeated text when it continues another's answer."""
         call = request.for_model(model)
-        trimmer = None
-        if resuming is not None:
-            call = provider.continuation(call, answer.text())
-            trimmer = OverlapTrimmer(answer.text())
-        answer.attempt_started = False
-        watchdog = SilenceWatchdog(provider.first_token_timeout, provider.idle_timeout)
-        failure: APIError | None = None
-        try:
-            async with aclosing(provider.stream_chat(call)) as events:
-                watchdog.waiting()
-                async for event in events:
-                    kind = type(event)
-                    if not answer.attempt_started and kind is not Queued:
-                        answer.attempt_started = answer.streamed = True
-                        watchdog.output()
-                        watchdog.holding()
-                        if resuming is not None:
-                            yield Resumed(provider.name, model, resuming.user_message())
-                        else:
-                            yield Started(provider.name, model)
-                    if kind is TextDelta and event.index == 0:
-                        if trimmer is not None:
-                            event = TextDelta(trimmer.feed(event.text))
-                            if not event.text:
-                                watchdog.waiting()
-                                continue
-                        answer.pieces.append(event.text)
-                    else:
-                        if kind is ToolCallDelta:
-                            answer.tool_calls = True
-                        if trimmer is not None and kind is not ReasoningDelta and (held := trimmer.flush()):
-                            answer.pieces.append(held)  # the continuation's text before what ends it
-                            watchdog.holding()
-                            yield TextDelta(held)
-                    watchdog.holding()
-                    yield event
-                    watchdog.waiting()
-        except asyncio.CancelledError:
-            if not watchdog.expired():
-                raise
-            failure = self._silence_error(provider, model, watchdog)
-        except APIError as error:
-            failure = error
-        finally:
-            watchdog.close()
-        if trimmer is not None and (held := trimmer.flush()):
-            answer.pieces.append(held)
-            yield TextDelta(held)
-        if failure is not None:
-            failure.provider = failure.provider or provider.name
-            failure.model = failure.model or model
-            raise failure
+        if answer.resuming is None:
+            return call, None
+        return provider.continuation(call, answer.text()), OverlapTrimmer(answer.text())
+
+    def _after(
+        self,
+        failure: APIError,
+        provider: Provider,
+        model: str,
+        attempt: int,
+        answer: _Answer,
+        request: ChatRequest,
+        *,
+        last: bool,
+    ) -> float | None:
+        """After a failed attempt: seconds to wait before retrying the same target, or None to move on to the next
+        (continuing the answer if it had started). Raises the failure when nothing may follow it."""
+        failure.provider = failure.provider or provider.name
+        failure.model = failure.model or model
+        self.cooldowns.failed(
+            f"{provider.name}/{model}",
+            failure,
+            cooldown=provider.config.cooldown,
+            failures_before_cooldown=provider.config.failures_before_cooldown,
+        )
+        if answer.streamed:
+            failure.partial_text = answer.text()
+        if answer.attempt_started:  # failed mid-stream: the next target continues the answer
+            if last or not answer.resumable(failure, request):
+                raise failure
+            answer.resuming = failure
+            return None
+        delay = retry_delay(failure, attempt, provider.retry_after_cap)
+        if delay is None or attempt >= provider.max_retries:
+            return None
+        return delay
 
     def plan(self, request: ChatRequest) -> list[tuple[Provider, str]]:
         """The (provider, model) targets that can serve `request`, in order; raises before any network call if none."""
@@ -211,6 +217,13 @@ class _Answer:
 
     def text(self) -> str:
         return "".join(self.pieces)
+
+    def begin(self, provider: str, model: str) -> Started | Resumed:
+        """The first output of an attempt: Started, or Resumed when it continues another provider's answer."""
+        self.attempt_started = self.streamed = True
+        if self.resuming is not None:
+            return Resumed(provider, model, self.resuming.user_message())
+        return Started(provider, model)
 
     def resumable(self, failure: APIError, request: ChatRequest) -> bool:
         """Whether another provider can continue this answer: a passing failure, one choice, no tool call."""

@@ -1,0 +1,82 @@
+"""Every benchmark in one run: `python -m bench` prints the table and writes bench/RESULTS.md.
+
+    python -m bench            the full suite (about 15 minutes on 2 cores)
+    python -m bench --quick    fewer repetitions and shorter replies, to try a change (not for RESULTS.md)
+    python -m bench --only backend ui concurrency local startup stop load
+
+Sections and their baselines, each measured in this same run:
+  backend      our AsyncClient vs raw httpx + httpx-sse, the openai SDK and litellm      (bench/backend_overhead.py)
+  ui           a 20,000-token reply through the app vs the upstream, and a per-token
+               gr.ChatInterface                                                          (bench/ui_delivery.py)
+  concurrency  1, 10 and 50 chats at once through the app vs reading the upstream       (bench/concurrency.py)
+  local        the embedded model in-app vs llama_cpp.server on the same GGUF           (bench/local_model.py)
+  startup      command to first HTTP 200 vs `import gradio`; `import backend`           (bench/startup.py)
+  stop         Stop to the upstream connection closing                                  (bench/stop.py)
+  load         100 chats at once, every token checked, memory before and after          (bench/load.py)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import backend_overhead, concurrency, load, local_model, startup, stop, ui_delivery
+from bench.common import Row
+from bench.report import print_table, write_results
+
+SECTIONS = ("backend", "ui", "concurrency", "local", "startup", "stop", "load")
+
+
+def load_rows(chats: int, tokens: int, rounds: int) -> list[Row]:
+    """The load test's figures as rows: completeness and memory are its targets (issue: every reply complete,
+    memory back near its start)."""
+    with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as folder:
+        with load.running_stack(Path(folder), tokens, concurrency=chats, max_sessions=max(150, chats + 50)) as stack:
+            report = load.measure(stack, chats, tokens, rounds, sessions="fresh", settle=3)
+    section = f"load: {chats} chats at once, {tokens:,} tokens each, {rounds} rounds of new visitors"
+    measured = report.rounds
+    total = sum(len(r.chats) * r.tokens for r in measured)
+    wall = sum(r.wall for r in measured)
+    broken = sum(len(r.failures()) for r in measured)
+    return [
+        Row(section, "replies complete and exact", (len(measured) * chats - broken) / (len(measured) * chats),
+            unit="%", target="100%", ok=broken == 0),
+        Row(section, "app throughput, all chats together", total / wall, unit="tokens/s"),
+        Row(section, "app memory after the rounds, above its start", (report.rss_after - report.rss_start) / 2**20,
+            unit="MB", target=f"≤ {report.memory_bound / 2**20:.0f} MB", ok=report.memory_ok,
+            note=f"start {report.rss_start / 2**20:.0f} MB, peak {report.rss_peak / 2**20:.0f} MB"),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and shorter replies")
+    parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    args = parser.parse_args()
+    quick = args.quick
+    runs = {
+        "backend": lambda: backend_overhead.run(chunks=5000, repeat=3 if quick else 7),
+        "ui": lambda: ui_delivery.run(tokens=8000 if quick else 20_000, rate=2000, repeat=1 if quick else 3),
+        "concurrency": lambda: concurrency.run(levels=(1, 10, 50), tokens=300, rate=50, spread=2.0),
+        "local": lambda: local_model.run(tokens=100 if quick else 200, repeat=1 if quick else 3),
+        "startup": lambda: startup.run(repeat=2 if quick else 5),
+        "stop": lambda: stop.run(repeat=3 if quick else 5),
+        "load": lambda: load_rows(100, 300 if quick else 2000, 1 if quick else 3),
+    }
+    rows: list[Row] = []
+    for name in args.only:
+        began = time.perf_counter()
+        print(f"== {name}", file=sys.stderr, flush=True)
+        rows += runs[name]()
+        print(f"   {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
+    print_table(rows)
+    if not quick and args.only == list(SECTIONS):
+        write_results(rows, "python -m bench")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Gradio defaults that cost a shared chat app dearly, changed before Gradio builds anything.
+
+- Per-event statistics: after every event Gradio rebuilt a pandas table of up to 10,000 past events to refresh a
+  monitoring summary (GRADIO_ANALYTICS_CACHE_FREQUENCY = 1); on a busy server that was a few milliseconds more
+  for each message, growing with the uptime. Refreshed every 1,000 events instead, over the last 2,000.
+- `import matplotlib`: Gradio wraps every event, and every step of a streamed reply, in a context that tries to
+  import it; without matplotlib installed, each try searched the whole path. A `None` entry in sys.modules makes
+  that import fail at once, which Gradio already handles; with matplotlib installed, nothing changes.
+
+- Usage analytics would send data about the app to Hugging Face: off (also where the Blocks are built).
+"""
+
+import importlib.util
+import os
+import sys
+
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "2000")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
+    sys.modules["matplotlib"] = None  # type: ignore[assignment]
