@@ -14,6 +14,28 @@ from bench.common import Row
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
+NOTES = """## Notes
+
+- **Setting.** Upstream, app and measuring client each run in a process of their own, all on this machine's two
+  cores; nothing leaves 127.0.0.1. The scripted upstream sends each token as its own network write, as models do.
+- **Concurrency.** The chats of a level start within 2 s of each other (people press Enter at different times)
+  and then all stream together. *Burst* rows send them in the same instant: Gradio spends about 12 ms of CPU
+  starting each event (its routes, queue and SSE messages; py-spy), all on one event loop, so the last of 50
+  simultaneous starts waits most of a second whatever the app does after. *New sessions* also pay Gradio's
+  per-session state (a copy of every component's config, 14-26 ms each), built on a session's first request,
+  which in a browser is the page load. What would improve both: Gradio building that state lazily, and a
+  server with more cores for the one process Gradio runs in.
+- **What the profiles showed, and what was done.** At 50 chats (2,500 tokens/s) the app spent its time reading
+  upstream streams (httpx, h11, httpx-sse: about 40% of the event loop, per network read), on Gradio's work for
+  each UI update (about 1 ms each) and on full garbage collections of up to 100 ms (the whole p95 tail). Hence:
+  one budget of UI updates for all replies together (`app.updates_per_second`), Gradio's queue estimates on a
+  timer, its per-event statistics refreshed every 1,000 events, the start-up heap frozen out of collections
+  with rarer young collections, and a leaner per-token path (plain event records, OpenAI chunks parsed on a
+  fast path, one generator fewer per token in the service and the client).
+- **Time to first token** is measured from sending the message to the first text the client receives; the
+  upstream's own figure is from the request to its first token, read directly.
+"""
+
 
 def _value(row: Row) -> str:
     if row.unit == "s":
@@ -82,6 +104,6 @@ def write_results(rows: list[Row], command: str) -> None:
     ]
     failed = [row for row in rows if row.ok is False]
     summary = "All targets met." if not failed else f"Targets not met: {', '.join(r.name for r in failed)}."
-    RESULTS.write_text("\n".join([*header, summary, *lines(rows), ""]), encoding="utf-8")
+    RESULTS.write_text("\n".join([*header, summary, *lines(rows), "", NOTES]), encoding="utf-8")
     print(f"\nwritten to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
     sys.stdout.flush()
