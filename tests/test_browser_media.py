@@ -310,6 +310,7 @@ def test_vision_tab_describes_upload_refuses_fakes_and_stops(
     page = open_tab(request, app, "Vision")
     expect(page.locator("#no-vision-models")).to_be_hidden()
     expect(page.locator("#vision-answer")).to_contain_text("The answer appears here.")
+    expect(page.locator("#vision-stop")).to_be_hidden()
 
     # 1. Describe a real PNG; the answer streams.
     page.locator(VISION_UPLOAD).set_input_files(photo)
@@ -324,12 +325,16 @@ def test_vision_tab_describes_upload_refuses_fakes_and_stops(
 
     answer_box = page.locator("#vision-answer [data-testid='markdown']")
     expect(answer_box).to_contain_text("gradient", timeout=WAIT)
+    expect(page.locator("#vision-stop")).to_be_visible()
+    expect(page.locator("#describe")).to_be_hidden()
     assert app.openai.wait_for(lambda: app.openai.chat_requests(), 5)
     described = app.openai.chat_requests()[0]
     assert described.finished_at is None, "the answer only showed once the upstream had sent everything"
     assert "to black." not in answer_box.inner_text()
     expect(answer_box).to_have_text("".join(pieces), timeout=WAIT)
     assert app.openai.wait_for(lambda: described.finished_at is not None, 5)
+    expect(page.locator("#describe")).to_be_visible(timeout=WAIT)
+    expect(page.locator("#vision-stop")).to_be_hidden()
 
     assert described.body["model"] == "seer" and described.body["stream"] is True
     [message] = described.body["messages"]
@@ -353,6 +358,8 @@ def test_vision_tab_describes_upload_refuses_fakes_and_stops(
     assert refusal.inner_text().strip() == "The file is not an image Pillow can read (PNG, JPEG, WebP, GIF...)."
     assert len(app.openai.chat_requests()) == 1
     expect(answer_box).to_have_text("".join(pieces))
+    expect(page.locator("#describe")).to_be_visible()  # a refusal gives the button back
+    expect(page.locator("#vision-stop")).to_be_hidden()
     close_toasts(page)
 
     # 3. Stop: a long, slow answer; Stop hangs up on the upstream and keeps what arrived.
@@ -369,6 +376,7 @@ def test_vision_tab_describes_upload_refuses_fakes_and_stops(
     partial = answer_box.inner_text()
     assert "word003" in partial and "word399" not in partial
     expect(page.locator("#describe")).to_be_enabled(timeout=WAIT)
+    expect(page.locator("#vision-stop")).to_be_hidden()
 
 
 # --- Chat attachments ----------------------------------------------------------------------------------------------

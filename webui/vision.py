@@ -47,7 +47,7 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
             model_picker = gr.Dropdown(choices=choices, value=default, label="Vision model", elem_id="vision-model")
             with gr.Row():
                 describe = gr.Button("Describe", variant="primary", interactive=bool(choices), elem_id="describe")
-                stop = gr.Button("Stop", variant="stop", elem_id="vision-stop")
+                stop = gr.Button("Stop", variant="stop", visible=False, elem_id="vision-stop")
         with gr.Column(scale=3):
             answer = gr.Markdown("*The answer appears here.*", elem_id="vision-answer", min_height=200)
 
@@ -81,11 +81,21 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
             return
         yield text or "*The model returned an empty answer.*"
 
-    event = describe.click(
+    # Stop takes Describe's place while an answer streams, as in the Chat tab.
+    def running(busy: bool):
+        return gr.update(visible=not busy), gr.update(visible=busy)
+
+    buttons = [describe, stop]
+    private = {"queue": False, "api_visibility": "private"}
+    event = describe.click(lambda: running(True), None, buttons, **private).then(
         describe_image,
         [image_box, question_box, model_picker, url_box],
         answer,
         api_name="describe_image",
         show_progress="minimal",
     )
+    # Gradio's front end runs a `then` step after an answer that ended or was stopped, but not after one that
+    # raised (a refused upload): that one runs `failure` steps only.
+    event.then(lambda: running(False), None, buttons, **private)
+    event.failure(lambda: running(False), None, buttons, **private)
     stop.click(None, None, None, cancels=[event], api_visibility="private")
