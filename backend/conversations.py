@@ -23,7 +23,7 @@ import aiofiles
 import aiofiles.os
 from pydantic import BaseModel, Field, ValidationError
 
-from .errors import SwitchboardError
+from .errors import OwnMessageError
 from .files import owner_folder, write_atomically
 
 log = logging.getLogger(__name__)
@@ -33,14 +33,8 @@ TITLE_LENGTH = 60
 MAX_IMPORT_BYTES = 20_000_000
 
 
-class ConversationError(SwitchboardError):
+class ConversationError(OwnMessageError):
     """A conversation that does not exist for this owner, or an import file we cannot read."""
-
-    def user_message(self) -> str:
-        return self.message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class Handover(BaseModel):

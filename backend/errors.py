@@ -48,24 +48,23 @@ class SwitchboardError(Exception):
         return f"{self.where}: {self.message}{status}"
 
 
-class ConfigError(SwitchboardError):
+class OwnMessageError(SwitchboardError):
+    """An error about the app's own input (config, model id, upload, visitor limit...), not about a provider: its
+    message is the whole sentence, for a person and for the log alike."""
+
+    def user_message(self) -> str:
+        return self.message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(OwnMessageError):
     """The configuration file or environment is invalid; start-up stops with this message."""
 
-    def user_message(self) -> str:
-        return self.message
 
-    def __str__(self) -> str:
-        return self.message
-
-
-class UnknownModelError(SwitchboardError):
+class UnknownModelError(OwnMessageError):
     """A model id or route name that the configuration does not define."""
-
-    def user_message(self) -> str:
-        return self.message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class UnsupportedCapabilityError(SwitchboardError):

@@ -11,20 +11,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 
-from .errors import SwitchboardError
+from .errors import OwnMessageError
 
 WINDOW = 60.0  # seconds
 
 
-class TooManyRequestsError(SwitchboardError):
+class TooManyRequestsError(OwnMessageError):
     """This visitor has reached a limit of the instance (not of a provider); `retry_after` says when a request
     may start again, when it depends on time rather than on a running generation ending."""
-
-    def user_message(self) -> str:
-        return self.message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 class VisitorLimits:

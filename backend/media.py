@@ -22,21 +22,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import SwitchboardError
+from .errors import OwnMessageError
 
 MAX_SIDE = 2048  # longest side sent upstream; larger images are downscaled (providers downscale anyway)
 MAX_PIXELS = 50_000_000  # decoding more than this is refused as a decompression bomb
 KEPT_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
-class InvalidImageError(SwitchboardError):
+class InvalidImageError(OwnMessageError):
     """An image input that cannot be used: not an image, corrupt, too large, or from a refused URL."""
-
-    def user_message(self) -> str:
-        return self.message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass(frozen=True, slots=True)

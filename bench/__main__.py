@@ -42,12 +42,24 @@ def load_rows(chats: int, tokens: int, rounds: int) -> list[Row]:
     wall = sum(r.wall for r in measured)
     broken = sum(len(r.failures()) for r in measured)
     return [
-        Row(section, "replies complete and exact", (len(measured) * chats - broken) / (len(measured) * chats),
-            unit="%", target="100%", ok=broken == 0),
+        Row(
+            section,
+            "replies complete and exact",
+            (len(measured) * chats - broken) / (len(measured) * chats),
+            unit="%",
+            target="100%",
+            ok=broken == 0,
+        ),
         Row(section, "app throughput, all chats together", total / wall, unit="tokens/s"),
-        Row(section, "app memory after the rounds, above its start", (report.rss_after - report.rss_start) / 2**20,
-            unit="MB", target=f"≤ {report.memory_bound / 2**20:.0f} MB", ok=report.memory_ok,
-            note=f"start {report.rss_start / 2**20:.0f} MB, peak {report.rss_peak / 2**20:.0f} MB"),
+        Row(
+            section,
+            "app memory after the rounds, above its start",
+            (report.rss_after - report.rss_start) / 2**20,
+            unit="MB",
+            target=f"≤ {report.memory_bound / 2**20:.0f} MB",
+            ok=report.memory_ok,
+            note=f"start {report.rss_start / 2**20:.0f} MB, peak {report.rss_peak / 2**20:.0f} MB",
+        ),
     ]
 
 

@@ -9,12 +9,11 @@
 each counting the chunks with content, which must all arrive. The readers take turns, repetition after
 repetition, so drift in the machine's speed touches them all alike; the median of each is reported.
 
-    python bench/backend_overhead.py [--chunks 5000] [--repeat 7]
+    python -m bench.backend_overhead [--chunks 5000] [--repeat 7]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import time
@@ -23,6 +22,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from bench.common import Row, app_config, median, scripted_upstream
+from bench.report import command_line
 
 PROMPT = [{"role": "user", "content": "go"}]
 
@@ -111,13 +111,7 @@ def run(chunks: int = 5000, repeat: int = 7) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--chunks", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=7)
-    args = parser.parse_args()
-    from bench.report import print_table
-
-    print_table(run(args.chunks, args.repeat))
+    command_line(run, __doc__)
 
 
 if __name__ == "__main__":

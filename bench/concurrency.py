@@ -18,41 +18,27 @@ Reported: each chat's delivered rate (tokens over the time from its first to its
 what the direct readers saw (the median chat, and the slowest tenth), and the time to first token the app adds
 (the app's p50 and p95 minus the upstream's). Every reply is checked to be complete and exact.
 
-    python bench/concurrency.py [--levels 1 10 50] [--tokens 300] [--rate 50] [--spread 2]
+    python -m bench.concurrency [--levels 1 10 50] [--tokens 300] [--rate 50] [--spread 2]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import secrets
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
-from httpx_sse import aconnect_sse
 
 from bench import load
-from bench.common import Row, median, percentile
+from bench.common import Row, median, percentile, read_upstream
+from bench.report import command_line
 
 
 async def read_direct(client: httpx.AsyncClient, base_url: str, tag: str) -> tuple[float, float, int]:
     """(time to first token, tokens per second after it, tokens) for one reply read straight from the upstream."""
-    body = {"model": "scripted-1", "messages": [{"role": "user", "content": tag}], "stream": True}
-    began = time.perf_counter()
-    first = last = None
-    count = 0
-    async with aconnect_sse(client, "POST", f"{base_url}/chat/completions", json=body) as source:
-        async for event in source.aiter_sse():
-            if event.data == "[DONE]":
-                break
-            if any((c.get("delta") or {}).get("content") for c in json.loads(event.data)["choices"]):
-                count += 1
-                first = first or time.perf_counter()
-                last = time.perf_counter()
-    return first - began, count / (last - first), count
+    reading = await read_upstream(client, base_url, tag)
+    return reading.first - reading.began, reading.count / (reading.last - reading.first), reading.count
 
 
 async def after(delay: float, coroutine):
@@ -164,15 +150,7 @@ def run(levels: tuple[int, ...] = (1, 10, 50), tokens: int = 300, rate: float = 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--levels", type=int, nargs="+", default=[1, 10, 50])
-    parser.add_argument("--tokens", type=int, default=300)
-    parser.add_argument("--rate", type=float, default=50)
-    parser.add_argument("--spread", type=float, default=2.0, help="seconds over which the chats start")
-    args = parser.parse_args()
-    from bench.report import print_table
-
-    print_table(run(tuple(args.levels), args.tokens, args.rate, args.spread))
+    command_line(run, __doc__)
 
 
 if __name__ == "__main__":

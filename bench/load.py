@@ -44,7 +44,6 @@ import secrets
 import subprocess
 import sys
 import tempfile
-import textwrap
 import threading
 import time
 from collections import Counter
@@ -55,8 +54,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # run as a script too: `python bench/load.py`
 
+from bench.common import config_text, percentile, process, tail  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 from tests.upstream import tagged_tokens  # noqa: E402
 
@@ -78,64 +78,6 @@ class Stack:
     upstream_url: str = ""
 
 
-def child_env() -> dict[str, str]:
-    """The servers' environment: no SWITCHBOARD_* overrides from the caller (they would beat the config file), no
-    Gradio telemetry or version check (nothing leaves 127.0.0.1), this checkout importable."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("SWITCHBOARD_")}
-    env.update(GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", NO_PROXY="127.0.0.1,localhost")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
-
-
-def app_config(upstream_url: str, concurrency: int, data_dir: Path, max_sessions: int = 1000) -> str:
-    """A config whose only provider is the scripted upstream, with room for `concurrency` streams at once, and
-    `max_sessions` sessions kept by Gradio (app.max_sessions)."""
-    return textwrap.dedent(
-        f"""
-        [app]
-        embedded_model = false
-        concurrency = {concurrency}
-        max_sessions = {max_sessions}
-        data_dir = "{data_dir.as_posix()}"
-
-        [providers.scripted]
-        kind = "openai"
-        base_url = "{upstream_url}"
-        models = ["scripted-1"]
-        """
-    )
-
-
-def start(command: list[str], ready_url: str, log: Path, cwd: Path, timeout: float = 90) -> subprocess.Popen:
-    """Start a server (output to `log`, shown if it fails) and wait until `ready_url` answers 200."""
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, cwd=cwd, env=child_env())
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and process.poll() is None:
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(ready_url, timeout=2, trust_env=False).status_code == 200:
-                return process
-        time.sleep(0.2)
-    stop(process)
-    raise RuntimeError(f"{' '.join(command)} did not start within {timeout:.0f} s:\n{tail(log)}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def tail(log: Path, lines: int = 30) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
-    return ""
-
-
 @contextlib.contextmanager
 def running_stack(
     workdir: Path,
@@ -151,22 +93,19 @@ def running_stack(
     upstream_port, app_port = free_port(), free_port()
     upstream_url = f"http://127.0.0.1:{upstream_port}/v1"
     config = workdir / "config.toml"
-    config.write_text(app_config(upstream_url, concurrency, workdir / "data", max_sessions), encoding="utf-8")
-    command = [sys.executable, "-m", "tests.upstream", "--sized" if sized else "--tagged", "--port", str(upstream_port)]
-    command += ["--tokens", str(tokens), "--delay", str(delay)]
+    text = config_text(upstream_url, workdir / "data", concurrency=concurrency, max_sessions=max_sessions)
+    config.write_text(text, encoding="utf-8")
+    upstream = [sys.executable, "-m", "tests.upstream", "--sized" if sized else "--tagged"]
+    upstream += ["--port", str(upstream_port), "--tokens", str(tokens), "--delay", str(delay)]
     if rate:
-        command += ["--rate", str(rate)]
-    upstream = start(command, f"{upstream_url}/models", workdir / "upstream.log", ROOT)
-    try:
-        command = [sys.executable, "-m", "webui", "--config", str(config), "--port", str(app_port)]
-        url = f"http://127.0.0.1:{app_port}/"
-        app = start(command, f"{url}gradio_api/info", workdir / "app.log", workdir)
-        try:
-            yield Stack(url, app, upstream, workdir, upstream_url)
-        finally:
-            stop(app)
-    finally:
-        stop(upstream)
+        upstream += ["--rate", str(rate)]
+    app = [sys.executable, "-m", "webui", "--config", str(config), "--port", str(app_port)]
+    url = f"http://127.0.0.1:{app_port}/"
+    with (
+        process(upstream, f"{upstream_url}/models", log=workdir / "upstream.log", cwd=ROOT) as upstream_process,
+        process(app, f"{url}gradio_api/info", log=workdir / "app.log", cwd=workdir) as app_process,
+    ):
+        yield Stack(url, app_process, upstream_process, workdir, upstream_url)
 
 
 def rss_bytes(pid: int) -> int:
@@ -338,17 +277,6 @@ def token_diff(nonce: str, tokens: int, text: str) -> str:
     return f"{lost} lost, {duplicated} duplicated, {foreign} foreign, {'in' if ordered else 'OUT OF'} order"
 
 
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100), linear between points; nan for no values."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
-
 def most_at_once(intervals: list[tuple[float, float]]) -> int:
     """The largest number of (start, end) intervals open at one moment."""
     edges = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
@@ -477,8 +405,8 @@ def round_line(name: str, r: Round) -> str:
     complete = f"{len(r.chats) - len(r.failures())}/{len(r.chats)}"
     return (
         f"{name:<7} {complete:>9} {r.at_once():>7} {r.wall:7.2f} {len(r.chats) * r.tokens / r.wall:9,.0f} "
-        f"{percentile(rates, 50):8,.0f} {percentile(rates, 5):6,.0f} "
-        f"{percentile(firsts, 50):8.2f} {percentile(firsts, 95):6.2f} {r.rss_after / MB:7.1f}  "
+        f"{percentile(rates, 0.5):8,.0f} {percentile(rates, 0.05):6,.0f} "
+        f"{percentile(firsts, 0.5):8.2f} {percentile(firsts, 0.95):6.2f} {r.rss_after / MB:7.1f}  "
         f"{r.app_cpu:10.1f} {r.upstream_cpu:5.1f} {r.client_cpu:6.1f}"
     )
 

@@ -6,12 +6,11 @@ repeat penalty 1.1), the same stop strings and the same token budget. Speed is d
 after the first, over the time from the first to the last (prompt processing is reported apart, as time to
 first token). Medians of several generations, taking turns.
 
-    python bench/local_model.py [--tokens 200] [--repeat 3]
+    python -m bench.local_model [--tokens 200] [--repeat 3]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench.common import Row, median, process
+from bench.report import command_line
 from tests.conftest import free_port
 
 # The answer is begun for the model (a prefilled assistant turn): a story it goes on with, so both sides
@@ -118,26 +118,41 @@ def run(tokens: int = 200, repeat: int = 3) -> list[Row]:
             ours, theirs = asyncio.run(take_turns(config, url, prompt, STOPS, tokens, repeat))
     speed, their_speed = median([s for _, s, _ in ours]), median([s for _, s, _ in theirs])
     return [
-        Row(section, "llama_cpp.server decode speed", their_speed, their_speed, unit="tok/s",
-            note=f"{median([n for *_, n in theirs]):.0f} tokens"),
-        Row(section, "switchboard provider decode speed", speed, their_speed, unit="tok/s",
-            target="≥ 0.95x the server", ok=speed >= 0.95 * their_speed,
-            note=f"{median([n for *_, n in ours]):.0f} tokens"),
-        Row(section, "llama_cpp.server time to first token", median([t for t, *_ in theirs]),
-            median([t for t, *_ in theirs])),
-        Row(section, "switchboard provider time to first token", median([t for t, *_ in ours]),
-            median([t for t, *_ in theirs])),
+        Row(
+            section,
+            "llama_cpp.server decode speed",
+            their_speed,
+            their_speed,
+            unit="tok/s",
+            note=f"{median([n for *_, n in theirs]):.0f} tokens",
+        ),
+        Row(
+            section,
+            "switchboard provider decode speed",
+            speed,
+            their_speed,
+            unit="tok/s",
+            target="≥ 0.95x the server",
+            ok=speed >= 0.95 * their_speed,
+            note=f"{median([n for *_, n in ours]):.0f} tokens",
+        ),
+        Row(
+            section,
+            "llama_cpp.server time to first token",
+            median([t for t, *_ in theirs]),
+            median([t for t, *_ in theirs]),
+        ),
+        Row(
+            section,
+            "switchboard provider time to first token",
+            median([t for t, *_ in ours]),
+            median([t for t, *_ in theirs]),
+        ),
     ]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokens", type=int, default=200)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    from bench.report import print_table
-
-    print_table(run(args.tokens, args.repeat))
+    command_line(run, __doc__)
 
 
 if __name__ == "__main__":

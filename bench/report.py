@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
+import inspect
 import os
 import platform
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import Row
@@ -68,6 +71,19 @@ def lines(rows: list[Row]) -> list[str]:
 
 def print_table(rows: list[Row]) -> None:
     print("\n".join(lines(rows)).lstrip())
+
+
+def command_line(run: Callable[..., list[Row]], description: str | None) -> None:
+    """Run one section alone and print its table: each keyword of `run` is an option with its default
+    (`--repeat 5`; a tuple default takes several values)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for name, parameter in inspect.signature(run).parameters.items():
+        default = parameter.default
+        several = isinstance(default, tuple)
+        kind = type(default[0] if several else default)
+        parser.add_argument(f"--{name}", type=kind, default=default, nargs="+" if several else None)
+    options = vars(parser.parse_args())
+    print_table(run(**{name: tuple(v) if isinstance(v, list) else v for name, v in options.items()}))
 
 
 def machine() -> str:

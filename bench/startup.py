@@ -7,12 +7,11 @@
 
 Each is a fresh process, the median of several; the interpreter's own start is included in all of them alike.
 
-    python bench/startup.py [--repeat 5]
+    python -m bench.startup [--repeat 5]
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 from bench.common import ROOT, Row, median, process, wait_for_http
+from bench.report import command_line
 from tests.conftest import free_port
 
 
@@ -83,12 +83,7 @@ def run(repeat: int = 5) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    from bench.report import print_table
-
-    print_table(run(args.repeat))
+    command_line(run, __doc__)
 
 
 if __name__ == "__main__":

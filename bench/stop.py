@@ -8,16 +8,16 @@ A scripted upstream (in this process, so its clock is ours) streams a long reply
 
 and the upstream notes the moment the client hung up. Medians of several stops.
 
-    python bench/stop.py [--repeat 5]
+    python -m bench.stop [--repeat 5]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 
 from bench.common import Row, app, app_config, median
+from bench.report import command_line
 from tests.upstream import Reply, ScriptedUpstream
 
 SLOW = Reply.text([f"w{i} " for i in range(2000)], delay=0.02)
@@ -78,12 +78,7 @@ def run(repeat: int = 5) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
-    from bench.report import print_table
-
-    print_table(run(args.repeat))
+    command_line(run, __doc__)
 
 
 if __name__ == "__main__":

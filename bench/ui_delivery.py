@@ -10,42 +10,33 @@ message, so one upstream serves every size. Cost is the app process's CPU time f
 linearly with the reply, it is measured at a quarter, a half and all of `--tokens`, per 1,000 tokens.
 Medians of `--repeat` deliveries, the parties taking turns.
 
-    python bench/ui_delivery.py [--tokens 20000] [--rate 2000] [--repeat 3]
+    python -m bench.ui_delivery [--tokens 20000] [--rate 2000] [--repeat 3]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from httpx_sse import aconnect_sse
 
 from bench import load
-from bench.common import ROOT, Row, median, process
+from bench.common import ROOT, Row, median, process, read_upstream
+from bench.report import command_line
 from tests.conftest import free_port
 from tests.upstream import numbered_tokens
 
 
-async def read_upstream(base_url: str, tokens: int) -> float:
+async def upstream_seconds(base_url: str, tokens: int) -> float:
     """Seconds for httpx + httpx-sse to read a `tokens`-long reply straight from the upstream."""
-    body = {"model": "scripted-1", "messages": [{"role": "user", "content": str(tokens)}], "stream": True}
-    count = 0
-    began = time.perf_counter()
     async with httpx.AsyncClient(timeout=600, trust_env=False) as client:
-        async with aconnect_sse(client, "POST", f"{base_url}/chat/completions", json=body) as source:
-            async for event in source.aiter_sse():
-                if event.data == "[DONE]":
-                    break
-                count += any((c.get("delta") or {}).get("content") for c in json.loads(event.data)["choices"])
-    if count != tokens:
-        raise SystemExit(f"the upstream sent {count} tokens, not {tokens}")
-    return time.perf_counter() - began
+        reading = await read_upstream(client, base_url, str(tokens))
+    if reading.count != tokens:
+        raise SystemExit(f"the upstream sent {reading.count} tokens, not {tokens}")
+    return time.perf_counter() - reading.began
 
 
 def deliver(client, pid: int, tokens: int) -> tuple[float, float]:
@@ -79,7 +70,7 @@ def run(tokens: int = 20_000, rate: float = 2000, repeat: int = 3) -> list[Row]:
                 for _ in range(repeat):
                     for size in sizes:
                         if size == tokens:
-                            seconds["upstream"].append(asyncio.run(read_upstream(stack.upstream_url, size)))
+                            seconds["upstream"].append(asyncio.run(upstream_seconds(stack.upstream_url, size)))
                         for name, (client, pid) in clients.items():
                             elapsed, used = deliver(client, pid, size)
                             cpu.setdefault((name, size), []).append(used)
@@ -111,14 +102,7 @@ def run(tokens: int = 20_000, rate: float = 2000, repeat: int = 3) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokens", type=int, default=20_000)
-    parser.add_argument("--rate", type=float, default=2000)
-    parser.add_argument("--repeat", type=int, default=3)
-    args = parser.parse_args()
-    from bench.report import print_table
-
-    print_table(run(args.tokens, args.rate, args.repeat))
+    command_line(run, __doc__)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import Backend, load_settings
+from backend import Backend, ChatRequest, TextDelta, load_settings
 from tests.upstream import ScriptedUpstream
 
 CHROMIUM = "/usr/bin/chromium"
@@ -24,6 +24,21 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+QUESTION = "Tell me about foxes."
+
+
+def text(events) -> str:
+    """The answer text among stream events."""
+    return "".join(event.text for event in events if isinstance(event, TextDelta))
+
+
+def ask(model: str, question: str = QUESTION) -> ChatRequest:
+    return ChatRequest(model=model, messages=[{"role": "user", "content": question}])
+
+
+async def chat_events(backend: Backend, model: str) -> list:
+    """Every event of one chat request for `model`, streamed to its end."""
+    return [event async for event in backend.chat.stream(ask(model))]
 
 
 def has_local_model() -> bool:

@@ -36,6 +36,8 @@ ANSWERS = "#chatbot .bot-row [data-testid='bot']:not(:has(.thought-group))"
 THOUGHT_TITLES = "#chatbot .bot-row .thought-group > .title"
 MESSAGE_BOX = "#message textarea"
 DEFAULT_ANSWER = "Hello from the scripted upstream."
+TOAST = "[data-testid='toast-body']"
+TOAST_TEXT = "[data-testid='toast-text']"
 
 
 def words(count: int) -> list[str]:
@@ -88,6 +90,15 @@ def wait_until_idle(page: Page) -> None:
     expect(page.locator("#send")).to_be_visible(timeout=WAIT)
     expect(page.locator("#stop")).to_be_hidden(timeout=WAIT)
     expect(page.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)
+
+
+def toast(page: Page, text: str, timeout: int = WAIT):
+    """The toast whose message contains `text` (waited for)."""
+    message = page.locator(TOAST_TEXT).filter(has_text=text)
+    expect(message).to_be_visible(timeout=timeout)
+    # It fades in: wait until a person (and a screenshot) can actually see it.
+    expect(page.locator(TOAST).filter(has=message)).to_have_css("opacity", "1", timeout=timeout)
+    return message
 
 
 def sent_messages(request: Recorded) -> list[dict]:

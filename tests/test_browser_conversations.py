@@ -41,6 +41,7 @@ from tests.test_browser import (
     open_chat,
     send,
     sent_messages,
+    toast,
     wait_for_footer,
     wait_until_idle,
     words,
@@ -55,8 +56,6 @@ SEARCH_BOX = "#chat-search textarea"
 TITLE_BOX = "#chat-title textarea"
 DOWNLOAD_LINK = "#download a[data-testid='download-link']"
 MODEL_PICKER = "#model-picker input[role='combobox']"
-TOAST = "[data-testid='toast-body']"
-TOAST_TEXT = "[data-testid='toast-text']"
 FOOTER = re.compile(r"^\s*scripted/scripted-\d · first token ")
 
 
@@ -133,12 +132,10 @@ def exchange(page: Page, text: str, reply: str) -> None:
     wait_until_idle(page)
 
 
-def toast(page: Page, text: str):
-    """The toast whose message contains `text`, once it has faded in."""
-    message = page.locator(TOAST_TEXT).filter(has_text=text)
-    expect(message).to_be_visible(timeout=WAIT)
-    expect(page.locator(TOAST).filter(has=message)).to_have_css("opacity", "1", timeout=WAIT)
-    return message
+def start_new_chat(page: Page) -> None:
+    """New chat, as a person does: the button, then an empty chat."""
+    page.locator("#new-chat").click()
+    expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
 
 
 def upload(page: Page, path: Path) -> None:
@@ -275,8 +272,7 @@ def test_new_search_rename_delete(
 
     exchange(page, "Tell me about apples", "Apples are crunchy.")
     apples = open_id(page)
-    page.locator("#new-chat").click()
-    expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
+    start_new_chat(page)
     expect(page.locator(OPEN_ITEM)).to_have_count(0, timeout=WAIT)
     exchange(page, "Tell me about bananas", "Bananas hold potassium.")
     bananas = open_id(page)
@@ -493,8 +489,7 @@ def test_delete_confirmation_does_not_follow_to_another_chat(
     backend = Backend(load_settings(write_config(scripted_config(upstream))))
     page = open_chat(request, serve_app(backend))
     exchange(page, "First chat", "Hello from the scripted upstream.")
-    page.locator("#new-chat").click()
-    expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
+    start_new_chat(page)
     exchange(page, "Second chat", "Hello from the scripted upstream.")
     listed(page, "Second chat", "First chat")
     open_actions(page)
@@ -512,8 +507,7 @@ def test_search_filter_holds_while_chatting(
     backend = Backend(load_settings(write_config(scripted_config(upstream))))
     page = open_chat(request, serve_app(backend))
     exchange(page, "Tell me about apples", "Hello from the scripted upstream.")
-    page.locator("#new-chat").click()
-    expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
+    start_new_chat(page)
     exchange(page, "Tell me about bananas", "Hello from the scripted upstream.")
     page.locator(SEARCH_BOX).fill("bananas")
     listed(page, "Tell me about bananas")

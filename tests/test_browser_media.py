@@ -39,18 +39,26 @@ from playwright.sync_api import Page, expect
 
 from backend import Backend, load_settings
 from tests.conftest import ARTIFACTS
-from tests.test_browser import MESSAGE_BOX, USER_MESSAGES, WAIT, answer, open_chat, wait_until_idle, words
+from tests.test_browser import (
+    DEFAULT_ANSWER,
+    MESSAGE_BOX,
+    TOAST,
+    USER_MESSAGES,
+    WAIT,
+    answer,
+    open_chat,
+    toast,
+    wait_until_idle,
+    words,
+)
 from tests.upstream import Recorded, Reply, ScriptedUpstream
 
 pytestmark = pytest.mark.browser
 
-TOAST = "[data-testid='toast-body']"
 REFUSAL = "#message .validation-error"  # what a refused message says, at the message box
-TOAST_TEXT = "[data-testid='toast-text']"
 PROMPT_PLACEHOLDER = "A lighthouse at dawn, watercolour"
 VISION_UPLOAD = "#vision-image input[data-testid='file-upload']"
 CHAT_UPLOAD = "#message input[data-testid='file-upload']"
-DEFAULT_ANSWER = "Hello from the scripted upstream."
 
 
 def png(width: int = 8, height: int = 8, colour=(200, 30, 30)) -> bytes:
@@ -131,15 +139,6 @@ def pick(page: Page, dropdown: str, label: str) -> None:
     combobox.click()
     page.get_by_role("option", name=label, exact=True).click()
     expect(combobox).to_have_value(label, timeout=WAIT)
-
-
-def toast(page: Page, text: str, timeout: int = WAIT):
-    """The error toast whose message contains `text` (waited for)."""
-    message = page.locator(TOAST_TEXT).filter(has_text=text)
-    expect(message).to_be_visible(timeout=timeout)
-    # It fades in: wait until a person (and a screenshot) can actually see it.
-    expect(page.locator(TOAST).filter(has=message)).to_have_css("opacity", "1", timeout=timeout)
-    return message
 
 
 def close_toasts(page: Page) -> None:

@@ -34,7 +34,6 @@ from backend import (
     APIError,
     APITimeoutError,
     Backend,
-    ChatRequest,
     InternalServerError,
     RateLimitError,
     Resumed,
@@ -42,12 +41,11 @@ from backend import (
     ServiceUnavailableError,
     Started,
     StreamError,
-    TextDelta,
     load_settings,
 )
 from backend.continuation import CONTINUE_PROMPT
 from backend.providers.http import ERROR_BODY_LIMIT, LINE_LIMIT
-from tests.conftest import free_port
+from tests.conftest import QUESTION, ask, chat_events, free_port, text
 from tests.upstream import Reply, ScriptedUpstream, sse
 from tests.wire import (
     NDJSON,
@@ -74,7 +72,6 @@ MODELS = {"openai": "gpt-4o-mini", "ollama": "llama3.2", "anthropic": "claude-so
 KEY_ENV = "FAULT_MATRIX_KEY"
 KEY = "sk-fault-matrix-4f1c9a77e2b0"
 
-QUESTION = "Tell me about foxes."
 PIECES = ["The ", "quick ", "brown ", "fox."]
 ANSWER = "The quick brown fox."
 PARTIAL = "The quick "  # the first two pieces: what has streamed when a mid-stream fault strikes
@@ -253,6 +250,7 @@ EXPECT: dict[str, Expect] = {
     "huge-error-body": Expect(InternalServerError, "(HTTP 500)", 500, cut_short=True),
 }
 
+
 def cases() -> list:
     """Every (kind, fault, mode), with ids like "anthropic-stall-mid-stream-route"."""
     return [
@@ -305,7 +303,7 @@ async def fails_alone(case: Setup, kind: str, fault: str) -> None:
 
     case.revive()  # a refused address comes alive
     case.faulty.enqueue(answer(kind))
-    assert text(await run(case.backend, f"faulty/{model}")) == ANSWER
+    assert text(await chat_events(case.backend, f"faulty/{model}")) == ANSWER
 
 
 async def fails_over(case: Setup, kind: str, fault: str) -> None:
@@ -313,7 +311,7 @@ async def fails_over(case: Setup, kind: str, fault: str) -> None:
     expect, model = EXPECT[fault], MODELS[kind]
     case.script(FAULTS[kind][fault])
     case.healthy.enqueue(answer(kind, CONTINUED if expect.mid_stream else PIECES))
-    events = await run(case.backend, "failover")
+    events = await chat_events(case.backend, "failover")
 
     assert text(events) == ANSWER
     retrying = [event for event in events if isinstance(event, Retrying)]
@@ -478,14 +476,6 @@ def setup(write_config, monkeypatch):
 # --- reading requests and events -------------------------------------------------------------------------------------
 
 
-def ask(model: str) -> ChatRequest:
-    return ChatRequest(model=model, messages=[{"role": "user", "content": QUESTION}])
-
-
-async def run(backend: Backend, model: str) -> list:
-    return [event async for event in backend.chat.stream(ask(model))]
-
-
 async def until_error(backend: Backend, model: str) -> tuple[list, APIError]:
     """The events of a request that must fail, and the error it failed with."""
     events = []
@@ -493,10 +483,6 @@ async def until_error(backend: Backend, model: str) -> tuple[list, APIError]:
         async for event in backend.chat.stream(ask(model)):
             events.append(event)
     return events, caught.value
-
-
-def text(events) -> str:
-    return "".join(event.text for event in events if isinstance(event, TextDelta))
 
 
 def assert_one_clean_line(message: str, port: int) -> None:

@@ -28,6 +28,7 @@ from backend import (
     load_settings,
 )
 from backend.providers import create_provider
+from tests.conftest import text
 from tests.wire import (
     anthropic_error,
     anthropic_error_event,
@@ -140,10 +141,6 @@ async def until_error(provider, error: type[Exception], **request):
     assert KEY not in str(caught.value)
     assert KEY not in caught.value.user_message()
     return seen, caught.value
-
-
-def text(events) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 def test_the_three_kinds_are_registered(make_provider):

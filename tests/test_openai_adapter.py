@@ -23,7 +23,7 @@ from backend import (
     load_settings,
 )
 from backend.providers import create_provider
-from tests.conftest import scripted_config
+from tests.conftest import scripted_config, text
 from tests.upstream import Reply, sse
 
 
@@ -38,10 +38,6 @@ def provider(upstream, write_config, monkeypatch):
 async def events_of(provider, **request):
     request.setdefault("messages", [{"role": "user", "content": "hi"}])
     return [event async for event in provider.stream_chat(ChatRequest(model="scripted-1", **request))]
-
-
-def text(events) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 async def test_stream_parses_text_reasoning_tools_usage_and_finish(provider, upstream):

@@ -14,30 +14,17 @@ from backend import (
     APITimeoutError,
     Backend,
     BadRequestError,
-    ChatRequest,
     CoolingDownError,
     RateLimitError,
     Resumed,
     Retrying,
     Started,
-    TextDelta,
     load_settings,
 )
 from backend.continuation import CONTINUE_PROMPT, OverlapTrimmer
 from backend.services.cooldown import Cooldowns
+from tests.conftest import ask, chat_events, text
 from tests.upstream import Reply, ScriptedUpstream, sse
-
-
-def ask(model: str, text: str = "Tell me about foxes.") -> ChatRequest:
-    return ChatRequest(model=model, messages=[{"role": "user", "content": text}])
-
-
-async def run(backend: Backend, model: str) -> list:
-    return [event async for event in backend.chat.stream(ask(model))]
-
-
-def text(events) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 def pieces(words: str) -> list[str]:
@@ -88,7 +75,7 @@ async def test_silence_before_the_first_output_times_out(pair):
     first.enqueue(Reply.text(["never"], stall_after=1))  # headers and the empty role chunk, then nothing
     began = time.monotonic()
     with pytest.raises(APITimeoutError) as caught:
-        await run(backend, "first/a")
+        await chat_events(backend, "first/a")
     assert 0.9 < time.monotonic() - began < 5
     assert caught.value.message == "no output within 1 s"
     assert caught.value.user_message() == "first/a did not answer in time: no output within 1 s"
@@ -100,7 +87,7 @@ async def test_keepalive_pings_are_not_output(pair):
     backend, first, _ = pair()
     first.enqueue(Reply.events([b": ping\n\n"] * 100, delay=0.1))
     with pytest.raises(APITimeoutError, match="no output within 1 s"):
-        await run(backend, "first/a")
+        await chat_events(backend, "first/a")
 
 
 async def test_stall_mid_stream_keeps_the_partial_answer(pair):
@@ -157,7 +144,7 @@ async def test_mid_stream_failure_is_continued_by_the_next_provider(pair, fault)
     backend, first, second = pair()
     first.enqueue(Reply.text(pieces("The quick brown fox jumps over the lazy dog."), **fault))
     second.enqueue(Reply.text(["fox jumps ", "over the ", "lazy dog."]))
-    events = await run(backend, "both")
+    events = await chat_events(backend, "both")
     assert text(events) == "The quick brown fox jumps over the lazy dog."
     resumed = [event for event in events if isinstance(event, Resumed)]
     assert len(resumed) == 1 and (resumed[0].provider, resumed[0].model) == ("second", "b")
@@ -181,7 +168,7 @@ async def test_error_event_mid_stream_is_continued(pair):
     frames = [*Reply.text(pieces("Foxes are small")).frames[:3], overloaded]
     first.enqueue(Reply.events(frames))
     second.enqueue(Reply.text(["Foxes are small omnivores."]))  # the whole answer again: the repeat is trimmed
-    events = await run(backend, "both")
+    events = await chat_events(backend, "both")
     assert text(events) == "Foxes are small omnivores."
     assert any(isinstance(event, Resumed) for event in events)
 
@@ -192,7 +179,7 @@ async def test_a_request_error_mid_stream_is_not_continued(pair):
     refusal = sse({"error": {"message": "content policy", "type": "invalid_request_error", "code": 400}})
     first.enqueue(Reply.events([*Reply.text(pieces("I will")).frames[:3], refusal]))
     with pytest.raises(BadRequestError) as caught:
-        await run(backend, "both")
+        await chat_events(backend, "both")
     assert caught.value.partial_text == "I will "
     assert second.chat_requests() == []
 
@@ -201,7 +188,7 @@ async def test_without_another_provider_the_error_keeps_the_partial_answer(pair)
     backend, first, _ = pair()
     first.enqueue(Reply.text(pieces("only part of it"), drop_after=3))
     with pytest.raises(APIConnectionError) as caught:
-        await run(backend, "first/a")
+        await chat_events(backend, "first/a")
     assert caught.value.partial_text == "only part "
 
 
@@ -217,7 +204,7 @@ async def test_continuation_that_fails_before_output_moves_on(write_config):
         one.enqueue(Reply.text(pieces("Red sky at night"), drop_after=3))
         two.enqueue(Reply.error(503, "down"))
         three.enqueue(Reply.text(["at night, ", "shepherd's delight."]))
-        events = await run(backend, "chain")
+        events = await chat_events(backend, "chain")
     assert text(events) == "Red sky at night, shepherd's delight."
     assert [(e.provider, e.model) for e in events if isinstance(e, Resumed)] == [("three", "m")]
     assert [(e.provider, e.model) for e in events if isinstance(e, Retrying)] == [("two", "m"), ("three", "m")]
@@ -264,16 +251,16 @@ def test_overlap_trimmer(partial, continued, expected):
 async def test_after_a_429_the_model_rests_and_the_route_skips_it(pair):
     backend, first, second = pair()
     first.enqueue(Reply.error(429, "slow down", {"retry-after": "60"}))
-    assert text(await run(backend, "both")) == "Hello from the scripted upstream."
+    assert text(await chat_events(backend, "both")) == "Hello from the scripted upstream."
     assert len(first.chat_requests()) == 1
     # The next request goes straight to the second provider: the first is not asked again while it rests.
-    events = await run(backend, "both")
+    events = await chat_events(backend, "both")
     assert text(events) == "Hello from the scripted upstream."
     assert len(first.chat_requests()) == 1 and len(second.chat_requests()) == 2
     assert not any(isinstance(event, Retrying) for event in events)
     # Asked for directly, it refuses at once, saying when to come back.
     with pytest.raises(RateLimitError) as caught:
-        await run(backend, "first/a")
+        await chat_events(backend, "first/a")
     assert 55 < caught.value.retry_after <= 60
     assert len(first.chat_requests()) == 1
 
@@ -283,21 +270,21 @@ async def test_repeated_failures_start_a_cooldown_that_ends(pair):
     first.enqueue(Reply.error(500, "boom"), Reply.error(500, "boom"))
     for _ in range(2):
         with pytest.raises(Exception, match="boom"):
-            await run(backend, "first/a")
+            await chat_events(backend, "first/a")
     with pytest.raises(CoolingDownError) as caught:
-        await run(backend, "first/a")
+        await chat_events(backend, "first/a")
     assert "failed several times in a row and is resting" in caught.value.user_message()
     assert len(first.chat_requests()) == 2
     await asyncio.sleep(0.7)
-    assert text(await run(backend, "first/a")) == "Hello from the scripted upstream."
+    assert text(await chat_events(backend, "first/a")) == "Hello from the scripted upstream."
 
 
 async def test_a_short_rest_is_waited_out(pair):
     backend, first, _ = pair("cooldown = 0.3\nfailures_before_cooldown = 1")
     first.enqueue(Reply.error(503, "busy"))
     with pytest.raises(Exception, match="busy"):
-        await run(backend, "first/a")
-    events = await run(backend, "first/a")
+        await chat_events(backend, "first/a")
+    events = await chat_events(backend, "first/a")
     assert text(events) == "Hello from the scripted upstream."
     assert [e.reason for e in events if isinstance(e, Retrying)] == ["first/a is resting after failures."]
 

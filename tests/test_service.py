@@ -23,6 +23,7 @@ from backend import (
 )
 from backend.errors import APIError
 from backend.retry import backoff, parse_retry_after, retry_delay
+from tests.conftest import text
 from tests.upstream import Reply, ScriptedUpstream
 
 
@@ -32,10 +33,6 @@ def request(model: str = "scripted/scripted-1") -> ChatRequest:
 
 async def run(backend: Backend, model: str = "scripted/scripted-1") -> list:
     return [event async for event in backend.chat.stream(request(model))]
-
-
-def text(events) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 def test_parse_retry_after_forms():
