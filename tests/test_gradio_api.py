@@ -55,6 +55,19 @@ def test_api_info_documents_chat_and_leaks_no_provider_details(app_url, upstream
         assert upstream.base_url not in text
 
 
+
+def test_the_step_after_a_reply_shows_no_progress(app_url):
+    """The step that settles a reply (Send back, Stop gone) takes milliseconds: Gradio's progress dots under the
+    chat and overlays on the message box and the chat list would only flash at the end of every reply."""
+    import httpx
+
+    config = httpx.get(app_url + "config", timeout=10).json()
+    chatbot = next(c["id"] for c in config["components"] if c.get("props", {}).get("elem_id") == "chatbot")
+    replies = {d["id"] for d in config["dependencies"] if chatbot in d["outputs"]}
+    settling = [d for d in config["dependencies"] if d.get("trigger_after") in replies and chatbot in d["outputs"]]
+    assert len(settling) >= 8  # the reply and the step after it, for Enter, Send, Retry and Edit
+    assert {d["show_progress"] for d in settling} == {"hidden"}
+
 def test_several_visitors_stream_at_once(app_url, upstream):
     """Gradio's default is one event at a time; the app sets concurrency so replies overlap."""
     upstream.default = Reply.text([f"w{i} " for i in range(30)], delay=0.05)

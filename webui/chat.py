@@ -301,7 +301,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             respond, [chatbot, current, *settings, search], [chatbot, current, chats], show_progress="hidden", **private
         )
         # Runs after the reply ends or, on Stop, after the cancellation: so the marker cannot be overwritten.
-        reply.then(finish, [chatbot, current, model], [chatbot, *controls, current, chats], **private)
+        # Without progress: it takes milliseconds, and Gradio's dots and overlays would flash on every reply's end.
+        settled = [chatbot, *controls, current, chats]
+        reply.then(finish, [chatbot, current, model], settled, show_progress="hidden", **private)
         replies.append(reply)
     chatbot.undo(undo, [chatbot, current, open_id], [chatbot, textbox, current], **private)
     stop.click(idle, None, controls, cancels=replies, queue=False, **private)
