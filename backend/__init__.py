@@ -62,14 +62,44 @@ _LAZY = {
     "ChatRequest": ".request",
     "Backend": ".services",
     "ChatService": ".services",
+    "Conversation": ".conversations",
+    "ConversationError": ".conversations",
+    "ConversationStore": ".conversations",
+    "Handover": ".conversations",
+    "StoredMessage": ".conversations",
+    "model_messages": ".conversations",
+    "parse_import": ".conversations",
+    "MAX_IMPORT_BYTES": ".conversations",
+    "Image": ".media",
+    "validate_image": ".media",
+    "ModelInfo": ".providers",
+    "StoredImage": ".imagegen",
+    "TooManyRequestsError": ".limits",
+    "VisitorLimits": ".limits",
+    "Users": ".auth",
+    "load_users": ".auth",
+    "hash_password": ".auth",
 }
 
 if TYPE_CHECKING:
+    from .auth import Users, hash_password, load_users
     from .client import AsyncClient, AsyncStream, ChatCompletion, Client
     from .config import Settings, load_settings
+    from .conversations import (
+        MAX_IMPORT_BYTES,
+        Conversation,
+        ConversationError,
+        ConversationStore,
+        Handover,
+        StoredMessage,
+        model_messages,
+        parse_import,
+    )
     from .factory import ChatClient, create_client
-    from .imagegen import ImageRequest
-    from .media import InvalidImageError
+    from .imagegen import ImageRequest, StoredImage
+    from .limits import TooManyRequestsError, VisitorLimits
+    from .media import Image, InvalidImageError, validate_image
+    from .providers import ModelInfo
     from .request import ChatRequest
     from .services import Backend, ChatService
 
@@ -88,6 +118,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "MAX_IMPORT_BYTES",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
@@ -102,11 +133,17 @@ __all__ = [
     "ChatService",
     "Client",
     "ConfigError",
+    "Conversation",
+    "ConversationError",
+    "ConversationStore",
     "CoolingDownError",
     "Finish",
+    "Handover",
+    "Image",
     "ImageRequest",
     "InternalServerError",
     "InvalidImageError",
+    "ModelInfo",
     "NotFoundError",
     "PermissionDeniedError",
     "ProviderUnavailableError",
@@ -118,14 +155,24 @@ __all__ = [
     "ServiceUnavailableError",
     "Settings",
     "Started",
+    "StoredImage",
+    "StoredMessage",
     "StreamError",
     "StreamEvent",
     "SwitchboardError",
     "TextDelta",
+    "TooManyRequestsError",
     "ToolCallDelta",
     "UnknownModelError",
     "UnsupportedCapabilityError",
     "Usage",
+    "Users",
+    "VisitorLimits",
     "create_client",
+    "hash_password",
     "load_settings",
+    "load_users",
+    "model_messages",
+    "parse_import",
+    "validate_image",
 ]

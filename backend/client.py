@@ -16,9 +16,10 @@ import base64
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Generator, Iterator, Sequence
 from concurrent.futures import Future
-from typing import Any
+from types import TracebackType
+from typing import Any, Literal, TypeVar, overload
 
 from . import media
 from .config import Settings, load_settings
@@ -44,8 +45,10 @@ from .types import (
     ToolCall,
 )
 
+T = TypeVar("T")
 
-def _messages(messages: str | list[Message]) -> list[Message]:
+
+def _messages(messages: str | Sequence[Message]) -> list[Message]:
     return [{"role": "user", "content": messages}] if isinstance(messages, str) else list(messages)
 
 
@@ -65,7 +68,7 @@ class AsyncStream:
     def __init__(self, events: AsyncIterator[StreamEvent], model: str) -> None:
         self._chunks = _chunks(events, model)
 
-    def __await__(self):
+    def __await__(self) -> Generator[Any, None, AsyncStream]:
         async def itself() -> AsyncStream:
             return self
 
@@ -74,7 +77,7 @@ class AsyncStream:
     def __aiter__(self) -> AsyncIterator[ChatCompletionChunk]:
         return self._chunks  # the generator itself: no extra await per chunk
 
-    def __anext__(self) -> Awaitable[ChatCompletionChunk]:
+    def __anext__(self) -> Coroutine[Any, Any, ChatCompletionChunk]:
         return self._chunks.__anext__()
 
     async def aclose(self) -> None:
@@ -83,11 +86,11 @@ class AsyncStream:
     async def __aenter__(self) -> AsyncStream:
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
 
-async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncIterator[ChatCompletionChunk]:
+async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncGenerator[ChatCompletionChunk, None]:
     """Events to OpenAI chunks. Finish chunks are held to the end so usage rides on the last one, and no chunk
     has empty `choices` (code that reads `chunk.choices[0]` on every chunk keeps working)."""
     chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -106,7 +109,7 @@ async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncIterat
             choices=[ChunkChoice(index=index, delta=delta, finish_reason=finish_reason)],
         )
 
-    def role(index: int) -> str | None:
+    def role(index: int) -> Literal["assistant"] | None:
         if index in first:
             return None
         first.add(index)
@@ -114,26 +117,28 @@ async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncIterat
 
     async with _closing(events):
         async for event in events:
-            kind = type(event)
-            if kind is TextDelta:  # per token: built positionally, inline (ChoiceDelta(role, content))
+            # Per token: an exact type test and a chunk built positionally, inline (ChoiceDelta(role, content)).
+            if type(event) is TextDelta:
                 index = event.index
                 delta = ChoiceDelta(None if index in first else role(index), event.text)
                 yield ChatCompletionChunk(chunk_id, created, model, [ChunkChoice(index, delta)], provider)
-            elif kind is ReasoningDelta:
-                yield chunk(event.index, ChoiceDelta(role=role(event.index), reasoning_content=event.text))
-            elif kind is ToolCallDelta:
-                call = ChoiceDeltaToolCall(
-                    index=event.call_index,
-                    id=event.id,
-                    function=ChoiceDeltaFunctionCall(name=event.name, arguments=event.arguments),
-                )
-                yield chunk(event.index, ChoiceDelta(role=role(event.index), tool_calls=[call]))
-            elif kind is Finish:
-                finishing.append(chunk(event.index, ChoiceDelta(), event.reason))
-            elif kind is Usage:
-                usage = _usage(event)
-            elif kind is Started or kind is Resumed:  # Resumed: another provider continues the answer
-                provider, model = event.provider, f"{event.provider}/{event.model}"
+                continue
+            match event:
+                case ReasoningDelta():
+                    yield chunk(event.index, ChoiceDelta(role=role(event.index), reasoning_content=event.text))
+                case ToolCallDelta():
+                    call = ChoiceDeltaToolCall(
+                        index=event.call_index,
+                        id=event.id,
+                        function=ChoiceDeltaFunctionCall(name=event.name, arguments=event.arguments),
+                    )
+                    yield chunk(event.index, ChoiceDelta(role=role(event.index), tool_calls=[call]))
+                case Finish():
+                    finishing.append(chunk(event.index, ChoiceDelta(), event.reason))
+                case Usage():
+                    usage = _usage(event)
+                case Started() | Resumed():  # Resumed: another provider continues the answer
+                    provider, model = event.provider, f"{event.provider}/{event.model}"
     if usage is not None:
         if not finishing:
             finishing.append(chunk(0, ChoiceDelta(), None))
@@ -145,13 +150,13 @@ async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncIterat
 class _closing:
     """`async with` that closes an async generator however the block ends (aclosing, tolerant of plain iterators)."""
 
-    def __init__(self, events) -> None:
+    def __init__(self, events: AsyncIterator[StreamEvent]) -> None:
         self.events = events
 
-    async def __aenter__(self):
+    async def __aenter__(self) -> AsyncIterator[StreamEvent]:
         return self.events
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         close = getattr(self.events, "aclose", None)
         if close is not None:
             await close()
@@ -167,24 +172,24 @@ async def collect(events: AsyncIterator[StreamEvent], model: str) -> ChatComplet
     provider: str | None = None
     async with _closing(events):
         async for event in events:
-            kind = type(event)
-            if kind is TextDelta:
-                texts.setdefault(event.index, []).append(event.text)
-            elif kind is ReasoningDelta:
-                reasoning.setdefault(event.index, []).append(event.text)
-            elif kind is ToolCallDelta:
-                call = calls.setdefault(event.index, {}).setdefault(
-                    event.call_index, ToolCall(id=event.id, function=FunctionCall(name=event.name))
-                )
-                call.id = call.id or event.id
-                call.function.name = call.function.name or event.name
-                call.function.arguments += event.arguments
-            elif kind is Finish:
-                reasons[event.index] = event.reason
-            elif kind is Usage:
-                usage = _usage(event)
-            elif kind is Started or kind is Resumed:  # Resumed: another provider continues the answer
-                provider, model = event.provider, f"{event.provider}/{event.model}"
+            match event:
+                case TextDelta():
+                    texts.setdefault(event.index, []).append(event.text)
+                case ReasoningDelta():
+                    reasoning.setdefault(event.index, []).append(event.text)
+                case ToolCallDelta():
+                    call = calls.setdefault(event.index, {}).setdefault(
+                        event.call_index, ToolCall(id=event.id, function=FunctionCall(name=event.name))
+                    )
+                    call.id = call.id or event.id
+                    call.function.name = call.function.name or event.name
+                    call.function.arguments += event.arguments
+                case Finish():
+                    reasons[event.index] = event.reason
+                case Usage():
+                    usage = _usage(event)
+                case Started() | Resumed():  # Resumed: another provider continues the answer
+                    provider, model = event.provider, f"{event.provider}/{event.model}"
     indexes = sorted(set(texts) | set(reasoning) | set(calls) | set(reasons)) or [0]
     choices = [
         Choice(
@@ -212,10 +217,73 @@ class AsyncCompletions:
     def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
+    @overload
     def create(
         self,
         *,
-        messages: str | list[Message],
+        messages: str | Sequence[Message],
+        model: str | None = None,
+        stream: Literal[False] = False,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        n: int | None = None,
+        seed: int | None = None,
+        stop: str | list[str] | None = None,
+        timeout: float | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        extra_body: dict[str, Any] | None = None,
+        image: Any = None,
+    ) -> Coroutine[Any, Any, ChatCompletionObject]: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        messages: str | Sequence[Message],
+        model: str | None = None,
+        stream: Literal[True],
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        n: int | None = None,
+        seed: int | None = None,
+        stop: str | list[str] | None = None,
+        timeout: float | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        extra_body: dict[str, Any] | None = None,
+        image: Any = None,
+    ) -> AsyncStream: ...
+
+    @overload
+    def create(
+        self,
+        *,
+        messages: str | Sequence[Message],
+        model: str | None = None,
+        stream: bool,
+        temperature: float | None = None,
+        top_p: float | None = None,
+        max_tokens: int | None = None,
+        n: int | None = None,
+        seed: int | None = None,
+        stop: str | list[str] | None = None,
+        timeout: float | None = None,
+        response_format: dict[str, Any] | None = None,
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: str | dict[str, Any] | None = None,
+        extra_body: dict[str, Any] | None = None,
+        image: Any = None,
+    ) -> AsyncStream | Coroutine[Any, Any, ChatCompletionObject]: ...
+
+    def create(
+        self,
+        *,
+        messages: str | Sequence[Message],
         model: str | None = None,
         stream: bool = False,
         temperature: float | None = None,
@@ -230,7 +298,7 @@ class AsyncCompletions:
         tool_choice: str | dict[str, Any] | None = None,
         extra_body: dict[str, Any] | None = None,
         image: Any = None,
-    ):
+    ) -> AsyncStream | Coroutine[Any, Any, ChatCompletionObject]:
         """A coroutine returning a `ChatCompletion`, or with `stream=True` an `AsyncStream` of chunks.
 
         `model` is `provider/model` or a route name; None means the configured default. `image` (bytes, a path,
@@ -271,9 +339,11 @@ class AsyncCompletions:
         return [*messages, {"role": "user", "content": [image_part]}]
 
 
-class _Namespace:
-    def __init__(self, **attributes) -> None:
-        self.__dict__.update(attributes)
+class AsyncChat:
+    """`client.chat`: where `completions` lives, as in openai-python."""
+
+    def __init__(self, completions: AsyncCompletions) -> None:
+        self.completions = completions
 
 
 class AsyncClient:
@@ -284,7 +354,7 @@ class AsyncClient:
 
     def __init__(self, config: str | None = None, *, settings: Settings | None = None) -> None:
         self.backend = Backend(settings or load_settings(config))
-        self.chat = _Namespace(completions=AsyncCompletions(self.backend))
+        self.chat = AsyncChat(AsyncCompletions(self.backend))
         self.images = AsyncImages(self.backend)
 
     async def aclose(self) -> None:
@@ -293,7 +363,7 @@ class AsyncClient:
     async def __aenter__(self) -> AsyncClient:
         return self
 
-    async def __aexit__(self, *exc_info) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
 
 
@@ -305,10 +375,10 @@ class _LoopThread:
         self._thread = threading.Thread(target=self.loop.run_forever, name="switchboard-client", daemon=True)
         self._thread.start()
 
-    def submit(self, coroutine) -> Future:
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
-    def run(self, coroutine):
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         future = self.submit(coroutine)
         try:
             return future.result()
@@ -326,16 +396,39 @@ class Completions:
         self._runner = runner
         self._async = completions
 
-    def create(self, *, messages: str | list[Message], stream: bool = False, **kwargs):
-        """Like `AsyncCompletions.create`, synchronous: a `ChatCompletion`, or an iterator of chunks."""
+    @overload
+    def create(
+        self, *, messages: str | Sequence[Message], stream: Literal[False] = False, **kwargs: Any
+    ) -> ChatCompletionObject: ...
 
-        async def start():
-            return self._async.create(messages=messages, stream=stream, **kwargs)
+    @overload
+    def create(
+        self, *, messages: str | Sequence[Message], stream: Literal[True], **kwargs: Any
+    ) -> Iterator[ChatCompletionChunk]: ...
 
-        started = self._runner.run(start())
+    @overload
+    def create(
+        self, *, messages: str | Sequence[Message], stream: bool, **kwargs: Any
+    ) -> ChatCompletionObject | Iterator[ChatCompletionChunk]: ...
+
+    def create(
+        self, *, messages: str | Sequence[Message], stream: bool = False, **kwargs: Any
+    ) -> ChatCompletionObject | Iterator[ChatCompletionChunk]:
+        """Like `AsyncCompletions.create`, synchronous: a `ChatCompletion`, or an iterator of chunks. The keyword
+        arguments are those of `AsyncCompletions.create`."""
         if not stream:
-            return self._runner.run(started)
-        return self._iterate(started)
+
+            async def complete() -> ChatCompletionObject:
+                completion: ChatCompletionObject = await self._async.create(messages=messages, stream=False, **kwargs)
+                return completion
+
+            return self._runner.run(complete())
+
+        async def start() -> AsyncStream:
+            chunks: AsyncStream = self._async.create(messages=messages, stream=True, **kwargs)
+            return chunks
+
+        return self._iterate(self._runner.run(start()))
 
     def _iterate(self, stream: AsyncStream) -> Iterator[ChatCompletionChunk]:
         try:
@@ -355,14 +448,14 @@ class Client:
         self._runner = _LoopThread()
         self._async = AsyncClient(config, settings=settings)
         self.backend = self._async.backend
-        self.chat = _Namespace(completions=Completions(self._runner, self._async.chat.completions))
-        self.images = _Namespace(generate=lambda **kwargs: self.run(self._async.images.generate(**kwargs)))
+        self.chat = Chat(Completions(self._runner, self._async.chat.completions))
+        self.images = Images(self._runner, self._async.images)
 
-    def run(self, coroutine):
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
         """Run a coroutine on this client's event loop and return its result."""
         return self._runner.run(coroutine)
 
-    def submit(self, coroutine) -> Future:
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
         return self._runner.submit(coroutine)
 
     def close(self) -> None:
@@ -372,8 +465,28 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.close()
+
+
+class Chat:
+    """`client.chat` of the synchronous client."""
+
+    def __init__(self, completions: Completions) -> None:
+        self.completions = completions
+
+
+class Images:
+    """`client.images` of the synchronous client: `generate` as `AsyncImages.generate` takes it."""
+
+    def __init__(self, runner: _LoopThread, images: AsyncImages) -> None:
+        self._runner = runner
+        self._async = images
+
+    def generate(self, **kwargs: Any) -> ImagesResponse:
+        return self._runner.run(self._async.generate(**kwargs))
 
 
 class ChatCompletion:
@@ -393,8 +506,26 @@ class ChatCompletion:
                 cls._client = Client()
             return cls._client
 
+    @overload
     @classmethod
-    def create(cls, model: str | None = None, messages: str | list[Message] = (), stream: bool = False, **kwargs):
+    def create(
+        cls,
+        model: str | None = None,
+        messages: str | Sequence[Message] = (),
+        stream: Literal[False] = False,
+        **kwargs: Any,
+    ) -> str: ...
+
+    @overload
+    @classmethod
+    def create(
+        cls, model: str | None = None, messages: str | Sequence[Message] = (), *, stream: Literal[True], **kwargs: Any
+    ) -> Iterator[str]: ...
+
+    @classmethod
+    def create(
+        cls, model: str | None = None, messages: str | Sequence[Message] = (), stream: bool = False, **kwargs: Any
+    ) -> str | Iterator[str]:
         """The reply text, or with `stream=True` an iterator of text pieces."""
         client = cls._default()
         if not stream:
@@ -404,7 +535,7 @@ class ChatCompletion:
         return (piece for chunk in chunks for choice in chunk.choices if (piece := choice.delta.content))
 
     @classmethod
-    async def create_async(cls, model: str | None = None, messages: str | list[Message] = (), **kwargs) -> str:
+    async def create_async(cls, model: str | None = None, messages: str | Sequence[Message] = (), **kwargs: Any) -> str:
         """The whole reply text; awaitable from any event loop."""
         client = cls._default()
 

@@ -14,29 +14,43 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, TypeAlias, Union
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from .errors import ConfigError
+from .providers import adapters
+from .providers._config_base import _ProviderBase, _Strict
+from .providers.anthropic import AnthropicProviderConfig
+from .providers.automatic1111 import Automatic1111ProviderConfig
+from .providers.gemini import GeminiProviderConfig
+from .providers.llama_cpp import LOCAL_MODEL, LlamaCppProviderConfig
+from .providers.ollama import OllamaProviderConfig
+from .providers.openai import OpenAIProviderConfig
 
 LOCAL_PROVIDER = "local"
-LOCAL_MODEL = "gemma-3-270m"
 ENV_CONFIG = "SWITCHBOARD_CONFIG"
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+__all__ = [
+    "ENV_CONFIG",
+    "KINDS",
+    "LOCAL_MODEL",
+    "LOCAL_PROVIDER",
+    "AnthropicProviderConfig",
+    "AppConfig",
+    "AuthConfig",
+    "Automatic1111ProviderConfig",
+    "Defaults",
+    "GeminiProviderConfig",
+    "LlamaCppProviderConfig",
+    "OllamaProviderConfig",
+    "OpenAIProviderConfig",
+    "ProviderConfig",
+    "Settings",
+    "find_config_file",
+    "load_settings",
+]
 
 
 class AppConfig(_Strict):
@@ -60,6 +74,14 @@ class AppConfig(_Strict):
     # Per visitor (the logged-in user; without logins, the client address), across chat, images, vision and API.
     max_concurrent_per_visitor: int = Field(3, ge=0, description="replies generated at once; 0: no limit")
     max_requests_per_minute: int = Field(30, ge=0, description="requests started in any 60 s; 0: no limit")
+    max_message_chars: int = Field(200_000, ge=1, description="longest message a visitor may send or import")
+    allowed_origins: list[str] = Field(
+        default_factory=list, description="other web origins whose pages may call this app with its logins (CORS)"
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses of reverse proxies whose X-Forwarded-For names the visitor (e.g. 127.0.0.1)",
+    )
 
     @property
     def max_upload_bytes(self) -> int:
@@ -86,180 +108,15 @@ class Defaults(_Strict):
     title: str | None = Field(None, description="a chat model that names new conversations; empty: first words")
 
 
-class _ProviderBase(_Strict):
-    max_retries: int = Field(2, ge=0, le=10, description="retries before the first token, per provider")
-    first_token_timeout: float | None = Field(
-        120.0, gt=0, description="longest wait from sending a request to the first output of the reply"
-    )
-    idle_timeout: float | None = Field(
-        30.0,
-        gt=0,
-        validation_alias=AliasChoices("idle_timeout", "read_timeout"),  # read_timeout: its name before 0.2
-        description="longest silence between two outputs once the reply streams",
-    )
-    cooldown: float = Field(10.0, ge=0, description="seconds a model is skipped after repeated failures")
-    failures_before_cooldown: int = Field(3, ge=1, description="consecutive failures that start a cooldown")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_keys_in_file(cls, data):
-        if isinstance(data, dict) and "api_key" in data:
-            raise ValueError(
-                "API keys are never stored in the config file: export the key in an environment variable and "
-                'name it with api_key_env = "NAME"'
-            )
-        return data
-
-
-class _HTTPProviderBase(_ProviderBase):
-    """Fields every provider reached over HTTP has. Model lists say what each model can do."""
-
-    base_url: str
-    api_key_env: str | None = None
-    models: list[str] = Field(default_factory=list, description="chat models; empty: ask the endpoint")
-    vision_models: list[str] = Field(default_factory=list, description="models that also read images")
-    image_models: list[str] = Field(default_factory=list, description="models that generate images")
-    headers: dict[str, str] = Field(default_factory=dict)
-    proxy: str | None = None
-    connect_timeout: float = Field(10.0, gt=0)
-    retry_after_cap: float = Field(20.0, ge=0, description="longer Retry-After waits fail over instead")
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https:// (got {value!r})")
-        return value.rstrip("/")
-
-    @field_validator("api_key_env")
-    @classmethod
-    def _key_is_set(cls, name: str | None) -> str | None:
-        if name is not None and not os.environ.get(name):
-            raise ValueError(f"environment variable {name} is not set (it should hold this provider's API key)")
-        return name
-
-    # A key handed over in code (create_client), never read from a file.
-    _given_key: str | None = PrivateAttr(None)
-
-    def use_key(self, key: str | None) -> None:
-        self._given_key = key
-
-    def api_key(self) -> str | None:
-        if self._given_key:
-            return self._given_key
-        return os.environ.get(self.api_key_env) if self.api_key_env else None
-
-    def model_names(self) -> list[str]:
-        """Chat-capable models: `models`, then vision models not already listed."""
-        return list(dict.fromkeys([*self.models, *self.vision_models]))
-
-    def vision_names(self) -> list[str]:
-        return list(self.vision_models)
-
-    def image_names(self) -> list[str]:
-        return list(self.image_models)
-
-
-class OpenAIProviderConfig(_HTTPProviderBase):
-    """Any OpenAI-compatible endpoint: OpenAI, OpenRouter, Groq, vLLM, llama.cpp server, LM Studio, Ollama's /v1.
-    Its `image_models` use `/images/generations`."""
-
-    kind: Literal["openai"]
-    stream_usage: bool = Field(True, description="ask for token usage at the end of a stream")
-    continuation: Literal["prompt", "prefill"] = Field(
-        "prompt",
-        description="how this endpoint continues an answer another provider left unfinished: prompt (any "
-        "model) or prefill (vLLM, SGLang, TGI: continue_final_message)",
-    )
-
-
-class OllamaProviderConfig(_HTTPProviderBase):
-    """Ollama's native API: /api/chat (NDJSON stream), /api/tags for the model list."""
-
-    kind: Literal["ollama"]
-    base_url: str = "http://127.0.0.1:11434"
-    keep_alive: str | None = Field(None, description='how long Ollama keeps the model loaded, e.g. "5m"')
-
-
-class AnthropicProviderConfig(_HTTPProviderBase):
-    """Anthropic's Messages API (SSE)."""
-
-    kind: Literal["anthropic"]
-    base_url: str = "https://api.anthropic.com"
-    api_key_env: str | None = "ANTHROPIC_API_KEY"
-    anthropic_version: str = "2023-06-01"
-    max_tokens: int = Field(4096, ge=1, description="used when a request sets none (the API requires one)")
-    thinking_budget: int | None = Field(
-        None,
-        ge=1024,
-        description="enable extended thinking with this budget; it is added to max_tokens, and temperature is "
-        "left at the API's default (thinking requires it)",
-    )
-
-
-class GeminiProviderConfig(_HTTPProviderBase):
-    """Google's Gemini API (streamGenerateContent with SSE)."""
-
-    kind: Literal["gemini"]
-    base_url: str = "https://generativelanguage.googleapis.com/v1beta"
-    api_key_env: str | None = "GEMINI_API_KEY"
-    include_thoughts: bool = Field(True, description="stream the model's thought summaries as reasoning")
-
-
-class Automatic1111ProviderConfig(_HTTPProviderBase):
-    """An AUTOMATIC1111 / Forge Stable Diffusion server (/sdapi/v1/txt2img); image generation only.
-    Each `image_models` entry is a checkpoint name, or "default" for whatever the server has loaded."""
-
-    kind: Literal["automatic1111"]
-    base_url: str = "http://127.0.0.1:7861"
-    image_models: list[str] = Field(default_factory=lambda: ["default"])
-    steps: int = Field(20, ge=1, le=150)
-    cfg_scale: float = Field(7.0, ge=1, le=30)
-    sampler_name: str | None = None
-    idle_timeout: float | None = Field(
-        300.0,
-        gt=0,
-        validation_alias=AliasChoices("idle_timeout", "read_timeout"),
-        description="image generation can take minutes on a CPU",
-    )
-
-    def model_names(self) -> list[str]:
-        return []
-
-
-class LlamaCppProviderConfig(_ProviderBase):
-    """A GGUF model run in-process by llama-cpp-python; by default the bundled Gemma 3 270M."""
-
-    kind: Literal["llama_cpp"]
-    model: str = LOCAL_MODEL
-    model_path: Path | None = Field(None, description="a GGUF file; empty: the bundled Gemma 3 270M")
-    n_ctx: int = Field(4096, ge=256)
-    n_threads: int | None = Field(None, ge=1)
-    max_retries: int = Field(0, ge=0, le=10)
-    # In-process: a reply may wait behind others in the model's queue, and nothing can stall on a network.
-    first_token_timeout: float | None = None
-    idle_timeout: float | None = None
-
-    def model_names(self) -> list[str]:
-        return [self.model]
-
-    def vision_names(self) -> list[str]:
-        return []
-
-    def image_names(self) -> list[str]:
-        return []
-
-
-KINDS = ("openai", "ollama", "anthropic", "gemini", "automatic1111", "llama_cpp")
-ProviderConfig = Annotated[
-    OpenAIProviderConfig
-    | OllamaProviderConfig
-    | AnthropicProviderConfig
-    | GeminiProviderConfig
-    | Automatic1111ProviderConfig
-    | LlamaCppProviderConfig,
-    Field(discriminator="kind"),
-]
+# Each adapter module declares its config class; the union is whatever backend.providers registers.
+KINDS: tuple[str, ...] = tuple(adapters())
+if TYPE_CHECKING:
+    ProviderConfig: TypeAlias = _ProviderBase
+else:
+    ProviderConfig = Annotated[
+        Union[tuple(adapter.config_class for adapter in adapters().values())],  # noqa: UP007 (a runtime union)
+        Field(discriminator="kind"),
+    ]
 
 
 class Settings(BaseSettings):
@@ -349,7 +206,7 @@ class Settings(BaseSettings):
         return next(iter(self.routes), f"{next(iter(self.providers))}/default")
 
 
-def find_config_file(explicit: str | os.PathLike | None = None) -> Path | None:
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
     """The config file to read, in the documented search order, or None when there is none."""
     if explicit:
         path = Path(explicit).expanduser()
@@ -371,7 +228,7 @@ def _user_config_dir() -> Path:
     return Path(base).expanduser() / "switchboard"
 
 
-def load_settings(path: str | os.PathLike | None = None) -> Settings:
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     """Find, read and validate the configuration; any problem is a ConfigError with one line naming file and field."""
     file = find_config_file(path)
     label = str(file) if file else "configuration"
@@ -382,7 +239,8 @@ def load_settings(path: str | os.PathLike | None = None) -> Settings:
             raise ConfigError(f"{file}: invalid TOML: {exc}") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{file}: cannot read: {exc}") from None
-    settings_cls = type("FileSettings", (Settings,), {"model_config": SettingsConfigDict(toml_file=file)})
+    file_config = SettingsConfigDict(toml_file=file)
+    settings_cls: type[Settings] = type("FileSettings", (Settings,), {"model_config": file_config})
     try:
         return settings_cls()
     except ValidationError as exc:
@@ -404,7 +262,7 @@ def _describe(exc: ValidationError) -> str:
     return f"{loc + ': ' if loc else ''}{message}{more}"
 
 
-def _field_path(loc: tuple) -> str:
+def _field_path(loc: tuple[int | str, ...]) -> str:
     parts = [str(part) for part in loc]
     # pydantic puts the union tag in the location (providers.openai.openai.base_url); readers want the TOML path.
     if len(parts) >= 3 and parts[0] == "providers" and parts[2] in KINDS:

@@ -24,13 +24,18 @@ import aiofiles.os
 from pydantic import BaseModel, Field, ValidationError
 
 from .errors import OwnMessageError
-from .files import owner_folder, write_atomically
+from .files import owner_folder, remove_stale_temporaries, write_atomically
+from .media import Image
+from .request import Message
 
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "switchboard.conversation"
 TITLE_LENGTH = 60
-MAX_IMPORT_BYTES = 20_000_000
+MAX_IMPORT_BYTES = 5_000_000  # a few thousand pages of chat; parsing and showing more would stall the server
+
+
+MIME_BY_EXTENSION = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
 
 
 class ConversationError(OwnMessageError):
@@ -104,7 +109,7 @@ class Conversation(BaseModel):
         return {"format": EXPORT_FORMAT, "version": 1, **self.model_dump(mode="json")}
 
 
-def parse_import(data: bytes) -> Conversation:
+def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversation:
     """A conversation from our JSON export, an OpenAI-style `{"messages": [...]}` or a bare list of messages.
     Anything else raises ConversationError with one sentence. The result gets a new id."""
     if len(data) > MAX_IMPORT_BYTES:
@@ -113,6 +118,8 @@ def parse_import(data: bytes) -> Conversation:
         payload = json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ConversationError("The file is not JSON: import a Switchboard or OpenAI-style JSON export.") from None
+    except RecursionError:
+        raise ConversationError("The file is nested too deeply to be a conversation.") from None
     try:
         if isinstance(payload, dict) and payload.get("format") == EXPORT_FORMAT:
             fields = {k: v for k, v in payload.items() if k not in ("format", "version", "id")}
@@ -127,6 +134,13 @@ def parse_import(data: bytes) -> Conversation:
     except ValidationError as exc:
         where = ".".join(str(part) for part in exc.errors()[0]["loc"])
         raise ConversationError(f"The file is not a valid conversation ({where}: {exc.errors()[0]['msg']}).") from None
+    except RecursionError:
+        raise ConversationError("The file is nested too deeply to be a conversation.") from None
+    longest = max((len(message.text) for message in conversation.messages), default=0)
+    if longest > max_message_chars:
+        raise ConversationError(
+            f"A message of the file has {longest:,} characters; the limit here is {max_message_chars:,}."
+        )
     conversation.auto_title()
     # Image references point into the exporting owner's store; they do not travel with a JSON file.
     for message in conversation.messages:
@@ -159,6 +173,7 @@ class ConversationStore(Protocol):
     async def save(self, owner: str, conversation: Conversation) -> None: ...
     async def delete(self, owner: str, conversation_id: str) -> None: ...
     async def save_image(self, owner: str, data: bytes, mime: str) -> str: ...
+    async def load_image(self, owner: str, reference: str) -> Image: ...
     def image_path(self, owner: str, reference: str) -> Path: ...
 
 
@@ -200,13 +215,24 @@ class FileConversationStore:
         (await self._owner_index(owner)).pop(conversation_id, None)
 
     async def save_image(self, owner: str, data: bytes, mime: str) -> str:
-        extension = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
+        extension = {mime: suffix for suffix, mime in MIME_BY_EXTENSION.items()}
         reference = f"media/{hashlib.sha256(data).hexdigest()}{extension.get(mime, '.bin')}"
         path = self._dir(owner) / reference
         if not await aiofiles.os.path.exists(path):
             await aiofiles.os.makedirs(path.parent, exist_ok=True)
             await write_atomically(path, data)
         return reference
+
+    async def load_image(self, owner: str, reference: str) -> Image:
+        """An image saved by `save_image`. It was validated and prepared before it was saved, so it is read, not
+        decoded again."""
+        path = self.image_path(owner, reference)
+        try:
+            async with aiofiles.open(path, "rb") as file:
+                data = await file.read()
+        except OSError:
+            raise ConversationError("An image of this conversation is missing from the store.") from None
+        return Image(data, MIME_BY_EXTENSION.get(path.suffix, "application/octet-stream"))
 
     def image_path(self, owner: str, reference: str) -> Path:
         if not re.fullmatch(r"media/[0-9a-f]{64}\.(png|jpg|webp|gif|bin)", reference):
@@ -233,6 +259,8 @@ class FileConversationStore:
         folder = self._dir(owner)
         if not await aiofiles.os.path.isdir(folder):
             return {}
+        for place in (folder, folder / "media"):
+            await remove_stale_temporaries(place)
         index = {}
         for name in await aiofiles.os.listdir(folder):
             if not re.fullmatch(r"[0-9a-f]{16}\.json", name):
@@ -251,3 +279,22 @@ class FileConversationStore:
 def _indexed(conversation: Conversation) -> tuple[Summary, str]:
     text = " ".join([conversation.title, *(m.text for m in conversation.messages)]).lower()
     return Summary(id=conversation.id, title=conversation.title, updated=conversation.updated), text
+
+
+async def model_messages(
+    store: ConversationStore, owner: str, conversation: Conversation, system_prompt: str = ""
+) -> list[Message]:
+    """What the model is sent for the next reply: the system prompt, then the stored user messages (with their
+    images) and answers. Built from the store, never from what a page sends back, so a forged page cannot put
+    another text, a bigger one or another user's file in front of the model."""
+    messages: list[Message] = [{"role": "system", "content": system_prompt.strip()}] if system_prompt.strip() else []
+    for message in conversation.messages:
+        if message.role == "system" or (message.role == "assistant" and not message.text):
+            continue
+        images = [await store.load_image(owner, reference) for reference in message.images]
+        if images:
+            parts = [{"type": "text", "text": message.text}, *(image.part() for image in images)]
+            messages.append({"role": message.role, "content": parts})
+        else:
+            messages.append({"role": message.role, "content": message.text})
+    return messages

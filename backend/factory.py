@@ -17,14 +17,9 @@ from typing import Any
 from .client import Client
 from .config import LOCAL_MODEL, LOCAL_PROVIDER, Settings
 from .errors import SwitchboardError
+from .providers import adapters
+from .providers._config_base import _HTTPProviderBase
 from .request import Message
-
-DEFAULT_ENDPOINTS = {
-    "openai": "https://api.openai.com/v1",
-    "ollama": "http://127.0.0.1:11434",
-    "anthropic": "https://api.anthropic.com",
-    "gemini": "https://generativelanguage.googleapis.com/v1beta",
-}
 
 
 def create_client(
@@ -39,20 +34,32 @@ def create_client(
     if provider in (LOCAL_PROVIDER, "llama_cpp"):
         settings = Settings(providers={LOCAL_PROVIDER: {"kind": "llama_cpp", **provider_options}})
         return ChatClient(Client(settings=settings), f"{LOCAL_PROVIDER}/{model_name or LOCAL_MODEL}")
-    if provider not in DEFAULT_ENDPOINTS:
-        raise ValueError(f"unknown provider {provider!r}: use one of local, {', '.join(DEFAULT_ENDPOINTS)}")
+    remote = _remote_chat_configs()
+    if provider not in remote:
+        raise ValueError(f"unknown provider {provider!r}: use one of local, {', '.join(remote)}")
     if not model_name:
         raise ValueError("model_name is required for remote providers")
     table = {
         "kind": provider,
-        "base_url": endpoint or DEFAULT_ENDPOINTS[provider],
+        "base_url": endpoint or remote[provider].default_endpoint(),
         "api_key_env": None,
         "models": [model_name],
         **provider_options,
     }
     settings = Settings(app={"embedded_model": False}, providers={provider: table})
-    settings.providers[provider].use_key(api_key)
+    config = settings.providers[provider]
+    assert isinstance(config, _HTTPProviderBase)
+    config.use_key(api_key)
     return ChatClient(Client(settings=settings), f"{provider}/{model_name}")
+
+
+def _remote_chat_configs() -> dict[str, type[_HTTPProviderBase]]:
+    """The config class of every registered kind that chats over HTTP, by kind."""
+    return {
+        kind: adapter.config_class
+        for kind, adapter in adapters().items()
+        if "chat" in adapter.tasks and issubclass(adapter.config_class, _HTTPProviderBase)
+    }
 
 
 class ChatClient:
@@ -72,7 +79,7 @@ class ChatClient:
         timeout: float = 30,
         guided_json: dict[str, Any] | None = None,
         return_error: bool = False,
-    ):
+    ) -> list[str] | tuple[list[str], SwitchboardError | None]:
         """The reply texts, one per choice (`n`). `guided_json` (a JSON schema) constrains the output.
 
         With `return_error=True` nothing is raised: the result is `(texts, None)` or `([], error)`."""
@@ -121,11 +128,18 @@ class ChatClient:
     def __enter__(self) -> ChatClient:
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-def _params(max_tokens, temperature, top_p, n, timeout, guided_json) -> dict[str, Any]:
+def _params(
+    max_tokens: int,
+    temperature: float,
+    top_p: float,
+    n: int,
+    timeout: float,
+    guided_json: dict[str, Any] | None,
+) -> dict[str, Any]:
     params: dict[str, Any] = {"max_tokens": max_tokens, "temperature": temperature, "top_p": top_p, "timeout": timeout}
     if n != 1:
         params["n"] = n

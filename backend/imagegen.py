@@ -20,6 +20,7 @@ import aiofiles.os
 from .files import owner_folder, write_atomically
 
 SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+SIDES = (64, 4096)  # pixels per side that any image model we know of accepts; beyond them the request is refused
 
 
 @dataclass(slots=True)
@@ -40,8 +41,12 @@ class ImageRequest:
     def dimensions(self) -> tuple[int, int]:
         match = SIZE.match(self.size)
         if not match:
-            raise ValueError(f"size must look like 1024x1024 (got {self.size!r})")
-        return int(match[1]), int(match[2])
+            raise ValueError(f"size must look like 1024x1024 (got {self.size[:40]!r})")
+        width, height = int(match[1]), int(match[2])
+        low, high = SIDES
+        if not (low <= width <= high and low <= height <= high):
+            raise ValueError(f"each side of size must be between {low} and {high} pixels (got {width}x{height})")
+        return width, height
 
 
 @dataclass(slots=True)
@@ -52,6 +57,7 @@ class GeneratedImage:
     mime: str = "image/png"
     revised_prompt: str | None = None
     seed: int | None = None
+    url: str | None = None  # set (and `data` empty) when the image lives elsewhere: fetched without credentials
 
 
 @dataclass(slots=True)

@@ -24,7 +24,7 @@ class TooManyRequestsError(OwnMessageError):
 class VisitorLimits:
     """`max_concurrent` generations at once and `max_per_minute` requests started in any 60 s, per visitor;
     0 turns a limit off. `check()` refuses without counting (to refuse before anything is saved or sent);
-    `admit()` counts a request and holds a slot for as long as its block runs."""
+    `count()` counts a request, `hold()` holds a slot for as long as its block runs, `admit()` does both."""
 
     def __init__(self, max_concurrent: int, max_per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_concurrent = max_concurrent
@@ -39,29 +39,20 @@ class VisitorLimits:
 
     def check(self, visitor: str) -> None:
         """Raise TooManyRequestsError if a request from `visitor` would be refused now."""
-        running = self._running.get(visitor, 0)
-        if self.max_concurrent and running >= self.max_concurrent:
-            plural = "s" if self.max_concurrent > 1 else ""
-            raise TooManyRequestsError(
-                f"You already have {running} repl{'ies' if running > 1 else 'y'} running (at most "
-                f"{self.max_concurrent} generation{plural} at once here); wait for one to finish."
-            )
-        if self.max_per_minute:
-            started = self._recent(visitor)
-            if len(started) >= self.max_per_minute:
-                wait = max(started[0] + WINDOW - self._clock(), 1.0)
-                raise TooManyRequestsError(
-                    f"You have started {len(started)} requests in the last minute, the most allowed here; "
-                    f"try again in {wait:.0f} s.",
-                    retry_after=wait,
-                )
+        self._check_running(visitor)
+        self._check_rate(visitor)
 
-    @contextlib.contextmanager
-    def admit(self, visitor: str) -> Iterator[None]:
-        """Count one request from `visitor` and hold one generation slot until the block ends."""
+    def count(self, visitor: str) -> None:
+        """Count one request started by `visitor` (refused with TooManyRequestsError when over a limit). A chat
+        message is counted when it is saved, before its reply runs under `hold`."""
         self.check(visitor)
         if self.max_per_minute:
             self._started.setdefault(visitor, deque()).append(self._clock())
+
+    @contextlib.contextmanager
+    def hold(self, visitor: str) -> Iterator[None]:
+        """Hold one of `visitor`'s generation slots until the block ends (the request was counted already)."""
+        self._check_running(visitor)
         self._running[visitor] = self._running.get(visitor, 0) + 1
         try:
             yield
@@ -71,6 +62,33 @@ class VisitorLimits:
                 self._running[visitor] = left
             else:
                 del self._running[visitor]  # no entry per visitor ever seen: memory stays flat
+
+    @contextlib.contextmanager
+    def admit(self, visitor: str) -> Iterator[None]:
+        """Count one request from `visitor` and hold one generation slot until the block ends."""
+        self.count(visitor)
+        with self.hold(visitor):
+            yield
+
+    def _check_running(self, visitor: str) -> None:
+        running = self._running.get(visitor, 0)
+        if self.max_concurrent and running >= self.max_concurrent:
+            plural = "s" if self.max_concurrent > 1 else ""
+            raise TooManyRequestsError(
+                f"You already have {running} repl{'ies' if running > 1 else 'y'} running (at most "
+                f"{self.max_concurrent} generation{plural} at once here); wait for one to finish."
+            )
+
+    def _check_rate(self, visitor: str) -> None:
+        if self.max_per_minute:
+            started = self._recent(visitor)
+            if len(started) >= self.max_per_minute:
+                wait = max(started[0] + WINDOW - self._clock(), 1.0)
+                raise TooManyRequestsError(
+                    f"You have started {len(started)} requests in the last minute, the most allowed here; "
+                    f"try again in {wait:.0f} s.",
+                    retry_after=wait,
+                )
 
     def _recent(self, visitor: str) -> deque[float]:
         started = self._started.get(visitor)

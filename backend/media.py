@@ -15,7 +15,9 @@ import io
 import ipaddress
 import os
 import socket
+import threading
 import warnings
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +27,14 @@ from urllib.parse import urlsplit
 from .errors import OwnMessageError
 
 MAX_SIDE = 2048  # longest side sent upstream; larger images are downscaled (providers downscale anyway)
-MAX_PIXELS = 50_000_000  # decoding more than this is refused as a decompression bomb
+# Pixel limits, read from the header before anything is decoded. A JPEG is decoded at a reduced scale (1/2 to
+# 1/8, Pillow's draft mode), so a 48-megapixel phone photo costs little; other formats decode every pixel
+# (4 bytes each), so they stop at about 4096x4096: a 200 KB PNG of 7070x7070 would otherwise take 200 MB.
+MAX_PIXELS = 50_000_000
+MAX_FULL_DECODE_PIXELS = 16_800_000
+# Decodes at once, whoever asks: each may hold up to MAX_FULL_DECODE_PIXELS * 4 bytes, so ten uploads at once
+# wait their turn instead of taking gigabytes together.
+_decoding = threading.BoundedSemaphore(2)
 KEPT_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
@@ -65,15 +74,18 @@ def prepare_image(data: bytes, *, max_bytes: int) -> Image:
     if not data:
         raise InvalidImageError("The image is empty.")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _decoding:
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
             with PILImage.open(io.BytesIO(data)) as probe:
                 fmt, size = probe.format, probe.size
-                if size[0] * size[1] > MAX_PIXELS:
+                limit = MAX_PIXELS if fmt == "JPEG" else MAX_FULL_DECODE_PIXELS
+                if size[0] * size[1] > limit:
                     raise InvalidImageError(
-                        f"The image is {size[0]}x{size[1]} pixels; more than {MAX_PIXELS // 1_000_000} million "
-                        "pixels is refused."
+                        f"The image is {size[0]}x{size[1]} pixels; more than {limit / 1_000_000:.0f} million "
+                        f"pixels is refused{' for this format' if limit < MAX_PIXELS else ''}."
                     )
+                if fmt == "JPEG" and max(size) > MAX_SIDE:
+                    probe.draft(None, (MAX_SIDE, MAX_SIDE))  # decode at the smallest scale still >= MAX_SIDE
                 probe.load()  # decodes every pixel: truncated or corrupt files fail here
                 if max(size) <= MAX_SIDE and fmt in KEPT_FORMATS:
                     return Image(data, KEPT_FORMATS[fmt], *size)
@@ -123,6 +135,12 @@ def load_image(source: Any, *, max_bytes: int) -> Image:
         source.save(out, format="PNG")
         return prepare_image(out.getvalue(), max_bytes=max_bytes)
     raise InvalidImageError(f"Cannot read an image from a {type(source).__name__}.")
+
+
+async def validate_image(source: Any, *, max_bytes: int) -> Image:
+    """`load_image` on a worker thread: decoding a large picture takes a while, and the event loop serves every
+    other visitor meanwhile."""
+    return await asyncio.to_thread(load_image, source, max_bytes=max_bytes)
 
 
 def image_part(source: Any, *, max_bytes: int) -> dict[str, Any]:
@@ -185,7 +203,7 @@ async def inline_remote_images(
                 if url.startswith(("http://", "https://")):
                     image = await fetch_image(url, allow_private=allow_private, max_bytes=max_bytes, timeout=timeout)
                 else:
-                    image = prepare_image(decode_data_url(url), max_bytes=max_bytes)
+                    image = await _validated(url, max_bytes)
                 parts.append(image.part())
             else:
                 parts.append(part)
@@ -193,43 +211,92 @@ async def inline_remote_images(
     return out
 
 
+_recent: OrderedDict[tuple[str, int], Image] = OrderedDict()  # data URL, max_bytes -> validated image
+RECENT_IMAGES = 16
+
+
+async def _validated(data_url: str, max_bytes: int) -> Image:
+    """A data URL's image, validated off the event loop. A conversation sends its earlier images again on every
+    turn: those validated lately are not decoded again (the key is the URL itself, compared in full)."""
+    key = (data_url, max_bytes)
+    image = _recent.get(key)
+    if image is None:
+        image = await asyncio.to_thread(prepare_image, decode_data_url(data_url), max_bytes=max_bytes)
+        _recent[key] = image
+        while len(_recent) > RECENT_IMAGES:
+            _recent.popitem(last=False)
+    _recent.move_to_end(key)
+    return image
+
+
 async def fetch_image(url: str, *, allow_private: bool, max_bytes: int, timeout: float) -> Image:
-    """Download an image URL with a size cap and a time limit, refusing private addresses unless allowed."""
+    """Download an image URL (see `fetch_bytes`) and validate it off the event loop."""
+    data = await fetch_bytes(url, allow_private=allow_private, max_bytes=max_bytes, timeout=timeout)
+    return await asyncio.to_thread(prepare_image, data, max_bytes=max_bytes)
+
+
+async def fetch_bytes(url: str, *, allow_private: bool, max_bytes: int, timeout: float) -> bytes:
+    """GET an http(s) URL as a stranger would: no credentials, no proxy or cookies from the environment, no
+    redirects; at most `max_bytes`; all of it (resolving, connecting, reading) within `timeout` seconds, so a
+    server sending a byte a second cannot hold a slot. Unless `allow_private`, the host must resolve only to
+    public addresses (IPv4 embedded in NAT64, 6to4 and Teredo addresses counted), and the connection goes to
+    the address that was checked, so a second DNS answer cannot point it elsewhere."""
     import httpx
 
-    host = urlsplit(url).hostname
-    if not host:
-        raise InvalidImageError(f"Not a usable image URL: {url[:100]}")
-    if not allow_private:
-        await _refuse_private(host)
+    parts = urlsplit(url)
+    host = parts.hostname
+    if parts.scheme not in ("http", "https") or not host:
+        raise InvalidImageError("An image URL must start with http:// or https://.")
     try:
-        async with (
-            httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-            client.stream("GET", url) as response,
-        ):
-            if response.status_code != 200:
-                raise InvalidImageError(f"The image URL answered HTTP {response.status_code}.")
-            data = bytearray()
-            async for chunk in response.aiter_bytes():
-                data += chunk
-                if len(data) > max_bytes:
-                    raise InvalidImageError(f"The image at that URL is larger than {max_bytes / 1e6:.0f} MB.")
-    except httpx.TimeoutException:
-        raise InvalidImageError(f"The image URL did not answer within {timeout:.0f} s.") from None
+        async with asyncio.timeout(timeout):
+            address = await _checked_address(host, allow_private)
+            pinned = httpx.URL(url).copy_with(host=address)
+            extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
+            async with (
+                httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
+                client.stream(
+                    "GET", pinned, headers={"Host": parts.netloc.rpartition("@")[2]}, extensions=extensions
+                ) as response,
+            ):
+                if response.status_code != 200:
+                    raise InvalidImageError(f"The image URL answered HTTP {response.status_code}.")
+                data = bytearray()
+                async for chunk in response.aiter_bytes():
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise InvalidImageError(f"The image at that URL is larger than {max_bytes / 1e6:.0f} MB.")
+    except (TimeoutError, httpx.TimeoutException):
+        raise InvalidImageError(f"The image URL did not deliver the image within {timeout:g} s.") from None
     except httpx.HTTPError as exc:
-        raise InvalidImageError(f"Could not download the image: {exc}") from None
-    return prepare_image(bytes(data), max_bytes=max_bytes)
+        raise InvalidImageError(f"Could not download the image: {type(exc).__name__}.") from None
+    return bytes(data)
 
 
-async def _refuse_private(host: str) -> None:
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether `address` is a public one, looking through IPv6 forms that carry an IPv4 address inside."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
+        if embedded is None and any(address in network for network in _NAT64):
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None and not embedded.is_global:
+            return False
+    return address.is_global
+
+
+async def _checked_address(host: str, allow_private: bool) -> str:
+    """The address to connect to for `host`: the first it resolves to, all of them public unless allowed."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror:
         raise InvalidImageError(f"Cannot resolve the image host {host}.") from None
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
+    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
+    for address in addresses:
+        if not allow_private and not is_public_address(address):
             raise InvalidImageError(
                 f"Refusing to fetch an image from {host} ({address}): loopback, private and link-local addresses "
                 "are blocked (set app.allow_private_image_urls = true to allow them)."
             )
+    return str(addresses[0])

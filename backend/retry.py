@@ -5,6 +5,7 @@ from __future__ import annotations
 import email.utils
 import random
 import time
+from collections.abc import Mapping
 
 from .errors import APIError
 
@@ -12,7 +13,7 @@ INITIAL_DELAY = 0.5
 MAX_DELAY = 8.0
 
 
-def parse_retry_after(headers) -> float | None:
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     """Seconds to wait as the upstream asked: `retry-after-ms`, then `retry-after` as seconds or an HTTP date."""
     raw_ms = headers.get("retry-after-ms")
     if raw_ms:
@@ -36,7 +37,7 @@ def parse_retry_after(headers) -> float | None:
 
 def backoff(attempt: int) -> float:
     """Exponential backoff for attempt 0, 1, 2...: 0.5 s doubling to 8 s, with up to 25% jitter downwards."""
-    return min(INITIAL_DELAY * 2**attempt, MAX_DELAY) * (1 - 0.25 * random.random())
+    return min(INITIAL_DELAY * 2.0**attempt, MAX_DELAY) * (1 - 0.25 * random.random())
 
 
 def retry_delay(error: APIError, attempt: int, cap: float) -> float | None:

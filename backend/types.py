@@ -63,8 +63,10 @@ class _Plain:
     __slots__ = ()
 
     def model_dump(self, *, exclude_none: bool = False) -> dict[str, Any]:
-        data = dataclasses.asdict(self)  # type: ignore[call-overload]
-        return _without_none(data) if exclude_none else data
+        data: dict[str, Any] = dataclasses.asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
+        if exclude_none:
+            data = _without_none(data)
+        return data
 
     def model_dump_json(self, *, exclude_none: bool = False) -> str:
         return json.dumps(self.model_dump(exclude_none=exclude_none), ensure_ascii=False)

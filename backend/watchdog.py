@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from typing import Any
 
 
 class SilenceWatchdog:
@@ -30,7 +31,7 @@ class SilenceWatchdog:
         self._idle = idle
         self._deadline = math.inf  # loop time; inf while nothing is awaited from the upstream
         self._handle: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[Any] | None = None
         self.started = False
         self.fired: str | None = None  # "first_output" or "idle" once the watchdog has cancelled the task
 

@@ -118,17 +118,16 @@ def serve_app():
     """Launch the real Gradio app for a Backend on 127.0.0.1 in this process; returns its URL."""
     launched = []
 
-    def serve(backend: Backend, users=None, port: int | None = None) -> str:
-        from webui.app import build_app, launch_options, prepare
+    def serve(backend: Backend, users=None, port: int | None = None, exposed: bool = False) -> str:
+        from webui.app import prepare
+        from webui.server import ServerThread, create_server
 
         # prepare() runs its own event loop; keep it off this thread, where Playwright may have one running.
         with ThreadPoolExecutor(1) as worker:
             worker.submit(prepare, backend).result()
-        app = build_app(backend)
-        options = launch_options(backend, host="127.0.0.1", port=port or free_port(), share=False, users=users)
-        app.launch(prevent_thread_lock=True, quiet=True, **options)
-        launched.append(app)
-        return f"http://127.0.0.1:{options['server_port']}/"
+        server = ServerThread(create_server(backend, users=users, exposed=exposed), "127.0.0.1", port or free_port())
+        launched.append(server.start())
+        return server.url
 
     def close_all() -> None:
         """Stop every app served so far (a server restart, with `serve(..., port=)` after it)."""

@@ -41,6 +41,10 @@ class GradioSession:
 
     def call(self, fn_index: int, data: list[Any], trigger_id: int | None = None) -> dict[str, Any]:
         """Run one event to its end; the `process_completed` message (`success`, `output`)."""
+        return self.result(self.join(fn_index, data, trigger_id))
+
+    def join(self, fn_index: int, data: list[Any], trigger_id: int | None = None) -> str:
+        """Start one event in this session's queue; its event id."""
         joined = self.http.post(
             "gradio_api/queue/join",
             json={
@@ -52,12 +56,16 @@ class GradioSession:
             },
         )
         joined.raise_for_status()
-        event_id = joined.json()["event_id"]
+        return str(joined.json()["event_id"])
+
+    def result(self, event_id: str) -> dict[str, Any]:
+        """Read this session's queue messages until `event_id` completes; its `process_completed` message."""
         with self.http.stream("GET", "gradio_api/queue/data", params={"session_hash": self.session_hash}) as stream:
+            stream.raise_for_status()
             for line in stream.iter_lines():
                 if not line.startswith("data:"):
                     continue
                 message = json.loads(line[5:])
                 if message.get("event_id") == event_id and message.get("msg") == "process_completed":
-                    return message
+                    return dict(message)
         raise AssertionError(f"event {event_id} never completed")

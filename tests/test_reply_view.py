@@ -1,12 +1,25 @@
-"""How a reply is laid out in the Chatbot, and what of the chat goes back to the model."""
+"""How a reply is laid out in the Chatbot, and what of the chat goes back to the model (from the store)."""
 
 from __future__ import annotations
 
 import pytest
 
-from backend import Finish, Queued, ReasoningDelta, Resumed, Retrying, Started, TextDelta, Usage
+from backend import (
+    Conversation,
+    Finish,
+    Queued,
+    ReasoningDelta,
+    Resumed,
+    Retrying,
+    Started,
+    StoredMessage,
+    TextDelta,
+    Usage,
+    model_messages,
+)
+from backend.conversations import FileConversationStore
 from backend.errors import RateLimitError
-from webui.reply import ReplyView, conversation, join_markdown, split_markdown, stopped_marker
+from webui.reply import ReplyView, _open_fence, split_markdown
 
 
 def titles(messages) -> list[str]:
@@ -65,24 +78,34 @@ def test_error_keeps_partial_answer_and_adds_one_sentence():
     assert error["metadata"]["title"] == "⚠️ openai/gpt is rate limiting requests; try again in 12 s."
 
 
-def test_conversation_sends_only_user_and_answer_text():
-    history = [
-        {"role": "user", "content": [{"type": "text", "text": "Hi"}], "metadata": None},
-        {"role": "assistant", "content": "thinking", "metadata": {"title": "Reasoning", "status": "done"}},
-        {"role": "assistant", "content": [{"type": "text", "text": "Hello!"}], "metadata": None},
-        {"role": "assistant", "content": "", "metadata": {"title": "local · 3 tok/s", "status": "done"}},
-        {"role": "user", "content": "Again"},
-        {"role": "assistant", "content": "Partial"},
-        stopped_marker(),
-    ]
-    assert conversation(history, "Be brief.") == [
-        {"role": "system", "content": "Be brief."},
-        {"role": "user", "content": "Hi"},
+async def test_the_model_gets_the_stored_text_never_the_page(tmp_path):
+    """What the model is sent comes from the stored conversation: user and answer text (a stopped answer's part
+    too), the system prompt, images read from the owner's store; an answer that failed empty is left out."""
+    store = FileConversationStore(tmp_path)
+    image = await store.save_image("ann", b"\x89PNG fake but stored by us", "image/png")
+    stored = Conversation(
+        messages=[
+            StoredMessage(role="user", text="Hi", images=[image]),
+            StoredMessage(role="assistant", text="Hello!", reasoning="thinking"),
+            StoredMessage(role="user", text="Again"),
+            StoredMessage(role="assistant", text="Partial", status="stopped"),
+            StoredMessage(role="user", text="Once more"),
+            StoredMessage(role="assistant", text="", status="failed", error="boom"),
+        ]
+    )
+    messages = await model_messages(store, "ann", stored, "Be brief.")
+    assert messages[0] == {"role": "system", "content": "Be brief."}
+    assert messages[1]["content"][0] == {"type": "text", "text": "Hi"}
+    assert messages[1]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
+    assert messages[2:] == [
         {"role": "assistant", "content": "Hello!"},
         {"role": "user", "content": "Again"},
         {"role": "assistant", "content": "Partial"},
+        {"role": "user", "content": "Once more"},
     ]
-    assert conversation(history, None)[0] == {"role": "user", "content": "Hi"}
+    assert (await model_messages(store, "ann", stored))[0]["role"] == "user"
+    with pytest.raises(Exception, match="missing"):  # another owner's store has no such image
+        await model_messages(store, "bob", stored)
 
 
 def test_handover_splits_the_answer_with_a_marker_and_the_model_gets_it_whole():
@@ -101,9 +124,8 @@ def test_handover_splits_the_answer_with_a_marker_and_the_model_gets_it_whole():
     assert second["content"] == "```python\n1\n```\nDone."  # ...and opened again after the marker
     assert marker["metadata"]["title"].startswith("↪ backup/b continued from here. The connection to main/a")
     assert footer["metadata"]["title"].startswith("main/a → backup/b · first token ")
-    history = conversation([{"role": "user", "content": "Code?"}, *view.messages()])
-    assert history[1] == {"role": "assistant", "content": "Code:\n\n```python\nx = 1\n```\nDone."}
     stored = view.to_stored()
+    assert stored.text == "Code:\n\n```python\nx = 1\n```\nDone."  # what the model gets next turn
     assert [(h.provider, h.at) for h in stored.handovers] == [("backup", len("Code:\n\n```python\nx = "))]
     assert ReplyView.restored(stored).messages()[:3] == [first, marker, second]
 
@@ -118,7 +140,13 @@ def test_handover_splits_the_answer_with_a_marker_and_the_model_gets_it_whole():
         "ends with a fence\n```",
     ],
 )
-def test_split_and_join_markdown_round_trip(text):
+def test_split_markdown_keeps_each_part_whole(text):
+    """Each part of a split answer has no code block left open, and removing the fences the split added gives
+    the text back."""
     for cut in range(len(text) + 1):
         before, after = split_markdown(text, [cut])
-        assert join_markdown(before, after) == text, (text, cut)
+        opening = _open_fence(before.removesuffix("\n```")) if before.endswith("\n```") else None
+        if opening is not None and after.startswith(opening + "\n") and _open_fence(text[:cut]) is not None:
+            assert before.removesuffix("\n```") + after.removeprefix(opening + "\n") == text, (text, cut)
+        else:
+            assert before + after == text, (text, cut)

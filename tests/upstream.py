@@ -74,6 +74,12 @@ class Reply:
         )
 
     @classmethod
+    def body(cls, data: bytes, content_type: str = "application/json", *, chunked: bool = False) -> Reply:
+        """A whole answer with status 200 (JSON, a proxy's HTML page, garbage); `chunked` sends no length."""
+        frames = [data[i : i + 65536] for i in range(0, len(data), 65536)] if chunked else [data]
+        return cls(headers={"content-type": content_type}, frames=frames, chunked=chunked)
+
+    @classmethod
     def events(cls, frames: list[bytes], **options) -> Reply:
         """Raw SSE frames, for malformed or unusual streams."""
         return cls(headers={"content-type": "text/event-stream"}, frames=frames, **options)
@@ -111,6 +117,7 @@ class ScriptedUpstream:
         self.models = list(models)
         self.default = default or Reply.text(["Hello", " from", " the", " scripted", " upstream."])
         self.replies: deque[Reply] = deque()
+        self.listing: Reply | None = None  # answers GET …/models instead of the list of `models`
         self.requests: list[Recorded] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -176,11 +183,14 @@ class ScriptedUpstream:
             writer.close()
 
     async def _respond(self, request: Recorded, reader, writer) -> bool:
-        if request.method == "GET" and request.path.endswith("/models"):
+        if request.method == "GET" and request.path.endswith("/models") and self.listing is None:
             body = json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
             await _write_plain(writer, 200, {"content-type": "application/json"}, body.encode())
             return True
-        reply = self.replies.popleft() if self.replies else self.default
+        if request.method == "GET" and request.path.endswith("/models"):
+            reply = self.listing
+        else:
+            reply = self.replies.popleft() if self.replies else self.default
         watcher = asyncio.ensure_future(_watch_disconnect(reader, request))
         try:
             if not reply.chunked:

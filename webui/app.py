@@ -6,8 +6,7 @@ import asyncio
 
 import gradio as gr
 
-from backend import Backend
-from backend.limits import VisitorLimits
+from backend import Backend, VisitorLimits
 
 from . import gradio_tuning  # noqa: F401  (before Gradio builds its queue)
 from .chat import build_chat_tab
@@ -52,27 +51,3 @@ def build_app(backend: Backend, *, exposed: bool = False) -> gr.Blocks:
     # when many arrive together; here events rarely wait at all).
     app.queue(default_concurrency_limit=backend.settings.app.concurrency, status_update_rate=1.0)
     return app
-
-
-def launch_options(backend: Backend, *, host: str | None, port: int | None, share: bool, users=None) -> dict:
-    """Keyword arguments for `launch()`. `users` (backend.auth.Users) turns on the login page."""
-    settings = backend.settings.app
-    login = {"auth": users, "auth_message": "Switchboard: sign in to see your conversations."} if users else {}
-    return {
-        # Gradio's queue runs at most max_threads events at once, all listeners together (default 40): it would
-        # cap replies below app.concurrency, and keep re-sending every waiting visitor a queue estimate. Room for
-        # chat replies, the chat API, image and vision requests and the quick sidebar events besides.
-        "max_threads": max(40, 4 * settings.concurrency),
-        # Gradio keeps about 150 KB for every session (each page load or API client) until this many newer ones
-        # exist; the default 10,000 lets memory grow by 1.5 GB. An evicted tab still works: see chat.py.
-        "state_session_capacity": settings.max_sessions,
-        **login,
-        "server_name": host or settings.host,
-        "server_port": port or settings.port,
-        "share": share,
-        "max_file_size": settings.max_upload_bytes,  # an int: Gradio cannot parse "10.0mb"
-        "css": CSS,
-        "footer_links": ["api"],
-        "show_error": True,
-        "run_history": False,  # conversations live on the server, per user; not in each browser's storage
-    }

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
-from backend import Backend, ChatRequest, InvalidImageError, SwitchboardError, TextDelta
-from backend.conversations import Conversation, StoredMessage
-from backend.limits import TooManyRequestsError, VisitorLimits
-from backend.media import load_image
-from backend.services.chat import suggest_title
+from backend import (
+    Backend,
+    ChatRequest,
+    Conversation,
+    Image,
+    InvalidImageError,
+    StoredMessage,
+    SwitchboardError,
+    TextDelta,
+    TooManyRequestsError,
+    VisitorLimits,
+    model_messages,
+    validate_image,
+)
 
 from . import history
 from .identity import owner_of, visitor_of
 from .reply import ReplyView, is_thought, message_text, stopped_marker
-from .reply import conversation as conversation_messages
 from .streaming import Pacer, batched
 
 log = logging.getLogger(__name__)
@@ -65,9 +74,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             )
         with gr.Column(scale=4):
             model = gr.Dropdown(choices=choices, value=default, label="Model", elem_id="model-picker", filterable=True)
-            notice = gr.Markdown(
-                SMALL_MODEL_NOTICE, visible=_is_bundled_model(backend, default), elem_id="small-model-note"
-            )
+            notice = gr.Markdown(SMALL_MODEL_NOTICE, visible=_is_bundled(backend, default), elem_id="small-model-note")
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
                 height="62vh",
@@ -145,11 +152,12 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         query,
         request: gr.Request,
     ) -> AsyncIterator:
+        owner = owner_of(request)
+        if conversation is None:  # a forged call: there is no message to answer
+            raise gr.Error("Open or start a chat first.")
         request_ = ChatRequest(
             model=model_id or default,
-            messages=conversation_messages(
-                chat_history, system_prompt, max_image_bytes=backend.settings.app.max_upload_bytes
-            ),
+            messages=await model_messages(store, owner, conversation, system_prompt or ""),
             temperature=temp,
             top_p=top if top is not None and top < 1 else None,  # 1 is everyone's default; some APIs refuse it
             max_tokens=int(max_new) if max_new and max_new > 0 else None,
@@ -158,7 +166,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         reply = ReplyView(request_.model)
         yield chat_history + reply.messages(), gr.skip(), gr.skip()  # a "waiting" line at once
         try:
-            with limits.admit(visitor_of(request)):
+            with limits.hold(visitor_of(request)):  # counted when the message was saved
                 async for batch in batched(backend.chat.stream(request_), pacer):
                     for event in batch:
                         reply.apply(event)
@@ -169,7 +177,6 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             log.exception("reply failed")
             reply.fail(SwitchboardError(f"internal error ({type(error).__name__}); see the server log"))
         reply.close()
-        owner = owner_of(request)
         conversation.messages.append(reply.to_stored())
         await name_by_model(conversation)
         await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
@@ -181,7 +188,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         if not model_id or len(conversation.messages) != 2 or conversation.messages[1].status != "complete":
             return
         question, answer = (message.text for message in conversation.messages)
-        title = await suggest_title(backend.chat, model_id, question, answer)
+        title = await backend.chat.suggest_title(model_id, question, answer)
         if title:
             conversation.title = title
 
@@ -205,19 +212,27 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         conversation_id,
         request: gr.Request,
     ):
-        """Save the message (checked by `check_message` first) and show it; the reply follows."""
+        """Save the message (checked by `check_message` first) and show it; the reply follows. The message counts
+        against the visitor's limits here, where it is saved: refused, nothing is kept."""
         text = ((message or {}).get("text") or "").strip()
-        images = [_file_path(file) for file in (message or {}).get("files") or []]
+        paths = [_file_path(file) for file in (message or {}).get("files") or []]
+        if problem := _text_problem(backend, text):
+            raise gr.Error(problem)
+        try:
+            images = [await _validated_upload(backend, path) for path in paths]
+            limits.count(visitor_of(request))
+        except SwitchboardError as error:
+            raise gr.Error(error.user_message()) from None
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner) or Conversation()
         conversation.messages.append(await history.store_user_message(backend, owner, text, images))
         await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
-        content = [{"type": "text", "text": text}, *({"path": path} for path in images)] if images else text
+        content = [{"type": "text", "text": text}, *({"path": path} for path in paths)] if paths else text
         listing = await listed(owner, conversation.id, query)
         shown = [*chat_history, {"role": "user", "content": content}]
         return shown, *busy(), conversation, listing, conversation.id
 
-    def check_message(
+    async def check_message(
         message: dict | None,
         chat_history: list,
         conversation,
@@ -234,12 +249,14 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         """Refusals before anything is saved or sent, said at the message box, where the text and attachments
         stay. Gradio runs it on the server when the event joins its queue, with the event's inputs: hence the
         same parameters as add_message. (The reply checks limits, images and capabilities again on its way.)"""
-        return _verdict(_message_problem(backend, limits, message, model_id or default, request), inputs=11)
+        problem = await _message_problem(backend, limits, message, model_id or default, request)
+        return _verdict(problem, inputs=11)
 
     def check_limits(chat_history: list, conversation, conversation_id, request: gr.Request):
         return _verdict(_limit_problem(limits, request), inputs=3)
 
     async def retry(chat_history: list, conversation, conversation_id, data: gr.RetryData, request: gr.Request):
+        _count(limits, request)
         kept = _upto_user_message(chat_history, data.index)
         conversation = await reopened(conversation, conversation_id, owner_of(request))
         if conversation is not None:
@@ -247,9 +264,12 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         return kept, *busy(), conversation, gr.skip(), gr.skip()
 
     async def edit(chat_history: list, conversation, conversation_id, data: gr.EditData, request: gr.Request):
+        text = message_text(data.value)
+        if problem := _text_problem(backend, text):
+            raise gr.Error(problem)
+        _count(limits, request)
         kept = chat_history[: data.index + 1]
         attachments = [part for part in _parts(kept[-1].get("content")) if part.get("type") == "file"]
-        text = message_text(data.value)
         kept[-1] = {"role": "user", "content": [{"type": "text", "text": text}, *attachments] if attachments else text}
         conversation = await reopened(conversation, conversation_id, owner_of(request))
         if conversation is not None:
@@ -307,7 +327,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         replies.append(reply)
     chatbot.undo(undo, [chatbot, current, open_id], [chatbot, textbox, current], **private)
     stop.click(idle, None, controls, cancels=replies, queue=False, **private)
-    model.change(lambda m: gr.update(visible=_is_bundled_model(backend, m)), model, notice, queue=False, **private)
+    model.change(lambda m: gr.update(visible=_is_bundled(backend, m)), model, notice, queue=False, **private)
 
     # The sidebar.
     # Opening, starting or importing another chat also closes a pending "Yes, delete it": it was about the old one.
@@ -380,7 +400,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
     async def import_chat(path: str, query: str, request: gr.Request):
         owner = owner_of(request)
         try:
-            conversation = await history.import_file(backend, owner, path)
+            with limits.admit(visitor_of(request)):  # one import at a time per visitor, counted like a message
+                conversation = await history.import_file(backend, owner, path)
         except SwitchboardError as error:
             return _refused(f"Import failed: {error.user_message()}", 6)
         return (
@@ -399,9 +420,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
     rename.click(rename_chat, [title_box, current, open_id, search], [current, chats], **quiet)
     delete.click(ask_to_delete, open_id, confirm_row, **quiet)
     cancel.click(lambda: hide_confirm, None, confirm_row, **quiet)
-    confirm.click(
-        delete_chat, [open_id, search], [chatbot, current, chats, title_box, confirm_row, open_id], **quiet
-    )
+    confirm.click(delete_chat, [open_id, search], [chatbot, current, chats, title_box, confirm_row, open_id], **quiet)
     export_md.click(export("md"), [current, open_id], download, **quiet)
     export_json.click(export("json"), [current, open_id], download, **quiet)
     importer.upload(
@@ -448,7 +467,7 @@ def _limit_problem(limits: VisitorLimits, request: gr.Request | None) -> str | N
     return None
 
 
-def _message_problem(
+async def _message_problem(
     backend: Backend, limits: VisitorLimits, message: dict | None, model_id: str, request: gr.Request | None
 ) -> str | None:
     """Why a message cannot be sent as it is, in one sentence; None when it can."""
@@ -456,19 +475,52 @@ def _message_problem(
     files = [_file_path(file) for file in (message or {}).get("files") or []]
     if not text and not files:
         return "Type a message first."
-    problem = _limit_problem(limits, request)
+    problem = _text_problem(backend, text) or _limit_problem(limits, request)
     if problem or not files:
         return problem
     for path in files:
         try:
-            load_image(path, max_bytes=backend.settings.app.max_upload_bytes)  # by content, not by name
+            await _validated_upload(backend, path)  # by content, not by name
         except InvalidImageError as error:
             return f"{Path(path).name}: {error.user_message()}"
-    try:  # the chosen model must read images
-        backend.chat.plan(ChatRequest(model=model_id, messages=[{"role": "user", "content": [_PIXEL]}]))
+    try:
+        reads_images = backend.models.info(model_id).vision
     except SwitchboardError as error:
         return error.user_message()
+    if not reads_images:
+        return f"{model_id} does not read images; pick a vision model, or send the text alone."
     return None
+
+
+def _text_problem(backend: Backend, text: str) -> str | None:
+    limit = backend.settings.app.max_message_chars
+    if len(text) > limit:
+        return f"The message has {len(text):,} characters; the limit here is {limit:,}."
+    return None
+
+
+def _count(limits: VisitorLimits, request: gr.Request | None) -> None:
+    """Count a request that starts a reply (retry, edit) against the visitor's limits, or refuse it."""
+    try:
+        limits.count(visitor_of(request))
+    except TooManyRequestsError as error:
+        raise gr.Error(error.user_message()) from None
+
+
+# Uploads validated by the message check, for the step that saves the message: each is decoded once.
+_validated: OrderedDict[str, Image] = OrderedDict()
+VALIDATED_KEPT = 64
+
+
+async def _validated_upload(backend: Backend, path: str) -> Image:
+    """The upload at `path` (a file Gradio received), validated and prepared once, off the event loop."""
+    image = _validated.get(path)
+    if image is None:
+        image = await validate_image(path, max_bytes=backend.settings.app.max_upload_bytes)
+        _validated[path] = image
+        while len(_validated) > VALIDATED_KEPT:
+            _validated.popitem(last=False)
+    return image
 
 
 def _parts(content: Any) -> list[dict]:
@@ -477,9 +529,6 @@ def _parts(content: Any) -> list[dict]:
 
 def _file_path(file: Any) -> str:
     return file.get("path", "") if isinstance(file, dict) else str(file)
-
-
-_PIXEL = {"type": "image_url", "image_url": {"url": "data:image/png;base64,"}}
 
 
 def _upto_user_message(history: list, index: Any) -> list:
@@ -514,10 +563,9 @@ def _settle(message: dict) -> dict:
     return message
 
 
-def _is_bundled_model(backend: Backend, model_id: str | None) -> bool:
+def _is_bundled(backend: Backend, model_id: str | None) -> bool:
+    """Whether `model_id` is the small offline model that ships with the app (the page then says what to expect)."""
     try:
-        targets = backend.models.resolve(model_id or "")
+        return backend.models.info(model_id or "").bundled
     except SwitchboardError:
         return False
-    config = targets[0][0].config
-    return config.kind == "llama_cpp" and config.model_path is None

@@ -12,8 +12,7 @@ import gc
 import logging
 import sys
 
-from backend import Backend, ConfigError, load_settings
-from backend.auth import hash_password, load_users
+from backend import Backend, ConfigError, hash_password, load_settings, load_users
 
 # A server's heap is mostly what Gradio builds at start-up, and every full collection walked it again: during 50
 # streaming chats, 10 full collections of up to 100 ms each (the whole tail of time to first token). Collecting
@@ -108,7 +107,8 @@ def _models(backend: Backend) -> int:
 
 
 def _run(backend: Backend, users, args) -> int:
-    from .app import build_app, launch_options, prepare
+    from .app import prepare
+    from .server import create_server, serve
 
     host = args.host or backend.settings.app.host
     exposed = args.share or not _is_loopback(host)
@@ -122,11 +122,41 @@ def _run(backend: Backend, users, args) -> int:
         return 2
 
     prepare(backend)
-    app = build_app(backend, exposed=exposed)
+    server = create_server(backend, users=users, exposed=exposed)
     gc.collect()
     gc.freeze()  # what start-up built lives as long as the server: no collection needs to walk it again
-    app.launch(**launch_options(backend, host=args.host, port=args.port, share=args.share, users=users))
+    port = args.port or backend.settings.app.port
+    print(f"* Running on http://{host}:{port}", flush=True)
+    if args.share:
+        _open_share_link(host, port)
+    serve(server, host, port)
     return 0
+
+
+def _open_share_link(host: str, port: int) -> None:
+    """A public link through Gradio's share servers (as `launch(share=True)` makes), once the server listens."""
+    import secrets
+    import socket
+    import threading
+    import time
+
+    from gradio import networking
+
+    def tunnel() -> None:
+        for _ in range(300):  # until the server listens
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        try:
+            url = networking.setup_tunnel(host, port, secrets.token_urlsafe(32), None, None)
+        except Exception as error:  # no network, a blocked binary: the local server goes on
+            print(f"switchboard: could not open a share link ({error})", file=sys.stderr, flush=True)
+            return
+        print(f"* Running on public URL: {url.replace('http://', 'https://', 1)}", flush=True)
+
+    threading.Thread(target=tunnel, daemon=True).start()
 
 
 if __name__ == "__main__":

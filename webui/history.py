@@ -7,14 +7,15 @@ Everything is per owner: the logged-in user, or "local" when the app runs withou
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from backend import Backend
-from backend.conversations import Conversation, ConversationError, StoredMessage, parse_import
-from backend.media import load_image
+import aiofiles
+
+from backend import MAX_IMPORT_BYTES, Backend, Conversation, ConversationError, Image, StoredMessage, parse_import
 
 from .reply import ReplyView
 
@@ -23,12 +24,9 @@ async def list_choices(backend: Backend, owner: str, query: str = "") -> list[tu
     return [(summary.title, summary.id) for summary in await backend.conversations.list(owner, query or "")]
 
 
-async def store_user_message(backend: Backend, owner: str, text: str, image_paths: list[str]) -> StoredMessage:
-    """The user's message for the store; attached images are kept in the owner's media folder."""
-    references = []
-    for path in image_paths:
-        image = load_image(path, max_bytes=backend.settings.app.max_upload_bytes)
-        references.append(await backend.conversations.save_image(owner, image.data, image.mime))
+async def store_user_message(backend: Backend, owner: str, text: str, images: list[Image]) -> StoredMessage:
+    """The user's message for the store; attached (validated) images are kept in the owner's media folder."""
+    references = [await backend.conversations.save_image(owner, image.data, image.mime) for image in images]
     return StoredMessage(role="user", text=text, images=references)
 
 
@@ -90,11 +88,13 @@ def export_file(conversation: Conversation, kind: str) -> str:
 
 async def import_file(backend: Backend, owner: str, path: str) -> Conversation:
     """Store the conversation in the uploaded JSON file as a new one of `owner`'s; ConversationError if the file
-    cannot be read or is not a conversation."""
+    cannot be read or is not a conversation. Parsed on a worker thread: the event loop serves everyone else."""
     try:
-        data = Path(path).read_bytes()
+        async with aiofiles.open(path, "rb") as file:
+            data = await file.read(MAX_IMPORT_BYTES + 1)
     except OSError:
         raise ConversationError("Could not read the uploaded file.") from None
-    conversation = parse_import(data)
+    limit = backend.settings.app.max_message_chars
+    conversation = await asyncio.to_thread(parse_import, data, max_message_chars=limit)
     await backend.conversations.save(owner, conversation)
     return conversation

@@ -3,8 +3,6 @@ limits count."""
 
 from __future__ import annotations
 
-import ipaddress
-
 import gradio as gr
 
 LOCAL_OWNER = "local"  # the one owner when the app runs without logins
@@ -15,21 +13,11 @@ def owner_of(request: gr.Request | None) -> str:
 
 
 def visitor_of(request: gr.Request | None) -> str:
-    """The logged-in user; without logins, the client's address. Behind Gradio's share tunnel every visitor
-    arrives from loopback, so there the address the tunnel forwards for is used."""
+    """The logged-in user; without logins, the client's address. The address is the TCP peer's, or what a proxy
+    listed in `app.trusted_proxies` forwards for (see webui/server.py); a header from anyone else is ignored,
+    or every request could claim a new address and escape its limits."""
     username = getattr(request, "username", None)
     if username:
         return f"user:{username}"
     client = getattr(request, "client", None)
-    address = getattr(client, "host", None) or ""
-    if _is_loopback(address):
-        forwarded = (getattr(request, "headers", None) or {}).get("x-forwarded-for", "")
-        address = forwarded.split(",")[0].strip() or address
-    return f"address:{address or 'unknown'}"
-
-
-def _is_loopback(address: str) -> bool:
-    try:
-        return ipaddress.ip_address(address).is_loopback
-    except ValueError:
-        return False
+    return f"address:{getattr(client, 'host', None) or 'unknown'}"

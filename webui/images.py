@@ -11,8 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from backend import Backend, ImageRequest, SwitchboardError
-from backend.limits import VisitorLimits
+from backend import Backend, ImageRequest, SwitchboardError, VisitorLimits
 
 from .identity import owner_of, visitor_of
 
@@ -113,5 +112,7 @@ def _caption(image) -> str:
 
 
 def _takes_negative(backend: Backend, model_id: str | None) -> bool:
-    provider = backend.providers.get((model_id or "").partition("/")[0])
-    return bool(provider is not None and provider.takes_negative_prompt)
+    try:
+        return backend.models.info(model_id or "").negative_prompt
+    except SwitchboardError:
+        return False

@@ -2,11 +2,12 @@
 
 A reply is a few consecutive assistant messages, grouped by the Chatbot into one bubble:
 - an optional "Reasoning" thought (collapsible, open while reasoning streams),
-- the answer itself (plain Markdown: the only part sent back to the model on the next turn); when a provider
-  failed mid-answer and another continued it, the answer is split there by a one-line marker,
+- the answer itself (plain Markdown); when a provider failed mid-answer and another continued it, the answer is
+  split there by a one-line marker,
 - one line of status while waiting (queued for the local model, retrying, failing over),
 - a footer thought: provider, model, time to first token, tokens/s, token counts; or the error sentence.
-Thoughts carry a `title`, which is how `conversation()` knows to leave them out of the model's history.
+Thoughts carry a `title`. What the model is sent on the next turn comes from the stored conversation
+(`backend.model_messages`), never from this view, which the page sends back and anyone could forge.
 """
 
 from __future__ import annotations
@@ -16,19 +17,19 @@ from typing import Any
 
 from backend import (
     Finish,
+    Handover,
     Queued,
     ReasoningDelta,
     Resumed,
     Retrying,
     Started,
+    StoredMessage,
     StreamEvent,
     SwitchboardError,
     TextDelta,
     ToolCallDelta,
     Usage,
 )
-from backend.conversations import Handover, StoredMessage
-from backend.media import load_image
 
 STOPPED = "⏹ Stopped"
 
@@ -226,14 +227,6 @@ def split_markdown(text: str, cuts: list[int]) -> list[str]:
     return parts
 
 
-def join_markdown(before: str, after: str) -> str:
-    """The inverse of `split_markdown` for two neighbouring parts: the text as the model wrote it."""
-    opening = _open_fence(before.removesuffix("\n```")) if before.endswith("\n```") else None
-    if opening is not None and after.startswith(opening + "\n"):
-        return before.removesuffix("\n```") + after.removeprefix(opening + "\n")
-    return before + after
-
-
 def _open_fence(markdown: str) -> str | None:
     """The opening line (```lang) of a code block left open at the end of `markdown`, if any."""
     opening = None
@@ -265,40 +258,3 @@ def message_text(content: Any) -> str:
     if isinstance(content, list | tuple):
         return "".join(message_text(part) for part in content)
     return ""
-
-
-def conversation(
-    history: list[dict[str, Any]], system_prompt: str | None = "", *, max_image_bytes: int = 10_000_000
-) -> list[dict[str, Any]]:
-    """The model's view of the chat: system prompt, then user and answer messages; thoughts left out.
-    Attached images become image parts (validated again: the chat value comes back from the browser)."""
-    system_prompt = (system_prompt or "").strip()
-    messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    for message in history:
-        if is_thought(message) or message.get("role") not in ("user", "assistant"):
-            continue
-        content = message.get("content")
-        text = message_text(content)
-        images = [load_image(path, max_bytes=max_image_bytes).part() for path in attached_files(content)]
-        if messages and messages[-1]["role"] == message["role"] == "assistant":
-            messages[-1]["content"] = join_markdown(messages[-1]["content"], text)  # parts around a handover
-        elif images:
-            messages.append({"role": message["role"], "content": [{"type": "text", "text": text}, *images]})
-        else:
-            messages.append({"role": message["role"], "content": text})
-    return messages
-
-
-def attached_files(content: Any) -> list[str]:
-    """Paths of files attached to a Chatbot message (Gradio 6 content blocks)."""
-    if isinstance(content, dict):
-        content = [content]
-    if not isinstance(content, list | tuple):
-        return []
-    paths = []
-    for part in content:
-        if isinstance(part, dict) and part.get("type") == "file":
-            paths.append(part["file"]["path"])
-        elif isinstance(part, dict) and "path" in part:
-            paths.append(part["path"])
-    return paths

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from backend import Backend, SwitchboardError, TextDelta
-from backend.limits import VisitorLimits
-from backend.services.vision import DEFAULT_QUESTION
+from backend import Backend, SwitchboardError, TextDelta, VisitorLimits
 
 from .identity import visitor_of
 from .streaming import Pacer, batched
@@ -27,6 +25,7 @@ def _uploaded_path(payload) -> str | None:
 def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> None:
     choices = [(choice.label, choice.id) for choice in backend.models.choices("vision")]
     default = backend.settings.defaults.vision
+    default_question = backend.vision.default_question
 
     gr.Markdown(NO_MODELS, visible=not choices, elem_id="no-vision-models")
     with gr.Row():
@@ -43,7 +42,7 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
             # attribute, not a subclass: Gradio writes a .pyi file beside any module that subclasses a component.)
             image_box.preprocess = _uploaded_path
             url_box = gr.Textbox(label="…or an image URL", value="", placeholder="https://example.com/picture.jpg")
-            question_box = gr.Textbox(label="Question", value=DEFAULT_QUESTION, lines=2, elem_id="vision-question")
+            question_box = gr.Textbox(label="Question", value=default_question, lines=2, elem_id="vision-question")
             model_picker = gr.Dropdown(choices=choices, value=default, label="Vision model", elem_id="vision-model")
             with gr.Row():
                 describe = gr.Button("Describe", variant="primary", interactive=bool(choices), elem_id="describe")
@@ -53,28 +52,31 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
 
     async def describe_image(
         image: str | None,
-        question: str = DEFAULT_QUESTION,
+        question: str = "",
         model: str = "",
         url: str = "",
         request: gr.Request = None,
     ):
         """Ask `model` (a vision model id) `question` about `image`, or about the picture at `url`;
         streams the answer text."""
-        source = image or (url or "").strip()
-        if not source:
+        url = (url or "").strip()
+        if not image and not url:
             raise gr.Error("Add an image first: upload, paste or drop one, or give its URL.", duration=4)
+        if not image and not url.startswith(("http://", "https://")):
+            # Never a path on the server: the same sentence whatever the text names.
+            raise gr.Error("An image URL must start with http:// or https://.", duration=6)
         visitor = visitor_of(request)
         try:
             limits.check(visitor)
-            events = backend.vision.describe(source, question or "", model or default)
+            vision_request = await backend.vision.prepare(image or url, question or "", model or default)
         except SwitchboardError as error:
             raise gr.Error(error.user_message()) from None
         text = ""
         yield "*Waiting for the model…*"
         try:
             with limits.admit(visitor):
-                async for batch in batched(events, pacer):
-                    text += "".join(event.text for event in batch if type(event) is TextDelta)
+                async for batch in batched(backend.chat.stream(vision_request), pacer):
+                    text += "".join(event.text for event in batch if isinstance(event, TextDelta))
                     yield text
         except SwitchboardError as error:
             yield f"{text}\n\n> ⚠️ {error.user_message()}"

@@ -1,29 +1,37 @@
 """Provider adapters, one module per wire protocol, registered by config `kind`.
 
-Adapters are imported on first use so `import backend` stays fast (llama-cpp-python alone takes a while).
+`ADAPTER_MODULES` is the one registry: each module there names its adapter class `ADAPTER`, and that class
+declares its `kind` and its `config_class`. The config union (`backend.config`), `create_provider` and
+`create_client` all read it, so adding a provider kind is one module and one line here. Adapter modules import
+no heavy library at load time (llama-cpp-python loads when the local model is first used).
 """
 
 from __future__ import annotations
 
+import functools
 from importlib import import_module
+from typing import Any
 
-from .base import Provider
+from ._config_base import _ProviderBase
+from .base import ModelInfo, Provider
 
-ADAPTERS: dict[str, str] = {
-    "openai": "backend.providers.openai:OpenAIProvider",
-    "llama_cpp": "backend.providers.llama_cpp:LlamaCppProvider",
-    "ollama": "backend.providers.ollama:OllamaProvider",
-    "anthropic": "backend.providers.anthropic:AnthropicProvider",
-    "gemini": "backend.providers.gemini:GeminiProvider",
-    "automatic1111": "backend.providers.automatic1111:Automatic1111Provider",
-}
+# In the order kinds are listed to people (config errors, `create_client`).
+ADAPTER_MODULES = ("openai", "ollama", "anthropic", "gemini", "automatic1111", "llama_cpp")
 
 
-def create_provider(name: str, config) -> Provider:
+@functools.cache
+def adapters() -> dict[str, type[Provider[Any]]]:
+    """Every adapter class by its kind, in registry order."""
+    found: dict[str, type[Provider[Any]]] = {}
+    for module_name in ADAPTER_MODULES:
+        adapter: type[Provider[Any]] = import_module(f"{__name__}.{module_name}").ADAPTER
+        found[adapter.kind] = adapter
+    return found
+
+
+def create_provider(name: str, config: _ProviderBase) -> Provider[Any]:
     """Build the adapter for one `[providers.NAME]` table."""
-    module_name, _, class_name = ADAPTERS[config.kind].partition(":")
-    adapter = getattr(import_module(module_name), class_name)
-    return adapter(name, config)
+    return adapters()[config.kind](name, config)
 
 
-__all__ = ["ADAPTERS", "Provider", "create_provider"]
+__all__ = ["ADAPTER_MODULES", "ModelInfo", "Provider", "adapters", "create_provider"]

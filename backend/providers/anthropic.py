@@ -11,15 +11,19 @@ arrive after HTTP 200.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 from httpx_sse import EventSource
+from pydantic import Field
 
 from ..continuation import continuation_request
 from ..errors import APIConnectionError, APIError, InternalServerError, error_class_for_status
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
 from ..media import iter_parts
 from ..request import ChatRequest, Message, arguments_object, text_of
+from ._config_base import _HTTPProviderBase
+from .base import ModelInfo
 from .http import HTTPProvider
 
 STOP_REASONS = {
@@ -46,10 +50,30 @@ ERROR_STATUS = {
 TOOL_CHOICES = {"auto": "auto", "required": "any", "none": "none"}
 
 
-class AnthropicProvider(HTTPProvider):
+class AnthropicProviderConfig(_HTTPProviderBase):
+    """Anthropic's Messages API (SSE)."""
+
+    kind: Literal["anthropic"]
+    base_url: str = "https://api.anthropic.com"
+    api_key_env: str | None = "ANTHROPIC_API_KEY"
+    anthropic_version: str = "2023-06-01"
+    max_tokens: int = Field(4096, ge=1, description="used when a request sets none (the API requires one)")
+    thinking_budget: int | None = Field(
+        None,
+        ge=1024,
+        description="enable extended thinking with this budget; it is added to max_tokens, and temperature is "
+        "left at the API's default (thinking requires it)",
+    )
+
+
+class AnthropicProvider(HTTPProvider[AnthropicProviderConfig]):
     kind = "anthropic"
+    config_class = AnthropicProviderConfig
     # No `n`, `seed` or `response_format`: the Messages API has none of them.
     supported_params = frozenset({"temperature", "top_p", "max_tokens", "stop", "tools", "tool_choice"})
+
+    def model_info(self, model: str) -> ModelInfo:
+        return replace(super().model_info(model), reasoning=self.config.thinking_budget is not None)
 
     def continuation(self, request: ChatRequest, partial: str) -> ChatRequest:
         # Assistant prefill continues the very answer; with extended thinking the API refuses a prefilled turn.
@@ -125,7 +149,7 @@ class AnthropicProvider(HTTPProvider):
         """An `error` event, e.g. `{"type": "error", "error": {"type": "overloaded_error", "message": ...}}`."""
         details = error if isinstance(error, dict) else {"message": str(error)}
         message = self.secret(str(details.get("message") or "error event in the stream"))
-        status = ERROR_STATUS.get(details.get("type"))
+        status = ERROR_STATUS.get(details.get("type", ""))
         cls = error_class_for_status(status) if status else InternalServerError
         return cls(message, provider=self.name, model=model, status=status)
 
@@ -153,7 +177,7 @@ class EventReader:
                 if delta.get("thinking"):
                     yield ReasoningDelta(delta["thinking"])
             elif delta_type == "input_json_delta":
-                call = self.calls.get(payload.get("index"))
+                call = self.calls.get(payload.get("index", -1))
                 if call is not None and delta.get("partial_json"):
                     self.with_arguments.add(call)
                     yield ToolCallDelta(call, arguments=delta["partial_json"])
@@ -161,14 +185,14 @@ class EventReader:
             block = payload.get("content_block") or {}
             block_type = block.get("type")
             if block_type == "tool_use":
-                call = self.calls[payload.get("index")] = len(self.calls)
+                call = self.calls[payload.get("index", -1)] = len(self.calls)
                 yield ToolCallDelta(call, block.get("id"), block.get("name"))
             elif block_type == "text" and block.get("text"):
                 yield TextDelta(block["text"])
             elif block_type == "thinking" and block.get("thinking"):
                 yield ReasoningDelta(block["thinking"])
         elif kind == "content_block_stop":
-            call = self.calls.get(payload.get("index"))
+            call = self.calls.get(payload.get("index", -1))
             if call is not None and call not in self.with_arguments:
                 yield ToolCallDelta(call, arguments="{}")  # a call without arguments still carries valid JSON
         elif kind == "message_start":
@@ -228,7 +252,7 @@ def anthropic_messages(messages: list[Message]) -> tuple[str, list[dict[str, Any
 
 def content_blocks(content: Any) -> list[dict[str, Any]]:
     """Text and image blocks; whitespace-only text is left out, since the API refuses it."""
-    blocks = []
+    blocks: list[dict[str, Any]] = []
     for part in iter_parts(content):
         if isinstance(part, str):
             if part.strip():
@@ -252,3 +276,6 @@ def anthropic_tool_choice(choice: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(choice, dict):
         return {"type": "tool", "name": choice["function"]["name"]}
     return {"type": TOOL_CHOICES.get(choice, "auto")}
+
+
+ADAPTER = AnthropicProvider  # what backend.providers registers from this module

@@ -4,19 +4,45 @@ from __future__ import annotations
 
 from abc import ABC
 from collections.abc import AsyncIterator
-from typing import ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
 from ..continuation import continuation_request
 from ..errors import UnsupportedCapabilityError
 from ..events import StreamEvent
 from ..media import has_images
 from ..request import ChatRequest
+from ._config_base import _ProviderBase
+
+if TYPE_CHECKING:
+    from ..imagegen import GeneratedImage, ImageRequest
+
+ConfigT = TypeVar("ConfigT", bound=_ProviderBase)
 
 
-class Provider(ABC):
-    """A configured upstream. `stream_chat` receives a request whose `model` is this provider's own model name."""
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """What a model id can do, read from the configuration and its adapter (no request is sent to find out).
+    For a route, each capability is that of any of its models."""
 
-    kind: ClassVar[str]
+    id: str
+    chat: bool = True  # answers chat messages
+    vision: bool = False  # reads images in messages
+    images: bool = False  # generates images
+    negative_prompt: bool = False  # image generation honours a negative prompt
+    reasoning: bool = False  # may stream its reasoning apart from the answer
+    context_length: int | None = None  # tokens of context, when known
+    bundled: bool = False  # the small offline model that ships with the app
+
+
+class Provider(ABC, Generic[ConfigT]):
+    """A configured upstream. `stream_chat` receives a request whose `model` is this provider's own model name.
+
+    An adapter module defines one subclass and names it `ADAPTER`; listing the module in
+    `backend.providers.ADAPTER_MODULES` is all it takes to add a provider kind."""
+
+    kind: ClassVar[str]  # the `kind` of its `[providers.NAME]` tables
+    config_class: ClassVar[type[_ProviderBase]]  # the pydantic model of those tables
     # Request parameters this adapter can honour; others are refused before any network call.
     supported_params: ClassVar[frozenset[str]] = frozenset()
     # What the adapter can do at all; the config's model lists say which models do it.
@@ -24,8 +50,9 @@ class Provider(ABC):
     takes_negative_prompt: ClassVar[bool] = False  # image generation honours ImageRequest.negative_prompt
     # How this protocol continues an answer another provider left unfinished (see backend/continuation.py).
     continuation_style: ClassVar[str] = "prompt"
+    streams_reasoning: ClassVar[bool] = False  # its wire format can carry reasoning apart from the answer
 
-    def __init__(self, name: str, config) -> None:
+    def __init__(self, name: str, config: ConfigT) -> None:
         self.name = name
         self.config = config
 
@@ -35,7 +62,7 @@ class Provider(ABC):
 
     @property
     def retry_after_cap(self) -> float:
-        return getattr(self.config, "retry_after_cap", 20.0)
+        return 20.0
 
     @property
     def first_token_timeout(self) -> float | None:
@@ -44,6 +71,17 @@ class Provider(ABC):
     @property
     def idle_timeout(self) -> float | None:
         return self.config.idle_timeout
+
+    def model_info(self, model: str) -> ModelInfo:
+        """What this provider's `model` can do."""
+        return ModelInfo(
+            id=f"{self.name}/{model}",
+            chat="chat" in self.tasks and (model in self.config.model_names() or not self.config.model_names()),
+            vision=model in self.config.vision_names(),
+            images=model in self.config.image_names(),
+            negative_prompt=self.takes_negative_prompt and model in self.config.image_names(),
+            reasoning=self.streams_reasoning,
+        )
 
     def continuation(self, request: ChatRequest, partial: str) -> ChatRequest:
         """`request` (already for this provider's model) asking to go on from the unfinished answer `partial`."""
@@ -81,7 +119,7 @@ class Provider(ABC):
         """Stream the answer as events; raise an APIError subclass on failure. Closing the iterator stops at once."""
         raise UnsupportedCapabilityError("chat is not supported", provider=self.name, model=request.model)
 
-    async def generate_images(self, request) -> list:
+    async def generate_images(self, request: ImageRequest) -> list[GeneratedImage]:
         """Generate images for an ImageRequest; a list of GeneratedImage."""
         raise UnsupportedCapabilityError("image generation is not supported", provider=self.name, model=request.model)
 

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
 import httpx
 from httpx_sse import EventSource
+from pydantic import Field
 
 from ..errors import (
     APIConnectionError,
@@ -28,6 +30,8 @@ from ..errors import (
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
 from ..media import iter_parts
 from ..request import ChatRequest, Message, arguments_object, text_of
+from ._config_base import _HTTPProviderBase
+from .base import ModelInfo
 from .http import HTTPProvider
 
 FINISH_REASONS = {
@@ -45,11 +49,24 @@ ERROR_CLASSES = {"RESOURCE_EXHAUSTED": RateLimitError, "UNAVAILABLE": ServiceUna
 FUNCTION_MODES = {"auto": "AUTO", "required": "ANY", "none": "NONE"}
 
 
-class GeminiProvider(HTTPProvider):
+class GeminiProviderConfig(_HTTPProviderBase):
+    """Google's Gemini API (streamGenerateContent with SSE)."""
+
+    kind: Literal["gemini"]
+    base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+    api_key_env: str | None = "GEMINI_API_KEY"
+    include_thoughts: bool = Field(True, description="stream the model's thought summaries as reasoning")
+
+
+class GeminiProvider(HTTPProvider[GeminiProviderConfig]):
     kind = "gemini"
+    config_class = GeminiProviderConfig
     supported_params = frozenset(
         {"temperature", "top_p", "max_tokens", "n", "seed", "stop", "response_format", "tools", "tool_choice"}
     )
+
+    def model_info(self, model: str) -> ModelInfo:
+        return replace(super().model_info(model), reasoning=self.config.include_thoughts)
 
     def auth_headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream, application/json"}
@@ -111,10 +128,10 @@ class GeminiProvider(HTTPProvider):
         }
         if request.stop is not None:
             config["stopSequences"] = request.stop_list()
-        kind = (request.response_format or {}).get("type")
-        if kind in ("json_object", "json_schema"):
+        response_format = request.response_format or {}
+        if response_format.get("type") in ("json_object", "json_schema"):
             config["responseMimeType"] = "application/json"
-            schema = (request.response_format.get("json_schema") or {}).get("schema")
+            schema = (response_format.get("json_schema") or {}).get("schema")
             if schema:
                 # responseJsonSchema takes standard JSON Schema (additionalProperties, $ref...), as OpenAI's
                 # json_schema does; the older responseSchema takes only an OpenAPI subset and refuses those.
@@ -146,7 +163,7 @@ class GeminiProvider(HTTPProvider):
             if isinstance(code, int) and code >= 400:
                 cls = error_class_for_status(code)
             else:
-                cls = ERROR_CLASSES.get(details.get("status"), InternalServerError)
+                cls = ERROR_CLASSES.get(details.get("status", ""), InternalServerError)
             message = self.secret(str(details.get("message") or "error event in the stream"))
             raise cls(message, provider=self.name, model=model, status=code if isinstance(code, int) else None)
         reason = (payload.get("promptFeedback") or {}).get("blockReason")
@@ -221,11 +238,12 @@ def gemini_contents(messages: list[Message]) -> tuple[list[str], list[dict[str, 
             if text:
                 system.append(text)
             continue
+        parts: list[dict[str, Any]]
         if role == "tool":
             parts = [
                 {
                     "functionResponse": {
-                        "name": tool_names.get(message.get("tool_call_id")) or message.get("name", ""),
+                        "name": tool_names.get(message.get("tool_call_id", "")) or message.get("name", ""),
                         "response": tool_response(content),
                     }
                 }
@@ -294,3 +312,6 @@ def retry_delay(response: httpx.Response) -> float | None:
             except ValueError:
                 return None
     return None
+
+
+ADAPTER = GeminiProvider  # what backend.providers registers from this module

@@ -3,20 +3,29 @@ and bounds on what an upstream can make us hold in memory."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import httpx
 
 from ..errors import APIConnectionError, APIError, APITimeoutError, StreamError, error_class_for_status, redact
+from ..request import ChatRequest
 from ..retry import parse_retry_after
+from ._config_base import _HTTPProviderBase
 from .base import Provider
+
+HTTPConfigT = TypeVar("HTTPConfigT", bound=_HTTPProviderBase)
 
 ERROR_BODY_LIMIT = 64_000  # bytes of an error response read for its message; the rest is never fetched
 LINE_LIMIT = 16_000_000  # bytes: no stream we read has a line (an SSE field, an NDJSON object) anywhere near this
+ERROR_MESSAGE_LIMIT = 300  # characters of an upstream's error message shown, cut after redaction
+JSON_BODY_LIMIT = 64_000_000  # bytes of a whole (not streamed) answer: generated images travel in base64
+LISTING_BODY_LIMIT = 16_000_000  # bytes of a model listing
 
 
 class OversizedLine(Exception):
@@ -49,10 +58,10 @@ class LineLimitedStream(httpx.AsyncByteStream):
         await self._stream.aclose()
 
 
-class HTTPProvider(Provider):
+class HTTPProvider(Provider[HTTPConfigT]):
     """A provider reached over HTTP. Subclasses add their auth headers in `auth_headers()`."""
 
-    def __init__(self, name: str, config) -> None:
+    def __init__(self, name: str, config: HTTPConfigT) -> None:
         super().__init__(name, config)
         self._api_key = config.api_key()
         self._client = httpx.AsyncClient(
@@ -63,6 +72,10 @@ class HTTPProvider(Provider):
             limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
             trust_env=False,
         )
+
+    @property
+    def retry_after_cap(self) -> float:
+        return self.config.retry_after_cap
 
     def auth_headers(self) -> dict[str, str]:
         return {}
@@ -87,7 +100,9 @@ class HTTPProvider(Provider):
         await self._client.aclose()
 
     @contextlib.asynccontextmanager
-    async def post_stream(self, path: str, body: dict[str, Any], request, **options) -> AsyncIterator[httpx.Response]:
+    async def post_stream(
+        self, path: str, body: dict[str, Any], request: ChatRequest, **options: Any
+    ) -> AsyncIterator[httpx.Response]:
         """POST `body` and hand over the streaming response once its status is OK. An error status, and any
         transport error while the caller reads, becomes our typed error; leaving the block closes the response."""
         with self.mapped_errors(request.model):
@@ -96,6 +111,7 @@ class HTTPProvider(Provider):
             ) as response:
                 if response.status_code >= 400:
                     raise self.status_error(await bounded(response), request.model)
+                assert isinstance(response.stream, httpx.AsyncByteStream)  # an AsyncClient's response
                 response.stream = LineLimitedStream(response.stream, LINE_LIMIT)
                 yield response
 
@@ -115,13 +131,62 @@ class HTTPProvider(Provider):
             )
 
     async def get_listing(self, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """GET a model listing at start-up (on a short-lived client) as JSON."""
+        """GET a model listing at start-up (on a short-lived client): one JSON object of at most
+        LISTING_BODY_LIMIT bytes, else a StreamError."""
         with self.mapped_errors(model=None):
-            async with self.short_lived_client() as client:
-                response = await client.get(path, params=params)
-            if response.status_code >= 400:
-                raise self.status_error(response, model=None)
-            return self.decode_json(response.content, None)
+            async with self.short_lived_client() as client, client.stream("GET", path, params=params) as response:
+                if response.status_code >= 400:
+                    raise self.status_error(await bounded(response), model=None)
+                return self.json_object(await self.read_body(response, None, LISTING_BODY_LIMIT), response, None)
+
+    async def post_json(self, path: str, body: dict[str, Any], model: str, timeout: httpx.Timeout) -> dict[str, Any]:
+        """POST `body` for an answer that is one JSON object of at most JSON_BODY_LIMIT bytes (image generation);
+        an error status, another answer or a transport error becomes our typed error."""
+        with self.mapped_errors(model):
+            async with self._client.stream("POST", path, json=body, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    raise self.status_error(await bounded(response), model)
+                return self.json_object(await self.read_body(response, model, JSON_BODY_LIMIT), response, model)
+
+    async def read_body(self, response: httpx.Response, model: str | None, limit: int) -> bytes:
+        """The whole body of `response`, refused with a StreamError as soon as it passes `limit` bytes (counted
+        after decompression, so a compressed bomb is stopped too)."""
+        declared = response.headers.get("content-length", "")
+        body = bytearray()
+        if not (declared.isdigit() and int(declared) > limit):
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > limit:
+                    break
+            else:
+                return bytes(body)
+        raise StreamError(
+            f"answer larger than {limit // 1_000_000} MB", provider=self.name, model=model, status=response.status_code
+        )
+
+    def decode_base64(self, encoded: str, model: str | None) -> bytes:
+        """Image bytes sent as base64 (plain or a data: URL); anything else is a StreamError."""
+        try:
+            return base64.b64decode(encoded.partition(",")[2] if encoded.startswith("data:") else encoded)
+        except ValueError:
+            raise StreamError("an image in the answer is not valid base64", provider=self.name, model=model) from None
+
+    def json_object(self, data: bytes, response: httpx.Response, model: str | None) -> dict[str, Any]:
+        """`data` (a whole answer's body) as one JSON object; anything else is a StreamError saying what came,
+        never quoting it."""
+        try:
+            payload = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            payload = None
+        if not isinstance(payload, dict):
+            content_type = response.headers.get("content-type", "").partition(";")[0].strip() or "none"
+            raise StreamError(
+                f"expected a JSON object, got an answer of content type {content_type!r}",
+                provider=self.name,
+                model=model,
+                status=response.status_code,
+            )
+        return payload
 
     def secret(self, text: str) -> str:
         """`text` without this provider's key, address, proxy or extra header values: an error message may
@@ -131,8 +196,12 @@ class HTTPProvider(Provider):
     @functools.cached_property
     def _secrets(self) -> list[str]:
         values = [self._api_key or "", self.config.base_url, self.config.proxy or "", *self.config.headers.values()]
-        host = httpx.URL(self.config.base_url).host
-        return sorted({value for value in [*values, host] if value}, key=len, reverse=True)  # longest first
+        # The address alone, with and without its port: "[redacted]:8080" would still say where the upstream is.
+        for url in (self.config.base_url, self.config.proxy):
+            if url:
+                parts = urlsplit(url)
+                values += [parts.netloc, parts.netloc.rpartition("@")[2], parts.hostname or ""]
+        return sorted({value for value in values if value}, key=len, reverse=True)  # longest first
 
     @contextlib.contextmanager
     def mapped_errors(self, model: str | None) -> Iterator[None]:
@@ -153,9 +222,9 @@ class HTTPProvider(Provider):
     def status_error(self, response: httpx.Response, model: str | None) -> APIError:
         """The typed error for an HTTP error response (its body must have been read)."""
         status = response.status_code
-        message = error_message(response) or response.reason_phrase or "error"
+        message = self.secret(error_message(response) or response.reason_phrase or "error")
         return error_class_for_status(status)(
-            self.secret(message),
+            message[:ERROR_MESSAGE_LIMIT],
             provider=self.name,
             model=model,
             status=status,
@@ -190,20 +259,31 @@ async def bounded(response: httpx.Response) -> httpx.Response:
 
 
 def error_message(response: httpx.Response) -> str:
-    """The human part of an error body, whatever the provider's JSON shape."""
+    """The human part of an error body, whatever the provider's JSON shape; uncut, so it can be redacted whole
+    before it is shortened."""
     try:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         text = response.text.strip()
         if "html" in response.headers.get("content-type", "") or text.startswith("<"):
             return ""  # a proxy's or server's error page: its status line says more than its markup
-        return " ".join(text.split())[:300]
+        return " ".join(text.split())
     if isinstance(body, list) and body:  # Gemini sometimes wraps the error in a list
         body = body[0]
     error = body.get("error", body) if isinstance(body, dict) else body
     if isinstance(error, dict):
-        return str(error.get("message") or error.get("detail") or error)[:300]
-    return str(error)[:300]
+        return str(error.get("message") or error.get("detail") or error)
+    return str(error)
+
+
+def listed_names(entries: Any, *keys: str) -> Iterator[str]:
+    """The model names of a listing's entries: the first of `keys` each entry has as a string. An entry without
+    one names nothing we could call: it is skipped, not a crash at start-up."""
+    for entry in entries if isinstance(entries, list) else ():
+        if isinstance(entry, dict):
+            name = next((entry[key] for key in keys if isinstance(entry.get(key), str) and entry[key]), None)
+            if name is not None:
+                yield name
 
 
 def sniff_mime(data: bytes) -> str:

@@ -18,15 +18,26 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Generator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from pydantic import Field
 
 from ..errors import BadRequestError, ProviderUnavailableError, UnsupportedCapabilityError
 from ..events import Finish, Queued, StreamEvent, TextDelta, Usage
 from ..request import ChatRequest, Message, text_of
-from .base import Provider
+from ._config_base import _ProviderBase
+from .base import ModelInfo, Provider
+
+if TYPE_CHECKING:  # imported for real only when the model is first used
+    from llama_cpp import Llama
+    from llama_cpp.llama_grammar import LlamaGrammar
+    from llama_cpp.llama_types import CreateCompletionResponse
+
+LOCAL_MODEL = "gemma-3-270m"
 
 DEFAULT_SYSTEM = (
     "The following is a conversation with a helpful, knowledgeable assistant. "
@@ -42,25 +53,48 @@ STOPS = ["User:", "\nuser:", "\nUSER:", "\n\n\n"]
 DEFAULT_MAX_TOKENS = 256
 DEFAULT_TEMPERATURE = 0.4
 REPEAT_PENALTY = 1.1
-_DONE = object()
+# What the worker hands the event loop: events, an error, then None once the generation is over.
+_Item = StreamEvent | Exception | None
 
 
-class LlamaCppProvider(Provider):
+class LlamaCppProviderConfig(_ProviderBase):
+    """A GGUF model run in-process by llama-cpp-python; by default the bundled Gemma 3 270M."""
+
+    kind: Literal["llama_cpp"]
+    model: str = LOCAL_MODEL
+    model_path: Path | None = Field(None, description="a GGUF file; empty: the bundled Gemma 3 270M")
+    n_ctx: int = Field(4096, ge=256)
+    n_threads: int | None = Field(None, ge=1)
+    max_retries: int = Field(0, ge=0, le=10)
+    # In-process: a reply may wait behind others in the model's queue, and nothing can stall on a network.
+    first_token_timeout: float | None = None
+    idle_timeout: float | None = None
+
+    def model_names(self) -> list[str]:
+        return [self.model]
+
+
+class LlamaCppProvider(Provider[LlamaCppProviderConfig]):
     kind = "llama_cpp"
+    config_class = LlamaCppProviderConfig
     supported_params = frozenset({"temperature", "top_p", "max_tokens", "n", "seed", "stop", "response_format"})
     continuation_style = "prefill"  # the transcript then ends inside the assistant's turn
 
-    def __init__(self, name: str, config) -> None:
+    def __init__(self, name: str, config: LlamaCppProviderConfig) -> None:
         super().__init__(name, config)
         # One worker thread: it loads the model, then runs generations one at a time, in order of arrival.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{name}")
-        self._loading: Future | None = None
+        self._loading: Future[Llama] | None = None
         self._lock = threading.Lock()
         self._in_flight = 0  # generations submitted and not yet finished or withdrawn
 
     def warm_up(self) -> None:
         """Start loading the model in the background, so the first message does not wait for it."""
         self._load()
+
+    def model_info(self, model: str) -> ModelInfo:
+        info = super().model_info(model)
+        return replace(info, context_length=self.config.n_ctx, bundled=self.config.model_path is None)
 
     def check(self, request: ChatRequest) -> None:
         super().check(request)
@@ -74,7 +108,7 @@ class LlamaCppProvider(Provider):
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         llm = await asyncio.wrap_future(self._load())
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue[_Item] = asyncio.Queue()
         stop = threading.Event()
         with self._lock:
             ahead = self._in_flight
@@ -85,7 +119,7 @@ class LlamaCppProvider(Provider):
         try:
             if ahead:
                 yield Queued(ahead=ahead)
-            while (item := await queue.get()) is not _DONE:
+            while (item := await queue.get()) is not None:
                 if isinstance(item, Exception):
                     raise BadRequestError(str(item), provider=self.name, model=request.model) from item
                 yield item
@@ -101,13 +135,13 @@ class LlamaCppProvider(Provider):
         with self._lock:
             self._in_flight -= 1
 
-    def _load(self) -> Future:
+    def _load(self) -> Future[Llama]:
         with self._lock:
             if self._loading is None:
                 self._loading = self._executor.submit(self._open_model)
             return self._loading
 
-    def _open_model(self):
+    def _open_model(self) -> Llama:
         try:
             from llama_cpp import Llama
         except ImportError:
@@ -156,7 +190,7 @@ def transcript(messages: list[Message]) -> str:
     return "\n".join(lines)
 
 
-def fit_prompt(llm, messages: list[Message], budget: int) -> str:
+def fit_prompt(llm: Llama, messages: list[Message], budget: int) -> str:
     """The transcript, dropping the oldest turns until it fits in `budget` tokens (system prompt kept)."""
     system = [m for m in messages if m.get("role") == "system"]
     turns = [m for m in messages if m.get("role") != "system"]
@@ -167,7 +201,7 @@ def fit_prompt(llm, messages: list[Message], budget: int) -> str:
         turns = turns[1:]
 
 
-def _grammar(response_format: dict[str, Any]):
+def _grammar(response_format: dict[str, Any]) -> LlamaGrammar | None:
     from llama_cpp.llama_grammar import JSON_GBNF, LlamaGrammar
 
     kind = response_format.get("type")
@@ -179,7 +213,7 @@ def _grammar(response_format: dict[str, Any]):
     return None
 
 
-def generation_kwargs(llm, request: ChatRequest, n_ctx: int) -> dict[str, Any]:
+def generation_kwargs(llm: Llama, request: ChatRequest, n_ctx: int) -> dict[str, Any]:
     """llama.cpp completion arguments for a chat request."""
     max_tokens = request.max_tokens or DEFAULT_MAX_TOKENS
     kwargs: dict[str, Any] = {
@@ -202,7 +236,7 @@ def generation_kwargs(llm, request: ChatRequest, n_ctx: int) -> dict[str, Any]:
 class _Once:
     """Call `action` the first time this is called, from any thread; later calls do nothing."""
 
-    def __init__(self, action) -> None:
+    def __init__(self, action: Callable[[], object]) -> None:
         self._action = action
         self._lock = threading.Lock()
         self._called = False
@@ -215,10 +249,17 @@ class _Once:
         self._action()
 
 
-def _generate(llm, settings: dict[str, Any], stop: threading.Event, done: _Once, loop, queue: asyncio.Queue) -> None:
+def _generate(
+    llm: Llama,
+    settings: dict[str, Any],
+    stop: threading.Event,
+    done: _Once,
+    loop: asyncio.AbstractEventLoop,
+    queue: asyncio.Queue[_Item],
+) -> None:
     """Worker thread: run one generation, handing events to the event loop; stops after any token once asked."""
 
-    def send(item) -> None:
+    def send(item: _Item) -> None:
         try:
             loop.call_soon_threadsafe(queue.put_nowait, item)
         except RuntimeError:  # the event loop is gone; nobody is listening any more
@@ -226,14 +267,15 @@ def _generate(llm, settings: dict[str, Any], stop: threading.Event, done: _Once,
 
     if stop.is_set():
         done()
-        send(_DONE)
+        send(None)
         return
     try:
         kwargs = generation_kwargs(llm, settings["request"], settings["n_ctx"])
         prompt_tokens = len(llm.tokenize(kwargs["prompt"].encode(), add_bos=True))
         pieces: list[str] = []
         reason = "stop"
-        chunks = llm.create_completion(**kwargs)
+        # kwargs has stream=True: a generator of chunks.
+        chunks = cast("Generator[CreateCompletionResponse, None, None]", llm.create_completion(**kwargs))
         try:
             for chunk in chunks:
                 if stop.is_set():
@@ -252,4 +294,7 @@ def _generate(llm, settings: dict[str, Any], stop: threading.Event, done: _Once,
         send(exc)
     finally:
         done()  # before _DONE, so the next request never sees this one as still ahead of it
-        send(_DONE)
+        send(None)
+
+
+ADAPTER = LlamaCppProvider  # what backend.providers registers from this module

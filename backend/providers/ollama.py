@@ -10,21 +10,33 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import httpx
+from pydantic import Field
 
 from ..errors import APIConnectionError, InternalServerError
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
 from ..media import iter_parts
 from ..request import ChatRequest, Message, arguments_object
-from .http import HTTPProvider
+from ._config_base import _HTTPProviderBase
+from .http import HTTPProvider, listed_names
 
 FINISH_REASONS = {"stop": "stop", "length": "length"}
 
 
-class OllamaProvider(HTTPProvider):
+class OllamaProviderConfig(_HTTPProviderBase):
+    """Ollama's native API: /api/chat (NDJSON stream), /api/tags for the model list."""
+
+    kind: Literal["ollama"]
+    base_url: str = "http://127.0.0.1:11434"
+    keep_alive: str | None = Field(None, description='how long Ollama keeps the model loaded, e.g. "5m"')
+
+
+class OllamaProvider(HTTPProvider[OllamaProviderConfig]):
     kind = "ollama"
+    config_class = OllamaProviderConfig
+    streams_reasoning = True
     # No `n` and no `tool_choice`: Ollama has neither.
     supported_params = frozenset({"temperature", "top_p", "max_tokens", "seed", "stop", "response_format", "tools"})
     continuation_style = "prefill"  # /api/chat continues a final assistant message
@@ -40,7 +52,7 @@ class OllamaProvider(HTTPProvider):
         if self.config.models:
             return list(self.config.models)
         listing = await self.get_listing("api/tags")
-        return sorted(entry["name"] for entry in listing.get("models") or ())
+        return sorted(listed_names(listing.get("models"), "name", "model"))
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body = self.request_body(request)
@@ -63,7 +75,7 @@ class OllamaProvider(HTTPProvider):
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "messages": ollama_messages(request.messages), "stream": True}
-        options = {
+        options: dict[str, Any] = {
             name: value
             for name, value in (
                 ("temperature", request.temperature),
@@ -186,3 +198,6 @@ def ollama_format(response_format: dict[str, Any] | None) -> Any:
     if kind == "json_schema":
         return (response_format.get("json_schema") or {}).get("schema") or "json"
     return None
+
+
+ADAPTER = OllamaProvider  # what backend.providers registers from this module

@@ -7,11 +7,12 @@ the final usage chunk and finish reasons.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, Literal
 
+import httpx
 from httpx_sse import EventSource
+from pydantic import Field
 
 from ..continuation import continuation_request
 from ..errors import (
@@ -25,11 +26,32 @@ from ..errors import (
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
 from ..imagegen import GeneratedImage, ImageRequest
 from ..request import PASS_THROUGH, ChatRequest
-from .http import HTTPProvider, sniff_mime
+from ._config_base import _HTTPProviderBase
+from .http import JSON_BODY_LIMIT, HTTPProvider, bounded, listed_names, sniff_mime
 
 
-class OpenAIProvider(HTTPProvider):
+class OpenAIProviderConfig(_HTTPProviderBase):
+    """Any OpenAI-compatible endpoint: OpenAI, OpenRouter, Groq, vLLM, llama.cpp server, LM Studio, Ollama's /v1.
+    Its `image_models` use `/images/generations`."""
+
+    kind: Literal["openai"]
+    stream_usage: bool = Field(True, description="ask for token usage at the end of a stream")
+    continuation: Literal["prompt", "prefill"] = Field(
+        "prompt",
+        description="how this endpoint continues an answer another provider left unfinished: prompt (any "
+        "model) or prefill (vLLM, SGLang, TGI: continue_final_message)",
+    )
+
+    @classmethod
+    def default_endpoint(cls) -> str:
+        # The file must name an endpoint (this kind serves many); in code, OpenAI's own is the obvious default.
+        return "https://api.openai.com/v1"
+
+
+class OpenAIProvider(HTTPProvider[OpenAIProviderConfig]):
     kind = "openai"
+    config_class = OpenAIProviderConfig
+    streams_reasoning = True
     supported_params = frozenset(PASS_THROUGH)
     tasks = frozenset({"chat", "image"})
 
@@ -51,7 +73,7 @@ class OpenAIProvider(HTTPProvider):
         if self.config.models:
             return list(self.config.models)
         listing = await self.get_listing("models")
-        return sorted(entry["id"] for entry in listing.get("data", []))
+        return sorted(listed_names(listing.get("data"), "id"))
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         body: dict[str, Any] = {"model": request.model, "messages": request.messages, "stream": True}
@@ -81,7 +103,7 @@ class OpenAIProvider(HTTPProvider):
                 if "error" in payload and not payload.get("choices"):
                     raise self._event_error(payload["error"], request.model)
                 for event in chunk_events(payload):
-                    if type(event) is Finish:
+                    if isinstance(event, Finish):
                         finished = True
                     yield event
             if not finished:
@@ -90,8 +112,10 @@ class OpenAIProvider(HTTPProvider):
                 )
 
     async def generate_images(self, request: ImageRequest) -> list[GeneratedImage]:
-        """`/images/generations`. GPT image models always answer in base64; others are asked for base64 too,
-        and a URL answer is downloaded at once (OpenAI's URLs expire after an hour)."""
+        """`/images/generations`. GPT image models always answer in base64; others are asked for base64 too.
+        A URL on the endpoint's own origin is downloaded at once, with its credentials (OpenAI's URLs expire after
+        an hour); any other URL comes back as `GeneratedImage.url` with no data, for the caller to fetch without
+        them: the key never goes to a host the answer names."""
         body: dict[str, Any] = {"model": request.model, "prompt": request.prompt, "n": request.n, "size": request.size}
         if not request.model.startswith("gpt-image"):
             body["response_format"] = "b64_json"
@@ -99,25 +123,40 @@ class OpenAIProvider(HTTPProvider):
             body["quality"] = request.quality
         if request.seed is not None:  # not OpenAI's own API, but accepted by several compatible servers
             body["seed"] = request.seed
-        with self.mapped_errors(request.model):
-            response = await self._client.post("images/generations", json=body, timeout=self.timeout(300))
-            if response.status_code >= 400:
-                raise self.status_error(response, request.model)
-            images = []
-            for item in response.json().get("data") or []:
-                if item.get("b64_json"):
-                    data = base64.b64decode(item["b64_json"])
-                elif item.get("url"):
-                    download = await self._client.get(item["url"], timeout=self.timeout(120))
-                    if download.status_code >= 400:
-                        raise self.status_error(download, request.model)
-                    data = download.content
-                else:
+        answer = await self.post_json("images/generations", body, request.model, self.timeout(300))
+        items = answer.get("data")
+        images = []
+        for item in items if isinstance(items, list) else ():
+            if not isinstance(item, dict):
+                continue
+            revised = item.get("revised_prompt") if isinstance(item.get("revised_prompt"), str) else None
+            if isinstance(item.get("b64_json"), str) and item["b64_json"]:
+                data = self.decode_base64(item["b64_json"], request.model)
+            elif isinstance(item.get("url"), str) and item["url"]:
+                url = self._client.base_url.join(item["url"])
+                if not self._same_origin(url):
+                    images.append(GeneratedImage(b"", "", revised_prompt=revised, url=str(url)))
                     continue
-                images.append(GeneratedImage(data, sniff_mime(data), revised_prompt=item.get("revised_prompt")))
+                data = await self._download(url, request.model)
+            else:
+                continue
+            images.append(GeneratedImage(data, sniff_mime(data), revised_prompt=revised))
         if not images:
             raise StreamError("the answer held no image", provider=self.name, model=request.model)
         return images
+
+    def _same_origin(self, url: httpx.URL) -> bool:
+        """Whether `url` has this endpoint's scheme, host and port: only there may its credentials go."""
+        base = self._client.base_url
+        return (url.scheme, url.host, _port(url)) == (base.scheme, base.host, _port(base))
+
+    async def _download(self, url: httpx.URL, model: str) -> bytes:
+        """An image the endpoint serves itself, with the provider's credentials, of at most JSON_BODY_LIMIT bytes."""
+        with self.mapped_errors(model):
+            async with self._client.stream("GET", url, timeout=self.timeout(120)) as response:
+                if response.status_code >= 400:
+                    raise self.status_error(await bounded(response), model)
+                return await self.read_body(response, model, JSON_BODY_LIMIT)
 
     def _event_error(self, error: Any, model: str) -> APIError:
         """An error sent inside a 200 stream, e.g. `data: {"error": {"message": ..., "type": ..., "code": ...}}`."""
@@ -132,6 +171,10 @@ class OpenAIProvider(HTTPProvider):
         else:
             cls = InternalServerError
         return cls(message, provider=self.name, model=model, status=code if isinstance(code, int) else None)
+
+
+def _port(url: httpx.URL) -> int | None:
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def chunk_events(payload: dict[str, Any]) -> list[StreamEvent]:
@@ -184,3 +227,6 @@ def completion_events(body: dict[str, Any]) -> Iterator[StreamEvent]:
             {"choices": [{"index": index, "delta": delta, "finish_reason": choice.get("finish_reason") or "stop"}]}
         )
     yield from chunk_events({"usage": body.get("usage")})
+
+
+ADAPTER = OpenAIProvider  # what backend.providers registers from this module

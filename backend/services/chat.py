@@ -126,6 +126,11 @@ class ChatService:
                 yield Retrying(following.name, following_model, 0.0, failures[-1].user_message())
         raise failures[-1]
 
+    async def suggest_title(self, model: str, question: str, answer: str, timeout: float = 15.0) -> str:
+        """A few-word title for a conversation that starts with `question` and `answer`, from `model`; empty when
+        that fails."""
+        return await suggest_title(self, model, question, answer, timeout)
+
     @staticmethod
     def _call(provider: Provider, model: str, request: ChatRequest, answer: _Answer):
         """The request for this attempt, and the trimmer of repeated text when it continues another's answer."""
@@ -237,12 +242,13 @@ TITLE_PROMPT = (
 
 
 async def suggest_title(chat: ChatService, model: str, question: str, answer: str, timeout: float = 15.0) -> str:
-    """A few-word title for a new conversation from `model`; empty when it fails (the caller keeps its own)."""
+    """A few-word title for a new conversation from `model`; empty when it fails (the caller keeps its own).
+    Also `ChatService.suggest_title`."""
     prompt = TITLE_PROMPT.format(question=question[:1000], answer=answer[:1000])
     request = ChatRequest(model=model, messages=[{"role": "user", "content": prompt}], max_tokens=24, temperature=0.2)
 
     async def run() -> str:
-        return "".join([event.text async for event in chat.stream(request) if type(event) is TextDelta])
+        return "".join([event.text async for event in chat.stream(request) if isinstance(event, TextDelta)])
 
     try:
         title = await asyncio.wait_for(run(), timeout)

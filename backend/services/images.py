@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
-from ..errors import APIError, BadRequestError
-from ..imagegen import ImageRequest, ImageStore, StoredImage
+from ..errors import APIError, BadRequestError, StreamError
+from ..imagegen import GeneratedImage, ImageRequest, ImageStore, StoredImage
+from ..media import fetch_bytes
+from ..providers.http import sniff_mime
 from ..retry import retry_delay
 from .registry import ModelRegistry
 
 MAX_IMAGES = 10
+IMAGE_DOWNLOAD_LIMIT = 64_000_000  # bytes of one generated image fetched from a URL
 LOCAL_OWNER = "local"  # the one owner when the app runs without logins
 
 
@@ -38,8 +42,26 @@ class ImageService:
                     raise
                 attempt += 1
                 await asyncio.sleep(delay)
+        images = [await self._fetched(image, provider.name, model) for image in images]
         model_id = f"{provider.name}/{model}"
         return [await self.store.save(image, request, model_id, owner) for image in images]
+
+    async def _fetched(self, image: GeneratedImage, provider: str, model: str) -> GeneratedImage:
+        """An image the provider answered with as a URL on another host, downloaded as a stranger would (no key,
+        no private address unless allowed, bounded in size and time) and checked to be an image."""
+        if image.url is None or image.data:
+            return image
+        app = self.models.settings.app
+        data = await fetch_bytes(
+            image.url,
+            allow_private=app.allow_private_image_urls,
+            max_bytes=IMAGE_DOWNLOAD_LIMIT,
+            timeout=app.image_fetch_timeout,
+        )
+        mime = sniff_mime(data)
+        if not mime.startswith("image/"):
+            raise StreamError(f"the image URL it answered with held no image ({mime})", provider=provider, model=model)
+        return replace(image, data=data, mime=mime, url=None)
 
     async def history(self, owner: str = LOCAL_OWNER, limit: int = 100) -> list[StoredImage]:
         return await self.store.history(owner, limit)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ..config import Settings
 from ..errors import SwitchboardError, UnknownModelError, UnsupportedCapabilityError
-from ..providers import Provider
+from ..providers import ModelInfo, Provider
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +42,44 @@ class ModelRegistry:
         provider_name, _, model = model_id.partition("/")
         provider = self.providers.get(provider_name)
         if provider is None or not model:
-            routes = ", ".join(self.settings.routes) or "none configured"
-            raise UnknownModelError(
-                f"Unknown model {model_id!r}: use provider/model, e.g. {self.default_chat}, or a route ({routes})."
-            )
+            raise self._unknown(model_id)
         declared = provider.declared_models()
         if declared and model not in declared:
             raise UnknownModelError(
                 f"Unknown model {model_id!r}: provider {provider_name!r} offers {', '.join(declared)}."
             )
         return provider, model
+
+    def _unknown(self, model_id: str) -> UnknownModelError:
+        routes = ", ".join(self.settings.routes) or "none configured"
+        return UnknownModelError(
+            f"Unknown model {model_id!r}: use provider/model, e.g. {self.default_chat}, or a route ({routes})."
+        )
+
+    def info(self, model_id: str) -> ModelInfo:
+        """What `model_id` can do; UnknownModelError when the configuration does not define it. For a route,
+        each capability is that of any of its models (the service picks those that can serve a request)."""
+        if model_id in self.settings.routes:
+            targets = [self._target(target) for target in self.settings.routes[model_id]]
+        else:
+            provider_name, _, model = model_id.partition("/")
+            provider = self.providers.get(provider_name)
+            if provider is None or not model:
+                raise self._unknown(model_id)
+            targets = [(provider, model)]  # image models are not chat models: no declared-model check here
+        described = [provider.model_info(model) for provider, model in targets]
+        if len(described) == 1:
+            return described[0]
+        return ModelInfo(
+            id=model_id,
+            chat=any(info.chat for info in described),
+            vision=any(info.vision for info in described),
+            images=any(info.images for info in described),
+            negative_prompt=any(info.negative_prompt for info in described),
+            reasoning=any(info.reasoning for info in described),
+            context_length=min((info.context_length for info in described if info.context_length), default=None),
+            bundled=all(info.bundled for info in described),
+        )
 
     def resolve_task(self, model_id: str, task: str) -> tuple[Provider, str]:
         """The provider and model name for an image ("image") or vision ("vision") model id."""

@@ -1,0 +1,149 @@
+"""Attacks on a shared instance through Gradio's own routes, each reproduced against the real app over HTTP: the
+login boundary on every route, CORS and cookies, session hashes bound to their login, bounded bodies, the
+headers that keep model output inert."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+from starlette.routing import Mount
+
+from tests.gradio_http import GradioSession
+from tests.test_share_mode import shared  # noqa: F401  (the fixture)
+from tests.upstream import Reply
+from webui.server import PUBLIC_PATHS, PUBLIC_PREFIXES, create_server
+
+EVIL = "https://evil.example"
+
+
+def routes_of(app) -> list[tuple[str, str]]:
+    """(method, path) of every route the mounted Gradio app serves, path parameters filled with a dummy."""
+    found = []
+
+    def walk(routes, prefix: str = "") -> None:
+        for route in routes:
+            if hasattr(route, "original_router"):  # FastAPI's included router (its routes carry its prefix)
+                walk(route.original_router.routes, prefix)
+            elif isinstance(route, Mount) or (hasattr(route, "routes") and not hasattr(route, "methods")):
+                walk(route.routes, prefix + route.path)
+            elif getattr(route, "path", None):
+                method = "GET" if "GET" in (route.methods or {"GET"}) else sorted(route.methods)[0]
+                path = (prefix + route.path).replace("{path:path}", "x").replace("{path_or_url:path}", "x")
+                for name in ("{session_hash}", "{api_name}", "{event_id}", "{run}", "{component_id}", "{size}"):
+                    path = path.replace(name, "1")
+                found.append((method, path.replace("{", "").replace("}", "")))
+
+    walk(app.routes)
+    return found
+
+
+def test_only_the_login_page_is_open_without_a_login(shared):  # noqa: F811
+    """Every route of the app, Gradio's own included (cancel, heartbeat, media streams and the REST API do not
+    check a login themselves), answers 401 to a stranger, except the login page and what it loads; and the login
+    page holds nothing of the app."""
+    url, _, backend = shared()
+    app = create_server(backend)  # the same routes as the served app
+    gradio_app = app.routes[-1].app
+    checked = 0
+    for method, path in routes_of(gradio_app):
+        response = httpx.request(method, url.rstrip("/") + path, json={}, timeout=10)
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            assert response.status_code != 401 or "login_check" in path, path  # it says 401: not logged in
+        else:
+            assert response.status_code == 401, (method, path, response.status_code)
+            checked += 1
+    assert checked > 40  # Gradio's API routes were all among them
+    page = httpx.get(url, timeout=10).text
+    assert "cloud/chat" not in page and "cloud · chat" not in page
+
+
+def test_other_origins_may_not_read_or_act(shared):  # noqa: F811
+    """Behind a TLS proxy (a non-loopback Host), a page on another origin gets no CORS grant: not on a preflight,
+    not on a credentialed read; the login cookie is SameSite=Lax, so other sites' requests do not carry it."""
+    url, _, _ = shared()
+    alice = GradioSession(url, "alice", "alice-secret")
+    host = {"Host": "chat.example.com"}
+    preflight = alice.http.options(
+        "gradio_api/queue/join", headers={**host, "Origin": EVIL, "Access-Control-Request-Method": "POST"}
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+    read = alice.http.get("config", headers={**host, "Origin": EVIL})
+    assert read.status_code == 200 and "access-control-allow-origin" not in read.headers
+    login = httpx.post(url + "login", data={"username": "alice", "password": "alice-secret"}, timeout=30)
+    cookies = login.headers.get_list("set-cookie")
+    assert cookies and all(
+        "samesite=lax" in cookie.lower() and "samesite=none" not in cookie.lower() for cookie in cookies
+    )
+    alice.close()
+
+
+def test_an_allowed_origin_is_granted(shared):  # noqa: F811
+    url, _, _ = shared('allowed_origins = ["https://team.example"]')
+    preflight = httpx.options(
+        url + "gradio_api/queue/join",
+        headers={"Origin": "https://team.example", "Access-Control-Request-Method": "POST"},
+        timeout=10,
+    )
+    assert preflight.headers.get("access-control-allow-origin") == "https://team.example"
+    refused = httpx.options(
+        url + "gradio_api/queue/join", headers={"Origin": EVIL, "Access-Control-Request-Method": "POST"}, timeout=10
+    )
+    assert "access-control-allow-origin" not in refused.headers
+
+
+def test_a_session_hash_belongs_to_its_login(shared):  # noqa: F811
+    """With Alice's session hash (it appears in URLs, so in proxy logs), Bob can neither read her live reply, nor
+    cancel it, nor run events in her session (where her open conversation is); a stranger without a login cannot
+    cancel it either. Alice's reply arrives whole."""
+    url, cloud, _ = shared()
+    pieces = [f"w{i} " for i in range(40)]
+    cloud.enqueue(Reply.text(pieces, delay=0.05))
+    alice = GradioSession(url, "alice", "alice-secret")
+    chat = alice.api_fn_index("chat")
+    event_id = alice.join(chat, ["a long answer please", "cloud/chat"])
+    assert cloud.wait_for(lambda: len(cloud.chat_requests()) == 1, timeout=20)
+
+    bob = GradioSession(url, "bob", "bob-secret")
+    bob.session_hash = alice.session_hash
+    assert bob.http.get("gradio_api/queue/data", params={"session_hash": alice.session_hash}).status_code == 403
+    cancel = {"session_hash": alice.session_hash, "fn_index": chat, "event_id": event_id}
+    assert bob.http.post("gradio_api/cancel", json=cancel).status_code == 403
+    assert httpx.post(url + "gradio_api/cancel", json=cancel, timeout=10).status_code == 401
+    assert bob.http.get(f"gradio_api/heartbeat/{alice.session_hash}").status_code == 403
+    with pytest.raises(httpx.HTTPStatusError, match="403"):
+        bob.join(bob.fn_index("export-json", "click"), [None, ""])
+
+    done = alice.result(event_id)
+    assert done["success"] and done["output"]["data"][0] == "".join(pieces)
+    assert cloud.chat_requests()[0].disconnected_at is None  # never cancelled
+    alice.close()
+    bob.close()
+
+
+def test_request_bodies_are_bounded(shared):  # noqa: F811
+    """A 20 MB "message" is refused before anything parses it."""
+    url, cloud, _ = shared()
+    alice = GradioSession(url, "alice", "alice-secret")
+    huge = {"data": ["x" * 20_000_000, "cloud/chat"], "fn_index": alice.api_fn_index("chat"), "session_hash": "h"}
+    response = alice.http.post(
+        "gradio_api/queue/join", content=json.dumps(huge), headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert cloud.chat_requests() == []
+    alice.close()
+
+
+def test_pages_keep_model_output_inert(shared):  # noqa: F811
+    """Every answer carries a Content-Security-Policy: images only from this server (no exfiltration through an
+    image URL in a reply), forms submit only here, nothing framed by other sites; and no Referer leaves."""
+    url, _, _ = shared()
+    alice = GradioSession(url, "alice", "alice-secret")
+    for response in (alice.http.get(""), alice.http.get("config"), httpx.get(url, timeout=10)):
+        policy = response.headers["content-security-policy"]
+        assert "img-src 'self' data: blob:" in policy
+        assert "form-action 'self'" in policy
+        assert "frame-ancestors 'self'" in policy
+        assert response.headers["referrer-policy"] == "no-referrer"
+    alice.close()

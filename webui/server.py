@@ -1,0 +1,372 @@
+"""The HTTP server: our own FastAPI app, with the Gradio Blocks mounted on it.
+
+The FastAPI app, not Gradio, owns what a browser trusts:
+- **CORS**: Starlette's `CORSMiddleware` with `app.allowed_origins` (empty by default: no other origin may read a
+  response). Its presence makes Gradio's own CORS middleware stand down; that one reflects any `Origin` with
+  credentials once the Host is not localhost (gradio-app/gradio #10276).
+- **Cookies**: Gradio sets its login cookie `SameSite=None`; `Guard` rewrites it to `SameSite=Lax`, so no other
+  site's page sends it along with its requests.
+- **Headers**: a Content-Security-Policy that keeps model output inert: images only from this server (a reply
+  cannot smuggle chat text out through an image URL), forms submit only here, no plugins, no framing by other
+  sites; and no Referer leaves the page (Gradio puts session hashes in URLs).
+- **Guard** (with logins): every route needs a login except the few the login page itself uses (`PUBLIC`); a
+  Gradio session hash belongs to the login that used it first, and no other login (or anonymous caller) may read,
+  cancel or join it; request bodies are bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, MutableMapping
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+from urllib.parse import parse_qs
+
+import gradio as gr
+import uvicorn
+from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+from backend import Backend, Users
+
+from .app import CSS, build_app
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+# Reachable without a login: the login page and what it loads. Everything else answers 401 to a stranger, including
+# Gradio's routes that do not check a login themselves (cancel, heartbeat, media streams).
+PUBLIC_PATHS = frozenset(
+    {
+        "/",
+        "/login",
+        "/login/",
+        "/logout",
+        "/favicon.ico",
+        "/manifest.json",
+        "/robots.txt",
+        "/theme.css",
+        "/gradio_api/theme.css",
+        "/gradio_api/login_check",
+        "/gradio_api/login_check/",
+        "/gradio_api/app_id",
+        "/gradio_api/app_id/",
+        "/gradio_api/startup-events",
+    }
+)
+PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
+# Request bodies other than uploads (which Gradio bounds by `max_file_size`): a chat turn with its history fits
+# many times over; a forged 50 MB "message" does not get parsed.
+MAX_BODY_BYTES = 16_000_000
+UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/upload/")
+SESSIONS_KEPT = 100_000  # session hashes remembered with their login; the oldest are forgotten first
+
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "img-src 'self' data: blob:",
+        "media-src 'self' data: blob:",
+        "form-action 'self'",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "frame-ancestors 'self'",
+    ]
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-content-type-options", b"nosniff"),
+]
+
+
+def create_server(backend: Backend, *, users: Users | None = None, exposed: bool = False) -> FastAPI:
+    """The whole web app: the Blocks UI at `/` behind our CORS policy, headers and guard.
+
+    `users` turns on the login page; `exposed` (a share link or a non-loopback address) turns on per-visitor
+    limits even without logins."""
+    settings = backend.settings.app
+    blocks = build_app(backend, exposed=exposed)
+    # What `launch()` would set: Gradio's queue runs at most max_threads events at once, all listeners together
+    # (default 40), which would cap replies below app.concurrency; and Gradio keeps about 150 KB for every
+    # session until this many newer ones exist (the default 10,000 lets memory grow by 1.5 GB).
+    blocks.max_threads = max(40, 4 * settings.concurrency)
+    blocks._queue.max_thread_count = blocks.max_threads
+    blocks.state_session_capacity = settings.max_sessions
+
+    server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    gr.mount_gradio_app(
+        server,
+        blocks,
+        path="/",
+        auth=users.verify if users else None,
+        auth_message="Switchboard: sign in to see your conversations." if users else None,
+        footer_links=["api"],
+        run_history=False,  # conversations live on the server, per user; not in each browser's storage
+        show_error=True,
+        max_file_size=settings.max_upload_bytes,
+        css=CSS,
+        allowed_paths=[],
+    )
+    gradio_app = server.routes[-1].app  # type: ignore[attr-defined]  # the Mount just added
+    # Gradio checks that a file named in an event's input was uploaded by a visitor (not any server path) only
+    # once its Blocks "have launched", which `launch()` marks and mounting does not.
+    blocks.has_launched = True
+    # Outermost last: headers on every answer, then the visitor's address, CORS (a preflight carries no login),
+    # then the guard.
+    server.add_middleware(Guard, gradio_app=gradio_app, logins=users is not None)
+    server.add_middleware(
+        CORSMiddleware,
+        allow_origins=list(settings.allowed_origins),
+        allow_credentials=True,
+        allow_methods=["GET", "POST"],
+        allow_headers=["*"],
+    )
+    if settings.trusted_proxies:
+        server.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
+    server.add_middleware(SecurityHeaders)
+    return server
+
+
+class SecurityHeaders:
+    """Adds SECURITY_HEADERS to every HTTP response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+class Guard:
+    """Logins on every route but PUBLIC ones, session hashes bound to their login, bounded bodies, Lax cookies."""
+
+    def __init__(self, app: ASGIApp, gradio_app: Any, logins: bool) -> None:
+        self.app = app
+        self.gradio = gradio_app
+        self.logins = logins
+        self.owners: OrderedDict[str, str] = OrderedDict()  # session hash or event id -> login
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        body = b""
+        if scope["method"] == "POST" and path not in UPLOAD_PATHS:
+            read = await _read_body(receive, MAX_BODY_BYTES)
+            if read is None:
+                await _refuse(send, 413, f"Request body larger than {MAX_BODY_BYTES // 1_000_000} MB.")
+                return
+            body = read
+            receive = _replay(body, receive)
+        if path in ("/login", "/login/"):
+            send = _lax_cookies(send)
+        if not self.logins:
+            await self.app(scope, receive, send)
+            return
+        user = self._user(scope)
+        if user is None and not _is_public(path):
+            await _refuse(send, 401, "Not authenticated.")
+            return
+        if user is None and path == "/" and scope["method"] in ("GET", "HEAD"):
+            await self._login_page(scope, receive, send)
+            return
+        if user is not None:
+            for key in _session_keys(path, scope.get("query_string", b""), body):
+                if self.owners.setdefault(key, user) != user:
+                    await _refuse(send, 403, "This session belongs to another login.")
+                    return
+                self.owners.move_to_end(key)
+            while len(self.owners) > SESSIONS_KEPT:
+                self.owners.popitem(last=False)
+            if path.startswith(("/gradio_api/call/", "/call/")) and scope["method"] == "POST":
+                send = self._bind_event_ids(send, user)
+        await self.app(scope, receive, send)
+
+    async def _login_page(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Gradio's login page without what Gradio's own route adds to it for strangers too: the description of
+        every API endpoint, with parameter defaults such as model ids."""
+        from gradio import route_utils
+        from gradio.routes import templates
+
+        request = Request(scope, receive)
+        blocks = self.gradio.get_blocks()
+        config = {
+            "auth_required": True,
+            "auth_message": blocks.auth_message,
+            "space_id": blocks.space_id,
+            "root": route_utils.get_root_url(request=request, route_path="/", root_path=self.gradio.root_path),
+            "page": {"": {"layout": {}}},
+            "pages": [""],
+            "components": [],
+            "dependencies": [],
+            "current_page": "",
+        }
+        nothing = {"named_endpoints": {}, "unnamed_endpoints": {}}
+        context = {"base_url": "./", "config": config, "gradio_api_info": nothing}
+        response = templates.TemplateResponse(request=request, name="frontend/index.html", context=context)
+        await response(scope, receive, send)
+
+    def _user(self, scope: Scope) -> str | None:
+        """The login of Gradio's access-token cookie, or None."""
+        cookies: SimpleCookie = SimpleCookie()
+        for name, value in scope.get("headers", []):
+            if name == b"cookie":
+                with contextlib.suppress(CookieError):
+                    cookies.load(value.decode("latin-1"))
+        cookie_id = self.gradio.cookie_id
+        for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
+            morsel = cookies.get(name)
+            if morsel is not None and (user := self.gradio.tokens.get(morsel.value)):
+                return str(user)
+        return None
+
+    def _bind_event_ids(self, send: Send, user: str) -> Send:
+        """The REST `call` API answers with an event id whose results are read at a URL of their own: bind it."""
+
+        async def binding(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                try:
+                    event_id = json.loads(message.get("body") or b"{}").get("event_id")
+                except (ValueError, AttributeError):
+                    event_id = None
+                if isinstance(event_id, str):
+                    self.owners[f"event:{event_id}"] = user
+            await send(message)
+
+        return binding
+
+
+def _session_keys(path: str, query: bytes, body: bytes) -> list[str]:
+    """The session hashes (and REST event ids) a Gradio request names."""
+    keys = [f"session:{value}" for value in parse_qs(query.decode("latin-1")).get("session_hash", [])]
+    parts = path.strip("/").split("/")
+    # /heartbeat/{session_hash}, /stream/{session_hash}/{run}/...
+    if (parts[:2] == ["gradio_api", "heartbeat"] and len(parts) == 3) or (
+        parts[:2] == ["gradio_api", "stream"] and len(parts) >= 4
+    ):
+        keys.append(f"session:{parts[2]}")
+    elif parts[:2] == ["gradio_api", "call"] and len(parts) >= 4:  # /call/{api_name}/{event_id}
+        keys.append(f"event:{parts[-1]}")
+    if body.startswith(b"{"):
+        try:
+            session_hash = json.loads(body).get("session_hash")
+        except ValueError:
+            session_hash = None
+        if isinstance(session_hash, str):
+            keys.append(f"session:{session_hash}")
+    return keys
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None as soon as it grows past `limit`."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then what the client sends next (a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _lax_cookies(send: Send) -> Send:
+    """Gradio's login cookies as SameSite=Lax (it sets SameSite=None, for embedding in other sites' pages)."""
+
+    async def lax(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = []
+            for name, value in message.get("headers", []):
+                if name == b"set-cookie":
+                    attributes = [a for a in value.split(b";") if not a.strip().lower().startswith(b"samesite")]
+                    value = b";".join([*attributes, b" SameSite=Lax"])
+                headers.append((name, value))
+            message["headers"] = headers
+        await send(message)
+
+    return lax
+
+
+async def _refuse(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class ServerThread:
+    """The app served by uvicorn on a background thread (tests, benchmarks); `close()` stops it."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False)
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True, name="switchboard-http")
+        self.url = f"http://{host}:{port}/"
+
+    def start(self, timeout: float = 30.0) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not start on {self.url}")
+            time.sleep(0.02)
+        return self
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    """Serve the app in the foreground until interrupted."""
+    # Forwarded headers are trusted only from app.trusted_proxies (create_server), never by uvicorn's default.
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, proxy_headers=False)
