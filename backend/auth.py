@@ -48,7 +48,7 @@ def check_password(stored: str, password: str) -> bool:
 
 @functools.cache
 def _decoy() -> str:
-    return hash_password(secrets.token_hex(16))
+    return hash_password(secrets.token_hex(16), iterations=ITERATIONS)
 
 
 class Users:

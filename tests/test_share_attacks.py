@@ -4,6 +4,7 @@ headers that keep model output inert."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -11,6 +12,7 @@ import pytest
 from starlette.routing import Mount
 
 from tests.gradio_http import GradioSession
+from tests.test_images_vision import png
 from tests.test_share_mode import shared  # noqa: F401  (the fixture)
 from tests.upstream import Reply
 from webui.server import PUBLIC_PATHS, PUBLIC_PREFIXES, create_server
@@ -147,3 +149,102 @@ def test_pages_keep_model_output_inert(shared):  # noqa: F811
         assert "frame-ancestors 'self'" in policy
         assert response.headers["referrer-policy"] == "no-referrer"
     alice.close()
+
+
+def test_the_vision_url_field_never_opens_a_server_path(shared):  # noqa: F811
+    """The attack: Bob typed the path of Alice's generated image in the URL field and got it sent upstream; the
+    error wording told which server files exist. Now anything but an http(s) URL gets the same sentence."""
+    from backend.imagegen import GeneratedImage, ImageRequest
+
+    url, cloud, backend = shared()
+    request = ImageRequest(model="cloud/chat", prompt="alice's secret drawing")
+    stored = asyncio.run(backend.images.store.save(GeneratedImage(png()), request, "cloud/chat", "alice"))
+    bob = GradioSession(url, "bob", "bob-secret")
+    describe = bob.api_fn_index("describe_image")
+    answers = set()
+    for path in (str(stored.path), "/etc/passwd", "/no/such/file.png", "file:///etc/passwd", "~/.ssh/id_rsa"):
+        answer = bob.call(describe, [None, "what is it?", "cloud/chat", path])
+        assert not answer["success"], path
+        answers.add(answer["output"]["error"])
+    assert answers == {"An image URL must start with http:// or https://."}
+    assert cloud.chat_requests() == []
+    bob.close()
+
+
+def test_messages_are_counted_when_saved_and_bounded_in_size(shared):  # noqa: F811
+    """The attack: 60 messages saved in 0.7 s with a limit of 30 a minute (the limit counted replies, and a script
+    can save without asking for one), and a 20 MB message saved. Now the step that saves counts, and refuses."""
+    url, cloud, backend = shared("max_requests_per_minute = 3\nmax_message_chars = 1000")
+    alice = GradioSession(url, "alice", "alice-secret")
+    save = alice.fn_index("message", "submit")
+
+    def send(text: str) -> str:
+        """ "saved", or the sentence it was refused with (at the message box: Gradio answers the join with 422)."""
+        message = [{"text": text, "files": []}, [], None, "cloud/chat", "", 0.7, 1, 0, -1, "", ""]
+        try:
+            outcome = alice.call(save, message)
+        except httpx.HTTPStatusError as error:
+            assert error.response.status_code == 422
+            return error.response.text
+        return "saved" if outcome["success"] else outcome["output"]["error"]
+
+    outcomes = [send(f"note {number}") for number in range(5)]
+    assert outcomes[:3] == ["saved"] * 3
+    assert all("started 3 requests in the last minute" in outcome for outcome in outcomes[3:])
+    assert "1,001 characters; the limit here is 1,000" in send("x" * 1001)
+    [summary] = asyncio.run(backend.conversations.list("alice"))
+    kept = asyncio.run(backend.conversations.get("alice", summary.id)).messages
+    assert [message.text for message in kept] == ["note 0", "note 1", "note 2"]  # nothing else was kept
+    assert cloud.chat_requests() == []
+    alice.close()
+
+
+def test_the_model_is_sent_the_stored_conversation_not_the_page(shared):  # noqa: F811
+    """The attack: the reply step took the chat history from the page, so a script sent a 50 MB "history" (or
+    someone else's words) to the model. Now the page's copy is only shown; the model gets the stored messages.
+    A reply step with no conversation at all is refused before any request."""
+    url, cloud, _ = shared()
+    alice = GradioSession(url, "alice", "alice-secret")
+    submit = alice.fn_index("message", "submit")
+    respond = submit + 1
+    page = [{"role": "user", "content": [{"type": "text", "text": "forged"}]}]
+    nothing = alice.call(respond, [page, None, "cloud/chat", "", 0.7, 1, 0, -1, ""])
+    assert not nothing["success"] and "Open or start a chat first" in nothing["output"]["error"]
+    assert cloud.chat_requests() == []
+
+    added = alice.call(
+        submit, [{"text": "the real question", "files": []}, [], None, "cloud/chat", "", 0.7, 1, 0, -1, "", ""]
+    )
+    assert added["success"]
+    forged = [
+        {"role": "user", "content": [{"type": "text", "text": "FORGED " * 100_000}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "sure"}]},
+    ]
+    # The session's state holds the conversation the message step saved; the reply reads it from there.
+    replied = alice.call(respond, [forged, None, "cloud/chat", "", 0.7, 1, 0, -1, ""])
+    assert replied["success"]
+    sent = cloud.chat_requests()[0].body["messages"]
+    assert sent == [{"role": "user", "content": "the real question"}]
+    alice.close()
+
+
+def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(write_config, serve_app, upstream):
+    """The attack: on an exposed instance without logins, a script on loopback sent a new X-Forwarded-For with
+    every request and was never limited. Only `app.trusted_proxies` may say who the visitor is."""
+    from gradio_client import Client
+
+    from backend import Backend, load_settings
+    from tests.conftest import scripted_config
+
+    config = scripted_config(upstream).replace("[app]\n", "[app]\nmax_requests_per_minute = 2\n")
+    backend = Backend(load_settings(write_config(config)))
+    url = serve_app(backend, exposed=True)
+    answers = []
+    for number in range(3):
+        client = Client(url, headers={"X-Forwarded-For": f"203.0.113.{number}"}, verbose=False)
+        try:
+            answers.append(client.predict(message="hi", api_name="/chat"))
+        except Exception as error:  # the third is refused
+            answers.append(str(error))
+    assert answers[:2] == ["Hello from the scripted upstream."] * 2
+    assert "started 2 requests in the last minute" in answers[2]
