@@ -104,7 +104,7 @@ if TYPE_CHECKING:
     from .services import Backend, ChatService
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> object:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'backend' has no attribute {name!r}")

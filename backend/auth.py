@@ -71,13 +71,13 @@ class Users:
 
     def __call__(self, username: str, password: str) -> bool:
         stored = self._passwords.get(username)
-        refused = stored is None or self._throttled(username)
-        if refused or not stored.startswith(SCHEME + "$"):
-            # Every answer costs one full hash: a quick refusal (an unknown name, a throttled one) or a quick
-            # check (a password from the environment) would tell which names exist.
+        # Every answer costs one full hash: a quick refusal (an unknown name, a throttled one) or a quick
+        # check (a password from the environment) would tell which names exist.
+        if stored is None or self._throttled(username):
             check_password(_decoy(), password)
-        if refused:
             return False
+        if not stored.startswith(SCHEME + "$"):
+            check_password(_decoy(), password)
         if check_password(stored, password):
             with self._lock:
                 self._failures.pop(username, None)

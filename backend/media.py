@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import io
 import ipaddress
 import os
@@ -21,10 +22,13 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import OwnMessageError
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
 
 MAX_SIDE = 2048  # longest side sent upstream; larger images are downscaled (providers downscale anyway)
 # Pixel limits, read from the header before anything is decoded. A JPEG is decoded at a reduced scale (1/2 to
@@ -88,8 +92,8 @@ def prepare_image(data: bytes, *, max_bytes: int) -> Image:
                     probe.draft(None, (MAX_SIDE, MAX_SIDE))  # decode at the smallest scale still >= MAX_SIDE
                 probe.load()  # decodes every pixel: truncated or corrupt files fail here
                 if max(size) <= MAX_SIDE and fmt in KEPT_FORMATS:
-                    return Image(data, KEPT_FORMATS[fmt], *size)
-                return _reencode(probe)
+                    return _remember(Image(data, KEPT_FORMATS[fmt], *size))
+                return _remember(_reencode(probe))
     except InvalidImageError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
@@ -100,7 +104,7 @@ def prepare_image(data: bytes, *, max_bytes: int) -> Image:
         raise InvalidImageError(f"The image is damaged and cannot be decoded ({exc}).") from None
 
 
-def _reencode(picture) -> Image:
+def _reencode(picture: PILImage.Image) -> Image:
     picture.thumbnail((MAX_SIDE, MAX_SIDE))
     has_alpha = picture.mode in ("RGBA", "LA", "PA") or "transparency" in picture.info
     out = io.BytesIO()
@@ -211,22 +215,35 @@ async def inline_remote_images(
     return out
 
 
-_recent: OrderedDict[tuple[str, int], Image] = OrderedDict()  # data URL, max_bytes -> validated image
-RECENT_IMAGES = 16
+# Images prepare_image produced lately, by a digest of their bytes. Preparing a prepared image gives it back as it
+# is, so these need no second decode: not the upload validated a moment ago and now sent, nor the earlier
+# images a conversation sends again on every turn.
+_prepared: OrderedDict[bytes, Image] = OrderedDict()
+_prepared_lock = threading.Lock()  # filled from worker threads, read on the event loop
+PREPARED_BYTES = 32_000_000  # what the images kept may hold together; the oldest go first
+
+
+def _remember(image: Image) -> Image:
+    with _prepared_lock:
+        _prepared[_digest(image.data)] = image
+        held = sum(len(kept.data) for kept in _prepared.values())
+        while held > PREPARED_BYTES and len(_prepared) > 1:
+            held -= len(_prepared.popitem(last=False)[1].data)
+    return image
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 async def _validated(data_url: str, max_bytes: int) -> Image:
-    """A data URL's image, validated off the event loop. A conversation sends its earlier images again on every
-    turn: those validated lately are not decoded again (the key is the URL itself, compared in full)."""
-    key = (data_url, max_bytes)
-    image = _recent.get(key)
-    if image is None:
-        image = await asyncio.to_thread(prepare_image, decode_data_url(data_url), max_bytes=max_bytes)
-        _recent[key] = image
-        while len(_recent) > RECENT_IMAGES:
-            _recent.popitem(last=False)
-    _recent.move_to_end(key)
-    return image
+    """A data URL's image, validated off the event loop, unless it is one prepared lately."""
+    data = decode_data_url(data_url)
+    with _prepared_lock:
+        image = _prepared.get(_digest(data))
+    if image is not None and len(data) <= max_bytes:
+        return image
+    return await asyncio.to_thread(prepare_image, data, max_bytes=max_bytes)
 
 
 async def fetch_image(url: str, *, allow_private: bool, max_bytes: int, timeout: float) -> Image:

@@ -110,10 +110,11 @@ class Drip:
     def __init__(self) -> None:
         self.headers: list[dict[str, str]] = []
         self.loop = asyncio.new_event_loop()
-        self.server = self.loop.run_until_complete(asyncio.start_server(self._serve, "127.0.0.1", 0))
-        self.port = self.server.sockets[0].getsockname()[1]
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
+        starting = asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = asyncio.run_coroutine_threadsafe(starting, self.loop).result(timeout=5)
+        self.port = self.server.sockets[0].getsockname()[1]
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
@@ -284,3 +285,37 @@ async def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path):
     await FileConversationStore(tmp_path).list("ann")  # a fresh process's first look at the owner
     assert not old.exists() and not media_old.exists()
     assert young.exists()  # may be a write in progress
+
+
+async def test_an_attached_image_is_decoded_once_across_turns(upstream, write_config, monkeypatch):
+    """Validated when it is attached, then read from the store and sent on every turn, never decoded again."""
+    from PIL import ImageFile
+
+    from backend import ChatRequest, Conversation, StoredMessage, model_messages, validate_image
+    from tests.conftest import scripted_config
+
+    config = scripted_config(upstream) + 'vision_models = ["scripted-1"]\n'
+    backend = Backend(load_settings(write_config(config)))
+    decodes: list[int] = []
+    real_load = ImageFile.ImageFile.load
+
+    def counted_load(self):  # Pillow's own decoding, counted
+        decodes.append(1)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counted_load)
+    picture = png(300, 200, (1, 2, 3))
+    image = await validate_image(picture, max_bytes=1_000_000)
+    reference = await backend.conversations.save_image("ann", image.data, image.mime)
+    conversation = Conversation(messages=[StoredMessage(role="user", text="What is this?", images=[reference])])
+    for turn in range(3):
+        messages = await model_messages(backend.conversations, "ann", conversation)
+        events = [event async for event in backend.chat.stream(ChatRequest("scripted/scripted-1", messages))]
+        assert events
+        conversation.messages += [
+            StoredMessage(role="assistant", text="A square."),
+            StoredMessage(role="user", text=f"And now? {turn}"),
+        ]
+    assert len(upstream.chat_requests()) == 3
+    assert all(r.body["messages"][0]["content"][1]["image_url"]["url"].startswith("data:image/png") for r in upstream.chat_requests())
+    assert len(decodes) == 1

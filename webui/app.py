@@ -14,9 +14,12 @@ from .images import build_images_tab
 from .streaming import Pacer
 from .vision import build_vision_tab
 
+# Forms in a reply can submit nowhere but here (the Content-Security-Policy, webui/server.py); they are not
+# shown either, so nobody types into one.
 CSS = """
 #small-model-note { font-size: 0.9em; opacity: 0.85; }
 footer { display: none !important; }
+#chatbot [data-testid="bot"] form { display: none !important; }
 """
 
 

@@ -32,7 +32,7 @@ from .streaming import Pacer, batched
 
 log = logging.getLogger(__name__)
 
-LATEX = [
+LATEX: list[dict[str, str | bool]] = [
     {"left": "$$", "right": "$$", "display": True},
     {"left": "$", "right": "$", "display": False},
     {"left": "\\(", "right": "\\)", "display": False},
@@ -268,7 +268,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         if problem := _text_problem(backend, text):
             raise gr.Error(problem)
         _count(limits, request)
-        kept = chat_history[: data.index + 1]
+        kept = chat_history[: _message_position(data.index) + 1]
         attachments = [part for part in _parts(kept[-1].get("content")) if part.get("type") == "file"]
         kept[-1] = {"role": "user", "content": [{"type": "text", "text": text}, *attachments] if attachments else text}
         conversation = await reopened(conversation, conversation_id, owner_of(request))
@@ -306,7 +306,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         return [*settled, stopped_marker()], *idle(), conversation, gr.skip()
 
     controls = [textbox, send, stop]
-    private = {"api_visibility": "private"}
+    private: dict[str, Any] = {"api_visibility": "private"}
     replies = []
     for trigger, prepare, check, inputs in (
         (textbox.submit, add_message, check_message, [textbox, chatbot, current, *settings, search, open_id]),
@@ -346,7 +346,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         except SwitchboardError as error:
             return _refused(error.user_message(), 12)
         saved = conversation.settings
-        chosen_model = conversation.model if conversation.model in dict(map(reversed, choices)) else default
+        chosen_model = conversation.model if conversation.model in {id_ for _, id_ in choices} else default
         return (
             history.render(backend, owner, conversation),
             conversation,
@@ -413,7 +413,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             conversation.id,
         )
 
-    quiet = {"show_progress": "hidden", **private}
+    quiet: dict[str, Any] = {"show_progress": "hidden", **private}
     new_chat.click(start_new, search, [chatbot, current, chats, title_box, download, confirm_row, open_id], **quiet)
     chats.input(open_chat, chats, [chatbot, current, *settings, title_box, download, confirm_row, open_id], **quiet)
     search.change(find, [search, open_id], chats, **quiet)
@@ -430,7 +430,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
     async def load_chats(request: gr.Request):
         return await listed(owner_of(request))
 
-    async def chat(message: str, model: str = default, request: gr.Request = None) -> AsyncIterator[str]:
+    async def chat(message: str, model: str = default, request: gr.Request | None = None) -> AsyncIterator[str]:
         """Send one message (no history) to `model` (provider/model or a route; default: the configured default)
         and stream the reply text; each update is the whole text so far."""
         chat_request = ChatRequest(model=model or default, messages=[{"role": "user", "content": message}])
@@ -531,9 +531,14 @@ def _file_path(file: Any) -> str:
     return file.get("path", "") if isinstance(file, dict) else str(file)
 
 
+def _message_position(index: Any) -> int:
+    """The message an event's `index` points at (Gradio gives an int, or a tuple whose first item it is)."""
+    return index[0] if isinstance(index, tuple | list) else int(index)
+
+
 def _upto_user_message(history: list, index: Any) -> list:
     """History up to and including the last user message at or before `index`."""
-    position = index[0] if isinstance(index, tuple | list) else int(index)
+    position = _message_position(index)
     for cut in range(min(position, len(history) - 1), -1, -1):
         if history[cut].get("role") == "user":
             return history[: cut + 1]

@@ -58,7 +58,7 @@ def build_images_tab(backend: Backend, limits: VisitorLimits):
         n: float = 1,
         negative_prompt: str = "",
         seed: float = -1,
-        request: gr.Request = None,
+        request: gr.Request | None = None,
     ):
         """Generate `n` images of `size` from `prompt` with `model` (an image model id); returns the images."""
         if not (prompt or "").strip():

@@ -54,31 +54,30 @@ class ReplyView:
         self.deltas = 0
 
     def apply(self, event: StreamEvent) -> None:
-        kind = type(event)
-        if kind is TextDelta or kind is ReasoningDelta:
+        if isinstance(event, (TextDelta, ReasoningDelta)):  # first: nearly every event is one
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
             self.deltas += 1
-            (self.text if kind is TextDelta else self.reasoning).append(event.text)
-        elif kind is ToolCallDelta:
+            (self.text if isinstance(event, TextDelta) else self.reasoning).append(event.text)
+        elif isinstance(event, ToolCallDelta):
             call = self.tool_calls.setdefault(event.call_index, {"name": "", "arguments": ""})
             call["name"] = call["name"] or event.name or ""
             call["arguments"] += event.arguments
-        elif kind is Started:
+        elif isinstance(event, Started):
             self.answering = f"{event.provider}/{event.model}"
             self.status = ""
-        elif kind is Resumed:
+        elif isinstance(event, Resumed):
             at = sum(map(len, self.text))
             self.handovers.append(Handover(at=at, provider=event.provider, model=event.model, reason=event.reason))
             self.status = ""
-        elif kind is Usage:
+        elif isinstance(event, Usage):
             self.usage = event
-        elif kind is Finish:
+        elif isinstance(event, Finish):
             self.finish_reason = event.reason
-        elif kind is Queued:
+        elif isinstance(event, Queued):
             ahead = f"{event.ahead} request{'s' if event.ahead != 1 else ''} ahead"
             self.status = f"⏳ Waiting for the model: {ahead}"
-        elif kind is Retrying:
+        elif isinstance(event, Retrying):
             wait = f" in {event.delay:.1f} s" if event.delay else ""
             self.status = f"↻ {event.reason} Trying {event.provider}/{event.model}{wait}…"
 

@@ -222,7 +222,7 @@ class Guard:
             "dependencies": [],
             "current_page": "",
         }
-        nothing = {"named_endpoints": {}, "unnamed_endpoints": {}}
+        nothing: dict[str, dict[str, Any]] = {"named_endpoints": {}, "unnamed_endpoints": {}}
         context = {"base_url": "./", "config": config, "gradio_api_info": nothing}
         response = templates.TemplateResponse(request=request, name="frontend/index.html", context=context)
         await response(scope, receive, send)

@@ -5,6 +5,8 @@ The Describe button is also the `describe_image(image, question, model, url)` AP
 
 from __future__ import annotations
 
+from typing import Any
+
 import gradio as gr
 
 from backend import Backend, SwitchboardError, TextDelta, VisitorLimits
@@ -40,7 +42,7 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
             # Hand the upload over untouched: the backend checks it by content and says in one line what is wrong,
             # where gr.Image's own decoding would fail first with a long technical message. (An instance
             # attribute, not a subclass: Gradio writes a .pyi file beside any module that subclasses a component.)
-            image_box.preprocess = _uploaded_path
+            image_box.preprocess = _uploaded_path  # type: ignore[method-assign]  # on purpose, see above
             url_box = gr.Textbox(label="…or an image URL", value="", placeholder="https://example.com/picture.jpg")
             question_box = gr.Textbox(label="Question", value=default_question, lines=2, elem_id="vision-question")
             model_picker = gr.Dropdown(choices=choices, value=default, label="Vision model", elem_id="vision-model")
@@ -55,7 +57,7 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
         question: str = "",
         model: str = "",
         url: str = "",
-        request: gr.Request = None,
+        request: gr.Request | None = None,
     ):
         """Ask `model` (a vision model id) `question` about `image`, or about the picture at `url`;
         streams the answer text."""
@@ -88,7 +90,7 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
         return gr.update(visible=not busy), gr.update(visible=busy)
 
     buttons = [describe, stop]
-    private = {"queue": False, "api_visibility": "private"}
+    private: dict[str, Any] = {"queue": False, "api_visibility": "private"}
     event = describe.click(lambda: running(True), None, buttons, **private).then(
         describe_image,
         [image_box, question_box, model_picker, url_box],

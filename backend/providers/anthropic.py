@@ -10,7 +10,7 @@ arrive after HTTP 200.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -92,7 +92,7 @@ class AnthropicProvider(HTTPProvider[AnthropicProviderConfig]):
         listing = await self.get_listing("v1/models", params={"limit": 1000})
         return sorted(entry["id"] for entry in listing.get("data") or ())
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         body = self.request_body(request)
         async with self.post_stream("v1/messages", body, request) as response:
             self.require_event_stream(response, request.model)

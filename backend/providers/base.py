@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
@@ -115,7 +115,7 @@ class Provider(ABC, Generic[ConfigT]):
                 model=request.model,
             )
 
-    def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer as events; raise an APIError subclass on failure. Closing the iterator stops at once."""
         raise UnsupportedCapabilityError("chat is not supported", provider=self.name, model=request.model)
 

@@ -10,7 +10,7 @@ no end marker: the stream ends when the connection closes, so an answer without 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -84,7 +84,7 @@ class GeminiProvider(HTTPProvider[GeminiProviderConfig]):
             if "generateContent" in entry.get("supportedGenerationMethods", ("generateContent",))
         )
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         body = self.request_body(request)
         # Tuned models are addressed as "tunedModels/NAME"; everything else lives under "models/".
         path = request.model if "/" in request.model else f"models/{request.model}"

@@ -9,7 +9,7 @@ the last has `done: true`, the `done_reason` and the token counts. A failure is 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from typing import Any, Literal
 
 import httpx
@@ -54,7 +54,7 @@ class OllamaProvider(HTTPProvider[OllamaProviderConfig]):
         listing = await self.get_listing("api/tags")
         return sorted(listed_names(listing.get("models"), "name", "model"))
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         body = self.request_body(request)
         async with self.post_stream("api/chat", body, request) as response:
             self.require_content_type(response, request.model, "application/x-ndjson", "application/json")

@@ -7,7 +7,7 @@ the final usage chunk and finish reasons.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any, Literal
 
 import httpx
@@ -75,7 +75,7 @@ class OpenAIProvider(HTTPProvider[OpenAIProviderConfig]):
         listing = await self.get_listing("models")
         return sorted(listed_names(listing.get("data"), "id"))
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         body: dict[str, Any] = {"model": request.model, "messages": request.messages, "stream": True}
         body.update(request.params())
         if self.config.stream_usage:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+from typing import Any
 
 from ..config import Settings, load_settings
 from ..conversations import ConversationStore, FileConversationStore
@@ -19,7 +21,7 @@ class Backend:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.providers: dict[str, Provider] = {
+        self.providers: dict[str, Provider[Any]] = {
             name: create_provider(name, config) for name, config in settings.providers.items()
         }
         self.models = ModelRegistry(settings, self.providers)
@@ -29,7 +31,7 @@ class Backend:
         self.conversations: ConversationStore = FileConversationStore(settings.app.data_dir / "conversations")
 
     @classmethod
-    def from_config(cls, path=None) -> Backend:
+    def from_config(cls, path: str | os.PathLike[str] | None = None) -> Backend:
         return cls(load_settings(path))
 
     def warm_up(self) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
 
 from ..continuation import OverlapTrimmer
 from ..errors import (
@@ -77,12 +78,12 @@ class ChatService:
                     async with aclosing(provider.stream_chat(call)) as events:
                         watchdog.waiting()
                         async for event in events:
-                            kind = type(event)
-                            if not answer.attempt_started and kind is not Queued:
+                            if not answer.attempt_started and type(event) is not Queued:
                                 watchdog.output()
                                 watchdog.holding()
                                 yield answer.begin(provider.name, model)
-                            if kind is TextDelta and event.index == 0:
+                            # `type(event)` inline, no variable: mypy narrows on it, and a TextDelta costs one call
+                            if type(event) is TextDelta and event.index == 0:
                                 if trimmer is not None:
                                     event = TextDelta(trimmer.feed(event.text))
                                     if not event.text:
@@ -90,9 +91,13 @@ class ChatService:
                                         continue
                                 answer.pieces.append(event.text)
                             else:
-                                if kind is ToolCallDelta:
+                                if type(event) is ToolCallDelta:
                                     answer.tool_calls = True
-                                if trimmer is not None and kind is not ReasoningDelta and (held := trimmer.flush()):
+                                if (
+                                    trimmer is not None
+                                    and type(event) is not ReasoningDelta
+                                    and (held := trimmer.flush())
+                                ):
                                     answer.pieces.append(held)  # the continuation's text before what ends it
                                     watchdog.holding()
                                     yield TextDelta(held)
@@ -132,7 +137,9 @@ class ChatService:
         return await suggest_title(self, model, question, answer, timeout)
 
     @staticmethod
-    def _call(provider: Provider, model: str, request: ChatRequest, answer: _Answer):
+    def _call(
+        provider: Provider[Any], model: str, request: ChatRequest, answer: _Answer
+    ) -> tuple[ChatRequest, OverlapTrimmer | None]:
         """The request for this attempt, and the trimmer of repeated text when it continues another's answer."""
         call = request.for_model(model)
         if answer.resuming is None:
@@ -142,7 +149,7 @@ class ChatService:
     def _after(
         self,
         failure: APIError,
-        provider: Provider,
+        provider: Provider[Any],
         model: str,
         attempt: int,
         answer: _Answer,
@@ -172,9 +179,10 @@ class ChatService:
             return None
         return delay
 
-    def plan(self, request: ChatRequest) -> list[tuple[Provider, str]]:
+    def plan(self, request: ChatRequest) -> list[tuple[Provider[Any], str]]:
         """The (provider, model) targets that can serve `request`, in order; raises before any network call if none."""
-        targets, refusals = [], []
+        targets: list[tuple[Provider[Any], str]] = []
+        refusals: list[UnsupportedCapabilityError] = []
         for provider, model in self.models.resolve(request.model):
             try:
                 provider.check(request.for_model(model))
@@ -186,21 +194,21 @@ class ChatService:
             raise refusals[0]
         return targets
 
-    def _rested_last(self, targets: list[tuple[Provider, str]]) -> list[tuple[Provider, str]]:
+    def _rested_last(self, targets: list[tuple[Provider[Any], str]]) -> list[tuple[Provider[Any], str]]:
         """Targets in route order, those resting after failures last (the soonest back first)."""
 
-        def rest(target: tuple[Provider, str]) -> float:
+        def rest(target: tuple[Provider[Any], str]) -> float:
             return self.cooldowns.remaining(f"{target[0].name}/{target[1]}")
 
         return sorted(targets, key=rest)  # stable: ready targets keep the route's order
 
-    def _resting_error(self, provider: Provider, model: str, rest: float) -> APIError:
+    def _resting_error(self, provider: Provider[Any], model: str, rest: float) -> APIError:
         cause = self.cooldowns.cause(f"{provider.name}/{model}")
         cls = RateLimitError if isinstance(cause, RateLimitError) else CoolingDownError
         return cls("resting after failures", provider=provider.name, model=model, retry_after=rest)
 
     @staticmethod
-    def _silence_error(provider: Provider, model: str, watchdog: SilenceWatchdog) -> APITimeoutError:
+    def _silence_error(provider: Provider[Any], model: str, watchdog: SilenceWatchdog) -> APITimeoutError:
         if watchdog.fired == "idle":
             message = f"no output for {provider.idle_timeout:g} s"
         else:

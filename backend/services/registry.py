@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import Settings
 from ..errors import SwitchboardError, UnknownModelError, UnsupportedCapabilityError
@@ -23,7 +24,7 @@ class ModelChoice:
 
 
 class ModelRegistry:
-    def __init__(self, settings: Settings, providers: dict[str, Provider]) -> None:
+    def __init__(self, settings: Settings, providers: dict[str, Provider[Any]]) -> None:
         self.settings = settings
         self.providers = providers
         self._listed: dict[str, list[str]] = {name: p.declared_models() for name, p in providers.items()}
@@ -32,13 +33,13 @@ class ModelRegistry:
     def default_chat(self) -> str:
         return self.settings.defaults.chat or ""
 
-    def resolve(self, model_id: str) -> list[tuple[Provider, str]]:
+    def resolve(self, model_id: str) -> list[tuple[Provider[Any], str]]:
         """The (provider, model name) pairs to try for `model_id`, in order."""
         if model_id in self.settings.routes:
             return [self._target(target) for target in self.settings.routes[model_id]]
         return [self._target(model_id)]
 
-    def _target(self, model_id: str) -> tuple[Provider, str]:
+    def _target(self, model_id: str) -> tuple[Provider[Any], str]:
         provider_name, _, model = model_id.partition("/")
         provider = self.providers.get(provider_name)
         if provider is None or not model:
@@ -81,7 +82,7 @@ class ModelRegistry:
             bundled=all(info.bundled for info in described),
         )
 
-    def resolve_task(self, model_id: str, task: str) -> tuple[Provider, str]:
+    def resolve_task(self, model_id: str, task: str) -> tuple[Provider[Any], str]:
         """The provider and model name for an image ("image") or vision ("vision") model id."""
         capable = self.settings.capable_models(task)
         if model_id not in capable:
@@ -101,7 +102,7 @@ class ModelRegistry:
     async def refresh(self, timeout: float = 5.0) -> None:
         """Ask providers without a configured model list what they serve; a failure only logs a warning."""
 
-        async def ask(name: str, provider: Provider) -> None:
+        async def ask(name: str, provider: Provider[Any]) -> None:
             try:
                 self._listed[name] = await asyncio.wait_for(provider.list_models(), timeout)
             except (SwitchboardError, TimeoutError) as exc:
