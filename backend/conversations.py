@@ -23,8 +23,8 @@ import aiofiles
 import aiofiles.os
 from pydantic import BaseModel, Field, ValidationError
 
+from ._files import owner_folder, remove_stale_temporaries, write_atomically
 from .errors import OwnMessageError
-from .files import owner_folder, remove_stale_temporaries, write_atomically
 from .media import Image
 from .request import Message
 

@@ -17,7 +17,7 @@ from typing import Any
 import aiofiles
 import aiofiles.os
 
-from .files import owner_folder, write_atomically
+from ._files import owner_folder, write_atomically
 
 SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 SIDES = (64, 4096)  # pixels per side that any image model we know of accepts; beyond them the request is refused

@@ -69,14 +69,28 @@ class Image:
 
 
 def prepare_image(data: bytes, *, max_bytes: int) -> Image:
-    """Check `data` is a real image by its content, refuse bombs and oversize input, downscale to MAX_SIDE."""
-    from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
-
+    """Check `data` is a real image by its content, refuse bombs and oversize input, downscale to MAX_SIDE.
+    Images prepared lately are not decoded again (see `_prepared`)."""
     if len(data) > max_bytes:
         raise InvalidImageError(f"The image is {len(data) / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
     if not data:
         raise InvalidImageError("The image is empty.")
+    key = _digest(data)
+    with _prepared_lock:
+        known = _prepared.get(key)
+    if known is not None:
+        return known
+    image = _decode(data)
+    _remember(key, image)
+    if image.data is not data:
+        _remember(_digest(image.data), image)  # preparing the result gives it back as it is
+    return image
+
+
+def _decode(data: bytes) -> Image:
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
     try:
         with warnings.catch_warnings(), _decoding:
             warnings.simplefilter("error", PILImage.DecompressionBombWarning)
@@ -92,8 +106,8 @@ def prepare_image(data: bytes, *, max_bytes: int) -> Image:
                     probe.draft(None, (MAX_SIDE, MAX_SIDE))  # decode at the smallest scale still >= MAX_SIDE
                 probe.load()  # decodes every pixel: truncated or corrupt files fail here
                 if max(size) <= MAX_SIDE and fmt in KEPT_FORMATS:
-                    return _remember(Image(data, KEPT_FORMATS[fmt], *size))
-                return _remember(_reencode(probe))
+                    return Image(data, KEPT_FORMATS[fmt], *size)
+                return _reencode(probe)
     except InvalidImageError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
@@ -215,21 +229,20 @@ async def inline_remote_images(
     return out
 
 
-# Images prepare_image produced lately, by a digest of their bytes. Preparing a prepared image gives it back as it
-# is, so these need no second decode: not the upload validated a moment ago and now sent, nor the earlier
-# images a conversation sends again on every turn.
+# Images prepare_image produced lately, by a digest of the bytes it was given and of those it gave back (preparing
+# a prepared image gives it back as it is). So nothing is decoded twice: not the upload validated a moment ago
+# and now saved and sent, nor the earlier images a conversation sends again on every turn.
 _prepared: OrderedDict[bytes, Image] = OrderedDict()
 _prepared_lock = threading.Lock()  # filled from worker threads, read on the event loop
 PREPARED_BYTES = 32_000_000  # what the images kept may hold together; the oldest go first
 
 
-def _remember(image: Image) -> Image:
+def _remember(key: bytes, image: Image) -> None:
     with _prepared_lock:
-        _prepared[_digest(image.data)] = image
+        _prepared[key] = image
         held = sum(len(kept.data) for kept in _prepared.values())
         while held > PREPARED_BYTES and len(_prepared) > 1:
             held -= len(_prepared.popitem(last=False)[1].data)
-    return image
 
 
 def _digest(data: bytes) -> bytes:
@@ -237,13 +250,8 @@ def _digest(data: bytes) -> bytes:
 
 
 async def _validated(data_url: str, max_bytes: int) -> Image:
-    """A data URL's image, validated off the event loop, unless it is one prepared lately."""
-    data = decode_data_url(data_url)
-    with _prepared_lock:
-        image = _prepared.get(_digest(data))
-    if image is not None and len(data) <= max_bytes:
-        return image
-    return await asyncio.to_thread(prepare_image, data, max_bytes=max_bytes)
+    """A data URL's image, validated off the event loop."""
+    return await asyncio.to_thread(prepare_image, decode_data_url(data_url), max_bytes=max_bytes)
 
 
 async def fetch_image(url: str, *, allow_private: bool, max_bytes: int, timeout: float) -> Image:

@@ -4,6 +4,7 @@ another host (which would carry chat text out in the URL) nor submit a form anyw
 from __future__ import annotations
 
 import pytest
+
 from tests.conftest import ARTIFACTS
 from tests.test_browser import chat, send, wait_for_footer  # noqa: F401  (the fixture)
 from tests.test_trust_boundaries import Drip

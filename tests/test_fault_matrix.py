@@ -43,7 +43,7 @@ from backend import (
     StreamError,
     load_settings,
 )
-from backend.continuation import CONTINUE_PROMPT
+from backend._continuation import CONTINUE_PROMPT
 from backend.providers.http import ERROR_BODY_LIMIT, LINE_LIMIT
 from tests.conftest import QUESTION, ask, chat_events, free_port, text
 from tests.upstream import Reply, ScriptedUpstream, sse
@@ -499,7 +499,7 @@ CONTINUATION_STYLE = {"openai": "prompt", "ollama": "prefill", "anthropic": "pre
 
 def continuation_turns(kind: str) -> list[tuple[str, str]]:
     """The turns a continuation request must carry: the question, the partial answer (without its trailing space,
-    see backend/continuation.py) and, in prompt style, the request to continue it."""
+    see backend/_continuation.py) and, in prompt style, the request to continue it."""
     turns = [("user", QUESTION), ("assistant", PARTIAL.rstrip())]
     return turns + ([("user", CONTINUE_PROMPT)] if CONTINUATION_STYLE[kind] == "prompt" else [])
 

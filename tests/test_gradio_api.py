@@ -55,7 +55,6 @@ def test_api_info_documents_chat_and_leaks_no_provider_details(app_url, upstream
         assert upstream.base_url not in text
 
 
-
 def test_the_step_after_a_reply_shows_no_progress(app_url):
     """The step that settles a reply (Send back, Stop gone) takes milliseconds: Gradio's progress dots under the
     chat and overlays on the message box and the chat list would only flash at the end of every reply."""
@@ -67,6 +66,7 @@ def test_the_step_after_a_reply_shows_no_progress(app_url):
     settling = [d for d in config["dependencies"] if d.get("trigger_after") in replies and chatbot in d["outputs"]]
     assert len(settling) >= 8  # the reply and the step after it, for Enter, Send, Retry and Edit
     assert {d["show_progress"] for d in settling} == {"hidden"}
+
 
 def test_several_visitors_stream_at_once(app_url, upstream):
     """Gradio's default is one event at a time; the app sets concurrency so replies overlap."""

@@ -124,9 +124,7 @@ async def test_no_route_leads_into_another_users_data(shared):
         for path in (conversation_file, store.image_path("alice", image)):
             assert session.http.get(f"gradio_api/file={path}").status_code == 403
     # Alice, on the other hand, lists and opens it.
-    assert [choice[1] for choice in alice.call(_load_fn(alice), [])["output"]["data"][0]["choices"]] == [
-        secret_chat.id
-    ]
+    assert [choice[1] for choice in alice.call(_load_fn(alice), [])["output"]["data"][0]["choices"]] == [secret_chat.id]
     mine = alice.call(alice.fn_index("chat-list", "input"), [secret_chat.id])
     assert mine["success"] and "alice's merger plan" in json.dumps(mine["output"]["data"][0])
     bob.close()

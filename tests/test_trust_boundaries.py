@@ -299,8 +299,9 @@ async def test_an_attached_image_is_decoded_once_across_turns(upstream, write_co
     decodes: list[int] = []
     real_load = ImageFile.ImageFile.load
 
-    def counted_load(self):  # Pillow's own decoding, counted
-        decodes.append(1)
+    def counted_load(self):  # Pillow's own decoding, counted (a call on a decoded image has no tiles left)
+        if self.tile:
+            decodes.append(1)
         return real_load(self)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", counted_load)
@@ -317,5 +318,30 @@ async def test_an_attached_image_is_decoded_once_across_turns(upstream, write_co
             StoredMessage(role="user", text=f"And now? {turn}"),
         ]
     assert len(upstream.chat_requests()) == 3
-    assert all(r.body["messages"][0]["content"][1]["image_url"]["url"].startswith("data:image/png") for r in upstream.chat_requests())
+    sent = [request.body["messages"][0]["content"][1]["image_url"]["url"] for request in upstream.chat_requests()]
+    assert all(url.startswith("data:image/png") for url in sent)
+    assert len(decodes) == 1
+
+
+async def test_an_upload_is_decoded_once_from_check_to_send(monkeypatch, tmp_path):
+    """The message check validates an upload; the step that saves it gets the same result, without decoding."""
+    from PIL import ImageFile
+
+    from backend import validate_image
+
+    decodes: list[int] = []
+    real_load = ImageFile.ImageFile.load
+
+    def counted_load(self):  # Pillow's own decoding, counted (a call on a decoded image has no tiles left)
+        if self.tile:
+            decodes.append(1)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counted_load)
+    upload = tmp_path / "photo.bmp"  # re-encoded when prepared: the result differs from the upload
+    PILImage.new("RGB", (3000, 100), (9, 8, 7)).save(upload, format="BMP")
+    checked = await validate_image(upload, max_bytes=10_000_000)
+    saved = await validate_image(upload, max_bytes=10_000_000)
+    sent = await validate_image(checked.data, max_bytes=10_000_000)
+    assert saved is checked and sent is checked
     assert len(decodes) == 1

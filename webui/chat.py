@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,6 @@ from backend import (
     Backend,
     ChatRequest,
     Conversation,
-    Image,
     InvalidImageError,
     StoredMessage,
     SwitchboardError,
@@ -219,7 +217,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         if problem := _text_problem(backend, text):
             raise gr.Error(problem)
         try:
-            images = [await _validated_upload(backend, path) for path in paths]
+            limit = backend.settings.app.max_upload_bytes
+            images = [await validate_image(path, max_bytes=limit) for path in paths]
             limits.count(visitor_of(request))
         except SwitchboardError as error:
             raise gr.Error(error.user_message()) from None
@@ -480,7 +479,9 @@ async def _message_problem(
         return problem
     for path in files:
         try:
-            await _validated_upload(backend, path)  # by content, not by name
+            # By content, not by name; off the event loop. Decoded once: the backend remembers what it prepared, so
+            # the step that saves the message gets this result back.
+            await validate_image(path, max_bytes=backend.settings.app.max_upload_bytes)
         except InvalidImageError as error:
             return f"{Path(path).name}: {error.user_message()}"
     try:
@@ -505,22 +506,6 @@ def _count(limits: VisitorLimits, request: gr.Request | None) -> None:
         limits.count(visitor_of(request))
     except TooManyRequestsError as error:
         raise gr.Error(error.user_message()) from None
-
-
-# Uploads validated by the message check, for the step that saves the message: each is decoded once.
-_validated: OrderedDict[str, Image] = OrderedDict()
-VALIDATED_KEPT = 64
-
-
-async def _validated_upload(backend: Backend, path: str) -> Image:
-    """The upload at `path` (a file Gradio received), validated and prepared once, off the event loop."""
-    image = _validated.get(path)
-    if image is None:
-        image = await validate_image(path, max_bytes=backend.settings.app.max_upload_bytes)
-        _validated[path] = image
-        while len(_validated) > VALIDATED_KEPT:
-            _validated.popitem(last=False)
-    return image
 
 
 def _parts(content: Any) -> list[dict]:

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from httpx_sse import EventSource
 from pydantic import Field
 
-from ..continuation import continuation_request
+from .._continuation import continuation_request
 from ..errors import APIConnectionError, APIError, InternalServerError, error_class_for_status
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
 from ..media import iter_parts

@@ -7,7 +7,7 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
-from ..continuation import continuation_request
+from .._continuation import continuation_request
 from ..errors import UnsupportedCapabilityError
 from ..events import StreamEvent
 from ..media import has_images
@@ -48,7 +48,7 @@ class Provider(ABC, Generic[ConfigT]):
     # What the adapter can do at all; the config's model lists say which models do it.
     tasks: ClassVar[frozenset[str]] = frozenset({"chat"})
     takes_negative_prompt: ClassVar[bool] = False  # image generation honours ImageRequest.negative_prompt
-    # How this protocol continues an answer another provider left unfinished (see backend/continuation.py).
+    # How this protocol continues an answer another provider left unfinished (see backend/_continuation.py).
     continuation_style: ClassVar[str] = "prompt"
     streams_reasoning: ClassVar[bool] = False  # its wire format can carry reasoning apart from the answer
 

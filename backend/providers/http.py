@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from .._retry import parse_retry_after
 from ..errors import APIConnectionError, APIError, APITimeoutError, StreamError, error_class_for_status, redact
 from ..request import ChatRequest
-from ..retry import parse_retry_after
 from ._config_base import _HTTPProviderBase
 from .base import Provider
 
@@ -82,7 +82,7 @@ class HTTPProvider(Provider[HTTPConfigT]):
 
     def timeout(self, read: float | None = None) -> httpx.Timeout:
         """The connect timeout, and a read timeout. For streams the read timeout is only a backstop: the chat
-        service times out silence itself (first output, then between outputs; see backend/watchdog.py)."""
+        service times out silence itself (first output, then between outputs; see backend/_watchdog.py)."""
         limits = [limit for limit in (self.config.first_token_timeout, self.config.idle_timeout) if limit]
         return httpx.Timeout(read or (max(limits) + 5 if limits else None), connect=self.config.connect_timeout)
 

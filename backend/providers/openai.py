@@ -14,7 +14,7 @@ import httpx
 from httpx_sse import EventSource
 from pydantic import Field
 
-from ..continuation import continuation_request
+from .._continuation import continuation_request
 from ..errors import (
     APIConnectionError,
     APIError,

@@ -9,7 +9,7 @@ Policy, in order of the route's targets:
   target, which is asked to continue the answer from where it stopped (`Resumed` marks the place); with no target
   left, the error is raised with the partial text attached, so the caller keeps what already streamed;
 - silence is timed per provider: `first_token_timeout` until the first output, then `idle_timeout` between
-  outputs (backend/watchdog.py);
+  outputs (backend/_watchdog.py);
 - closing or cancelling the stream closes the upstream response (or stops local generation) at once.
 """
 
@@ -20,7 +20,9 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from ..continuation import OverlapTrimmer
+from .._continuation import OverlapTrimmer
+from .._retry import retry_delay
+from .._watchdog import SilenceWatchdog
 from ..errors import (
     APIError,
     APITimeoutError,
@@ -33,8 +35,6 @@ from ..events import Queued, ReasoningDelta, Resumed, Retrying, Started, StreamE
 from ..media import has_images, inline_remote_images
 from ..providers import Provider
 from ..request import ChatRequest
-from ..retry import retry_delay
-from ..watchdog import SilenceWatchdog
 from .cooldown import Cooldowns
 from .registry import ModelRegistry
 

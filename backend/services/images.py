@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+from .._retry import retry_delay
 from ..errors import APIError, BadRequestError, StreamError
 from ..imagegen import GeneratedImage, ImageRequest, ImageStore, StoredImage
 from ..media import fetch_bytes
 from ..providers.http import sniff_mime
-from ..retry import retry_delay
 from .registry import ModelRegistry
 
 MAX_IMAGES = 10
