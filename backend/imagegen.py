@@ -17,7 +17,7 @@ from typing import Any
 import aiofiles
 import aiofiles.os
 
-from ._files import owner_folder, write_atomically
+from ._files import owner_folder, remove_stale_temporaries, write_atomically
 
 SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 SIDES = (64, 4096)  # pixels per side that any image model we know of accepts; beyond them the request is refused
@@ -114,6 +114,7 @@ class ImageStore:
         folder = self.folder(owner)
         if not await aiofiles.os.path.isdir(folder):
             return []
+        await remove_stale_temporaries(folder)
         names = sorted((n for n in await aiofiles.os.listdir(folder) if n.endswith(".json")), reverse=True)
         stored = []
         for name in names[:limit]:

@@ -437,7 +437,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         try:
             with limits.admit(visitor_of(request)):
                 async for batch in batched(backend.chat.stream(chat_request), pacer):
-                    text += "".join(event.text for event in batch if type(event) is TextDelta)
+                    text += "".join(event.text for event in batch if isinstance(event, TextDelta))
                     yield text
         except SwitchboardError as error:
             raise gr.Error(error.user_message()) from None
