@@ -95,6 +95,10 @@ class Users:
                 failures.popleft()
             return len(failures) >= MAX_FAILURES
 
+    def names(self) -> list[str]:
+        """Every login name."""
+        return list(self._passwords)
+
     def __len__(self) -> int:
         return len(self._passwords)
 

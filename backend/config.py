@@ -16,7 +16,7 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, TypeAlias, Union
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from .errors import ConfigError
@@ -88,6 +88,38 @@ class AppConfig(_Strict):
         return int(self.max_upload_mb * 1_000_000)
 
 
+class StoreConfig(_Strict):
+    """Where conversations live: one SQLite file under app.data_dir by default, or a PostgreSQL database shared
+    by several app processes. The password never goes in this file: name the variable that holds it."""
+
+    url: str = Field("", description="empty: SQLite at data_dir/switchboard.db; or postgresql+asyncpg://USER@HOST/DB")
+    password_env: str | None = Field(None, description="environment variable holding the database password")
+
+    @field_validator("url")
+    @classmethod
+    def _supported_without_password(cls, value: str) -> str:
+        if not value:
+            return value
+        if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+            raise ValueError(f"must start with sqlite+aiosqlite:/// or postgresql+asyncpg:// (got {value[:40]!r})")
+        from sqlalchemy.engine import make_url
+
+        try:
+            password = make_url(value).password
+        except Exception:
+            raise ValueError("is not a database URL") from None
+        if password:
+            raise ValueError("holds a password: put it in an environment variable and name it with password_env")
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _password_is_set(cls, name: str | None) -> str | None:
+        if name is not None and not os.environ.get(name):
+            raise ValueError(f"environment variable {name} is not set (it should hold the database password)")
+        return name
+
+
 class AuthConfig(_Strict):
     """Logins for a shared instance. Both empty: no login (local use, one owner). Never passwords in this file."""
 
@@ -126,6 +158,7 @@ class Settings(BaseSettings):
 
     app: AppConfig = Field(default_factory=AppConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
     defaults: Defaults = Field(default_factory=Defaults)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     routes: dict[str, list[str]] = Field(default_factory=dict)

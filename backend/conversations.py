@@ -9,7 +9,6 @@ Each owner's files live apart; every call names the owner, and nothing crosses o
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -79,6 +78,8 @@ class Conversation(BaseModel):
     model: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
     messages: list[StoredMessage] = Field(default_factory=list)
+    # The stored revision this copy was read at (0: never saved). Not part of exports.
+    revision: int = Field(0, ge=0)
 
     def auto_title(self) -> None:
         """Title from the first user message, when the conversation has none yet."""
@@ -106,7 +107,7 @@ class Conversation(BaseModel):
         return "\n".join(lines).rstrip() + "\n"
 
     def to_export(self) -> dict[str, Any]:
-        return {"format": EXPORT_FORMAT, "version": 1, **self.model_dump(mode="json")}
+        return {"format": EXPORT_FORMAT, "version": 1, **self.model_dump(mode="json", exclude={"revision"})}
 
 
 def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversation:
@@ -122,7 +123,7 @@ def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversati
         raise ConversationError("The file is nested too deeply to be a conversation.") from None
     try:
         if isinstance(payload, dict) and payload.get("format") == EXPORT_FORMAT:
-            fields = {k: v for k, v in payload.items() if k not in ("format", "version", "id")}
+            fields = {k: v for k, v in payload.items() if k not in ("format", "version", "id", "revision")}
             conversation = Conversation.model_validate(fields)
         else:
             messages = payload.get("messages") if isinstance(payload, dict) else payload
@@ -159,74 +160,58 @@ def _openai_message(message: Any) -> StoredMessage:
     return StoredMessage(role=message["role"], text=content)
 
 
+class StaleConversationError(ConversationError):
+    """A save based on an older revision of the conversation than the stored one: another tab, page or process
+    changed it meanwhile. Nothing was written; read it again and apply the change to what is stored now."""
+
+
 class Summary(BaseModel):
     id: str
     title: str
     updated: float
+    snippet: str = ""  # with a search: the text around the match
 
 
 class ConversationStore(Protocol):
-    """What the app needs from conversation storage."""
+    """What the app needs from conversation storage. Every method names the owner and touches nothing of anyone
+    else's. `save` checks `conversation.revision` against the stored one (StaleConversationError when another
+    write came first) and advances it."""
 
-    async def list(self, owner: str, query: str = "") -> list[Summary]: ...
+    async def list(self, owner: str, query: str = "", limit: int | None = None) -> list[Summary]: ...
     async def get(self, owner: str, conversation_id: str) -> Conversation: ...
     async def save(self, owner: str, conversation: Conversation) -> None: ...
     async def delete(self, owner: str, conversation_id: str) -> None: ...
     async def save_image(self, owner: str, data: bytes, mime: str) -> str: ...
     async def load_image(self, owner: str, reference: str) -> Image: ...
     def image_path(self, owner: str, reference: str) -> Path: ...
+    async def aclose(self) -> None: ...
 
 
-class FileConversationStore:
-    """Conversations as JSON files; an in-memory index per owner makes listing and search fast."""
+class MediaFiles:
+    """Images attached to conversations: files named by their content's hash, per owner, under
+    `<root>/<owner>/media/`, written atomically (a crash leaves no half file; what a killed write left behind is
+    removed on the owner's first visit)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root).expanduser()
-        self._index: dict[str, dict[str, tuple[Summary, str]]] = {}
-        self._lock = asyncio.Lock()
+        self._tidied: set[str] = set()
 
-    async def list(self, owner: str, query: str = "") -> list[Summary]:
-        """Conversations newest first; with `query`, those whose title or text contains every word of it."""
-        index = await self._owner_index(owner)
-        words = query.lower().split()
-        found = [summary for summary, text in index.values() if all(word in text for word in words)]
-        return sorted(found, key=lambda summary: summary.updated, reverse=True)
-
-    async def get(self, owner: str, conversation_id: str) -> Conversation:
-        path = self._file(owner, conversation_id)
-        try:
-            async with aiofiles.open(path, "rb") as file:
-                return Conversation.model_validate_json(await file.read())
-        except (FileNotFoundError, ValidationError, ValueError):
-            raise ConversationError("That conversation does not exist (or is not yours).") from None
-
-    async def save(self, owner: str, conversation: Conversation) -> None:
-        conversation.auto_title()
-        conversation.updated = time.time()
-        await aiofiles.os.makedirs(self._dir(owner), exist_ok=True)
-        await write_atomically(self._file(owner, conversation.id), conversation.model_dump_json(indent=1).encode())
-        (await self._owner_index(owner))[conversation.id] = _indexed(conversation)
-
-    async def delete(self, owner: str, conversation_id: str) -> None:
-        try:
-            await aiofiles.os.remove(self._file(owner, conversation_id))
-        except FileNotFoundError:
-            raise ConversationError("That conversation does not exist (or is not yours).") from None
-        (await self._owner_index(owner)).pop(conversation_id, None)
-
-    async def save_image(self, owner: str, data: bytes, mime: str) -> str:
+    async def save(self, owner: str, data: bytes, mime: str) -> str:
         extension = {mime: suffix for suffix, mime in MIME_BY_EXTENSION.items()}
         reference = f"media/{hashlib.sha256(data).hexdigest()}{extension.get(mime, '.bin')}"
-        path = self._dir(owner) / reference
+        path = self.root / owner_folder(owner) / reference
         if not await aiofiles.os.path.exists(path):
             await aiofiles.os.makedirs(path.parent, exist_ok=True)
             await write_atomically(path, data)
         return reference
 
-    async def load_image(self, owner: str, reference: str) -> Image:
-        """An image saved by `save_image`. It was validated and prepared before it was saved, so it is read, not
+    async def load(self, owner: str, reference: str) -> Image:
+        """An image saved by `save`. It was validated and prepared before it was saved, so it is read, not
         decoded again."""
-        path = self.image_path(owner, reference)
+        path = self.path(owner, reference)
+        if owner not in self._tidied:
+            self._tidied.add(owner)
+            await remove_stale_temporaries(path.parent)
         try:
             async with aiofiles.open(path, "rb") as file:
                 data = await file.read()
@@ -234,51 +219,28 @@ class FileConversationStore:
             raise ConversationError("An image of this conversation is missing from the store.") from None
         return Image(data, MIME_BY_EXTENSION.get(path.suffix, "application/octet-stream"))
 
-    def image_path(self, owner: str, reference: str) -> Path:
+    def path(self, owner: str, reference: str) -> Path:
         if not re.fullmatch(r"media/[0-9a-f]{64}\.(png|jpg|webp|gif|bin)", reference):
             raise ConversationError("Not an image reference of this store.")
-        return self._dir(owner) / reference
-
-    def _dir(self, owner: str) -> Path:
-        return self.root / owner_folder(owner)
-
-    def _file(self, owner: str, conversation_id: str) -> Path:
-        if not re.fullmatch(r"[0-9a-f]{16}", conversation_id or ""):
-            raise ConversationError("That conversation does not exist (or is not yours).")
-        return self._dir(owner) / f"{conversation_id}.json"
-
-    async def _owner_index(self, owner: str) -> dict[str, tuple[Summary, str]]:
-        if owner in self._index:
-            return self._index[owner]
-        async with self._lock:
-            if owner not in self._index:
-                self._index[owner] = await self._load_index(owner)
-        return self._index[owner]
-
-    async def _load_index(self, owner: str) -> dict[str, tuple[Summary, str]]:
-        folder = self._dir(owner)
-        if not await aiofiles.os.path.isdir(folder):
-            return {}
-        for place in (folder, folder / "media"):
-            await remove_stale_temporaries(place)
-        index = {}
-        for name in await aiofiles.os.listdir(folder):
-            if not re.fullmatch(r"[0-9a-f]{16}\.json", name):
-                continue  # temporary files of an interrupted save, media folder
-            try:
-                async with aiofiles.open(folder / name, "rb") as file:
-                    conversation = Conversation.model_validate_json(await file.read())
-            except (OSError, ValueError) as exc:  # ValidationError is a ValueError
-                # One damaged file (edited by hand, a full disk) must not hide all the others.
-                log.warning("skipping unreadable conversation %s: %s", folder / name, str(exc).splitlines()[0])
-                continue
-            index[conversation.id] = _indexed(conversation)
-        return index
+        return self.root / owner_folder(owner) / reference
 
 
-def _indexed(conversation: Conversation) -> tuple[Summary, str]:
-    text = " ".join([conversation.title, *(m.text for m in conversation.messages)]).lower()
-    return Summary(id=conversation.id, title=conversation.title, updated=conversation.updated), text
+async def legacy_conversations(root: Path, owner: str) -> list[Conversation]:
+    """The conversations an earlier version kept as JSON files (`<root>/<owner folder>/<id>.json`), as they were;
+    unreadable files are skipped with a warning."""
+    folder = Path(root).expanduser() / owner_folder(owner)
+    if not await aiofiles.os.path.isdir(folder):
+        return []
+    found = []
+    for name in sorted(await aiofiles.os.listdir(folder)):
+        if not re.fullmatch(r"[0-9a-f]{16}\.json", name):
+            continue
+        try:
+            async with aiofiles.open(folder / name, "rb") as file:
+                found.append(Conversation.model_validate_json(await file.read()))
+        except (OSError, ValueError) as exc:  # ValidationError is a ValueError
+            log.warning("skipping unreadable conversation %s: %s", folder / name, str(exc).splitlines()[0])
+    return found
 
 
 async def model_messages(

@@ -1,8 +1,8 @@
 """Every benchmark in one run: `python -m bench` prints the table and writes bench/RESULTS.md.
 
-    python -m bench            the full suite (about 15 minutes on 2 cores)
+    python -m bench            the full suite (about 18 minutes on 2 cores)
     python -m bench --quick    fewer repetitions and shorter replies, to try a change (not for RESULTS.md)
-    python -m bench --only backend ui concurrency local startup stop load
+    python -m bench --only backend ui concurrency local startup stop load store
 
 Sections and their baselines, each measured in this same run:
   backend      our AsyncClient vs raw httpx + httpx-sse, the openai SDK and litellm      (bench/backend_overhead.py)
@@ -13,6 +13,8 @@ Sections and their baselines, each measured in this same run:
   startup      command to first HTTP 200 vs `import gradio`; `import backend`           (bench/startup.py)
   stop         Stop to the upstream connection closing                                  (bench/stop.py)
   load         100 chats at once, every token checked, memory before and after          (bench/load.py)
+  store        save, checkpoint, list and search among 10,000 conversations (--quick:
+               1,000) in SQLite and PostgreSQL vs the JSON files used before            (bench/store.py)
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import backend_overhead, concurrency, load, local_model, startup, stop, ui_delivery
+from bench import backend_overhead, concurrency, load, local_model, startup, stop, store, ui_delivery
 from bench.common import Row
 from bench.report import print_table, write_results
 
-SECTIONS = ("backend", "ui", "concurrency", "local", "startup", "stop", "load")
+SECTIONS = ("backend", "ui", "concurrency", "local", "startup", "stop", "load", "store")
 
 
 def load_rows(chats: int, tokens: int, rounds: int) -> list[Row]:
@@ -77,6 +79,7 @@ def main() -> int:
         "startup": lambda: startup.run(repeat=2 if quick else 5),
         "stop": lambda: stop.run(repeat=3 if quick else 5),
         "load": lambda: load_rows(100, 300 if quick else 2000, 1 if quick else 3),
+        "store": lambda: store.run(conversations=1000 if quick else 10_000, repeat=30 if quick else 100),
     }
     rows: list[Row] = []
     for name in args.only:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import socket
+import sqlite3
 import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -107,6 +109,38 @@ def scripted_backend(upstream, write_config):
     return Backend(load_settings(write_config(scripted_config(upstream))))
 
 
+def stored_conversations(data_dir: Path) -> list[dict]:
+    """Every conversation in the app's SQLite file as it holds them (all owners), as plain dicts: what reached the
+    database, read without the app."""
+    from contextlib import closing
+
+    from backend import Conversation, StoredMessage
+
+    found = []
+    with closing(sqlite3.connect(data_dir / "switchboard.db")) as database:
+        heads = database.execute(
+            "SELECT owner, id, title, created, updated, model, settings, revision FROM conversations"
+        )
+        for owner, id_, title, created, updated, model, settings, revision in heads.fetchall():
+            rows = database.execute(
+                "SELECT role, text, details FROM messages WHERE owner = ? AND conversation_id = ? ORDER BY position",
+                (owner, id_),
+            ).fetchall()
+            messages = [StoredMessage(role=role, text=text, **json.loads(details)) for role, text, details in rows]
+            conversation = Conversation(
+                id=id_,
+                title=title,
+                created=created,
+                updated=updated,
+                model=model,
+                settings=json.loads(settings),
+                revision=revision,
+                messages=messages,
+            )
+            found.append({"owner": owner, **conversation.model_dump(mode="json")})
+    return found
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -161,3 +195,26 @@ def page():
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         yield page
         browser.close()
+
+
+# -- PostgreSQL (issue 11): a throwaway cluster per test session, a fresh empty database per test ---------------
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A started ThrowawayPostgres (initdb + pg_ctl in a temp dir, loopback port); stopped and removed at the end."""
+    from tests.postgres import ThrowawayPostgres, unavailable
+
+    reason = unavailable()
+    require(reason is None, f"PostgreSQL is not installed: apt-get install postgresql ({reason})")
+    server = ThrowawayPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres):
+    """(url, password) of a new, empty database `switchboard_t<N>`; the URL holds no password."""
+    return postgres.new_database(f"switchboard_t{len(postgres.databases) + 1}"), postgres.password

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import closing
 
 import httpx
 import pytest
@@ -154,6 +156,7 @@ def test_two_users_never_see_each_others_data(shared_app, tmp_path):
         cookies = {c["name"]: c["value"] for c in bob.context.cookies()}
         refused = httpx.get(f"{url}gradio_api/file={stored[0]}", cookies=cookies, timeout=10)
         assert refused.status_code in (403, 404)
-        conversations = list((settings.app.data_dir / "conversations").iterdir())
-        assert len(conversations) == 1 and conversations[0].name.startswith("alice-")
+        with closing(sqlite3.connect(settings.app.data_dir / "switchboard.db")) as database:
+            owners = [row[0] for row in database.execute("SELECT owner FROM conversations")]
+        assert owners == ["alice"]
         browser.close()

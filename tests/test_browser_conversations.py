@@ -2,8 +2,8 @@
 and can be searched, renamed, deleted, exported and imported.
 
 The real Gradio app runs in this process over the scripted upstream (tests/upstream.py); Debian's Chromium drives
-the page. Conversations are stored under the test's own folder (`tmp_path/data/conversations/<owner>/<id>.json`,
-see the autouse fixture in conftest.py), so each test also checks what reached the disk.
+the page. Conversations are stored in the test's own folder (`tmp_path/data/switchboard.db`, see the autouse
+fixture in conftest.py), so each test also checks what reached the database.
 
 DOM of the sidebar in Gradio 6.31, found by dumping `page.inner_html("#sidebar")`:
 - `#chat-list` is a fieldset; each conversation is a `label` holding `input[type=radio]` (its `value` is the
@@ -30,7 +30,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from backend import Backend, load_settings
-from tests.conftest import ARTIFACTS, scripted_config
+from tests.conftest import ARTIFACTS, scripted_config, stored_conversations
 from tests.test_browser import (
     ANSWERS,
     MESSAGE_BOX,
@@ -69,15 +69,15 @@ def two_model_config(upstream: ScriptedUpstream) -> str:
     return config.replace('models = ["scripted-1"]', 'models = ["scripted-1", "scripted-2"]')
 
 
-def conversation_files(tmp_path: Path) -> list[Path]:
-    """Every stored conversation of every owner (not the media folder, not temporary files of a save)."""
-    folder = tmp_path / "data" / "conversations"
-    return sorted(path for path in folder.glob("*/*.json") if re.fullmatch(r"[0-9a-f]{16}\.json", path.name))
+def stored_ids(tmp_path: Path) -> list[str]:
+    """The ids of every stored conversation of every owner."""
+    return sorted(conversation["id"] for conversation in stored_conversations(tmp_path / "data"))
 
 
 def stored(tmp_path: Path, conversation_id: str) -> dict:
-    [path] = [path for path in conversation_files(tmp_path) if path.stem == conversation_id]
-    return json.loads(path.read_text(encoding="utf-8"))
+    """A stored conversation as the database holds it."""
+    [found] = [c for c in stored_conversations(tmp_path / "data") if c["id"] == conversation_id]
+    return found
 
 
 def open_id(page: Page) -> str:
@@ -214,9 +214,8 @@ def test_chat_survives_reload(
     ]
     listed(page, "Tell me about parrots")
     assert open_id(page) == conversation_id
-    [path] = conversation_files(tmp_path)
-    assert path.stem == conversation_id
-    saved = json.loads(path.read_text(encoding="utf-8"))
+    assert stored_ids(tmp_path) == [conversation_id]
+    saved = stored(tmp_path, conversation_id)
     assert [(m["role"], m["text"]) for m in saved["messages"]] == [
         ("user", "Tell me about parrots"),
         ("assistant", "Parrots can talk."),
@@ -279,7 +278,7 @@ def test_new_search_rename_delete(
     assert bananas != apples
     listed(page, "Tell me about bananas", "Tell me about apples")
     assert sent_messages(upstream.chat_requests()[1]) == [{"role": "user", "content": "Tell me about bananas"}]
-    assert {path.stem for path in conversation_files(tmp_path)} == {apples, bananas}
+    assert set(stored_ids(tmp_path)) == {apples, bananas}
 
     # Search: a word only in the second chat's answer.
     page.locator(SEARCH_BOX).fill("potassium")
@@ -313,7 +312,7 @@ def test_new_search_rename_delete(
     expect(page.locator("#confirm-delete")).to_be_hidden(timeout=WAIT)
     listed(page, "Banana facts", "Tell me about apples")
     expect(page.locator(USER_MESSAGES)).to_have_text(["Tell me about bananas"])
-    assert {path.stem for path in conversation_files(tmp_path)} == {apples, bananas}
+    assert set(stored_ids(tmp_path)) == {apples, bananas}
 
     page.locator("#delete").click()
     expect(page.locator("#confirm-delete")).to_be_visible(timeout=WAIT)
@@ -324,7 +323,7 @@ def test_new_search_rename_delete(
     expect(page.locator(ANSWERS)).to_have_count(0)
     expect(page.locator(OPEN_ITEM)).to_have_count(0)
     expect(page.locator(TITLE_BOX)).to_have_value("")
-    assert [path.stem for path in conversation_files(tmp_path)] == [apples]
+    assert stored_ids(tmp_path) == [apples]
 
     # The other chat is untouched and still opens.
     open_conversation(page, "Tell me about apples")
@@ -370,7 +369,7 @@ def test_export_and_import(
     expect(page.locator(TITLE_BOX)).to_have_value("Summarise Hamlet", timeout=WAIT)
     expect(page.locator(USER_MESSAGES)).to_have_text(["Summarise Hamlet"], timeout=WAIT)
     expect(page.locator(ANSWERS)).to_have_text(["A prince avenges his father."])
-    assert {path.stem for path in conversation_files(tmp_path)} == {original, imported}
+    assert set(stored_ids(tmp_path)) == {original, imported}
     copy = stored(tmp_path, imported)
     assert [(m["role"], m["text"]) for m in copy["messages"]] == [(m["role"], m["text"]) for m in data["messages"]]
 
@@ -391,7 +390,7 @@ def test_export_and_import(
     assert refusal.inner_text().strip().startswith("Import failed:"), refusal.inner_text()
     assert "not JSON" in refusal.inner_text()
     listed(page, "Summarise Hamlet", "Summarise Hamlet")
-    assert {path.stem for path in conversation_files(tmp_path)} == {original, imported}
+    assert set(stored_ids(tmp_path)) == {original, imported}
     page.screenshot(path=str(ARTIFACTS / "conversations-import-failed.png"))
 
 
@@ -449,8 +448,7 @@ def test_an_open_tab_goes_on_after_a_server_restart(
         "Noted.",
         "What is my name?",
     ]
-    [path] = conversation_files(tmp_path)
-    assert path.stem == conversation_id
+    assert stored_ids(tmp_path) == [conversation_id]
     assert [m["text"] for m in stored(tmp_path, conversation_id)["messages"]] == [
         "My name is Ada.",
         "Noted.",

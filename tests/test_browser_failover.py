@@ -7,7 +7,6 @@ The real app runs in this process over two scripted upstreams; Debian's Chromium
 
 from __future__ import annotations
 
-import json
 import textwrap
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from playwright.sync_api import expect
 
 from backend import Backend, load_settings
 from backend.auth import load_users
-from tests.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, log_in, require
+from tests.conftest import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, log_in, require, stored_conversations
 from tests.test_browser import (
     ANSWERS,
     BOT_GROUPS,
@@ -89,7 +88,7 @@ def test_answer_continued_after_a_drop_reads_as_one(route_app, tmp_path: Path):
     page.screenshot(path=str(ARTIFACTS / "chat-failover-continued.png"))
 
     # Stored as one answer with the place of the handover.
-    [stored] = [json.loads(p.read_text()) for p in (tmp_path / "data" / "conversations").glob("*/*.json")]
+    [stored] = stored_conversations(tmp_path / "data")
     reply = stored["messages"][1]
     assert reply["text"] == "".join(first_part) + " a + b\n```\n\nIt adds two numbers."
     handover_at = len("".join(first_part))

@@ -1,8 +1,12 @@
-"""The conversation store: round-trips, crash safety, search at 1,000 conversations, export/import, owners apart."""
+"""The conversation store, on SQLite and on a real PostgreSQL: round trips, revisions, owners apart through every
+method, ranked search over 1,000 conversations, crash safety, damaged and newer databases, the one-time import
+of JSON conversations, and export/import."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -11,13 +15,16 @@ import time
 
 import pytest
 
+from backend import ConfigError
+from backend._files import owner_folder
 from backend.conversations import (
     Conversation,
     ConversationError,
-    FileConversationStore,
+    StaleConversationError,
     StoredMessage,
     parse_import,
 )
+from backend.store import SQLConversationStore
 
 
 def sample(text: str = "How do tides work?") -> Conversation:
@@ -45,78 +52,150 @@ def sample(text: str = "How do tides work?") -> Conversation:
     return conversation
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path) -> tuple[str, str | None]:
+    """The store's database URL and password: an SQLite file, or a fresh database of a throwaway PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}", None
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
-def store(tmp_path):
-    return FileConversationStore(tmp_path / "conversations")
+def opened(engine, tmp_path):
+    """Open a store on the test's database, as a fresh process would (call it again for another process)."""
+
+    def open_store() -> SQLConversationStore:
+        url, password = engine
+        return SQLConversationStore(url, tmp_path, password=password)
+
+    return open_store
 
 
-async def test_round_trip_keeps_everything(store, tmp_path):
+@pytest.fixture
+async def store(opened):
+    store = opened()
+    yield store
+    await store.aclose()
+
+
+async def test_round_trip_keeps_everything(store, opened):
     conversation = sample()
     await store.save("alice", conversation)
-    again = await FileConversationStore(tmp_path / "conversations").get("alice", conversation.id)  # fresh process
-    assert again == conversation
-    assert again.title == "How do tides work?"
-    assert again.messages[3].status == "stopped" and again.messages[3].text == "It adds a smaller pu"
+    again = await opened().get("alice", conversation.id)  # another process
+    assert again.model_dump(exclude={"updated"}) == conversation.model_dump(exclude={"updated"})
+    assert again.revision == 1
 
 
 async def test_images_by_reference(store):
     reference = await store.save_image("alice", b"\x89PNG fake bytes", "image/png")
     assert store.image_path("alice", reference).read_bytes() == b"\x89PNG fake bytes"
+    assert (await store.load_image("alice", reference)).data == b"\x89PNG fake bytes"
     assert await store.save_image("alice", b"\x89PNG fake bytes", "image/png") == reference  # stored once
     with pytest.raises(ConversationError):
         store.image_path("alice", "../../etc/passwd")
+    with pytest.raises(ConversationError, match="missing"):
+        await store.load_image("bob", reference)  # another owner's folder holds nothing of Alice's
 
 
 async def test_list_is_newest_first_and_delete(store):
-    first, second = sample("first"), sample("second")
+    first, second = Conversation(title="first"), Conversation(title="second")
     await store.save("alice", first)
     await store.save("alice", second)
     assert [s.title for s in await store.list("alice")] == ["second", "first"]
+    assert [s.title for s in await store.list("alice", limit=1)] == ["second"]
     await store.delete("alice", second.id)
     assert [s.title for s in await store.list("alice")] == ["first"]
     with pytest.raises(ConversationError):
         await store.get("alice", second.id)
 
 
-async def test_owners_never_see_each_other(store):
+async def test_a_stale_write_is_refused_and_changes_nothing(store):
+    """Two copies read at the same revision (two tabs): the first save wins, the second is refused with a typed
+    error and writes nothing; read again, the change applies."""
+    await store.save("alice", sample())
+    [summary] = await store.list("alice")
+    tab_a, tab_b = await store.get("alice", summary.id), await store.get("alice", summary.id)
+    tab_a.messages.append(StoredMessage(role="user", text="from tab A"))
+    await store.save("alice", tab_a)
+    assert tab_a.revision == 2
+    tab_b.messages.append(StoredMessage(role="user", text="from tab B"))
+    with pytest.raises(StaleConversationError, match="changed elsewhere"):
+        await store.save("alice", tab_b)
+    assert tab_b.revision == 1
+    assert (await store.get("alice", summary.id)).messages[-1].text == "from tab A"
+    fresh = await store.get("alice", summary.id)
+    fresh.messages.append(StoredMessage(role="user", text="from tab B"))
+    await store.save("alice", fresh)
+    assert [m.text for m in (await store.get("alice", summary.id)).messages][-2:] == ["from tab A", "from tab B"]
+    twin = Conversation(id=summary.id, title="a new one with a taken id")
+    with pytest.raises(StaleConversationError):
+        await store.save("alice", twin)
+
+
+async def test_owners_never_see_each_other_through_any_method(store):
+    """Bob, with Alice's ids, through every method of the store: nothing of hers is read, changed or removed."""
     mine = sample("alice's secret plan")
     await store.save("alice", mine)
+    image = await store.save_image("alice", b"\x89PNG alice", "image/png")
     assert await store.list("bob") == []
     assert await store.list("bob", "secret") == []
-    with pytest.raises(ConversationError, match="does not exist"):
+    with pytest.raises(ConversationError):
         await store.get("bob", mine.id)
     with pytest.raises(ConversationError):
         await store.delete("bob", mine.id)
     with pytest.raises(ConversationError):
         await store.get("bob", "../" + mine.id)
+    with pytest.raises(ConversationError):
+        await store.load_image("bob", image)
+    assert store.image_path("bob", image) != store.image_path("alice", image)
+    forged = mine.model_copy(deep=True)
+    forged.messages = [StoredMessage(role="user", text="bob was here")]
+    with pytest.raises(StaleConversationError):  # an update of a conversation Bob does not have
+        await store.save("bob", forged)
+    forged.revision = 0
+    await store.save("bob", forged)  # a new conversation of Bob's own, whatever its id
+    assert (await store.get("alice", mine.id)).messages == mine.messages
     assert [s.id for s in await store.list("alice")] == [mine.id]
+    assert [m.text for m in (await store.get("bob", mine.id)).messages] == ["bob was here"]
 
 
-async def test_search_over_a_thousand_conversations(store, tmp_path):
+async def test_search_is_ranked_with_a_snippet_over_a_thousand_conversations(store, opened):
     for number in range(1000):
-        words = "needle in the haystack" if number == 617 else f"ordinary chat number {number}"
-        conversation = Conversation(title=f"Chat {number}", messages=[StoredMessage(role="user", text=words)])
+        conversation = sample(f"Chat {number} about tides")
+        conversation.title = f"Chat {number}"
+        if number == 617:
+            conversation.messages.append(StoredMessage(role="user", text="The zebra crossing near the harbour"))
+        if number == 618:
+            conversation.messages.append(StoredMessage(role="user", text="zebras zebras zebra zebra stripes"))
         await store.save("alice", conversation)
-    fresh = FileConversationStore(tmp_path / "conversations")  # loads the index from disk
-    start = time.perf_counter()
-    found = await fresh.list("alice", "NEEDLE haystack")
-    searches = [await fresh.list("alice", f"number {n}") for n in range(20)]
-    elapsed = time.perf_counter() - start
-    assert [s.title for s in found] == ["Chat 617"]
-    assert len(await fresh.list("alice", "chat")) == 1000
+    fresh = opened()
+    started = time.perf_counter()
+    found = await fresh.list("alice", "zebra")
+    searches = [await fresh.list("alice", f"chat {n}") for n in range(0, 1000, 50)]
+    elapsed = time.perf_counter() - started
+    assert {s.title for s in found} == {"Chat 617", "Chat 618"}
+    assert found[0].title == "Chat 618"  # the better match first
+    assert "zebra" in found[1].snippet.lower() and "harbour" in found[1].snippet
+    assert len(await fresh.list("alice", "Crossing HARBOUR")) == 1  # case aside, every word
+    assert await fresh.list("alice", "zebra walrus") == []
+    assert len(await fresh.list("alice")) == 1000
     assert all(len(result) >= 1 for result in searches)
-    print(f"index load + 21 searches over 1,000 conversations: {elapsed * 1000:.0f} ms")
+    assert await fresh.list("alice", "\"*?:()^-'; DROP") == []  # no syntax reaches the engine
+    await fresh.aclose()
+    print(f"21 searches over 1,000 conversations: {elapsed * 1000:.0f} ms")
 
 
 CRASHER = textwrap.dedent(
     """
     import asyncio, sys
-    from backend.conversations import Conversation, FileConversationStore, StoredMessage
+    from backend.conversations import Conversation, StoredMessage
+    from backend.store import SQLConversationStore
 
-    async def main(root):
-        store = FileConversationStore(root)
+    async def main(url, password, root):
+        store = SQLConversationStore(url, root, password=password or None)
         conversations = [Conversation(title=f"c{i}") for i in range(5)]
         n = 0
+        await store.open()
         print("ready", flush=True)
         while True:
             for conversation in conversations:
@@ -124,41 +203,84 @@ CRASHER = textwrap.dedent(
                 conversation.messages.append(StoredMessage(role="user", text="x" * 5000 + str(n)))
                 await store.save("alice", conversation)
 
-    asyncio.run(main(sys.argv[1]))
+    asyncio.run(main(*sys.argv[1:]))
     """
 )
 
 
-def test_killed_during_writes_every_conversation_still_loads(tmp_path):
-    root = tmp_path / "conversations"
+def test_killed_during_writes_every_conversation_still_loads(engine, opened, tmp_path):
+    url, password = engine
     for attempt in range(5):
         writer = subprocess.Popen(
-            [sys.executable, "-c", CRASHER, str(root)], stdout=subprocess.PIPE, cwd=str(tmp_path.parent)
+            [sys.executable, "-c", CRASHER, url, password or "", str(tmp_path)],
+            stdout=subprocess.PIPE,
+            cwd=str(tmp_path.parent),
         )
         assert writer.stdout.readline().strip() == b"ready"
         time.sleep(0.2 + attempt * 0.13)
         writer.send_signal(signal.SIGKILL)
         writer.wait()
-    import asyncio
 
-    store = FileConversationStore(root)
-    summaries = asyncio.run(store.list("alice"))
-    assert len(summaries) == 25  # five runs, five conversations each
-    for summary in summaries:
-        conversation = asyncio.run(store.get("alice", summary.id))
-        assert conversation.messages  # every file parses, with what its last complete save held
+    async def check() -> None:
+        store = opened()
+        summaries = await store.list("alice")
+        assert len(summaries) == 25  # five runs, five conversations each
+        for summary in summaries:
+            conversation = await store.get("alice", summary.id)
+            assert conversation.messages  # what its last committed save held
+            assert len(conversation.messages) == conversation.revision  # one message per committed save
+        await store.aclose()
+
+    asyncio.run(check())
 
 
-async def test_a_damaged_file_hides_nothing_else(store, tmp_path, caplog):
-    kept = sample("still here")
-    await store.save("alice", kept)
-    folder = next((tmp_path / "conversations").iterdir())
-    (folder / "0123456789abcdef.json").write_text('{"id": "0123456789abcdef", "messages": [', encoding="utf-8")
-    fresh = FileConversationStore(tmp_path / "conversations")
-    assert [s.id for s in await fresh.list("alice")] == [kept.id]
-    assert "skipping unreadable conversation" in caplog.text
-    with pytest.raises(ConversationError, match="does not exist"):
-        await fresh.get("alice", "0123456789abcdef")
+def test_a_damaged_database_is_one_sentence_at_start_up(tmp_path):
+    (tmp_path / "switchboard.db").write_bytes(b"this is not a database at all" * 100)
+    store = SQLConversationStore.for_settings(tmp_path)
+    with pytest.raises(ConfigError, match=r"^store: .*switchboard\.db is damaged") as caught:
+        asyncio.run(store.open())
+    assert "\n" not in str(caught.value)
+
+
+def test_a_database_from_a_newer_version_is_refused(tmp_path):
+    async def run() -> None:
+        store = SQLConversationStore.for_settings(tmp_path)
+        await store.open()
+        await store.aclose()
+        import sqlite3
+
+        with sqlite3.connect(tmp_path / "switchboard.db") as raw:
+            raw.execute("UPDATE alembic_version SET version_num = '9999'")
+        with pytest.raises(ConfigError, match="written by a newer Switchboard"):
+            await SQLConversationStore.for_settings(tmp_path).open()
+
+    asyncio.run(run())
+
+
+async def test_json_conversations_of_an_earlier_version_are_imported_once(opened, tmp_path, caplog):
+    """Files as the JSON store wrote them, one folder per owner: imported on the owner's first visit, with their
+    ids, kept on disk as they were; a second process imports nothing again."""
+    caplog.set_level(logging.INFO)
+    old = [sample("first old chat"), sample("second old chat")]
+    folder = tmp_path / "conversations" / owner_folder("alice")
+    folder.mkdir(parents=True)
+    for conversation in old:
+        (folder / f"{conversation.id}.json").write_text(conversation.model_dump_json(exclude={"revision"}))
+    (folder / "0123456789abcdef.json").write_text("{broken")
+    before = sorted(path.read_bytes() for path in folder.iterdir())
+
+    store = opened()
+    await store.open(["alice"])  # at start-up, for the owners known then
+    assert "imported 2 conversation(s) of 'alice'" in caplog.text
+    assert {s.id for s in await store.list("alice")} == {c.id for c in old}
+    assert (await store.get("alice", old[0].id)).messages == old[0].messages
+    assert await store.list("bob") == []
+    await store.aclose()
+    again = opened()
+    assert len(await again.list("alice")) == 2
+    assert caplog.text.count("imported 2 conversation(s)") == 1
+    assert sorted(path.read_bytes() for path in folder.iterdir()) == before  # the files are left as they were
+    await again.aclose()
 
 
 def test_markdown_export():

@@ -17,8 +17,8 @@ from backend import (
     Usage,
     model_messages,
 )
-from backend.conversations import FileConversationStore
 from backend.errors import RateLimitError
+from backend.store import SQLConversationStore
 from webui.reply import ReplyView, _open_fence, split_markdown
 
 
@@ -81,7 +81,7 @@ def test_error_keeps_partial_answer_and_adds_one_sentence():
 async def test_the_model_gets_the_stored_text_never_the_page(tmp_path):
     """What the model is sent comes from the stored conversation: user and answer text (a stopped answer's part
     too), the system prompt, images read from the owner's store; an answer that failed empty is left out."""
-    store = FileConversationStore(tmp_path)
+    store = SQLConversationStore.for_settings(tmp_path)
     image = await store.save_image("ann", b"\x89PNG fake but stored by us", "image/png")
     stored = Conversation(
         messages=[

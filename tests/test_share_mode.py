@@ -86,7 +86,7 @@ async def test_no_route_leads_into_another_users_data(shared):
         ]
     )
     await store.save("alice", secret_chat)
-    conversation_file = next(backend.settings.app.data_dir.glob(f"conversations/*/{secret_chat.id}.json"))
+    database = backend.settings.app.data_dir / "switchboard.db"  # where the conversation is kept
 
     bob = GradioSession(url, "bob", "bob-secret")
     # The page's own load and search events list only Bob's chats.
@@ -121,7 +121,7 @@ async def test_no_route_leads_into_another_users_data(shared):
     # Gradio's file route serves neither the conversation nor the image, to Bob or to Alice.
     alice = GradioSession(url, "alice", "alice-secret")
     for session in (bob, alice):
-        for path in (conversation_file, store.image_path("alice", image)):
+        for path in (database, store.image_path("alice", image)):
             assert session.http.get(f"gradio_api/file={path}").status_code == 403
     # Alice, on the other hand, lists and opens it.
     assert [choice[1] for choice in alice.call(_load_fn(alice), [])["output"]["data"][0]["choices"]] == [secret_chat.id]

@@ -27,8 +27,8 @@ from backend import (
     load_settings,
     parse_import,
 )
-from backend.conversations import FileConversationStore
 from backend.media import fetch_bytes, is_public_address, prepare_image
+from backend.store import SQLConversationStore
 from tests.test_images_vision import json_reply, png
 from tests.upstream import ScriptedUpstream
 
@@ -271,20 +271,19 @@ def test_imports_are_bounded_in_size_and_message_length():
 
 
 async def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path):
-    store = FileConversationStore(tmp_path)
-    await store.save_image("ann", png(), "image/png")  # makes the owner's folders
-    folder = next(tmp_path.iterdir())
-    old = folder / ".0123456789abcdef.json.deadbeef.tmp"
-    young = folder / ".fedcba9876543210.json.cafebabe.tmp"
-    media_old = folder / "media" / ".x.png.0badf00d.tmp"
-    for path in (old, young, media_old):
+    store = SQLConversationStore.for_settings(tmp_path)
+    reference = await store.save_image("ann", png(), "image/png")  # makes the owner's media folder
+    media = store.image_path("ann", reference).parent
+    old = media / ".x.png.0badf00d.tmp"
+    young = media / ".y.png.cafebabe.tmp"
+    for path in (old, young):
         path.write_bytes(b"half a file")
     an_hour_ago = time.time() - 3600
     os.utime(old, (an_hour_ago, an_hour_ago))
-    os.utime(media_old, (an_hour_ago, an_hour_ago))
-    await FileConversationStore(tmp_path).list("ann")  # a fresh process's first look at the owner
-    assert not old.exists() and not media_old.exists()
+    await SQLConversationStore.for_settings(tmp_path).load_image("ann", reference)  # a fresh process's first look
+    assert not old.exists()
     assert young.exists()  # may be a write in progress
+    await store.aclose()
 
 
 async def test_temporary_files_of_killed_image_writes_are_cleaned_up(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 import gradio as gr
 
@@ -23,10 +24,17 @@ footer { display: none !important; }
 """
 
 
-def prepare(backend: Backend) -> None:
-    """Start loading local models in the background and ask providers without a model list what they serve."""
+def prepare(backend: Backend, owners: Iterable[str] = ()) -> None:
+    """Start loading local models in the background, open the conversation store (ConfigError when it cannot be
+    used; `owners`' conversations of an earlier version are imported) and ask providers without a model list
+    what they serve."""
     backend.warm_up()
-    asyncio.run(backend.models.refresh())
+
+    async def ready() -> None:
+        await backend.open_store(owners)
+        await backend.models.refresh()
+
+    asyncio.run(ready())
 
 
 def build_app(backend: Backend, *, exposed: bool = False) -> gr.Blocks:

@@ -13,7 +13,9 @@ from backend import (
     Backend,
     ChatRequest,
     Conversation,
+    ConversationStore,
     InvalidImageError,
+    StaleConversationError,
     StoredMessage,
     SwitchboardError,
     TextDelta,
@@ -127,7 +129,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         found = await history.list_choices(backend, owner, query)
         return gr.update(choices=found, value=selected if any(selected == id_ for _, id_ in found) else None)
 
-    async def save(owner: str, conversation, model_id, system_prompt, temp, top, max_new, seed_value):
+    async def save(
+        owner: str, conversation, added: StoredMessage, model_id, system_prompt, temp, top, max_new, seed_value
+    ) -> Conversation:
+        """Store the conversation with `added` (its newest message) and the picker's settings; the conversation
+        as stored (another one when another tab had changed it: see `_save_adding`)."""
         conversation.model = model_id
         conversation.settings = {
             "system_prompt": system_prompt or "",
@@ -136,7 +142,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             "max_tokens": max_new,
             "seed": seed_value,
         }
-        await store.save(owner, conversation)
+        return await _save_adding(store, owner, conversation, added)
 
     async def respond(
         chat_history,
@@ -175,10 +181,12 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             log.exception("reply failed")
             reply.fail(SwitchboardError(f"internal error ({type(error).__name__}); see the server log"))
         reply.close()
-        conversation.messages.append(reply.to_stored())
+        answer = reply.to_stored()
+        conversation.messages.append(answer)
         await name_by_model(conversation)
-        await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
-        yield chat_history + reply.messages(), conversation, await listed(owner, conversation.id, query)
+        stored = await save(owner, conversation, answer, model_id, system_prompt, temp, top, max_new, seed_value)
+        shown = chat_history + reply.messages() if stored is conversation else history.render(backend, owner, stored)
+        yield shown, stored, await listed(owner, stored.id, query)
 
     async def name_by_model(conversation) -> None:
         """After the first exchange, let the configured title model name the chat (first words otherwise)."""
@@ -224,12 +232,15 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             raise gr.Error(error.user_message()) from None
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner) or Conversation()
-        conversation.messages.append(await history.store_user_message(backend, owner, text, images))
-        await save(owner, conversation, model_id, system_prompt, temp, top, max_new, seed_value)
+        question = await history.store_user_message(backend, owner, text, images)
+        conversation.messages.append(question)
+        stored = await save(owner, conversation, question, model_id, system_prompt, temp, top, max_new, seed_value)
         content = [{"type": "text", "text": text}, *({"path": path} for path in paths)] if paths else text
-        listing = await listed(owner, conversation.id, query)
+        listing = await listed(owner, stored.id, query)
         shown = [*chat_history, {"role": "user", "content": content}]
-        return shown, *busy(), conversation, listing, conversation.id
+        if stored is not conversation:
+            shown = history.render(backend, owner, stored)
+        return shown, *busy(), stored, listing, stored.id
 
     async def check_message(
         message: dict | None,
@@ -280,10 +291,16 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         kept = _upto_user_message(chat_history, data.index)
         if not kept:
             return kept, None, conversation
-        conversation = await reopened(conversation, conversation_id, owner_of(request))
+        owner = owner_of(request)
+        conversation = await reopened(conversation, conversation_id, owner)
         if conversation is not None:
             history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1) - 1)
-            await store.save(owner_of(request), conversation)
+            try:
+                await store.save(owner, conversation)
+            except StaleConversationError as error:  # another tab changed it: show what is stored, undo nothing
+                gr.Warning(error.user_message())
+                fresh = await store.get(owner, conversation.id)
+                return history.render(backend, owner, fresh), gr.skip(), fresh
         content = kept[-1]["content"]
         files = [part["file"]["path"] for part in _parts(content) if part.get("type") == "file"]
         return kept[:-1], {"text": message_text(content), "files": files}, conversation
@@ -295,14 +312,17 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         if is_thought(last) and (last.get("metadata") or {}).get("status") == "done":
             return gr.skip(), *idle(), gr.skip(), gr.skip()
         settled = [_settle(message) for message in chat_history if not _is_pending_status(message)]
+        shown = [*settled, stopped_marker()]
         if conversation is not None:
+            owner = owner_of(request)
             provider, _, name = (model_id or default).partition("/")
             partial = _answer_after_last_user(settled)
-            conversation.messages.append(
-                StoredMessage(role="assistant", text=partial, provider=provider, model=name, status="stopped")
-            )
-            await store.save(owner_of(request), conversation)
-        return [*settled, stopped_marker()], *idle(), conversation, gr.skip()
+            stopped = StoredMessage(role="assistant", text=partial, provider=provider, model=name, status="stopped")
+            conversation.messages.append(stopped)
+            stored = await _save_adding(store, owner, conversation, stopped)
+            if stored is not conversation:
+                shown, conversation = history.render(backend, owner, stored), stored
+        return shown, *idle(), conversation, gr.skip()
 
     controls = [textbox, send, stop]
     private: dict[str, Any] = {"api_visibility": "private"}
@@ -370,7 +390,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         if conversation is None or not (title or "").strip():
             return _refused("Open a chat and type its new title first.", 2)
         conversation.title = " ".join(title.split())[:120]
-        await store.save(owner, conversation)
+        try:
+            await store.save(owner, conversation)
+        except StaleConversationError:  # another tab changed it: rename what is stored now
+            fresh = await store.get(owner, conversation.id)
+            fresh.title = conversation.title
+            await store.save(owner, fresh)
+            conversation = fresh
         return conversation, await listed(owner, conversation.id, query)
 
     def ask_to_delete(conversation_id: str):
@@ -444,6 +470,24 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
 
     gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
     return load_chats, chats
+
+
+async def _save_adding(
+    store: ConversationStore, owner: str, conversation: Conversation, added: StoredMessage
+) -> Conversation:
+    """Store `conversation`, whose newest message is `added`. When another tab (or page, or process) changed the
+    stored conversation since this page read it, nothing of either is lost: `added` goes at the end of what is
+    stored now, and that is what the page shows from then on (returned, a new object)."""
+    try:
+        await store.save(owner, conversation)
+        return conversation
+    except StaleConversationError:
+        fresh = await store.get(owner, conversation.id)
+        fresh.messages.append(added)
+        fresh.model, fresh.settings = conversation.model, conversation.settings
+        await store.save(owner, fresh)
+        gr.Info("This chat was changed in another tab meanwhile; it now shows both.")
+        return fresh
 
 
 def _refused(message: str, outputs: int):

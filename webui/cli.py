@@ -108,6 +108,7 @@ def _models(backend: Backend) -> int:
 
 def _run(backend: Backend, users, args) -> int:
     from .app import prepare
+    from .identity import LOCAL_OWNER
     from .server import create_server, serve
 
     host = args.host or backend.settings.app.host
@@ -121,7 +122,11 @@ def _run(backend: Backend, users, args) -> int:
         )
         return 2
 
-    prepare(backend)
+    try:
+        prepare(backend, users.names() if users else [LOCAL_OWNER])
+    except ConfigError as error:
+        print(f"switchboard: {error}", file=sys.stderr)
+        return 2
     server = create_server(backend, users=users, exposed=exposed)
     gc.collect()
     gc.freeze()  # what start-up built lives as long as the server: no collection needs to walk it again

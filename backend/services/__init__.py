@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from ..config import Settings, load_settings
-from ..conversations import ConversationStore, FileConversationStore
+from ..conversations import ConversationStore
 from ..imagegen import ImageStore
 from ..providers import Provider, create_provider
+from ..store import SQLConversationStore
 from .chat import ChatService
 from .images import ImageService
 from .registry import ModelChoice, ModelRegistry
@@ -28,7 +30,10 @@ class Backend:
         self.chat = ChatService(self.models)
         self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images"))
         self.vision = VisionService(self.chat)
-        self.conversations: ConversationStore = FileConversationStore(settings.app.data_dir / "conversations")
+        store = settings.store
+        password = os.environ.get(store.password_env) if store.password_env else None
+        self.store = SQLConversationStore.for_settings(settings.app.data_dir, store.url, password)
+        self.conversations: ConversationStore = self.store
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Backend:
@@ -39,8 +44,15 @@ class Backend:
         for provider in self.providers.values():
             provider.warm_up()
 
+    async def open_store(self, owners: Iterable[str] = ()) -> None:
+        """Open the conversation store now (schema migrations, and the one-time import of `owners`' JSON
+        conversations, included), so a damaged, locked, unreachable or newer database stops start-up with one
+        sentence (ConfigError) rather than the first request."""
+        await self.store.open(owners)
+        await self.store.aclose()  # this loop's connections; the server opens its own
+
     async def aclose(self) -> None:
-        await asyncio.gather(*(provider.aclose() for provider in self.providers.values()))
+        await asyncio.gather(*(provider.aclose() for provider in self.providers.values()), self.store.aclose())
 
 
 __all__ = ["Backend", "ChatService", "ImageService", "ModelChoice", "ModelRegistry", "VisionService"]

@@ -1,0 +1,47 @@
+"""The tables, as SQLAlchemy Core metadata: the migrations create them, the store queries them.
+
+Each conversation is one row; its messages are rows of their own, in order. Every key starts with the owner,
+so no query can reach a row without naming whose it is. Image bytes are files (see MediaFiles); messages
+reference them by name.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Float, ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+conversations = Table(
+    "conversations",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("id", String(32), primary_key=True),
+    Column("title", Text, nullable=False),
+    Column("created", Float, nullable=False),
+    Column("updated", Float, nullable=False),
+    Column("model", Text),
+    Column("settings", Text, nullable=False),  # JSON
+    Column("revision", Integer, nullable=False),
+    Column("search_text", Text, nullable=False),  # title and every message's text, what search looks in
+    Index("ix_conversations_owner_updated", "owner", "updated"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("conversation_id", String(32), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("details", Text, nullable=False),  # JSON: the message's other fields (provenance, timings, images)
+    ForeignKeyConstraint(["owner", "conversation_id"], ["conversations.owner", "conversations.id"], ondelete="CASCADE"),
+)
+
+legacy_imports = Table(
+    "legacy_imports",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)
