@@ -199,10 +199,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             conversation.title = title
 
     def busy():
-        return gr.update(value=None, interactive=False), gr.update(visible=False), gr.update(visible=True)
+        stop_shown = gr.update(visible=True, interactive=True)
+        return gr.update(value=None, interactive=False), gr.update(visible=False), stop_shown
 
     def idle():
-        return gr.update(interactive=True), gr.update(visible=True), gr.update(visible=False)
+        return gr.update(interactive=True), gr.update(visible=True), gr.update(visible=False, interactive=True)
 
     async def add_message(
         message: dict | None,
@@ -345,7 +346,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         reply.then(finish, [chatbot, current, model], settled, show_progress="hidden", **private)
         replies.append(reply)
     chatbot.undo(undo, [chatbot, current, open_id], [chatbot, textbox, current], **private)
-    stop.click(idle, None, controls, cancels=replies, queue=False, **private)
+    # Stop cancels the reply; Send comes back with the step that settles it (finish), not before: a message sent
+    # in between would race the stopped reply's saving.
+    stop.click(lambda: gr.update(interactive=False), None, stop, cancels=replies, queue=False, **private)
     model.change(lambda m: gr.update(visible=_is_bundled(backend, m)), model, notice, queue=False, **private)
 
     # The sidebar.
