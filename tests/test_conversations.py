@@ -333,3 +333,22 @@ def test_bad_imports_are_refused_clearly(data, expected):
     with pytest.raises(ConversationError, match=expected) as caught:
         parse_import(data)
     assert "\n" not in str(caught.value)
+
+
+def test_an_unreachable_database_is_one_sentence(tmp_path):
+    store = SQLConversationStore("postgresql+asyncpg://switchboard@127.0.0.1:9/none", tmp_path, password="pw")
+    with pytest.raises(ConfigError, match=r"^store: cannot use the database at postgresql\+asyncpg://") as caught:
+        asyncio.run(store.open())
+    assert "pw" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_app_stops_at_start_up_on_a_damaged_database(tmp_path, write_config, capsys):
+    from webui.cli import main
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "switchboard.db").write_bytes(b"not a database" * 100)
+    provider = '[providers.x]\nkind = "openai"\nbase_url = "http://127.0.0.1:9"\nmodels = ["m"]\n'
+    config = write_config("[app]\nembedded_model = false\n" + provider)
+    assert main(["--config", str(config), "--port", "9"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("switchboard: store: ") and "is damaged" in error and "\n" not in error

@@ -231,14 +231,14 @@ class SQLConversationStore:
         """A connection in a transaction, committed at the end of the block. A SQLite write transaction takes the
         write lock when it begins (BEGIN IMMEDIATE), so two writers wait for each other instead of one failing
         halfway."""
-        engine = await self._engine()
         try:
+            engine = await self._engine()
             async with engine.connect() as connection:
                 if write:
                     await connection.execution_options(switchboard_write=True)
                 async with connection.begin():
                     yield connection
-        except OperationalError as error:
+        except (OperationalError, OSError) as error:  # OSError: a server that cannot be reached at all
             raise _unavailable(self.url, error) from None
 
     async def _engine(self) -> AsyncEngine:
@@ -246,10 +246,14 @@ class SQLConversationStore:
         engine = self._engines.get(loop)
         if engine is None:
             engine = self._create_engine()
-            self._engines[loop] = engine
             if not self._migrated:
-                await self._migrate(engine)
+                try:
+                    await self._migrate(engine)
+                except BaseException:
+                    await engine.dispose()
+                    raise
                 self._migrated = True
+            self._engines[loop] = engine
         return engine
 
     def _create_engine(self) -> AsyncEngine:
@@ -266,7 +270,7 @@ class SQLConversationStore:
         try:
             async with engine.begin() as connection:
                 await connection.run_sync(_upgrade, self.url)
-        except (OperationalError, DatabaseError) as error:
+        except (DatabaseError, OSError) as error:
             raise _unavailable(self.url, error) from None
 
     async def _import_legacy(self, owner: str) -> None:
@@ -374,7 +378,7 @@ def _where(url: str) -> str:
     return parsed.database or "" if parsed.get_backend_name() == "sqlite" else parsed.render_as_string(True)
 
 
-def _unavailable(url: str, error: SQLAlchemyError) -> ConfigError:
+def _unavailable(url: str, error: SQLAlchemyError | OSError) -> ConfigError:
     """One sentence for a database that cannot be used: damaged, locked, unreachable."""
     reason = str(getattr(error, "orig", error)).splitlines()[0][:200]
     if "not a database" in reason or "malformed" in reason:
