@@ -6,13 +6,13 @@ model and parameters; both are written to a temporary name and renamed, so a cra
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiofiles
 import aiofiles.os
@@ -80,11 +80,20 @@ class StoredImage:
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
 
 
-class ImageStore:
-    """Generated images on disk, per owner: `<root>/<owner>/<stamp>-<id>.<ext>` plus `<same name>.json`."""
+class ImageRecords(Protocol):
+    """Where generated images' details are kept (the SQL store)."""
 
-    def __init__(self, root: Path) -> None:
+    async def add_image(self, owner: str, name: str, created: float, details: dict[str, Any]) -> None: ...
+    async def images(self, owner: str, limit: int, legacy_folder: Path | None = None) -> Sequence[dict[str, Any]]: ...
+
+
+class ImageStore:
+    """Generated images per owner: the files under `<root>/<owner>/<stamp>-<id>.<ext>`, written atomically with
+    aiofiles; their prompt, model and parameters as rows of the database (`records`)."""
+
+    def __init__(self, root: Path, records: ImageRecords) -> None:
         self.root = Path(root).expanduser()
+        self.records = records
 
     def folder(self, owner: str) -> Path:
         return self.root / owner_folder(owner)
@@ -106,24 +115,18 @@ class ImageStore:
             revised_prompt=image.revised_prompt,
         )
         await write_atomically(path, image.data)
-        await write_atomically(path.with_suffix(".json"), json.dumps(stored.details(), indent=2).encode())
+        details = {k: v for k, v in stored.details().items() if k not in ("path", "created")}
+        await self.records.add_image(owner, path.name, stored.created, details)
         return stored
 
     async def history(self, owner: str, limit: int = 100) -> list[StoredImage]:
-        """The owner's most recent generated images, newest first; unreadable entries are skipped."""
+        """The owner's most recent generated images, newest first (those whose file is gone are left out)."""
         folder = self.folder(owner)
-        if not await aiofiles.os.path.isdir(folder):
-            return []
-        await remove_stale_temporaries(folder)
-        names = sorted((n for n in await aiofiles.os.listdir(folder) if n.endswith(".json")), reverse=True)
+        if await aiofiles.os.path.isdir(folder):
+            await remove_stale_temporaries(folder)
         stored = []
-        for name in names[:limit]:
-            try:
-                async with aiofiles.open(folder / name, "rb") as file:
-                    details = json.loads(await file.read())
-                details["path"] = Path(details["path"])
-                if await aiofiles.os.path.isfile(details["path"]):
-                    stored.append(StoredImage(**details))
-            except (OSError, ValueError, TypeError, KeyError):
-                continue
+        for record in await self.records.images(owner, limit, legacy_folder=folder):
+            path = folder / record.pop("name")
+            if await aiofiles.os.path.isfile(path):
+                stored.append(StoredImage(path=path, **record))
         return stored

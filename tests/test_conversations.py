@@ -352,3 +352,34 @@ def test_the_app_stops_at_start_up_on_a_damaged_database(tmp_path, write_config,
     assert main(["--config", str(config), "--port", "9"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("switchboard: store: ") and "is damaged" in error and "\n" not in error
+
+
+async def test_generated_images_details_are_rows_and_earlier_json_details_are_imported(store, tmp_path):
+    """Generated images keep their details (prompt, model, size, seed) as rows referencing the files; the JSON
+    files an earlier version wrote beside its images are imported once, and left as they were."""
+    from backend.imagegen import GeneratedImage, ImageRequest, ImageStore
+
+    images = ImageStore(tmp_path / "images", store)
+    folder = images.folder("alice")
+    folder.mkdir(parents=True)
+    (folder / "20250101-000000-000000000-abc123.png").write_bytes(b"\x89PNG old")
+    old = {
+        "path": str(folder / "20250101-000000-000000000-abc123.png"),
+        "prompt": "an old fox",
+        "model": "a/b",
+        "size": "512x512",
+        "negative_prompt": None,
+        "seed": 7,
+        "revised_prompt": None,
+        "created": 1735689600.0,
+    }
+    (folder / "20250101-000000-000000000-abc123.json").write_text(json.dumps(old))
+    saved = await images.save(
+        GeneratedImage(b"\x89PNG new"), ImageRequest(model="a/b", prompt="a new fox"), "a/b", "alice"
+    )
+    history = await images.history("alice")
+    assert [(image.prompt, image.seed) for image in history] == [("a new fox", None), ("an old fox", 7)]
+    assert history[0].path == saved.path and history[1].created == 1735689600.0
+    assert not saved.path.with_suffix(".json").exists()  # details live in the database now
+    assert await images.history("bob") == []
+    assert len(await ImageStore(tmp_path / "images", store).history("alice")) == 2  # imported once, not twice

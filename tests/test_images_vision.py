@@ -71,10 +71,10 @@ async def test_openai_images_b64_and_saved_with_details(backend):
     assert openai.requests[-1].path == "/v1/images/generations"
     assert body == {"model": "gpt-image-1", "prompt": "a fox", "n": 1, "size": "1024x1536"}  # GPT image: no format
     assert stored[0].path.read_bytes() == png()
-    details = json.loads(stored[0].path.with_suffix(".json").read_text())
-    assert details["prompt"] == "a fox" and details["model"] == "cloud/gpt-image-1"
-    assert details["revised_prompt"] == "a fox!" and details["size"] == "1024x1536"
-    assert [s.path for s in await service.images.history()] == [stored[0].path]
+    [details] = await service.images.history()  # read back from the database
+    assert details.path == stored[0].path
+    assert details.prompt == "a fox" and details.model == "cloud/gpt-image-1"
+    assert details.revised_prompt == "a fox!" and details.size == "1024x1536"
 
 
 async def test_openai_images_url_answer_is_downloaded(backend):

@@ -289,13 +289,15 @@ async def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path):
 async def test_temporary_files_of_killed_image_writes_are_cleaned_up(tmp_path):
     from backend.imagegen import GeneratedImage, ImageStore
 
-    store = ImageStore(tmp_path)
+    records = SQLConversationStore.for_settings(tmp_path)
+    store = ImageStore(tmp_path / "images", records)
     await store.save(GeneratedImage(png()), ImageRequest(model="m", prompt="p"), "x/m", "ann")
     old = store.folder("ann") / ".20260101-000000-000000000-abcdef.png.deadbeef.tmp"
     old.write_bytes(b"half")
     os.utime(old, (time.time() - 3600, time.time() - 3600))
     assert len(await store.history("ann")) == 1
     assert not old.exists()
+    await records.aclose()
 
 
 async def test_an_attached_image_is_decoded_once_across_turns(upstream, write_config, monkeypatch):

@@ -28,12 +28,12 @@ class Backend:
         }
         self.models = ModelRegistry(settings, self.providers)
         self.chat = ChatService(self.models)
-        self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images"))
-        self.vision = VisionService(self.chat)
         store = settings.store
         password = os.environ.get(store.password_env) if store.password_env else None
         self.store = SQLConversationStore.for_settings(settings.app.data_dir, store.url, password)
         self.conversations: ConversationStore = self.store
+        self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store))
+        self.vision = VisionService(self.chat)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Backend:

@@ -1,6 +1,7 @@
 """The tables, as SQLAlchemy Core metadata: the migrations create them, the store queries them.
 
-Each conversation is one row; its messages are rows of their own, in order. Every key starts with the owner,
+Each conversation is one row; its messages are rows of their own, in order. Each generated image is a row
+referencing its file. Every key starts with the owner,
 so no query can reach a row without naming whose it is. Image bytes are files (see MediaFiles); messages
 reference them by name.
 """
@@ -40,6 +41,24 @@ messages = Table(
 
 legacy_imports = Table(
     "legacy_imports",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("at", Float, nullable=False),
+)
+
+images = Table(
+    "images",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("name", String(200), primary_key=True),  # the image file's name in the owner's folder
+    Column("created", Float, nullable=False),
+    Column("details", Text, nullable=False),  # JSON: prompt, model, size, negative prompt, seed, revised prompt
+    Index("ix_images_owner_created", "owner", "created"),
+)
+
+legacy_image_imports = Table(
+    "legacy_image_imports",
     metadata,
     Column("owner", String(200), primary_key=True),
     Column("count", Integer, nullable=False),

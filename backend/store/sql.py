@@ -42,7 +42,7 @@ from ..conversations import (
 )
 from ..errors import ConfigError
 from ..media import Image
-from ._schema import conversations, legacy_imports, messages
+from ._schema import conversations, images, legacy_image_imports, legacy_imports, messages
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ class SQLConversationStore:
         # a test's, a CLI's asyncio.run).
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
         self._migrated = False
-        self._imported: set[str] = set()
+        self._imported: set[str | tuple[str, str]] = set()
 
     @classmethod
     def for_settings(cls, data_dir: Path, url: str = "", password: str | None = None) -> SQLConversationStore:
@@ -210,6 +210,49 @@ class SQLConversationStore:
     def image_path(self, owner: str, reference: str) -> Path:
         return self.media.path(owner, reference)
 
+    # --- generated images' details --------------------------------------------------------------------------------
+
+    async def add_image(self, owner: str, name: str, created: float, details: dict[str, Any]) -> None:
+        """Record a generated image (its file `name` in the owner's image folder) with its details."""
+        async with self._connect(write=True) as connection:
+            row = {"owner": owner, "name": name, "created": created, "details": json.dumps(details)}
+            await connection.execute(insert(images).values(**row))
+
+    async def images(self, owner: str, limit: int, legacy_folder: Path | None = None) -> Sequence[dict[str, Any]]:
+        """The owner's generated images, newest first: each its details with `name` and `created`. Details an
+        earlier version kept as JSON files beside the images (in `legacy_folder`) are imported once first."""
+        if legacy_folder is not None and (owner, "images") not in self._imported:
+            await self._import_legacy_images(owner, legacy_folder)
+        async with self._connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(images.c.name, images.c.created, images.c.details)
+                    .where(images.c.owner == owner)
+                    .order_by(images.c.created.desc(), images.c.name.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [{**json.loads(row.details), "name": row.name, "created": row.created} for row in rows]
+
+    async def _import_legacy_images(self, owner: str, folder: Path) -> None:
+        async with self._connect(write=True) as connection:
+            done = await connection.scalar(
+                select(legacy_image_imports.c.owner).where(legacy_image_imports.c.owner == owner)
+            )
+            if done is None:
+                found = await _legacy_image_details(folder)
+                if found:
+                    rows = [
+                        {"owner": owner, "name": name, "created": created, "details": json.dumps(details)}
+                        for name, created, details in found
+                    ]
+                    await connection.execute(insert(images), rows)
+                    log.info("imported the details of %d generated image(s) of %r into the database", len(rows), owner)
+                await connection.execute(
+                    insert(legacy_image_imports).values(owner=owner, count=len(found), at=time.time())
+                )
+        self._imported.add((owner, "images"))
+
     # --- the database -------------------------------------------------------------------------------------------
 
     async def open(self, owners: Iterable[str] = ()) -> None:
@@ -306,6 +349,29 @@ class SQLConversationStore:
                 if found:
                     log.info("imported %d conversation(s) of %r from JSON files into the database", len(fresh), owner)
         self._imported.add(owner)
+
+
+async def _legacy_image_details(folder: Path) -> list[tuple[str, float, dict[str, Any]]]:
+    """(image file name, created, details) from the JSON files an earlier version wrote beside each image."""
+    import aiofiles
+    import aiofiles.os
+
+    if not await aiofiles.os.path.isdir(folder):
+        return []
+    found = []
+    for name in await aiofiles.os.listdir(folder):
+        if not name.endswith(".json"):
+            continue
+        try:
+            async with aiofiles.open(folder / name, "rb") as file:
+                details = json.loads(await file.read())
+            image = Path(details.pop("path")).name
+            created = float(details.pop("created"))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+        if await aiofiles.os.path.isfile(folder / image):
+            found.append((image, created, details))
+    return found
 
 
 def _upgrade(connection: Connection, url: str) -> None:
