@@ -383,3 +383,19 @@ async def test_generated_images_details_are_rows_and_earlier_json_details_are_im
     assert not saved.path.with_suffix(".json").exists()  # details live in the database now
     assert await images.history("bob") == []
     assert len(await ImageStore(tmp_path / "images", store).history("alice")) == 2  # imported once, not twice
+
+
+async def test_the_first_calls_arriving_together_all_succeed(opened, tmp_path):
+    """A fresh database and a new owner with JSON conversations of an earlier version: twenty calls at once (two
+    tabs opening, a page and the API) wait for one migration and one import, and none fails."""
+    folder = tmp_path / "conversations" / owner_folder("carol")
+    folder.mkdir(parents=True)
+    old = sample("an old chat")
+    (folder / f"{old.id}.json").write_text(old.model_dump_json(exclude={"revision"}))
+    store = opened()
+    results = await asyncio.gather(
+        *(store.list("carol") for _ in range(10)), *(store.save("dan", sample()) for _ in range(10))
+    )
+    assert all([s.id for s in listing] == [old.id] for listing in results[:10])
+    assert len(await store.list("dan")) == 10
+    await store.aclose()

@@ -64,6 +64,9 @@ class SQLConversationStore:
         # An engine per event loop: a pooled connection belongs to the loop that opened it (the server's loop,
         # a test's, a CLI's asyncio.run).
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._migrated = False
         self._imported: set[str | tuple[str, str]] = set()
 
@@ -222,7 +225,13 @@ class SQLConversationStore:
         """The owner's generated images, newest first: each its details with `name` and `created`. Details an
         earlier version kept as JSON files beside the images (in `legacy_folder`) are imported once first."""
         if legacy_folder is not None and (owner, "images") not in self._imported:
-            await self._import_legacy_images(owner, legacy_folder)
+            async with self._lock(f"images:{owner}"):
+                if (owner, "images") not in self._imported:
+                    try:
+                        await self._import_legacy_images(owner, legacy_folder)
+                    except IntegrityError:  # another process imported them at the same moment
+                        pass
+                    self._imported.add((owner, "images"))
         async with self._connect() as connection:
             rows = (
                 await connection.execute(
@@ -251,7 +260,6 @@ class SQLConversationStore:
                 await connection.execute(
                     insert(legacy_image_imports).values(owner=owner, count=len(found), at=time.time())
                 )
-        self._imported.add((owner, "images"))
 
     # --- the database -------------------------------------------------------------------------------------------
 
@@ -287,17 +295,26 @@ class SQLConversationStore:
     async def _engine(self) -> AsyncEngine:
         loop = asyncio.get_running_loop()
         engine = self._engines.get(loop)
-        if engine is None:
-            engine = self._create_engine()
-            if not self._migrated:
-                try:
-                    await self._migrate(engine)
-                except BaseException:
-                    await engine.dispose()
-                    raise
-                self._migrated = True
-            self._engines[loop] = engine
+        if engine is not None:
+            return engine
+        async with self._lock("engine"):  # the first calls arrive together: one opens (and migrates), all wait
+            engine = self._engines.get(loop)
+            if engine is None:
+                engine = self._create_engine()
+                if not self._migrated:
+                    try:
+                        await self._migrate(engine)
+                    except BaseException:
+                        await engine.dispose()
+                        raise
+                    self._migrated = True
+                self._engines[loop] = engine
         return engine
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        """A lock of this event loop's (an asyncio.Lock belongs to one loop)."""
+        locks = self._locks.setdefault(asyncio.get_running_loop(), {})
+        return locks.setdefault(name, asyncio.Lock())
 
     def _create_engine(self) -> AsyncEngine:
         if self.dialect != "sqlite":
@@ -321,6 +338,15 @@ class SQLConversationStore:
         owner's first visit; the files are left as they were."""
         if owner in self._imported:
             return
+        async with self._lock(f"import:{owner}"):
+            if owner not in self._imported:
+                try:
+                    await self._import_legacy_once(owner)
+                except IntegrityError:  # another process imported them at the same moment
+                    pass
+                self._imported.add(owner)
+
+    async def _import_legacy_once(self, owner: str) -> None:
         async with self._connect(write=True) as connection:
             done = await connection.scalar(select(legacy_imports.c.owner).where(legacy_imports.c.owner == owner))
             if done is None:
@@ -348,7 +374,6 @@ class SQLConversationStore:
                 await connection.execute(insert(legacy_imports).values(owner=owner, count=len(fresh), at=time.time()))
                 if found:
                     log.info("imported %d conversation(s) of %r from JSON files into the database", len(fresh), owner)
-        self._imported.add(owner)
 
 
 async def _legacy_image_details(folder: Path) -> list[tuple[str, float, dict[str, Any]]]:
