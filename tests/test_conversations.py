@@ -399,3 +399,27 @@ async def test_the_first_calls_arriving_together_all_succeed(opened, tmp_path):
     assert all([s.id for s in listing] == [old.id] for listing in results[:10])
     assert len(await store.list("dan")) == 10
     await store.aclose()
+
+
+async def test_saves_that_change_part_of_a_conversation_store_exactly_that(store, opened):
+    """A reply checkpoint, an edit, a truncation, a title change: each save writes only what changed, and another
+    process reads exactly the conversation as saved (search included)."""
+    conversation = sample()
+    await store.save("alice", conversation)
+    steps = [
+        lambda c: c.messages[-1].__setattr__("text", c.messages[-1].text + "ll of the Sun"),  # a checkpoint
+        lambda c: c.messages.append(StoredMessage(role="user", text="What about walruses?")),
+        lambda c: c.messages[0].__setattr__("text", "How do tides really work?"),  # an edit
+        lambda c: c.messages.__delitem__(slice(2, None)),  # undo back to the first exchange
+        lambda c: c.__setattr__("title", "Tides"),
+    ]
+    for step in steps:
+        step(conversation)
+        await store.save("alice", conversation)
+        other = opened()
+        again = await other.get("alice", conversation.id)
+        assert [(m.role, m.text) for m in again.messages] == [(m.role, m.text) for m in conversation.messages]
+        assert again.title == conversation.title and again.revision == conversation.revision
+        await other.aclose()
+    assert [s.id for s in await store.list("alice", "really")] == [conversation.id]
+    assert await store.list("alice", "walruses") == []  # gone with the undone turn

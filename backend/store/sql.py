@@ -16,13 +16,16 @@ and is refused (StaleConversationError) when the stored one moved on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,19 @@ SEARCH_LIMIT = 50
 _ID = re.compile(r"[0-9a-f]{16}")
 
 
+_Row = tuple[str, str, str]  # a message as stored: role, text, details (JSON)
+KNOWN_KEPT = 1000  # conversations whose stored rows this process remembers, to write only what changed
+
+
+@dataclass(slots=True)
+class _Known:
+    """A conversation as this process last read or wrote it, at `revision`."""
+
+    revision: int
+    rows: tuple[_Row, ...]
+    search_text: str
+
+
 class SQLConversationStore:
     """Conversations in SQLite or PostgreSQL; images as files beside (MediaFiles)."""
 
@@ -67,6 +83,7 @@ class SQLConversationStore:
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
             weakref.WeakKeyDictionary()
         )
+        self._known: OrderedDict[tuple[str, str], _Known] = OrderedDict()
         self._migrated = False
         self._imported: set[str | tuple[str, str]] = set()
 
@@ -135,6 +152,9 @@ class SQLConversationStore:
                     .order_by(messages.c.position)
                 )
             ).all()
+        self._remember(
+            (owner, conversation_id), head.revision, [(r.role, r.text, r.details) for r in rows], head.search_text
+        )
         return Conversation(
             id=head.id,
             title=head.title,
@@ -149,26 +169,37 @@ class SQLConversationStore:
     # --- writing ------------------------------------------------------------------------------------------------
 
     async def save(self, owner: str, conversation: Conversation) -> None:
-        """Write the whole conversation if the stored revision is the one it was read at (0: a new one); then
-        `conversation.revision` is the new revision. StaleConversationError when another write came first."""
+        """Write the conversation if the stored revision is the one it was read at (0: a new one); then
+        `conversation.revision` is the new revision. StaleConversationError when another write came first.
+
+        Only what changed since this process last read or wrote that revision is written (a reply's checkpoint
+        rewrites one message, not the whole conversation; the search index only when the text changed)."""
         conversation.auto_title()
         if not _ID.fullmatch(conversation.id):
             raise ConversationError(NOT_YOURS)
         await self._import_legacy(owner)
+        key = (owner, conversation.id)
+        rows = [_message_row(message) for message in conversation.messages]
+        search_text = _search_text(conversation)
+        known = self._known.get(key)
+        if known is not None and known.revision != conversation.revision:
+            known = None
         updated = time.time()
-        head = {
+        head: dict[str, Any] = {
             "title": conversation.title,
             "updated": updated,
             "model": conversation.model,
             "settings": json.dumps(conversation.settings),
             "revision": conversation.revision + 1,
-            "search_text": _search_text(conversation),
         }
+        if known is None or known.search_text != search_text:
+            head["search_text"] = search_text  # the search index is rebuilt for this conversation
         try:
             async with self._connect(write=True) as connection:
                 if conversation.revision == 0:
                     values = {"owner": owner, "id": conversation.id, "created": conversation.created, **head}
                     await connection.execute(insert(conversations).values(**values))
+                    await self._write_messages(connection, key, rows, [])
                 else:
                     changed = await connection.execute(
                         update(conversations)
@@ -181,15 +212,50 @@ class SQLConversationStore:
                     )
                     if changed.rowcount != 1:
                         raise _stale()
-                    await connection.execute(
-                        delete(messages).where(messages.c.owner == owner, messages.c.conversation_id == conversation.id)
-                    )
-                if conversation.messages:
-                    await connection.execute(insert(messages), list(_message_rows(owner, conversation)))
+                    await self._write_messages(connection, key, rows, None if known is None else known.rows)
         except IntegrityError:  # a new conversation whose id is taken: another write created it first
+            self._known.pop(key, None)
             raise _stale() from None
         conversation.updated = updated
         conversation.revision += 1
+        self._remember(key, conversation.revision, rows, search_text)
+
+    async def _write_messages(
+        self, connection: AsyncConnection, key: tuple[str, str], rows: Sequence[_Row], before: Sequence[_Row] | None
+    ) -> None:
+        """Make the stored messages `rows`: all of them when what is stored is not known (`before` None), else
+        only those that differ from `before`."""
+        owner, conversation_id = key
+        where = (messages.c.owner == owner, messages.c.conversation_id == conversation_id)
+        if before is None:
+            await connection.execute(delete(messages).where(*where))
+            before = []
+        elif len(before) > len(rows):
+            await connection.execute(delete(messages).where(*where, messages.c.position >= len(rows)))
+        for position, row in enumerate(rows[: len(before)]):
+            if row != before[position]:
+                values = {"role": row[0], "text": row[1], "details": row[2]}
+                await connection.execute(update(messages).where(*where, messages.c.position == position).values(values))
+        added = [
+            {
+                "owner": owner,
+                "conversation_id": conversation_id,
+                "position": position,
+                "role": role,
+                "text": text,
+                "details": details,
+            }
+            for position, (role, text, details) in enumerate(rows)
+            if position >= len(before)
+        ]
+        if added:
+            await connection.execute(insert(messages), added)
+
+    def _remember(self, key: tuple[str, str], revision: int, rows: Sequence[_Row], search_text: str) -> None:
+        self._known[key] = _Known(revision, tuple(rows), search_text)
+        self._known.move_to_end(key)
+        while len(self._known) > KNOWN_KEPT:
+            self._known.popitem(last=False)
 
     async def delete(self, owner: str, conversation_id: str) -> None:
         if not _ID.fullmatch(conversation_id or ""):
@@ -227,10 +293,8 @@ class SQLConversationStore:
         if legacy_folder is not None and (owner, "images") not in self._imported:
             async with self._lock(f"images:{owner}"):
                 if (owner, "images") not in self._imported:
-                    try:
+                    with contextlib.suppress(IntegrityError):  # another process imported them at the same moment
                         await self._import_legacy_images(owner, legacy_folder)
-                    except IntegrityError:  # another process imported them at the same moment
-                        pass
                     self._imported.add((owner, "images"))
         async with self._connect() as connection:
             rows = (
@@ -340,10 +404,8 @@ class SQLConversationStore:
             return
         async with self._lock(f"import:{owner}"):
             if owner not in self._imported:
-                try:
+                with contextlib.suppress(IntegrityError):  # another process imported them at the same moment
                     await self._import_legacy_once(owner)
-                except IntegrityError:  # another process imported them at the same moment
-                    pass
                 self._imported.add(owner)
 
     async def _import_legacy_once(self, owner: str) -> None:
@@ -432,6 +494,11 @@ def _sqlite_connected(connection: Any, _record: Any) -> None:
 def _sqlite_begin(connection: Connection) -> None:
     immediate = connection.get_execution_options().get("switchboard_write")
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _message_row(message: StoredMessage) -> _Row:
+    details = message.model_dump(mode="json", exclude={"role", "text"}, exclude_defaults=True)
+    return (message.role, message.text, json.dumps(details))
 
 
 def _message_rows(owner: str, conversation: Conversation) -> Iterable[dict[str, Any]]:
