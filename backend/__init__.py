@@ -6,8 +6,11 @@ Public surface (everything else is internal):
     from backend import create_client                                # one model, plain-text helpers
     from backend import Backend, ChatRequest, load_settings          # the service layer the UI uses
     from backend import RateLimitError, AuthenticationError, ...     # the typed error tree
+    from backend import Conversation, StoredMessage, model_messages  # conversations (backend.conversations)
+    from backend import VisitorLimits, Users, validate_image         # what a shared UI needs to stay safe
+    backend.models.info("openai/gpt-4o")                             # a ModelInfo: vision, images, reasoning...
 
-This package never imports gradio: the web UI is one consumer among others.
+This package never imports gradio: the web UI is one consumer among others, and imports nothing but these.
 """
 
 from importlib import import_module

@@ -1,10 +1,10 @@
-"""Conversations that last: a typed model, Markdown/JSON export and import, and a file store behind a small
-interface (a database can replace it later).
+"""Conversations that last: the typed model, what the model is sent from it, Markdown/JSON export and import,
+the storage interface (implemented on SQL in backend/store/) and the files beside it.
 
-The file store keeps one JSON file per conversation, `<root>/<owner>/<id>.json`, written to a temporary file,
-flushed to disk and renamed over the old one: a process killed at any moment leaves the previous or the new
-version, never half a file. Attached images are stored once by content hash under `<root>/<owner>/media/`.
-Each owner's files live apart; every call names the owner, and nothing crosses owners.
+Attached images are stored once by content hash under `<root>/<owner>/media/` (MediaFiles), written to a
+temporary file, flushed and renamed: a process killed at any moment leaves no half file. Conversations an
+earlier version kept as one JSON file each (`<root>/<owner>/<id>.json`) are read here once, to be imported.
+Each owner's data lives apart; every call names the owner, and nothing crosses owners.
 """
 
 from __future__ import annotations
