@@ -382,8 +382,14 @@ class SQLConversationStore:
 
     def _create_engine(self) -> AsyncEngine:
         if self.dialect != "sqlite":
+            # A custom plan for every search: with the generic plan of a prepared statement, PostgreSQL cannot see
+            # how selective the words are and scans every row of the owner instead of the search index (60 ms
+            # instead of 1 ms over 10,000 conversations).
+            settings = {"plan_cache_mode": "force_custom_plan"}
             password = {"password": self.password} if self.password else {}
-            return create_async_engine(self.url, pool_pre_ping=True, connect_args=password)
+            return create_async_engine(
+                self.url, pool_pre_ping=True, connect_args={"server_settings": settings, **password}
+            )
         Path(make_url(self.url).database or "").parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(self.url, connect_args={"timeout": 10})
         event.listen(engine.sync_engine, "connect", _sqlite_connected)
@@ -436,6 +442,9 @@ class SQLConversationStore:
                 await connection.execute(insert(legacy_imports).values(owner=owner, count=len(fresh), at=time.time()))
                 if found:
                     log.info("imported %d conversation(s) of %r from JSON files into the database", len(fresh), owner)
+                if fresh and self.dialect == "postgresql":
+                    # Statistics for the rows just added, or searches scan them all until autovacuum gets to it.
+                    await connection.exec_driver_sql("ANALYZE conversations")
 
 
 async def _legacy_image_details(folder: Path) -> list[tuple[str, float, dict[str, Any]]]:
