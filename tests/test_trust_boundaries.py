@@ -300,24 +300,30 @@ async def test_temporary_files_of_killed_image_writes_are_cleaned_up(tmp_path):
     await records.aclose()
 
 
-async def test_an_attached_image_is_decoded_once_across_turns(upstream, write_config, monkeypatch):
-    """Validated when it is attached, then read from the store and sent on every turn, never decoded again."""
+@pytest.fixture
+def decodes(monkeypatch) -> list[int]:
+    """One entry for every image Pillow decodes from now on (a load of a decoded image has no tiles left)."""
     from PIL import ImageFile
 
+    counted: list[int] = []
+    real_load = ImageFile.ImageFile.load
+
+    def counted_load(self):
+        if self.tile:
+            counted.append(1)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", counted_load)
+    return counted
+
+
+async def test_an_attached_image_is_decoded_once_across_turns(upstream, write_config, decodes):
+    """Validated when it is attached, then read from the store and sent on every turn, never decoded again."""
     from backend import ChatRequest, Conversation, StoredMessage, model_messages, validate_image
     from tests.conftest import scripted_config
 
     config = scripted_config(upstream) + 'vision_models = ["scripted-1"]\n'
     backend = Backend(load_settings(write_config(config)))
-    decodes: list[int] = []
-    real_load = ImageFile.ImageFile.load
-
-    def counted_load(self):  # Pillow's own decoding, counted (a call on a decoded image has no tiles left)
-        if self.tile:
-            decodes.append(1)
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", counted_load)
     picture = png(300, 200, (1, 2, 3))
     image = await validate_image(picture, max_bytes=1_000_000)
     reference = await backend.conversations.save_image("ann", image.data, image.mime)
@@ -336,21 +342,10 @@ async def test_an_attached_image_is_decoded_once_across_turns(upstream, write_co
     assert len(decodes) == 1
 
 
-async def test_an_upload_is_decoded_once_from_check_to_send(monkeypatch, tmp_path):
+async def test_an_upload_is_decoded_once_from_check_to_send(tmp_path, decodes):
     """The message check validates an upload; the step that saves it gets the same result, without decoding."""
-    from PIL import ImageFile
-
     from backend import validate_image
 
-    decodes: list[int] = []
-    real_load = ImageFile.ImageFile.load
-
-    def counted_load(self):  # Pillow's own decoding, counted (a call on a decoded image has no tiles left)
-        if self.tile:
-            decodes.append(1)
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", counted_load)
     upload = tmp_path / "photo.bmp"  # re-encoded when prepared: the result differs from the upload
     PILImage.new("RGB", (3000, 100), (9, 8, 7)).save(upload, format="BMP")
     checked = await validate_image(upload, max_bytes=10_000_000)
