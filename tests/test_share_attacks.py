@@ -21,7 +21,7 @@ EVIL = "https://evil.example"
 
 
 def routes_of(app) -> list[tuple[str, str]]:
-    """(method, path) of every route the mounted Gradio app serves, path parameters filled with a dummy."""
+    """(method, path) of every route the mounted Gradio app serves, path parameters filled with a sample value."""
     found = []
 
     def walk(routes, prefix: str = "") -> None:
