@@ -29,7 +29,9 @@ import base64
 import io
 import json
 import re
+import sqlite3
 import textwrap
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -172,7 +174,14 @@ def _ends_with(name: str) -> re.Pattern:
 def image_files(app: MediaApp) -> list[Path]:
     """Generated images of the one local owner (images are kept per owner, under images/<owner>/)."""
     folder = app.data_dir / "images"
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix != ".json") if folder.is_dir() else []
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+
+
+def image_details(app: MediaApp, path: Path) -> dict:
+    """What the database holds about a generated image (prompt, model, parameters), read without the app."""
+    with closing(sqlite3.connect(app.data_dir / "switchboard.db")) as database:
+        [(details,)] = database.execute("SELECT details FROM images WHERE name = ?", (path.name,)).fetchall()
+    return json.loads(details)
 
 
 def user_content(request: Recorded) -> list | str:
@@ -231,10 +240,9 @@ def test_images_tab_generates_keeps_and_reports_errors(request: pytest.FixtureRe
     assert len(saved) == 2
     assert sorted(path.read_bytes() for path in saved) == sorted([first, second])
     for path in saved:
-        details = json.loads(path.with_suffix(".json").read_text())
+        details = image_details(app, path)
         assert details["prompt"] == "rolling hills at dusk" and details["model"] == "sd/default"
         assert details["negative_prompt"] == "blurry, text" and details["seed"] in (11, 12)
-        assert details["path"] == str(path)
 
     # 2. gpt-image-1: no negative prompt box; the OpenAI images endpoint answers in base64.
     third = png(16, 16, colour=(250, 200, 0))
@@ -291,7 +299,7 @@ def test_images_hidden_negative_prompt_is_not_recorded(request: pytest.FixtureRe
     expect(page.locator("#image-results .gallery-item img")).to_have_count(1, timeout=WAIT)
     assert "negative_prompt" not in app.openai.requests[0].body
     [saved] = image_files(app)
-    assert json.loads(saved.with_suffix(".json").read_text())["negative_prompt"] is None
+    assert image_details(app, saved)["negative_prompt"] is None
 
 
 # --- Vision tab ----------------------------------------------------------------------------------------------------

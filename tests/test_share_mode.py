@@ -178,8 +178,11 @@ def test_no_secret_reaches_a_visitor_an_export_or_the_log(shared, caplog):
         download = alice.http.get(f"gradio_api/file={path}")
         assert download.status_code == 200 and "server error" in download.text
         assert_clean(download.text, cloud, f"the {button} file")
-    for stored in backend.settings.app.data_dir.rglob("*.json"):
-        assert_clean(stored.read_text(encoding="utf-8"), cloud, str(stored))
+    stored = [path for path in backend.settings.app.data_dir.rglob("*") if path.is_file()]
+    assert any(path.name.startswith("switchboard.db") for path in stored)  # the database and its write-ahead log
+    for path in stored:
+        assert_clean(path.read_bytes().decode("utf-8", "replace"), cloud, str(path))
+    assert "server error" in "".join(path.read_bytes().decode("utf-8", "replace") for path in stored)
     assert SECRET not in caplog.text
     alice.close()
 
