@@ -515,3 +515,22 @@ def test_search_filter_holds_while_chatting(
     assert open_id(page)  # the open chat matches the filter and stays marked
     page.locator(SEARCH_BOX).fill("")
     listed(page, "Tell me about bananas", "Tell me about apples")
+
+
+def test_clearing_the_chat_starts_a_new_one(
+    request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app, tmp_path: Path
+):
+    """The Chatbot's trash button: the page starts a new chat, the next message goes to the model without the
+    cleared turns (what the page shows is what the model gets), and the old chat stays in the list, whole."""
+    backend = Backend(load_settings(write_config(scripted_config(upstream))))
+    page = open_chat(request, serve_app(backend))
+    upstream.enqueue(Reply.text(["Noted."]), Reply.text(["I do not know."]))
+    exchange(page, "My number is 42.", "Noted.")
+    first = open_id(page)
+    page.locator("#chatbot").get_by_role("button", name=re.compile("clear", re.I)).first.click()
+    expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
+    exchange(page, "What is my number?", "I do not know.")
+    assert [m["content"] for m in sent_messages(upstream.chat_requests()[-1])] == ["What is my number?"]
+    listed(page, "What is my number?", "My number is 42.")
+    assert open_id(page) != first
+    assert [m["text"] for m in stored(tmp_path, first)["messages"]] == ["My number is 42.", "Noted."]

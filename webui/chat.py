@@ -442,7 +442,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         )
 
     quiet: dict[str, Any] = {"show_progress": "hidden", **private}
-    new_chat.click(start_new, search, [chatbot, current, chats, title_box, download, confirm_row, open_id], **quiet)
+    new_chat_outputs = [chatbot, current, chats, title_box, download, confirm_row, open_id]
+    new_chat.click(start_new, search, new_chat_outputs, **quiet)
+    # The Chatbot's own clear (trash) button empties only the view; the next message would then reach the model
+    # with a context the page no longer shows. Clearing starts a new chat instead; the old one stays in the list.
+    chatbot.clear(start_new, search, new_chat_outputs, **quiet)
     chats.input(open_chat, chats, [chatbot, current, *settings, title_box, download, confirm_row, open_id], **quiet)
     search.change(find, [search, open_id], chats, **quiet)
     rename.click(rename_chat, [title_box, current, open_id, search], [current, chats], **quiet)
