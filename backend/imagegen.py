@@ -6,6 +6,7 @@ model and parameters; both are written to a temporary name and renamed, so a cra
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import time
@@ -78,6 +79,27 @@ class StoredImage:
 
 
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
+
+
+async def legacy_image_details(folder: Path) -> list[tuple[str, float, dict[str, Any]]]:
+    """(image file name, created, details) from the JSON files an earlier version wrote beside each image, for
+    images whose file is still there; unreadable files are skipped."""
+    if not await aiofiles.os.path.isdir(folder):
+        return []
+    found = []
+    for name in await aiofiles.os.listdir(folder):
+        if not name.endswith(".json"):
+            continue
+        try:
+            async with aiofiles.open(folder / name, "rb") as file:
+                details = json.loads(await file.read())
+            image = Path(details.pop("path")).name
+            created = float(details.pop("created"))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            continue
+        if await aiofiles.os.path.isfile(folder / image):
+            found.append((image, created, details))
+    return found
 
 
 class ImageRecords(Protocol):

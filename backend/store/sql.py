@@ -23,7 +23,7 @@ import re
 import time
 import weakref
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,7 @@ from ..conversations import (
     legacy_conversations,
 )
 from ..errors import ConfigError
+from ..imagegen import legacy_image_details
 from ..media import Image
 from ._schema import conversations, images, legacy_image_imports, legacy_imports, messages
 
@@ -85,7 +86,7 @@ class SQLConversationStore:
         )
         self._known: OrderedDict[tuple[str, str], _Known] = OrderedDict()
         self._migrated = False
-        self._imported: set[str | tuple[str, str]] = set()
+        self._done: set[str] = set()  # what `_once` did
 
     @classmethod
     def for_settings(cls, data_dir: Path, url: str = "", password: str | None = None) -> SQLConversationStore:
@@ -185,15 +186,9 @@ class SQLConversationStore:
         if known is not None and known.revision != conversation.revision:
             known = None
         updated = time.time()
-        head: dict[str, Any] = {
-            "title": conversation.title,
-            "updated": updated,
-            "model": conversation.model,
-            "settings": json.dumps(conversation.settings),
-            "revision": conversation.revision + 1,
-        }
-        if known is None or known.search_text != search_text:
-            head["search_text"] = search_text  # the search index is rebuilt for this conversation
+        head = _head(conversation, updated, conversation.revision + 1, search_text)
+        if known is not None and known.search_text == search_text:
+            del head["search_text"]  # unchanged: the search index is left as it is
         try:
             async with self._connect(write=True) as connection:
                 if conversation.revision == 0:
@@ -290,12 +285,8 @@ class SQLConversationStore:
     async def images(self, owner: str, limit: int, legacy_folder: Path | None = None) -> Sequence[dict[str, Any]]:
         """The owner's generated images, newest first: each its details with `name` and `created`. Details an
         earlier version kept as JSON files beside the images (in `legacy_folder`) are imported once first."""
-        if legacy_folder is not None and (owner, "images") not in self._imported:
-            async with self._lock(f"images:{owner}"):
-                if (owner, "images") not in self._imported:
-                    with contextlib.suppress(IntegrityError):  # another process imported them at the same moment
-                        await self._import_legacy_images(owner, legacy_folder)
-                    self._imported.add((owner, "images"))
+        if legacy_folder is not None:
+            await self._once(f"images:{owner}", lambda: self._import_legacy_images(owner, legacy_folder))
         async with self._connect() as connection:
             rows = (
                 await connection.execute(
@@ -313,7 +304,7 @@ class SQLConversationStore:
                 select(legacy_image_imports.c.owner).where(legacy_image_imports.c.owner == owner)
             )
             if done is None:
-                found = await _legacy_image_details(folder)
+                found = await legacy_image_details(folder)
                 if found:
                     rows = [
                         {"owner": owner, "name": name, "created": created, "details": json.dumps(details)}
@@ -406,13 +397,18 @@ class SQLConversationStore:
     async def _import_legacy(self, owner: str) -> None:
         """Conversations an earlier version kept as JSON files, imported into the database once per owner, on the
         owner's first visit; the files are left as they were."""
-        if owner in self._imported:
+        await self._once(f"conversations:{owner}", lambda: self._import_legacy_once(owner))
+
+    async def _once(self, name: str, action: Callable[[], Awaitable[None]]) -> None:
+        """Run `action` once in this process's life, however many calls arrive together; a key conflict means
+        another process did it at the same moment (the import records say so), which is as good."""
+        if name in self._done:
             return
-        async with self._lock(f"import:{owner}"):
-            if owner not in self._imported:
-                with contextlib.suppress(IntegrityError):  # another process imported them at the same moment
-                    await self._import_legacy_once(owner)
-                self._imported.add(owner)
+        async with self._lock(name):
+            if name not in self._done:
+                with contextlib.suppress(IntegrityError):
+                    await action()
+                self._done.add(name)
 
     async def _import_legacy_once(self, owner: str) -> None:
         async with self._connect(write=True) as connection:
@@ -424,50 +420,17 @@ class SQLConversationStore:
                 )
                 fresh = [conversation for conversation in found if conversation.id not in known]
                 for conversation in fresh:
-                    conversation.revision = 1
-                    values = {
-                        "owner": owner,
-                        "id": conversation.id,
-                        "title": conversation.title,
-                        "created": conversation.created,
-                        "updated": conversation.updated,
-                        "model": conversation.model,
-                        "settings": json.dumps(conversation.settings),
-                        "revision": 1,
-                        "search_text": _search_text(conversation),
-                    }
+                    head = _head(conversation, conversation.updated, 1, _search_text(conversation))
+                    values = {"owner": owner, "id": conversation.id, "created": conversation.created, **head}
                     await connection.execute(insert(conversations).values(**values))
-                    if conversation.messages:
-                        await connection.execute(insert(messages), list(_message_rows(owner, conversation)))
+                    rows = [_message_row(message) for message in conversation.messages]
+                    await self._write_messages(connection, (owner, conversation.id), rows, [])
                 await connection.execute(insert(legacy_imports).values(owner=owner, count=len(fresh), at=time.time()))
                 if found:
                     log.info("imported %d conversation(s) of %r from JSON files into the database", len(fresh), owner)
                 if fresh and self.dialect == "postgresql":
                     # Statistics for the rows just added, or searches scan them all until autovacuum gets to it.
                     await connection.exec_driver_sql("ANALYZE conversations")
-
-
-async def _legacy_image_details(folder: Path) -> list[tuple[str, float, dict[str, Any]]]:
-    """(image file name, created, details) from the JSON files an earlier version wrote beside each image."""
-    import aiofiles
-    import aiofiles.os
-
-    if not await aiofiles.os.path.isdir(folder):
-        return []
-    found = []
-    for name in await aiofiles.os.listdir(folder):
-        if not name.endswith(".json"):
-            continue
-        try:
-            async with aiofiles.open(folder / name, "rb") as file:
-                details = json.loads(await file.read())
-            image = Path(details.pop("path")).name
-            created = float(details.pop("created"))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            continue
-        if await aiofiles.os.path.isfile(folder / image):
-            found.append((image, created, details))
-    return found
 
 
 def _upgrade(connection: Connection, url: str) -> None:
@@ -510,17 +473,16 @@ def _message_row(message: StoredMessage) -> _Row:
     return (message.role, message.text, json.dumps(details))
 
 
-def _message_rows(owner: str, conversation: Conversation) -> Iterable[dict[str, Any]]:
-    for position, message in enumerate(conversation.messages):
-        details = message.model_dump(mode="json", exclude={"role", "text"}, exclude_defaults=True)
-        yield {
-            "owner": owner,
-            "conversation_id": conversation.id,
-            "position": position,
-            "role": message.role,
-            "text": message.text,
-            "details": json.dumps(details),
-        }
+def _head(conversation: Conversation, updated: float, revision: int, search_text: str) -> dict[str, Any]:
+    """The conversation's own row, but its keys and creation time."""
+    return {
+        "title": conversation.title,
+        "updated": updated,
+        "model": conversation.model,
+        "settings": json.dumps(conversation.settings),
+        "revision": revision,
+        "search_text": search_text,
+    }
 
 
 def _search_text(conversation: Conversation) -> str:
