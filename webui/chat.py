@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -392,14 +392,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         conversation = await reopened(conversation, conversation_id, owner)
         if conversation is None or not (title or "").strip():
             return _refused("Open a chat and type its new title first.", 2)
-        conversation.title = " ".join(title.split())[:120]
-        try:
-            await store.save(owner, conversation)
-        except StaleConversationError:  # another tab changed it: rename what is stored now
-            fresh = await store.get(owner, conversation.id)
-            fresh.title = conversation.title
-            await store.save(owner, fresh)
-            conversation = fresh
+        new_title = " ".join(title.split())[:120]
+        conversation.title = new_title
+        conversation = await _save_redoing(store, owner, conversation, lambda fresh: setattr(fresh, "title", new_title))
         return conversation, await listed(owner, conversation.id, query)
 
     def ask_to_delete(conversation_id: str):
@@ -482,18 +477,30 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
 async def _save_adding(
     store: ConversationStore, owner: str, conversation: Conversation, added: StoredMessage
 ) -> Conversation:
-    """Store `conversation`, whose newest message is `added`. When another tab (or page, or process) changed the
-    stored conversation since this page read it, nothing of either is lost: `added` goes at the end of what is
+    """Store `conversation`, whose newest message is `added`; on a conflict, `added` goes at the end of what is
+    stored now (see `_save_redoing`)."""
+
+    def add(fresh: Conversation) -> None:
+        fresh.messages.append(added)
+        fresh.model, fresh.settings = conversation.model, conversation.settings
+
+    return await _save_redoing(store, owner, conversation, add)
+
+
+async def _save_redoing(
+    store: ConversationStore, owner: str, conversation: Conversation, redo: Callable[[Conversation], None]
+) -> Conversation:
+    """Store `conversation`, changed by this page. When another tab (or page, or process) changed the stored
+    conversation since this page read it, nothing of either is lost: `redo` makes this page's change to what is
     stored now, and that is what the page shows from then on (returned, a new object)."""
     try:
         await store.save(owner, conversation)
         return conversation
     except StaleConversationError:
         fresh = await store.get(owner, conversation.id)
-        fresh.messages.append(added)
-        fresh.model, fresh.settings = conversation.model, conversation.settings
+        redo(fresh)
         await store.save(owner, fresh)
-        gr.Info("This chat was changed in another tab meanwhile; it now shows both.")
+        gr.Info("This chat was changed in another tab meanwhile; it now shows both changes.")
         return fresh
 
 

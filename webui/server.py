@@ -192,14 +192,14 @@ class Guard:
             await self._login_page(scope, receive, send)
             return
         if user is not None:
-            for key in _session_keys(path, scope.get("query_string", b""), body):
+            for key in _session_keys(scope["method"], path, scope.get("query_string", b""), body):
                 if self.owners.setdefault(key, user) != user:
                     await _refuse(send, 403, "This session belongs to another login.")
                     return
                 self.owners.move_to_end(key)
             while len(self.owners) > SESSIONS_KEPT:
                 self.owners.popitem(last=False)
-            if path.startswith(("/gradio_api/call/", "/call/")) and scope["method"] == "POST":
+            if path.startswith("/gradio_api/call/") and scope["method"] == "POST":
                 send = self._bind_event_ids(send, user)
         await self.app(scope, receive, send)
 
@@ -257,7 +257,7 @@ class Guard:
         return binding
 
 
-def _session_keys(path: str, query: bytes, body: bytes) -> list[str]:
+def _session_keys(method: str, path: str, query: bytes, body: bytes) -> list[str]:
     """The session hashes (and REST event ids) a Gradio request names."""
     keys = [f"session:{value}" for value in parse_qs(query.decode("latin-1")).get("session_hash", [])]
     parts = path.strip("/").split("/")
@@ -266,7 +266,7 @@ def _session_keys(path: str, query: bytes, body: bytes) -> list[str]:
         parts[:2] == ["gradio_api", "stream"] and len(parts) >= 4
     ):
         keys.append(f"session:{parts[2]}")
-    elif parts[:2] == ["gradio_api", "call"] and len(parts) >= 4:  # /call/{api_name}/{event_id}
+    elif method == "GET" and parts[:2] == ["gradio_api", "call"] and len(parts) >= 4:  # .../{api_name}/{event_id}
         keys.append(f"event:{parts[-1]}")
     if body.startswith(b"{"):
         try:
