@@ -65,6 +65,9 @@ _LAZY = {
     "ChatRequest": ".request",
     "Backend": ".services",
     "ChatService": ".services",
+    "Replies": ".replies",
+    "ReplyRecord": ".replies",
+    "RunningReply": ".replies",
     "Conversation": ".conversations",
     "ConversationError": ".conversations",
     "ConversationStore": ".conversations",
@@ -107,6 +110,7 @@ if TYPE_CHECKING:
     from .limits import TooManyRequestsError, VisitorLimits
     from .media import Image, InvalidImageError, validate_image
     from .providers import ModelInfo
+    from .replies import Replies, ReplyRecord, RunningReply
     from .request import ChatRequest
     from .services import Backend, ChatService
 
@@ -157,8 +161,11 @@ __all__ = [
     "Queued",
     "RateLimitError",
     "ReasoningDelta",
+    "Replies",
+    "ReplyRecord",
     "Resumed",
     "Retrying",
+    "RunningReply",
     "ServiceUnavailableError",
     "Settings",
     "StaleConversationError",

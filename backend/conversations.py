@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 import aiofiles
 import aiofiles.os
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ._files import owner_folder, remove_stale_temporaries, write_atomically
 from .errors import OwnMessageError
@@ -65,21 +65,109 @@ class StoredMessage(BaseModel):
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     handovers: list[Handover] = Field(default_factory=list)
-    status: Literal["complete", "stopped", "failed"] = "complete"
+    # streaming: a reply generating now (its text grows in the store every second); interrupted: the process
+    # that generated it ended before the reply did.
+    status: Literal["complete", "stopped", "failed", "streaming", "interrupted"] = "complete"
     error: str | None = None
     created: float = Field(default_factory=time.time)
+    parent: int | None = None  # the node this message follows in its Conversation (None: the first)
 
 
 class Conversation(BaseModel):
+    """A chat as a tree of messages: editing a question or regenerating an answer adds a sibling (a version)
+    instead of replacing what followed. `nodes` holds every message ever in the chat, each with the index of the
+    message it follows (`parent`); `leaf` ends the branch on show. `messages` is that branch, root first: what the
+    page shows and the model is sent.
+
+    Built from a flat `messages` list (older exports, stored JSON of earlier versions), each follows the one
+    before."""
+
     id: str = Field(default_factory=lambda: secrets.token_hex(8))
     title: str = "New chat"
     created: float = Field(default_factory=time.time)
     updated: float = Field(default_factory=time.time)
     model: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict)
-    messages: list[StoredMessage] = Field(default_factory=list)
+    nodes: list[StoredMessage] = Field(default_factory=list)
+    leaf: int | None = None
     # The stored revision this copy was read at (0: never saved). Not part of exports.
     revision: int = Field(0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_flat_messages(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "messages" in data and "nodes" not in data:
+            data = dict(data)
+            flat = data.pop("messages") or []
+            nodes = []
+            for number, message in enumerate(flat):
+                fields = message.model_dump() if isinstance(message, StoredMessage) else dict(message)
+                nodes.append({**fields, "parent": number - 1 if number else None})
+            data["nodes"], data["leaf"] = nodes, (len(nodes) - 1 if nodes else None)
+        elif isinstance(data, dict) and "messages" in data:
+            # Our exports carry the visible branch for older readers as well; the tree (nodes, leaf) rules.
+            data = {key: value for key, value in data.items() if key != "messages"}
+        return data
+
+    @model_validator(mode="after")
+    def _check_tree(self) -> Conversation:
+        for number, node in enumerate(self.nodes):
+            if node.parent is not None and not 0 <= node.parent < number:
+                raise ValueError(f"message {number} follows message {node.parent}, which is not before it")
+        if self.leaf is not None and not 0 <= self.leaf < len(self.nodes):
+            raise ValueError("leaf: no such message")
+        return self
+
+    # --- the visible branch -----------------------------------------------------------------------------------
+
+    @property
+    def branch(self) -> list[int]:
+        """The node numbers of the visible branch, root first."""
+        path: list[int] = []
+        node = self.leaf
+        while node is not None:
+            path.append(node)
+            node = self.nodes[node].parent
+        return path[::-1]
+
+    @property
+    def messages(self) -> tuple[StoredMessage, ...]:
+        """The visible branch's messages, root first (change the chat through `add`, `show` and `cut_after`)."""
+        return tuple(self.nodes[number] for number in self.branch)
+
+    def add(self, message: StoredMessage, after: int | Literal["leaf"] | None = "leaf") -> int:
+        """Add `message` after node `after` (by default the visible branch's end; None: as a first message) and
+        show it: a version of whatever already followed `after`. Its node number."""
+        message.parent = self.leaf if after == "leaf" else after
+        if message.parent is not None and not 0 <= message.parent < len(self.nodes):
+            raise ConversationError("That message is not part of this chat.")
+        self.nodes.append(message)
+        self.leaf = len(self.nodes) - 1
+        return self.leaf
+
+    def versions(self, number: int) -> list[int]:
+        """Node `number` and its siblings (the versions of that turn), oldest first."""
+        parent = self.nodes[number].parent
+        return [other for other, node in enumerate(self.nodes) if node.parent == parent]
+
+    def show(self, number: int) -> None:
+        """Show the branch through node `number`, down to its newest continuation."""
+        if not 0 <= number < len(self.nodes):
+            raise ConversationError("That message is not part of this chat.")
+        children: dict[int, int] = {}
+        for other, node in enumerate(self.nodes):
+            if node.parent is not None:
+                children[node.parent] = other  # the newest child wins
+        while number in children:
+            number = children[number]
+        self.leaf = number
+
+    def cut_after(self, number: int | None) -> None:
+        """End the visible branch at node `number` (None: before the first message); nothing is deleted, what
+        followed stays reachable as a version."""
+        if number is not None and not 0 <= number < len(self.nodes):
+            raise ConversationError("That message is not part of this chat.")
+        self.leaf = number
 
     def auto_title(self) -> None:
         """Title from the first user message, when the conversation has none yet."""
@@ -91,6 +179,7 @@ class Conversation(BaseModel):
             self.title = line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1].rstrip() + "…"
 
     def to_markdown(self) -> str:
+        """The visible branch as Markdown."""
         lines = [f"# {self.title}", ""]
         for message in self.messages:
             who = {"user": "You", "assistant": "Assistant", "system": "System"}[message.role]
@@ -107,7 +196,10 @@ class Conversation(BaseModel):
         return "\n".join(lines).rstrip() + "\n"
 
     def to_export(self) -> dict[str, Any]:
-        return {"format": EXPORT_FORMAT, "version": 1, **self.model_dump(mode="json", exclude={"revision"})}
+        """The whole tree (`nodes`, `leaf`), and the visible branch as `messages` for readers of version 1."""
+        fields = self.model_dump(mode="json", exclude={"revision"})
+        branch = [{k: v for k, v in fields["nodes"][n].items() if k != "parent"} for n in self.branch]
+        return {"format": EXPORT_FORMAT, "version": 2, **fields, "messages": branch}
 
 
 def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversation:
@@ -137,15 +229,17 @@ def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversati
         raise ConversationError(f"The file is not a valid conversation ({where}: {exc.errors()[0]['msg']}).") from None
     except RecursionError:
         raise ConversationError("The file is nested too deeply to be a conversation.") from None
-    longest = max((len(message.text) for message in conversation.messages), default=0)
+    longest = max((len(message.text) for message in conversation.nodes), default=0)
     if longest > max_message_chars:
         raise ConversationError(
             f"A message of the file has {longest:,} characters; the limit here is {max_message_chars:,}."
         )
     conversation.auto_title()
     # Image references point into the exporting owner's store; they do not travel with a JSON file.
-    for message in conversation.messages:
+    for message in conversation.nodes:
         message.images = []
+        if message.status == "streaming":  # that reply ended with the export
+            message.status = "interrupted"
     return conversation
 
 

@@ -5,7 +5,9 @@ owner, written through its own `save`, and then times
 
   save        a new 20-message conversation,
   checkpoint  a streamed reply written every second: a 20-message conversation is read once, then one assistant
-              message is appended and grown by about 200 characters before each save,
+              message is added; the SQL stores append each second's text to it (`checkpoint`, as the server's reply
+              tasks do) about 200 characters at a time; the JSON store saved the whole conversation with the
+              message grown by as much,
   list        the 50 newest (`list(owner, limit=50)`; the JSON store has no limit: it lists all, we take 50),
   search      a word that occurs in 5 of the conversations,
   first list  once, from a new store object on the same data (a restart): the JSON store reads every file then,
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.conversations import Conversation, StoredMessage
+from backend.store.sql import ReplyPart
 from bench.common import Row, percentile
 from bench.report import command_line
 
@@ -185,12 +188,20 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
             await store.delete(OWNER, saved.id)
 
         reply = await store.get(OWNER, conversation(conversations // 2, conversations).id)
-        reply.messages.append(StoredMessage(role="assistant", text="", provider="scripted", model="scripted-1"))
+        streaming = "json" != engine.key  # the JSON store had no replies of their own: it saved the whole chat
+        status = "streaming" if streaming else "complete"
+        position = reply.add(StoredMessage(role="assistant", provider="scripted", model="scripted-1", status=status))
+        await store.save(OWNER, reply)
         rng = random.Random(0)
+        seq = iter(range(repeat))
 
         async def checkpoint() -> None:
-            reply.messages[-1].text += " " + text(rng, CHECKPOINT_CHARS)
-            await store.save(OWNER, reply)
+            added = " " + text(rng, CHECKPOINT_CHARS)
+            if streaming:
+                await store.checkpoint(OWNER, reply.id, position, next(seq), ReplyPart(text=added))
+            else:
+                reply.nodes[position].text += added
+                await store.save(OWNER, reply)
 
         results["checkpoint"] = await timings(checkpoint, repeat)
     finally:

@@ -111,7 +111,7 @@ def scripted_backend(upstream, write_config):
 
 def stored_conversations(data_dir: Path) -> list[dict]:
     """Every conversation in the app's SQLite file as it holds them (all owners), as plain dicts: what reached the
-    database, read without the app."""
+    database, read without the app. `nodes` is every message (every version), `messages` the visible branch."""
     from contextlib import closing
 
     from backend import Conversation, StoredMessage
@@ -119,14 +119,18 @@ def stored_conversations(data_dir: Path) -> list[dict]:
     found = []
     with closing(sqlite3.connect(data_dir / "switchboard.db")) as database:
         heads = database.execute(
-            "SELECT owner, id, title, created, updated, model, settings, revision FROM conversations"
+            "SELECT owner, id, title, created, updated, model, settings, revision, leaf FROM conversations"
         )
-        for owner, id_, title, created, updated, model, settings, revision in heads.fetchall():
+        for owner, id_, title, created, updated, model, settings, revision, leaf in heads.fetchall():
             rows = database.execute(
-                "SELECT role, text, details FROM messages WHERE owner = ? AND conversation_id = ? ORDER BY position",
+                "SELECT parent, role, text, details FROM messages WHERE owner = ? AND conversation_id = ? "
+                "ORDER BY position",
                 (owner, id_),
             ).fetchall()
-            messages = [StoredMessage(role=role, text=text, **json.loads(details)) for role, text, details in rows]
+            nodes = [
+                StoredMessage(parent=parent, role=role, text=text, **json.loads(details))
+                for parent, role, text, details in rows
+            ]
             conversation = Conversation(
                 id=id_,
                 title=title,
@@ -135,9 +139,11 @@ def stored_conversations(data_dir: Path) -> list[dict]:
                 model=model,
                 settings=json.loads(settings),
                 revision=revision,
-                messages=messages,
+                nodes=nodes,
+                leaf=leaf,
             )
-            found.append({"owner": owner, **conversation.model_dump(mode="json")})
+            branch = [message.model_dump(mode="json") for message in conversation.messages]
+            found.append({"owner": owner, **conversation.model_dump(mode="json"), "messages": branch})
     return found
 
 

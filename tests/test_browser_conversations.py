@@ -164,9 +164,10 @@ def download(page: Page, button: str, name: str, tmp_path: Path) -> Path:
 def test_chat_survives_reload(
     request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app, tmp_path: Path
 ):
-    """Two exchanges, then a reload: the sidebar lists the chat under its first message; opening it brings back both
-    turns with their footers, the model picked and the system prompt typed before; the next message continues the
-    same conversation (the upstream gets the earlier turns) and is saved to the same file."""
+    """Two exchanges, then a reload: the same chat is open again (its address names it). On a fresh page the sidebar
+    lists the chat under its first message; opening it brings back both turns with their footers, the model picked
+    and the system prompt typed before; the next message continues the same conversation (the upstream gets the
+    earlier turns) and is saved to the same file."""
     backend = Backend(load_settings(write_config(two_model_config(upstream))))
     page = open_chat(request, serve_app(backend))
     upstream.enqueue(Reply.text(["Parrots ", "can talk."]), Reply.text(["About ", "eighty years."]))
@@ -182,7 +183,15 @@ def test_chat_survives_reload(
     assert "scripted/scripted-2" in footers[0]
     assert sent_messages(upstream.chat_requests()[0])[0] == {"role": "system", "content": "Answer like a pirate."}
 
+    # A reload keeps the chat open (its address names it), with its turns, model and system prompt.
+    assert page.url.endswith(f"?chat={conversation_id}")
     page.reload()
+    expect(page.locator(USER_MESSAGES)).to_have_text(["Tell me about parrots", "How long do they live?"], timeout=WAIT)
+    expect(page.locator(THOUGHT_TITLES)).to_have_text(footers)
+    expect(page.locator(MODEL_PICKER)).to_have_value("scripted · scripted-2", timeout=WAIT)
+    assert open_id(page) == conversation_id
+
+    page.goto(page.url.split("?")[0])
     expect(page.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)
     listed(page, "Tell me about parrots")
     # A fresh page: nothing open, the default model, no system prompt.

@@ -115,16 +115,16 @@ async def test_a_stale_write_is_refused_and_changes_nothing(store):
     await store.save("alice", sample())
     [summary] = await store.list("alice")
     tab_a, tab_b = await store.get("alice", summary.id), await store.get("alice", summary.id)
-    tab_a.messages.append(StoredMessage(role="user", text="from tab A"))
+    tab_a.add(StoredMessage(role="user", text="from tab A"))
     await store.save("alice", tab_a)
     assert tab_a.revision == 2
-    tab_b.messages.append(StoredMessage(role="user", text="from tab B"))
+    tab_b.add(StoredMessage(role="user", text="from tab B"))
     with pytest.raises(StaleConversationError, match="changed elsewhere"):
         await store.save("alice", tab_b)
     assert tab_b.revision == 1
     assert (await store.get("alice", summary.id)).messages[-1].text == "from tab A"
     fresh = await store.get("alice", summary.id)
-    fresh.messages.append(StoredMessage(role="user", text="from tab B"))
+    fresh.add(StoredMessage(role="user", text="from tab B"))
     await store.save("alice", fresh)
     assert [m.text for m in (await store.get("alice", summary.id)).messages][-2:] == ["from tab A", "from tab B"]
     twin = Conversation(id=summary.id, title="a new one with a taken id")
@@ -149,7 +149,7 @@ async def test_owners_never_see_each_other_through_any_method(store):
         await store.load_image("bob", image)
     assert store.image_path("bob", image) != store.image_path("alice", image)
     forged = mine.model_copy(deep=True)
-    forged.messages = [StoredMessage(role="user", text="bob was here")]
+    forged.nodes, forged.leaf = [StoredMessage(role="user", text="bob was here")], 0
     with pytest.raises(StaleConversationError):  # an update of a conversation Bob does not have
         await store.save("bob", forged)
     forged.revision = 0
@@ -164,9 +164,9 @@ async def test_search_is_ranked_with_a_snippet_over_a_thousand_conversations(sto
         conversation = sample(f"Chat {number} about tides")
         conversation.title = f"Chat {number}"
         if number == 617:
-            conversation.messages.append(StoredMessage(role="user", text="The zebra crossing near the harbour"))
+            conversation.add(StoredMessage(role="user", text="The zebra crossing near the harbour"))
         if number == 618:
-            conversation.messages.append(StoredMessage(role="user", text="zebras zebras zebra zebra stripes"))
+            conversation.add(StoredMessage(role="user", text="zebras zebras zebra zebra stripes"))
         await store.save("alice", conversation)
     fresh = opened()
     started = time.perf_counter()
@@ -200,7 +200,7 @@ CRASHER = textwrap.dedent(
         while True:
             for conversation in conversations:
                 n += 1
-                conversation.messages.append(StoredMessage(role="user", text="x" * 5000 + str(n)))
+                conversation.add(StoredMessage(role="user", text="x" * 5000 + str(n)))
                 await store.save("alice", conversation)
 
     asyncio.run(main(*sys.argv[1:]))
@@ -402,15 +402,17 @@ async def test_the_first_calls_arriving_together_all_succeed(opened, tmp_path):
 
 
 async def test_saves_that_change_part_of_a_conversation_store_exactly_that(store, opened):
-    """A reply checkpoint, an edit, a truncation, a title change: each save writes only what changed, and another
-    process reads exactly the conversation as saved (search included)."""
+    """A changed reply, a new turn, an undo, an edit (a version), a switch between versions, a title change: each
+    save writes only what changed, and another process reads exactly the conversation as saved (search included;
+    undone and edited turns stay as versions, so they are still found)."""
     conversation = sample()
     await store.save("alice", conversation)
     steps = [
         lambda c: c.messages[-1].__setattr__("text", c.messages[-1].text + "ll of the Sun"),  # a checkpoint
-        lambda c: c.messages.append(StoredMessage(role="user", text="What about walruses?")),
-        lambda c: c.messages[0].__setattr__("text", "How do tides really work?"),  # an edit
-        lambda c: c.messages.__delitem__(slice(2, None)),  # undo back to the first exchange
+        lambda c: c.add(StoredMessage(role="user", text="What about walruses?")),
+        lambda c: c.cut_after(c.branch[1]),  # undo back to the first exchange
+        lambda c: c.add(StoredMessage(role="user", text="How do tides really work?"), after=None),  # an edit
+        lambda c: c.show(0),  # back to the first version
         lambda c: c.__setattr__("title", "Tides"),
     ]
     for step in steps:
@@ -419,7 +421,9 @@ async def test_saves_that_change_part_of_a_conversation_store_exactly_that(store
         other = opened()
         again = await other.get("alice", conversation.id)
         assert [(m.role, m.text) for m in again.messages] == [(m.role, m.text) for m in conversation.messages]
+        assert [(m.parent, m.text) for m in again.nodes] == [(m.parent, m.text) for m in conversation.nodes]
         assert again.title == conversation.title and again.revision == conversation.revision
         await other.aclose()
+    assert conversation.messages[0].text == "How do tides work?"
     assert [s.id for s in await store.list("alice", "really")] == [conversation.id]
-    assert await store.list("alice", "walruses") == []  # gone with the undone turn
+    assert [s.id for s in await store.list("alice", "walruses")] == [conversation.id]  # a version, still there

@@ -332,10 +332,8 @@ async def test_an_attached_image_is_decoded_once_across_turns(upstream, write_co
         messages = await model_messages(backend.conversations, "ann", conversation)
         events = [event async for event in backend.chat.stream(ChatRequest("scripted/scripted-1", messages))]
         assert events
-        conversation.messages += [
-            StoredMessage(role="assistant", text="A square."),
-            StoredMessage(role="user", text=f"And now? {turn}"),
-        ]
+        conversation.add(StoredMessage(role="assistant", text="A square."))
+        conversation.add(StoredMessage(role="user", text=f"And now? {turn}"))
     assert len(upstream.chat_requests()) == 3
     sent = [request.body["messages"][0]["content"][1]["image_url"]["url"] for request in upstream.chat_requests()]
     assert all(url.startswith("data:image/png") for url in sent)

@@ -24,6 +24,11 @@ footer { display: none !important; }
 """
 
 
+# Back and forward move between chats opened in this tab (each has its address, ?chat=ID): the page is loaded
+# again at the address moved to, which opens that chat.
+PAGE_JS = """() => { window.addEventListener("popstate", () => window.location.reload()); }"""
+
+
 def prepare(backend: Backend, owners: Iterable[str] = ()) -> None:
     """Start loading local models in the background, open the conversation store (ConfigError when it cannot be
     used; `owners`' conversations of an earlier version are imported) and ask providers without a model list
@@ -51,13 +56,12 @@ def build_app(backend: Backend, *, exposed: bool = False) -> gr.Blocks:
     with gr.Blocks(title="Switchboard", fill_height=True, analytics_enabled=False) as app:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                load_chats, chat_list = build_chat_tab(backend, limits, pacer)
+                build_chat_tab(backend, limits, pacer, app)
             with gr.Tab("Images", id="images") as images_tab:
                 refresh_history, history = build_images_tab(backend, limits)
             with gr.Tab("Vision", id="vision"):
                 build_vision_tab(backend, limits, pacer)
         images_tab.select(refresh_history, None, history, api_visibility="private")
-        app.load(load_chats, None, chat_list, api_visibility="private")
     # Queue estimates once a second, not to every waiting visitor each time any event starts (O(n²) messages
     # when many arrive together; here events rarely wait at all).
     app.queue(default_concurrency_limit=backend.settings.app.concurrency, status_update_rate=1.0)

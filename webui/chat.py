@@ -27,7 +27,7 @@ from backend import (
 
 from . import history
 from .identity import owner_of, visitor_of
-from .reply import ReplyView, is_thought, message_text, stopped_marker
+from .reply import ReplyView, message_text
 from .streaming import Pacer, batched
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,16 @@ LATEX: list[dict[str, str | bool]] = [
     {"left": "\\[", "right": "\\]", "display": True},
 ]
 
+# Keeps the address bar on the open chat (?chat=ID) without reloading; one history entry per chat opened.
+ADDRESS_JS = """(id) => {
+  const url = new URL(window.location.href);
+  if ((url.searchParams.get("chat") || "") !== (id || "")) {
+    if (id) url.searchParams.set("chat", id); else url.searchParams.delete("chat");
+    window.history.pushState(null, "", url);
+  }
+  return [];
+}"""
+
 SMALL_MODEL_NOTICE = (
     "**You are chatting with the built-in offline model** (Gemma 3 270M, a tiny base model running on this "
     "machine): expect short, often wrong answers. For a real assistant add a provider to `config.toml` "
@@ -46,9 +56,9 @@ SMALL_MODEL_NOTICE = (
 )
 
 
-def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
-    """Lay out the Chat tab inside the current Blocks context and wire its events. Returns the page-load handler
-    and its outputs (the owner's conversation list), for the app to run when a page opens."""
+def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: gr.Blocks) -> None:
+    """Lay out the Chat tab inside the current Blocks context and wire its events, and what `page` does when it
+    opens: list the owner's chats, open the one its address names, follow its reply if one is being written."""
     choices = [(choice.label, choice.id) for choice in backend.models.chat_choices()]
     default = backend.models.default_chat
     store = backend.conversations
@@ -84,6 +94,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
                 placeholder="Ask anything. Replies stream here; Stop ends one at once.",
                 feedback_options=None,
             )
+            # Turns with more than one version (an edited question, a regenerated answer): pick one to show it and
+            # what followed it.
+            versions = gr.Dropdown(choices=[], label="Versions", visible=False, elem_id="versions")
             with gr.Row(equal_height=True):
                 textbox = gr.MultimodalTextbox(
                     placeholder="Message (Enter to send, Shift+Enter for a new line); attach images for vision models",
@@ -108,17 +121,19 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
                     max_tokens = gr.Number(value=0, precision=0, minimum=0, label="Max tokens (0: model default)")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
     current = gr.State(None)  # the open Conversation, or None before the first message
-    # The open conversation's id, kept by the page: Gradio forgets a session's state when it evicts the session
-    # (app.max_sessions) or restarts, and the tab must then go on with the same conversation, not a new one.
-    open_id = gr.Textbox(visible=False, elem_id="open-chat-id")
+    # The open conversation's id, kept by the page (and in its address, ?chat=ID): Gradio forgets a session's
+    # state when it evicts the session (app.max_sessions) or restarts, and the tab must then go on with the same
+    # conversation, not a new one. In the DOM (hidden), so its change can update the address bar.
+    open_id = gr.Textbox(visible="hidden", elem_id="open-chat-id")
 
     settings = [model, system, temperature, top_p, max_tokens, seed]
 
     async def reopened(conversation, conversation_id: str | None, owner: str) -> Conversation | None:
-        """The open conversation: this session's copy, or the stored one the page names (never another owner's:
-        the store looks only in `owner`'s conversations)."""
-        if conversation is not None or not conversation_id:
-            return conversation
+        """The open conversation as stored now (never another owner's: the store looks only in `owner`'s
+        conversations); None when the page has none open."""
+        conversation_id = conversation_id or (conversation.id if conversation is not None else None)
+        if not conversation_id:
+            return None
         try:
             return await store.get(owner, conversation_id)
         except SwitchboardError:
@@ -129,78 +144,96 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         found = await history.list_choices(backend, owner, query)
         return gr.update(choices=found, value=selected if any(selected == id_ for _, id_ in found) else None)
 
-    async def save(
-        owner: str, conversation, added: StoredMessage, model_id, system_prompt, temp, top, max_new, seed_value
+    def shown(owner: str, conversation: Conversation | None, *, live: bool = False):
+        """The Chatbot's messages and the versions picker for the conversation (with `live`, without the reply
+        being generated: following it adds that)."""
+        if conversation is None:
+            return [], gr.update(choices=[], value=None, visible=False)
+        choices = history.version_choices(conversation)
+        picker = gr.update(choices=choices, value=history.shown_version(conversation), visible=bool(choices))
+        return history.render(backend, owner, conversation, live=live), picker
+
+    async def reply_to(
+        request: gr.Request, conversation: Conversation | None, change: Callable[[Conversation], object], *chosen
     ) -> Conversation:
-        """Store the conversation with `added` (its newest message) and the picker's settings; the conversation
-        as stored (another one when another tab had changed it: see `_save_adding`)."""
-        conversation.model = model_id
-        conversation.settings = {
-            "system_prompt": system_prompt or "",
-            "temperature": temp,
-            "top_p": top,
-            "max_tokens": max_new,
-            "seed": seed_value,
-        }
-        return await _save_adding(store, owner, conversation, added)
-
-    async def respond(
-        chat_history,
-        conversation,
-        model_id,
-        system_prompt,
-        temp,
-        top,
-        max_new,
-        seed_value,
-        query,
-        request: gr.Request,
-    ) -> AsyncIterator:
-        owner = owner_of(request)
-        if conversation is None:  # a forged call: there is no message to answer
-            raise gr.Error("Open or start a chat first.")
-        request_ = ChatRequest(
-            model=model_id or default,
-            messages=await model_messages(store, owner, conversation, system_prompt or ""),
-            temperature=temp,
-            top_p=top if top is not None and top < 1 else None,  # 1 is everyone's default; some APIs refuse it
-            max_tokens=int(max_new) if max_new and max_new > 0 else None,
-            seed=int(seed_value) if seed_value is not None and seed_value >= 0 else None,
-        )
-        reply = ReplyView(request_.model)
-        yield chat_history + reply.messages(), gr.skip(), gr.skip()  # a "waiting" line at once
+        """Make `change` (it adds or picks the question to answer) to the open conversation, add the reply to it,
+        save, and start generating the reply on the server. When another tab changed the chat meanwhile, the
+        change is made to what is stored now (nothing of either is lost). The visitor's slot is taken before
+        anything is saved: a refusal keeps nothing."""
+        owner, visitor = owner_of(request), visitor_of(request)
+        model_id, system_prompt, temp, top, max_new, seed_value = chosen
+        if conversation is not None and backend.replies.running(owner, conversation.id):
+            raise gr.Error("A reply is still being written in this chat: wait for it, or Stop it.")
+        slot = limits.hold(visitor)
         try:
-            with limits.hold(visitor_of(request)):  # counted when the message was saved
-                async for batch in batched(backend.chat.stream(request_), pacer):
-                    for event in batch:
-                        reply.apply(event)
-                    yield chat_history + reply.messages(), gr.skip(), gr.skip()
-        except SwitchboardError as error:
-            reply.fail(error)
-        except Exception as error:  # a bug of ours must not leave the chat hanging
-            log.exception("reply failed")
-            reply.fail(SwitchboardError(f"internal error ({type(error).__name__}); see the server log"))
-        reply.close()
-        answer = reply.to_stored()
-        conversation.messages.append(answer)
-        await name_by_model(conversation)
-        stored = await save(owner, conversation, answer, model_id, system_prompt, temp, top, max_new, seed_value)
-        shown = chat_history + reply.messages() if stored is conversation else history.render(backend, owner, stored)
-        yield shown, stored, await listed(owner, stored.id, query)
+            slot.__enter__()
+        except TooManyRequestsError as error:
+            raise gr.Error(error.user_message()) from None
+        try:
 
-    async def name_by_model(conversation) -> None:
-        """After the first exchange, let the configured title model name the chat (first words otherwise)."""
-        model_id = backend.settings.defaults.title
-        if not model_id or len(conversation.messages) != 2 or conversation.messages[1].status != "complete":
+            def answered(target: Conversation) -> None:
+                change(target)
+                target.add(StoredMessage(role="assistant", status="streaming", model=model_id or default))
+                target.model = model_id
+                target.settings = {
+                    "system_prompt": system_prompt or "",
+                    "temperature": temp,
+                    "top_p": top,
+                    "max_tokens": max_new,
+                    "seed": seed_value,
+                }
+
+            stored = await _change(store, owner, conversation or Conversation(), answered)
+            chat_request = ChatRequest(
+                model=model_id or default,
+                messages=await model_messages(store, owner, stored, system_prompt or ""),
+                temperature=temp,
+                top_p=top if top is not None and top < 1 else None,  # 1 is everyone's default; some APIs refuse it
+                max_tokens=int(max_new) if max_new and max_new > 0 else None,
+                seed=int(seed_value) if seed_value is not None and seed_value >= 0 else None,
+            )
+            backend.replies.start(owner, stored, chat_request, release=lambda: slot.__exit__(None, None, None))
+        except BaseException:
+            slot.__exit__(None, None, None)
+            raise
+        return stored
+
+    async def follow(chat_history: list, conversation, query: str, request: gr.Request) -> AsyncIterator:
+        """Show the reply being generated in the open chat, from its first event, live to its end; then the chat
+        as stored. Closing the page (or this step being cancelled) stops only the showing, not the reply."""
+        owner = owner_of(request)
+        if conversation is None:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        question, answer = (message.text for message in conversation.messages)
-        title = await backend.chat.suggest_title(model_id, question, answer)
-        if title:
-            conversation.title = title
+        running = backend.replies.running(owner, conversation.id)
+        if running is None:  # it ended already (a quick refusal upstream): show it as stored
+            fresh = await reopened(None, conversation.id, owner)
+            yield *shown(owner, fresh), fresh or gr.skip(), await listed(owner, conversation.id, query)
+            return
+        view = ReplyView(running.record.requested)
+        yield chat_history + view.messages(), gr.skip(), gr.skip(), gr.skip()  # a "waiting" line at once
+        async for batch in batched(running.follow(), pacer):
+            for event in batch:
+                view.apply(event)
+            yield chat_history + view.messages(), gr.skip(), gr.skip(), gr.skip()
+        await running.wait()
+        fresh = await reopened(None, running.conversation_id, owner)
+        yield *shown(owner, fresh), fresh, await listed(owner, running.conversation_id, query)
 
-    def busy():
+    async def follow_running(chat_history: list, conversation, query: str, request: gr.Request) -> AsyncIterator:
+        """`follow`, for a chat opened or reloaded while its reply is written: Stop instead of Send meanwhile."""
+        owner = owner_of(request)
+        if conversation is None or backend.replies.running(owner, conversation.id) is None:
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), *idle()
+            return
+        async for update in follow(chat_history, conversation, query, request):
+            yield *update, *busy()
+        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), *idle()
+
+    def busy(*, clear: bool = False):
         stop_shown = gr.update(visible=True, interactive=True)
-        return gr.update(value=None, interactive=False), gr.update(visible=False), stop_shown
+        message_box = gr.update(value=None, interactive=False) if clear else gr.update(interactive=False)
+        return message_box, gr.update(visible=False), stop_shown
 
     def idle():
         return gr.update(interactive=True), gr.update(visible=True), gr.update(visible=False, interactive=True)
@@ -219,7 +252,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         conversation_id,
         request: gr.Request,
     ):
-        """Save the message (checked by `check_message` first) and show it; the reply follows. The message counts
+        """Save the message (checked by `check_message` first) and start its reply; show it. The message counts
         against the visitor's limits here, where it is saved: refused, nothing is kept."""
         text = ((message or {}).get("text") or "").strip()
         paths = [_file_path(file) for file in (message or {}).get("files") or []]
@@ -232,16 +265,23 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         except SwitchboardError as error:
             raise gr.Error(error.user_message()) from None
         owner = owner_of(request)
-        conversation = await reopened(conversation, conversation_id, owner) or Conversation()
+        conversation = await reopened(conversation, conversation_id, owner)
         question = await history.store_user_message(backend, owner, text, images)
-        conversation.messages.append(question)
-        stored = await save(owner, conversation, question, model_id, system_prompt, temp, top, max_new, seed_value)
-        content = [{"type": "text", "text": text}, *({"path": path} for path in paths)] if paths else text
+        after = conversation.leaf if conversation is not None else None
+        stored = await reply_to(
+            request,
+            conversation,
+            lambda target: target.add(question.model_copy(), after=after),
+            model_id,
+            system_prompt,
+            temp,
+            top,
+            max_new,
+            seed_value,
+        )
         listing = await listed(owner, stored.id, query)
-        shown = [*chat_history, {"role": "user", "content": content}]
-        if stored is not conversation:
-            shown = history.render(backend, owner, stored)
-        return shown, *busy(), stored, listing, stored.id
+        messages, picker = shown(owner, stored, live=True)
+        return messages, picker, *busy(clear=True), stored, listing, stored.id
 
     async def check_message(
         message: dict | None,
@@ -261,95 +301,150 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         stay. Gradio runs it on the server when the event joins its queue, with the event's inputs: hence the
         same parameters as add_message. (The reply checks limits, images and capabilities again on its way.)"""
         problem = await _message_problem(backend, limits, message, model_id or default, request)
+        if problem is None and conversation_id and backend.replies.running(owner_of(request), conversation_id):
+            problem = "A reply is still being written in this chat: wait for it, or Stop it."
         return _verdict(problem, inputs=11)
 
-    def check_limits(chat_history: list, conversation, conversation_id, request: gr.Request):
-        return _verdict(_limit_problem(limits, request), inputs=3)
+    def check_limits(
+        chat_history,
+        conversation,
+        conversation_id,
+        model_id,
+        system_prompt,
+        temp,
+        top,
+        max_new,
+        seed_value,
+        request: gr.Request,
+    ):
+        return _verdict(_limit_problem(limits, request), inputs=9)
 
-    async def retry(chat_history: list, conversation, conversation_id, data: gr.RetryData, request: gr.Request):
+    async def retry(
+        chat_history: list,
+        conversation,
+        conversation_id,
+        model_id,
+        system_prompt,
+        temp,
+        top,
+        max_new,
+        seed_value,
+        data: gr.RetryData,
+        request: gr.Request,
+    ):
+        """Regenerate an answer: a new version of it, after the same question; the old one stays a version."""
+        chosen = (model_id, system_prompt, temp, top, max_new, seed_value)
         _count(limits, request)
-        kept = _upto_user_message(chat_history, data.index)
-        conversation = await reopened(conversation, conversation_id, owner_of(request))
-        if conversation is not None:
-            history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1))
-        return kept, *busy(), conversation, gr.skip(), gr.skip()
+        owner = owner_of(request)
+        conversation = await reopened(conversation, conversation_id, owner)
+        if conversation is None:
+            raise gr.Error("Open a chat first.")
+        question = history.user_node(conversation, chat_history, data.index)
+        stored = await reply_to(request, conversation, lambda target: target.cut_after(question), *chosen)
+        messages, picker = shown(owner, stored, live=True)
+        return messages, picker, *busy(clear=False), stored, gr.skip(), gr.skip()
 
-    async def edit(chat_history: list, conversation, conversation_id, data: gr.EditData, request: gr.Request):
+    async def edit(
+        chat_history: list,
+        conversation,
+        conversation_id,
+        model_id,
+        system_prompt,
+        temp,
+        top,
+        max_new,
+        seed_value,
+        data: gr.EditData,
+        request: gr.Request,
+    ):
+        """Edit a question: the edited one is a new version of it (what followed the old one stays with it)."""
+        chosen = (model_id, system_prompt, temp, top, max_new, seed_value)
         text = message_text(data.value)
         if problem := _text_problem(backend, text):
             raise gr.Error(problem)
         _count(limits, request)
-        kept = chat_history[: _message_position(data.index) + 1]
-        attachments = [part for part in _parts(kept[-1].get("content")) if part.get("type") == "file"]
-        kept[-1] = {"role": "user", "content": [{"type": "text", "text": text}, *attachments] if attachments else text}
-        conversation = await reopened(conversation, conversation_id, owner_of(request))
-        if conversation is not None:
-            history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1))
-            conversation.messages[-1].text = text
-        return kept, *busy(), conversation, gr.skip(), gr.skip()
-
-    async def undo(chat_history: list, conversation, conversation_id, data: gr.UndoData, request: gr.Request):
-        kept = _upto_user_message(chat_history, data.index)
-        if not kept:
-            return kept, None, conversation
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
-        if conversation is not None:
-            history.keep_through_user(conversation, history.users_in(kept, len(kept) - 1) - 1)
-            try:
-                await store.save(owner, conversation)
-            except StaleConversationError as error:  # another tab changed it: show what is stored, undo nothing
-                gr.Warning(error.user_message())
-                fresh = await store.get(owner, conversation.id)
-                return history.render(backend, owner, fresh), gr.skip(), fresh
-        content = kept[-1]["content"]
-        files = [part["file"]["path"] for part in _parts(content) if part.get("type") == "file"]
-        return kept[:-1], {"text": message_text(content), "files": files}, conversation
+        if conversation is None:
+            raise gr.Error("Open a chat first.")
+        old = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
+        edited = StoredMessage(role="user", text=text, images=old.images)
+        stored = await reply_to(
+            request, conversation, lambda target: target.add(edited.model_copy(), after=old.parent), *chosen
+        )
+        messages, picker = shown(owner, stored, live=True)
+        return messages, picker, *busy(clear=False), stored, gr.skip(), gr.skip()
 
-    async def finish(chat_history: list, conversation, model_id, request: gr.Request):
-        """After a reply: re-enable input; if the reply did not end on its footer, it was stopped: say so, and
-        keep what had arrived, marked as stopped."""
-        last = chat_history[-1] if chat_history else {}
-        if is_thought(last) and (last.get("metadata") or {}).get("status") == "done":
-            return gr.skip(), *idle(), gr.skip(), gr.skip()
-        settled = [_settle(message) for message in chat_history if not _is_pending_status(message)]
-        shown = [*settled, stopped_marker()]
-        if conversation is not None:
-            owner = owner_of(request)
-            provider, _, name = (model_id or default).partition("/")
-            partial = _answer_after_last_user(settled)
-            stopped = StoredMessage(role="assistant", text=partial, provider=provider, model=name, status="stopped")
-            conversation.messages.append(stopped)
-            stored = await _save_adding(store, owner, conversation, stopped)
-            if stored is not conversation:
-                shown, conversation = history.render(backend, owner, stored), stored
-        return shown, *idle(), conversation, gr.skip()
+    async def undo(chat_history: list, conversation, conversation_id, data: gr.UndoData, request: gr.Request):
+        """Take the last exchange off the visible branch (it stays a version) and put its question back in the
+        message box."""
+        owner = owner_of(request)
+        conversation = await reopened(conversation, conversation_id, owner)
+        if conversation is None or backend.replies.running(owner, conversation.id):
+            return _refused("Nothing to undo while a reply is being written.", 4)
+        question = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
+        before = question.parent
+        stored = await _change(store, owner, conversation, lambda target: target.cut_after(before))
+        files = [str(store.image_path(owner, reference)) for reference in question.images]
+        return *shown(owner, stored), {"text": question.text, "files": files}, stored
+
+    async def pick_version(node, conversation, conversation_id, request: gr.Request):
+        """Show another version of a turn (and what followed it)."""
+        owner = owner_of(request)
+        conversation = await reopened(conversation, conversation_id, owner)
+        if conversation is None or node is None:
+            return gr.skip(), gr.skip(), gr.skip()
+        if backend.replies.running(owner, conversation.id):
+            return _refused("Wait for the reply being written (or Stop it) before switching versions.", 3)
+        try:
+            stored = await _change(store, owner, conversation, lambda target: target.show(int(node)))
+        except (SwitchboardError, ValueError):
+            return _refused("That version is not part of this chat any more.", 3)
+        return *shown(owner, stored), stored
+
+    def stop_reply(conversation_id: str, request: gr.Request):
+        """Stop the reply being written in the open chat (from whichever page started it)."""
+        running = backend.replies.running(owner_of(request), conversation_id or "")
+        if running is not None:
+            running.stop()
+        return gr.update(interactive=False)
+
+    def finish():
+        """After a reply was shown to its end (or it stopped): the message box and Send are back."""
+        return idle()
 
     controls = [textbox, send, stop]
     private: dict[str, Any] = {"api_visibility": "private"}
-    replies = []
-    for trigger, prepare, check, inputs in (
-        (textbox.submit, add_message, check_message, [textbox, chatbot, current, *settings, search, open_id]),
-        (send.click, add_message, check_message, [textbox, chatbot, current, *settings, search, open_id]),
-        (chatbot.retry, retry, check_limits, [chatbot, current, open_id]),
-        (chatbot.edit, edit, check_limits, [chatbot, current, open_id]),
-    ):
-        outputs = [chatbot, *controls, current, chats, open_id]
-        started = trigger(prepare, inputs, outputs, validator=check, **private)
-        # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
-        reply = started.success(
-            respond, [chatbot, current, *settings, search], [chatbot, current, chats], show_progress="hidden", **private
+    quiet: dict[str, Any] = {"show_progress": "hidden", **private}
+    follow_outputs = [chatbot, versions, current, chats]
+    sent = [textbox, chatbot, current, *settings, search, open_id]
+    for trigger in (textbox.submit, send.click):
+        started = trigger(
+            add_message,
+            sent,
+            [chatbot, versions, textbox, send, stop, current, chats, open_id],
+            validator=check_message,
+            **private,
         )
-        # Runs after the reply ends or, on Stop, after the cancellation: so the marker cannot be overwritten.
-        # Without progress: it takes milliseconds, and Gradio's dots and overlays would flash on every reply's end.
-        settled = [chatbot, *controls, current, chats]
-        reply.then(finish, [chatbot, current, model], settled, show_progress="hidden", **private)
-        replies.append(reply)
-    chatbot.undo(undo, [chatbot, current, open_id], [chatbot, textbox, current], **private)
-    # Stop cancels the reply; Send comes back with the step that settles it (finish), not before: a message sent
-    # in between would race the stopped reply's saving.
-    stop.click(lambda: gr.update(interactive=False), None, stop, cancels=replies, queue=False, **private)
+        # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
+        started.success(follow, [chatbot, current, search], follow_outputs, show_progress="hidden", **private).then(
+            finish, None, controls, **quiet
+        )
+    for trigger, handler in ((chatbot.retry, retry), (chatbot.edit, edit)):
+        inputs = [chatbot, current, open_id, *settings]
+        outputs = [chatbot, versions, textbox, send, stop, current, chats, open_id]
+        started = trigger(handler, inputs, outputs, validator=check_limits, **private)
+        started.success(follow, [chatbot, current, search], follow_outputs, show_progress="hidden", **private).then(
+            finish, None, controls, **quiet
+        )
+    chatbot.undo(undo, [chatbot, current, open_id], [chatbot, versions, textbox, current], **private)
+    versions.input(pick_version, [versions, current, open_id], [chatbot, versions, current], **quiet)
+    # Stop ends the reply on the server; the step showing it then ends by itself and gives Send back.
+    stop.click(stop_reply, open_id, stop, queue=False, **private)
     model.change(lambda m: gr.update(visible=_is_bundled(backend, m)), model, notice, queue=False, **private)
+    # The address bar names the open chat (?chat=ID), so a reload or a bookmark comes back to it; back and forward
+    # reload the page at the address they move to (see PAGE_JS in app.py).
+    open_id.change(None, open_id, None, js=ADDRESS_JS, **private)
 
     # The sidebar.
     # Opening, starting or importing another chat also closes a pending "Yes, delete it": it was about the old one.
@@ -357,20 +452,21 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
 
     async def start_new(query: str, request: gr.Request):
         listing = await listed(owner_of(request), None, query)
-        return [], None, listing, "", gr.update(value=None, visible=False), hide_confirm, ""
+        return *shown("", None), None, listing, "", gr.update(value=None, visible=False), hide_confirm, ""
 
     async def open_chat(conversation_id: str | None, request: gr.Request):
         if not conversation_id:
-            return (gr.skip(),) * 12
+            return (gr.skip(),) * 13
         owner = owner_of(request)
         try:
             conversation = await store.get(owner, conversation_id)
         except SwitchboardError as error:
-            return _refused(error.user_message(), 12)
+            return _refused(error.user_message(), 13)
         saved = conversation.settings
         chosen_model = conversation.model if conversation.model in {id_ for _, id_ in choices} else default
+        running = backend.replies.running(owner, conversation.id) is not None
         return (
-            history.render(backend, owner, conversation),
+            *shown(owner, conversation, live=running),
             conversation,
             chosen_model,
             saved.get("system_prompt", ""),
@@ -393,8 +489,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
         if conversation is None or not (title or "").strip():
             return _refused("Open a chat and type its new title first.", 2)
         new_title = " ".join(title.split())[:120]
-        conversation.title = new_title
-        conversation = await _save_redoing(store, owner, conversation, lambda fresh: setattr(fresh, "title", new_title))
+        conversation = await _change(store, owner, conversation, lambda fresh: setattr(fresh, "title", new_title))
         return conversation, await listed(owner, conversation.id, query)
 
     def ask_to_delete(conversation_id: str):
@@ -405,11 +500,15 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
     async def delete_chat(conversation_id: str, query: str, request: gr.Request):
         owner = owner_of(request)
         if conversation_id:
+            running = backend.replies.running(owner, conversation_id)
+            if running is not None:
+                running.stop()
+                await running.wait()
             try:
                 await store.delete(owner, conversation_id)
             except SwitchboardError as error:
-                return _refused(error.user_message(), 6)
-        return [], None, await listed(owner, None, query), "", hide_confirm, ""
+                return _refused(error.user_message(), 7)
+        return *shown(owner, None), None, await listed(owner, None, query), "", hide_confirm, ""
 
     def export(kind: str):
         async def run(conversation, conversation_id: str, request: gr.Request):
@@ -426,9 +525,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             with limits.admit(visitor_of(request)):  # one import at a time per visitor, counted like a message
                 conversation = await history.import_file(backend, owner, path)
         except SwitchboardError as error:
-            return _refused(f"Import failed: {error.user_message()}", 6)
+            return _refused(f"Import failed: {error.user_message()}", 7)
         return (
-            history.render(backend, owner, conversation),
+            *shown(owner, conversation),
             conversation,
             await listed(owner, conversation.id, query),
             conversation.title,
@@ -436,26 +535,44 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             conversation.id,
         )
 
-    quiet: dict[str, Any] = {"show_progress": "hidden", **private}
-    new_chat_outputs = [chatbot, current, chats, title_box, download, confirm_row, open_id]
+    new_chat_outputs = [chatbot, versions, current, chats, title_box, download, confirm_row, open_id]
     new_chat.click(start_new, search, new_chat_outputs, **quiet)
     # The Chatbot's own clear (trash) button empties only the view; the next message would then reach the model
     # with a context the page no longer shows. Clearing starts a new chat instead; the old one stays in the list.
     chatbot.clear(start_new, search, new_chat_outputs, **quiet)
-    chats.input(open_chat, chats, [chatbot, current, *settings, title_box, download, confirm_row, open_id], **quiet)
+    opened_outputs = [chatbot, versions, current, *settings, title_box, download, confirm_row, open_id]
+    # A chat opened while its reply is being written shows the reply live (from its start) to its end.
+    chats.input(open_chat, chats, opened_outputs, **quiet).then(
+        follow_running, [chatbot, current, search], [*follow_outputs, *controls], **quiet
+    )
     search.change(find, [search, open_id], chats, **quiet)
     rename.click(rename_chat, [title_box, current, open_id, search], [current, chats], **quiet)
     delete.click(ask_to_delete, open_id, confirm_row, **quiet)
     cancel.click(lambda: hide_confirm, None, confirm_row, **quiet)
-    confirm.click(delete_chat, [open_id, search], [chatbot, current, chats, title_box, confirm_row, open_id], **quiet)
+    confirm.click(
+        delete_chat,
+        [open_id, search],
+        [chatbot, versions, current, chats, title_box, confirm_row, open_id],
+        **quiet,
+    )
     export_md.click(export("md"), [current, open_id], download, **quiet)
     export_json.click(export("json"), [current, open_id], download, **quiet)
     importer.upload(
-        import_chat, [importer, search], [chatbot, current, chats, title_box, confirm_row, open_id], **quiet
+        import_chat, [importer, search], [chatbot, versions, current, chats, title_box, confirm_row, open_id], **quiet
     )
 
-    async def load_chats(request: gr.Request):
-        return await listed(owner_of(request))
+    async def load_page(request: gr.Request):
+        """A page opened: the owner's chats, and the chat its address names (?chat=ID; only the owner's)."""
+        owner = owner_of(request)
+        wanted = request.query_params.get("chat", "") if request is not None else ""
+        if not wanted:
+            return await listed(owner), *(gr.skip(),) * 13
+        opened = await open_chat(wanted, request)  # someone else's or no such chat: it says so, opens nothing
+        return await listed(owner, wanted if isinstance(opened[2], Conversation) else None), *opened
+
+    page.load(load_page, None, [chats, *opened_outputs], **quiet).then(
+        follow_running, [chatbot, current, search], [*follow_outputs, *controls], **quiet
+    )
 
     async def chat(message: str, model: str = default, request: gr.Request | None = None) -> AsyncIterator[str]:
         """Send one message (no history) to `model` (provider/model or a route; default: the configured default)
@@ -471,34 +588,22 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer):
             raise gr.Error(error.user_message()) from None
 
     gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
-    return load_chats, chats
 
 
-async def _save_adding(
-    store: ConversationStore, owner: str, conversation: Conversation, added: StoredMessage
+async def _change(
+    store: ConversationStore, owner: str, conversation: Conversation, change: Callable[[Conversation], object]
 ) -> Conversation:
-    """Store `conversation`, whose newest message is `added`; on a conflict, `added` goes at the end of what is
-    stored now (see `_save_redoing`)."""
-
-    def add(fresh: Conversation) -> None:
-        fresh.messages.append(added)
-        fresh.model, fresh.settings = conversation.model, conversation.settings
-
-    return await _save_redoing(store, owner, conversation, add)
-
-
-async def _save_redoing(
-    store: ConversationStore, owner: str, conversation: Conversation, redo: Callable[[Conversation], None]
-) -> Conversation:
-    """Store `conversation`, changed by this page. When another tab (or page, or process) changed the stored
-    conversation since this page read it, nothing of either is lost: `redo` makes this page's change to what is
-    stored now, and that is what the page shows from then on (returned, a new object)."""
+    """Make this page's `change` to the conversation and store it. When another tab (or page, or process) changed
+    the stored conversation since this page read it, nothing of either is lost: the change is made again to what
+    is stored now, and that is what the page shows from then on (returned, a new object). Changes name messages
+    by their node numbers, which never change (messages are only ever added), so they mean the same there."""
+    change(conversation)
     try:
         await store.save(owner, conversation)
         return conversation
     except StaleConversationError:
         fresh = await store.get(owner, conversation.id)
-        redo(fresh)
+        change(fresh)
         await store.save(owner, fresh)
         gr.Info("This chat was changed in another tab meanwhile; it now shows both changes.")
         return fresh
@@ -577,38 +682,6 @@ def _file_path(file: Any) -> str:
 def _message_position(index: Any) -> int:
     """The message an event's `index` points at (Gradio gives an int, or a tuple whose first item it is)."""
     return index[0] if isinstance(index, tuple | list) else int(index)
-
-
-def _upto_user_message(history: list, index: Any) -> list:
-    """History up to and including the last user message at or before `index`."""
-    position = _message_position(index)
-    for cut in range(min(position, len(history) - 1), -1, -1):
-        if history[cut].get("role") == "user":
-            return history[: cut + 1]
-    return []
-
-
-def _answer_after_last_user(chat_history: list) -> str:
-    """The answer text shown after the last user message (what a stopped reply had streamed)."""
-    text = []
-    for message in reversed(chat_history):
-        if message.get("role") == "user":
-            break
-        if not is_thought(message):
-            text.append(message_text(message.get("content")))
-    return "".join(reversed(text))
-
-
-def _is_pending_status(message: dict) -> bool:
-    metadata = message.get("metadata") or {}
-    return is_thought(message) and metadata.get("status") == "pending" and not message_text(message.get("content"))
-
-
-def _settle(message: dict) -> dict:
-    metadata = message.get("metadata") or {}
-    if metadata.get("status") == "pending":
-        return {**message, "metadata": {**metadata, "status": "done"}}
-    return message
 
 
 def _is_bundled(backend: Backend, model_id: str | None) -> bool:

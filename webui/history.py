@@ -30,12 +30,16 @@ async def store_user_message(backend: Backend, owner: str, text: str, images: li
     return StoredMessage(role="user", text=text, images=references)
 
 
-def render(backend: Backend, owner: str, conversation: Conversation) -> list[dict[str, Any]]:
-    """The Chatbot messages for a stored conversation. Images are copied to a private temporary folder that
+def render(backend: Backend, owner: str, conversation: Conversation, *, live: bool = False) -> list[dict[str, Any]]:
+    """The Chatbot messages for a stored conversation's visible branch; with `live`, without the reply being
+    generated at its end (the page follows that one). Images are copied to a private temporary folder that
     Gradio may serve (under a name derived from their content), never from the store itself."""
     view_dir = Path(tempfile.mkdtemp(prefix="switchboard-view-"))
     history: list[dict[str, Any]] = []
-    for message in conversation.messages:
+    shown = list(conversation.messages)
+    if live and shown and shown[-1].status == "streaming":
+        shown.pop()
+    for message in shown:
         if message.role == "user":
             files = []
             for reference in message.images:
@@ -51,23 +55,41 @@ def render(backend: Backend, owner: str, conversation: Conversation) -> list[dic
     return history
 
 
-def users_in(history: list[dict[str, Any]], index: Any) -> int:
-    """How many user messages the Chatbot shows up to and including position `index`."""
+def user_node(conversation: Conversation, history: list[dict[str, Any]], index: Any) -> int:
+    """The node of the user message the Chatbot shows at or before position `index` (an edit's, a retry's or an
+    undo's target): the n-th user message of the page is the n-th of the visible branch."""
     position = index[0] if isinstance(index, tuple | list) else int(index)
-    return sum(1 for message in history[: position + 1] if message.get("role") == "user")
+    count = sum(1 for message in history[: position + 1] if message.get("role") == "user")
+    users = [node for node in conversation.branch if conversation.nodes[node].role == "user"]
+    if not 1 <= count <= len(users):
+        raise ConversationError("That message is not part of this chat any more; open the chat again.")
+    return users[count - 1]
 
 
-def keep_through_user(conversation: Conversation, count: int) -> None:
-    """Drop everything after the `count`-th user message (1-based); with 0, drop everything."""
-    seen = 0
-    for position, message in enumerate(conversation.messages):
-        if message.role == "user":
-            seen += 1
-            if seen == count:
-                del conversation.messages[position + 1 :]
-                return
-    if count == 0:
-        conversation.messages.clear()
+def version_choices(conversation: Conversation) -> list[tuple[str, int]]:
+    """For each turn of the visible branch that has versions, each version: ("Question 2 · 1/3 · words…", node)."""
+    choices: list[tuple[str, int]] = []
+    turn = {"user": 0, "assistant": 0}
+    for node in conversation.branch:
+        message = conversation.nodes[node]
+        if message.role not in turn:
+            continue
+        turn[message.role] += 1
+        versions = conversation.versions(node)
+        if len(versions) < 2:
+            continue
+        kind = "Question" if message.role == "user" else "Answer"
+        for number, version in enumerate(versions, 1):
+            words = " ".join(conversation.nodes[version].text.split())
+            preview = words if len(words) <= 40 else words[:39] + "…"
+            choices.append((f"{kind} {turn[message.role]} · {number}/{len(versions)} · {preview}", version))
+    return choices
+
+
+def shown_version(conversation: Conversation) -> int | None:
+    """The last turn of the visible branch that has versions (the picker shows which of them is on show)."""
+    with_versions = [node for node in conversation.branch if len(conversation.versions(node)) > 1]
+    return with_versions[-1] if with_versions else None
 
 
 def export_file(conversation: Conversation, kind: str) -> str:

@@ -12,68 +12,36 @@ Thoughts carry a `title`. What the model is sent on the next turn comes from the
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from backend import (
-    Finish,
-    Handover,
     Queued,
-    ReasoningDelta,
+    ReplyRecord,
     Resumed,
     Retrying,
     Started,
     StoredMessage,
     StreamEvent,
     SwitchboardError,
-    TextDelta,
-    ToolCallDelta,
     Usage,
 )
 
 STOPPED = "⏹ Stopped"
 
 
-class ReplyView:
+class ReplyView(ReplyRecord):
+    """A reply as the Chatbot shows it: what its events built (ReplyRecord), with a line of status while it
+    waits."""
+
     def __init__(self, requested_model: str) -> None:
-        self.requested = requested_model
-        self.answering: str | None = None
-        self.reasoning: list[str] = []
-        self.text: list[str] = []
-        self.tool_calls: dict[int, dict[str, str]] = {}
-        self.handovers: list[Handover] = []
+        super().__init__(requested_model)
         self.status = f"⏳ Waiting for {requested_model}…"
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.error: SwitchboardError | None = None
-        self.error_text: str | None = None  # the sentence shown; kept when a reply is reopened later
         self.stopped = False
-        self.started_at = time.monotonic()
-        self.first_token_at: float | None = None
-        self.ended_at: float | None = None
-        self.deltas = 0
 
     def apply(self, event: StreamEvent) -> None:
-        if isinstance(event, (TextDelta, ReasoningDelta)):  # first: nearly every event is one
-            if self.first_token_at is None:
-                self.first_token_at = time.monotonic()
-            self.deltas += 1
-            (self.text if isinstance(event, TextDelta) else self.reasoning).append(event.text)
-        elif isinstance(event, ToolCallDelta):
-            call = self.tool_calls.setdefault(event.call_index, {"name": "", "arguments": ""})
-            call["name"] = call["name"] or event.name or ""
-            call["arguments"] += event.arguments
-        elif isinstance(event, Started):
-            self.answering = f"{event.provider}/{event.model}"
+        super().apply(event)
+        if isinstance(event, (Started, Resumed)):
             self.status = ""
-        elif isinstance(event, Resumed):
-            at = sum(map(len, self.text))
-            self.handovers.append(Handover(at=at, provider=event.provider, model=event.model, reason=event.reason))
-            self.status = ""
-        elif isinstance(event, Usage):
-            self.usage = event
-        elif isinstance(event, Finish):
-            self.finish_reason = event.reason
         elif isinstance(event, Queued):
             ahead = f"{event.ahead} request{'s' if event.ahead != 1 else ''} ahead"
             self.status = f"⏳ Waiting for the model: {ahead}"
@@ -82,12 +50,11 @@ class ReplyView:
             self.status = f"↻ {event.reason} Trying {event.provider}/{event.model}{wait}…"
 
     def fail(self, error: SwitchboardError) -> None:
-        self.error = error
-        self.error_text = error.user_message()
+        super().fail(error)
         self.status = ""
 
     def close(self) -> None:
-        self.ended_at = time.monotonic()
+        super().close()
         self.status = ""
 
     def messages(self) -> list[dict[str, Any]]:
@@ -96,7 +63,7 @@ class ReplyView:
         if self.reasoning:
             status = "done" if done or self.text else "pending"
             out.append(_thought("Reasoning", "".join(self.reasoning), status=status))
-        answer = "".join(self.text) + self._tool_calls_markdown()
+        answer = self.answer()
         out += self._answer_messages(answer)
         if self.status:
             out.append(_thought(self.status, "", status="pending"))
@@ -109,24 +76,6 @@ class ReplyView:
         elif done:
             out.append(_thought("The model returned an empty answer.", self._details(), status="done"))
         return out
-
-    def to_stored(self, status: str = "complete") -> StoredMessage:
-        """This reply for the conversation store, with where it came from and how fast."""
-        provider, _, model = (self.answering or self.requested).partition("/")
-        return StoredMessage(
-            handovers=self.handovers,
-            role="assistant",
-            text="".join(self.text) + self._tool_calls_markdown(),
-            reasoning="".join(self.reasoning),
-            provider=provider or None,
-            model=model or None,
-            first_token_seconds=None if self.first_token_at is None else self.first_token_at - self.started_at,
-            seconds=None if self.ended_at is None else self.ended_at - self.started_at,
-            prompt_tokens=self.usage.prompt_tokens if self.usage else None,
-            completion_tokens=self.usage.completion_tokens if self.usage else None,
-            status="failed" if self.error_text else status,
-            error=self.error_text,
-        )
 
     @classmethod
     def restored(cls, message: StoredMessage) -> ReplyView:
@@ -144,6 +93,9 @@ class ReplyView:
         view.error_text = message.error
         view.stopped = message.status == "stopped"
         view.status = ""
+        if message.status == "streaming":  # generated by another process, or one that has just stopped
+            view.ended_at = None
+            view.status = "⏳ This reply is still being written; open the chat again in a moment."
         return view
 
     def _answer_messages(self, answer: str) -> list[dict[str, Any]]:
@@ -201,12 +153,6 @@ class ReplyView:
         if self.error is not None and self.error.status:
             lines.append(f"HTTP status: {self.error.status}")
         return "\n\n".join(lines)
-
-    def _tool_calls_markdown(self) -> str:
-        if not self.tool_calls:
-            return ""
-        calls = [f"`{c['name']}({c['arguments']})`" for _, c in sorted(self.tool_calls.items())]
-        return "\n\nTool calls requested: " + ", ".join(calls)
 
 
 def split_markdown(text: str, cuts: list[int]) -> list[str]:

@@ -36,7 +36,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from backend import Backend, Users
 
-from .app import CSS, build_app
+from .app import CSS, PAGE_JS, build_app
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +116,7 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
         show_error=True,
         max_file_size=settings.max_upload_bytes,
         css=CSS,
+        js=PAGE_JS,
         allowed_paths=[],
     )
     gradio_app = server.routes[-1].app  # type: ignore[attr-defined]  # the Mount just added

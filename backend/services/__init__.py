@@ -11,6 +11,7 @@ from ..config import Settings, load_settings
 from ..conversations import ConversationStore
 from ..imagegen import ImageStore
 from ..providers import Provider, create_provider
+from ..replies import Replies
 from ..store import SQLConversationStore
 from .chat import ChatService
 from .images import ImageService
@@ -34,6 +35,7 @@ class Backend:
         self.conversations: ConversationStore = self.store
         self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store))
         self.vision = VisionService(self.chat)
+        self.replies = Replies(self.chat, self.store, title_model=settings.defaults.title)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Backend:
@@ -49,9 +51,12 @@ class Backend:
         conversations, included), so a damaged, locked, unreachable or newer database stops start-up with one
         sentence (ConfigError) rather than the first request."""
         await self.store.open(owners)
+        # One app process per store: a reply still marked running was cut off when the app last stopped.
+        await self.store.interrupt_replies()
         await self.store.aclose()  # this loop's connections; the server opens its own
 
     async def aclose(self) -> None:
+        await self.replies.aclose()
         await asyncio.gather(*(provider.aclose() for provider in self.providers.values()), self.store.aclose())
 
 

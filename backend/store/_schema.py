@@ -1,9 +1,11 @@
 """The tables, as SQLAlchemy Core metadata: the migrations create them, the store queries them.
 
-Each conversation is one row; its messages are rows of their own, in order. Each generated image is a row
-referencing its file. Every key starts with the owner,
-so no query can reach a row without naming whose it is. Image bytes are files (see MediaFiles); messages
-reference them by name.
+Each conversation is one row; its messages are rows of their own, numbered in the order they were added, each
+naming the message it follows (`parent`): a tree whose branch on show ends at the conversation's `leaf`. A reply
+being generated has a row in `replies` while it runs and grows by rows in `reply_parts` (one per checkpoint, so a
+long reply's checkpoints cost the same each, not more and more). Each generated image is a row referencing its
+file. Every key starts with the owner, so no query can reach a row without naming whose it is. Image bytes are
+files (see MediaFiles); messages reference them by name.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ conversations = Table(
     Column("settings", Text, nullable=False),  # JSON
     Column("revision", Integer, nullable=False),
     Column("search_text", Text, nullable=False),  # title and every message's text, what search looks in
+    Column("leaf", Integer),  # the last message of the branch on show (None: no message yet)
     Index("ix_conversations_owner_updated", "owner", "updated"),
 )
 
@@ -36,6 +39,30 @@ messages = Table(
     Column("role", String(16), nullable=False),
     Column("text", Text, nullable=False),
     Column("details", Text, nullable=False),  # JSON: the message's other fields (provenance, timings, images)
+    Column("parent", Integer),  # the position of the message this one follows (None: a first message)
+    ForeignKeyConstraint(["owner", "conversation_id"], ["conversations.owner", "conversations.id"], ondelete="CASCADE"),
+)
+
+replies = Table(
+    "replies",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("conversation_id", String(32), primary_key=True),
+    Column("position", Integer, primary_key=True),  # the reply's message
+    Column("started", Float, nullable=False),
+    ForeignKeyConstraint(["owner", "conversation_id"], ["conversations.owner", "conversations.id"], ondelete="CASCADE"),
+)
+
+reply_parts = Table(
+    "reply_parts",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("conversation_id", String(32), primary_key=True),
+    Column("position", Integer, primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("reasoning", Text, nullable=False),
+    Column("at", Float, nullable=False),
     ForeignKeyConstraint(["owner", "conversation_id"], ["conversations.owner", "conversations.id"], ondelete="CASCADE"),
 )
 
