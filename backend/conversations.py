@@ -151,16 +151,16 @@ class Conversation(BaseModel):
         return [other for other, node in enumerate(self.nodes) if node.parent == parent]
 
     def show(self, number: int) -> None:
-        """Show the branch through node `number`, down to its newest continuation."""
+        """Show the branch through node `number` and on to where that branch was last added to (its newest
+        message: node numbers grow as messages are added)."""
         if not 0 <= number < len(self.nodes):
             raise ConversationError("That message is not part of this chat.")
-        children: dict[int, int] = {}
-        for other, node in enumerate(self.nodes):
-            if node.parent is not None:
-                children[node.parent] = other  # the newest child wins
-        while number in children:
-            number = children[number]
-        self.leaf = number
+        below, newest = {number}, number
+        for other in range(number + 1, len(self.nodes)):
+            if self.nodes[other].parent in below:
+                below.add(other)
+                newest = other
+        self.leaf = newest
 
     def cut_after(self, number: int | None) -> None:
         """End the visible branch at node `number` (None: before the first message); nothing is deleted, what

@@ -1,5 +1,7 @@
 """Two tabs of one user on one chat, through the real app: every save states the revision it read, so a tab
-working on an older copy never overwrites the other's turns; its message is added to what is stored now."""
+working on an older copy never overwrites the other's turns. Its message is added where that tab's page had it,
+to what is stored now: after the last turn the tab showed, as a version of the turn the other tab added meanwhile
+(so the model answers it in the context its sender saw, and both exchanges are kept)."""
 
 from __future__ import annotations
 
@@ -14,14 +16,14 @@ def test_two_tabs_sending_into_one_chat_lose_nothing(shared):  # noqa: F811
     tab_a = GradioSession(url, "alice", "alice-secret")
     tab_b = GradioSession(url, "alice", "alice-secret")
     submit = tab_a.fn_index("message", "submit")
-    respond = submit + 1
+    follow = submit + 1
 
     def send(tab: GradioSession, text: str, history: list) -> list:
         message = [{"text": text, "files": []}, history, None, "cloud/chat", "", 0.7, 1, 0, -1, "", ""]
         added = tab.call(submit, message)
         assert added["success"], added
         shown = added["output"]["data"][0]
-        replied = tab.call(respond, [shown, None, "cloud/chat", "", 0.7, 1, 0, -1, ""])
+        replied = tab.call(follow, [shown, None, ""])
         assert replied["success"], replied
         return replied["output"]["data"][0]
 
@@ -35,12 +37,16 @@ def test_two_tabs_sending_into_one_chat_lose_nothing(shared):  # noqa: F811
     shown_b = send(tab_b, "from B", shown_b)
 
     stored = asyncio.run(backend.conversations.get("alice", summary.id))
-    users = [message.text for message in stored.messages if message.role == "user"]
-    assert users == ["first from A", "second from A", "from B"]
-    assert len(stored.messages) == 6  # every question with its answer
-    assert "second from A" in str(shown_b)  # B now shows the chat as stored
-    # The model answering B was sent the chat as stored, A's second turn included.
+    every = [message.text for message in stored.nodes if message.role == "user"]
+    assert every == ["first from A", "second from A", "from B"]  # nothing lost
+    assert len(stored.nodes) == 6  # every question with its answer
+    shown = [message.text for message in stored.messages if message.role == "user"]
+    assert shown == ["first from A", "from B"]  # B's branch, on show
+    [b_question] = [n for n, message in enumerate(stored.nodes) if message.text == "from B"]
+    assert [stored.nodes[n].text for n in stored.versions(b_question)] == ["second from A", "from B"]
+    assert "from B" in str(shown_b) and "second from A" not in str(shown_b)
+    # The model answering B was sent what B's page showed: A's first turn and B's question.
     sent = [message["content"] for message in cloud.chat_requests()[-1].body["messages"]]
-    assert sent[::2] == ["first from A", "second from A", "from B"]
+    assert sent[::2] == ["first from A", "from B"]
     tab_a.close()
     tab_b.close()

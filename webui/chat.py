@@ -129,11 +129,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     settings = [model, system, temperature, top_p, max_tokens, seed]
 
     async def reopened(conversation, conversation_id: str | None, owner: str) -> Conversation | None:
-        """The open conversation as stored now (never another owner's: the store looks only in `owner`'s
-        conversations); None when the page has none open."""
-        conversation_id = conversation_id or (conversation.id if conversation is not None else None)
-        if not conversation_id:
-            return None
+        """The open conversation as this page shows it: the session's copy, or the stored one the page names
+        (never another owner's: the store looks only in `owner`'s conversations); None when none is open. A page's
+        change is made to what it shows; when another tab changed the chat meanwhile, `_change` merges."""
+        if conversation is not None or not conversation_id:
+            return conversation
         try:
             return await store.get(owner, conversation_id)
         except SwitchboardError:
@@ -597,10 +597,11 @@ async def _change(
     the stored conversation since this page read it, nothing of either is lost: the change is made again to what
     is stored now, and that is what the page shows from then on (returned, a new object). Changes name messages
     by their node numbers, which never change (messages are only ever added), so they mean the same there."""
-    change(conversation)
+    changed = conversation.model_copy(deep=True)  # the session's copy stays as it was if this fails
+    change(changed)
     try:
-        await store.save(owner, conversation)
-        return conversation
+        await store.save(owner, changed)
+        return changed
     except StaleConversationError:
         fresh = await store.get(owner, conversation.id)
         change(fresh)

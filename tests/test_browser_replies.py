@@ -1,0 +1,205 @@
+"""Replies that are never lost, in Chromium against the real app and the scripted upstream: a reply is generated on
+the server, so a reload or a closed page mid-reply loses nothing; every chat has its address (?chat=ID); editing
+and regenerating add versions that can be switched, and the model gets the branch on show; two tabs on one chat
+both keep their exchanges."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from backend import Backend, load_settings
+from tests.conftest import ARTIFACTS, scripted_config, stored_conversations
+from tests.test_browser import (
+    ANSWERS,
+    MESSAGE_BOX,
+    USER_MESSAGES,
+    WAIT,
+    answer,
+    open_chat,
+    send,
+    sent_messages,
+    toast,
+    wait_for_footer,
+    wait_until_idle,
+    words,
+)
+from tests.test_browser_conversations import exchange
+from tests.upstream import Reply, ScriptedUpstream
+
+pytestmark = pytest.mark.browser
+
+VERSIONS = "#versions input[role='combobox']"
+
+
+@pytest.fixture
+def app_url(upstream: ScriptedUpstream, write_config, serve_app) -> str:
+    return serve_app(Backend(load_settings(write_config(scripted_config(upstream)))))
+
+
+def chat_id(page: Page) -> str:
+    """The open chat's id, from the page's address."""
+    expect(page).to_have_url(re.compile(r"\?chat=[0-9a-f]{16}$"), timeout=WAIT)
+    return page.url.rsplit("=", 1)[1]
+
+
+def stored(tmp_path: Path, conversation_id: str) -> dict:
+    [found] = [c for c in stored_conversations(tmp_path / "data") if c["id"] == conversation_id]
+    return found
+
+
+def pick_version(page: Page, label: str) -> None:
+    """Choose the version whose label starts with `label` in the Versions picker."""
+    page.locator(VERSIONS).click()
+    page.locator("[role='option']", has_text=label).first.click()
+
+
+def test_reload_mid_reply_shows_the_text_so_far_and_follows_it_to_the_end(
+    request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream, tmp_path: Path
+):
+    reply = words(300)
+    upstream.enqueue(Reply.text(reply, delay=0.02))  # six seconds
+    page = open_chat(request, app_url)
+    send(page, "Tell me a long story.")
+    expect(answer(page)).to_contain_text("word010", timeout=WAIT)
+    conversation_id = chat_id(page)
+
+    page.reload()
+    expect(page.locator(USER_MESSAGES)).to_have_text(["Tell me a long story."], timeout=WAIT)
+    expect(answer(page)).to_contain_text("word000", timeout=WAIT)  # the text so far at once, then live
+    expect(page.locator("#stop")).to_be_visible()
+    wait_for_footer(page, "scripted/scripted-1")
+    wait_until_idle(page)
+    assert answer(page).inner_text().split() == "".join(reply).split()  # every word, once, in order
+    assert len(upstream.chat_requests()) == 1  # followed, not asked again
+    assert chat_id(page) == conversation_id
+    [_question, kept] = stored(tmp_path, conversation_id)["messages"]
+    assert kept["text"] == "".join(reply) and kept["status"] == "complete"
+    page.screenshot(path=str(ARTIFACTS / "replies-after-reload.png"))
+
+
+def test_a_closed_page_does_not_end_the_reply(
+    request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream, tmp_path: Path
+):
+    reply = words(150)
+    upstream.enqueue(Reply.text(reply, delay=0.02))  # three seconds
+    page = open_chat(request, app_url)
+    send(page, "Tell me a story.")
+    expect(answer(page)).to_contain_text("word005", timeout=WAIT)
+    conversation_id = chat_id(page)
+    context = page.context
+    page.goto("about:blank")  # the page goes away mid-reply
+    request_ = upstream.chat_requests()[0]
+    assert upstream.wait_for(lambda: request_.finished_at is not None, 20), "the reply ended with its page"
+    assert request_.disconnected_at is None
+
+    again = context.browser.new_page()
+    again.goto(f"{app_url}?chat={conversation_id}")
+    expect(answer(again)).to_have_text("".join(reply).strip(), timeout=WAIT)
+    wait_for_footer(again, "scripted/scripted-1")
+    assert stored(tmp_path, conversation_id)["messages"][1]["text"] == "".join(reply)
+
+
+def test_an_address_opens_only_its_owners_chat_and_back_moves_between_chats(
+    request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream
+):
+    page = open_chat(request, app_url)
+    exchange(page, "First chat", "Hello from the scripted upstream.")
+    first = chat_id(page)
+    page.locator("#new-chat").click()
+    expect(page).not_to_have_url(re.compile(r"chat="), timeout=WAIT)
+    exchange(page, "Second chat", "Hello from the scripted upstream.")
+    second = chat_id(page)
+    assert first != second
+    # (Back and forward as the browser's buttons do them; the page loads again at the address moved to.)
+    page.evaluate("history.go(-2)")  # past the new, empty chat, to the first chat
+    expect(page).to_have_url(re.compile(f"chat={first}$"), timeout=WAIT)
+    expect(page.locator(USER_MESSAGES)).to_have_text(["First chat"], timeout=WAIT)
+    page.evaluate("history.go(2)")
+    expect(page).to_have_url(re.compile(f"chat={second}$"), timeout=WAIT)
+    expect(page.locator(USER_MESSAGES)).to_have_text(["Second chat"], timeout=WAIT)
+
+    # An id that is not this owner's (here: none at all) opens nothing and says so in one sentence.
+    page.goto(f"{app_url}?chat={'0' * 16}")
+    toast(page, "That conversation does not exist (or is not yours).")
+    expect(page.locator(USER_MESSAGES)).to_have_count(0)
+
+
+def test_regenerate_and_edit_keep_versions_and_the_model_gets_the_branch_on_show(
+    request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream, tmp_path: Path
+):
+    page = open_chat(request, app_url)
+    upstream.enqueue(Reply.text(["Seven."]), Reply.text(["Eight."]))
+    exchange(page, "Pick a number.", "Seven.")
+    page.locator("#chatbot button[aria-label='Retry']").last.click()
+    expect(answer(page)).to_have_text("Eight.", timeout=WAIT)
+    wait_for_footer(page, "scripted/scripted-1")
+    wait_until_idle(page)
+    expect(page.locator(VERSIONS)).to_have_value(re.compile(r"^Answer 1 · 2/2 · Eight\."), timeout=WAIT)
+
+    pick_version(page, "Answer 1 · 1/2")  # the first answer is still there
+    expect(answer(page)).to_have_text("Seven.", timeout=WAIT)
+    upstream.enqueue(Reply.text(["Fourteen."]))
+    exchange(page, "Double it.", "Fourteen.")
+    assert sent_messages(upstream.chat_requests()[-1]) == [
+        {"role": "user", "content": "Pick a number."},
+        {"role": "assistant", "content": "Seven."},  # the version on show, not the newest
+        {"role": "user", "content": "Double it."},
+    ]
+
+    # Edit the first question: a new version of it, answered alone; the old one keeps what followed it.
+    upstream.enqueue(Reply.text(["Forty-two."]))
+    page.locator("#chatbot button[aria-label='Edit']").first.click()
+    editor = page.locator("#chatbot textarea.edit-textarea")
+    expect(editor).to_have_value("Pick a number.", timeout=WAIT)
+    editor.fill("Pick a big number.")
+    page.locator("#chatbot button[aria-label='Submit']").click()
+    expect(answer(page)).to_have_text("Forty-two.", timeout=WAIT)
+    wait_until_idle(page)
+    assert sent_messages(upstream.chat_requests()[-1]) == [{"role": "user", "content": "Pick a big number."}]
+    expect(page.locator(USER_MESSAGES)).to_have_text(["Pick a big number."])
+    page.screenshot(path=str(ARTIFACTS / "replies-versions.png"))
+
+    pick_version(page, "Question 1 · 1/2")
+    expect(page.locator(USER_MESSAGES)).to_have_text(["Pick a number.", "Double it."], timeout=WAIT)
+    expect(page.locator(ANSWERS)).to_have_text(["Seven.", "Fourteen."])
+    # The switch is stored: a reload shows the same branch.
+    page.reload()
+    expect(page.locator(USER_MESSAGES)).to_have_text(["Pick a number.", "Double it."], timeout=WAIT)
+    kept = stored(tmp_path, chat_id(page))
+    texts = ["Pick a number.", "Seven.", "Eight.", "Double it.", "Fourteen.", "Pick a big number.", "Forty-two."]
+    assert [m["text"] for m in kept["nodes"]] == texts  # nothing was deleted
+    assert [m["text"] for m in kept["messages"]] == ["Pick a number.", "Seven.", "Double it.", "Fourteen."]
+
+
+def test_two_tabs_on_one_chat_both_keep_their_exchanges(
+    request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream, tmp_path: Path
+):
+    tab_a = open_chat(request, app_url)
+    upstream.enqueue(Reply.text(["One."]), Reply.text(["Two."]), Reply.text(["Three."]))
+    exchange(tab_a, "First from A", "One.")
+    conversation_id = chat_id(tab_a)
+    tab_b = tab_a.context.browser.new_page()
+    tab_b.goto(tab_a.url)
+    expect(tab_b.locator(USER_MESSAGES)).to_have_text(["First from A"], timeout=WAIT)
+
+    exchange(tab_a, "Second from A", "Two.")
+    send(tab_b, "From B")  # B still shows only the first exchange
+    toast(tab_b, "changed in another tab")
+    expect(answer(tab_b)).to_have_text("Three.", timeout=WAIT)
+    wait_until_idle(tab_b)
+    expect(tab_b.locator(USER_MESSAGES)).to_have_text(["First from A", "From B"])
+    assert sent_messages(upstream.chat_requests()[-1]) == [
+        {"role": "user", "content": "First from A"},
+        {"role": "assistant", "content": "One."},
+        {"role": "user", "content": "From B"},
+    ]
+    kept = stored(tmp_path, conversation_id)
+    assert [m["text"] for m in kept["nodes"]] == ["First from A", "One.", "Second from A", "Two.", "From B", "Three."]
+    pick_version(tab_b, "Question 2 · 1/2")  # A's turn, a version of the same turn
+    expect(tab_b.locator(USER_MESSAGES)).to_have_text(["First from A", "Second from A"], timeout=WAIT)
+    expect(tab_b.locator(ANSWERS)).to_have_text(["One.", "Two."])
+    expect(tab_b.locator(MESSAGE_BOX)).to_be_editable()
