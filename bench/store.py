@@ -188,7 +188,7 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
             await store.delete(OWNER, saved.id)
 
         reply = await store.get(OWNER, conversation(conversations // 2, conversations).id)
-        streaming = "json" != engine.key  # the JSON store had no replies of their own: it saved the whole chat
+        streaming = engine.key != "json"  # the JSON store had no replies of their own: it saved the whole chat
         status = "streaming" if streaming else "complete"
         position = reply.add(StoredMessage(role="assistant", provider="scripted", model="scripted-1", status=status))
         await store.save(OWNER, reply)
@@ -204,6 +204,7 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
                 await store.save(OWNER, reply)
 
         results["checkpoint"] = await timings(checkpoint, repeat)
+        results.update(await long_reply(store, streaming, conversations))
     finally:
         await close(store)
 
@@ -215,6 +216,41 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
     finally:
         await close(restarted)
     return results
+
+
+LONG_REPLY_TOKENS = 20_000
+TOKENS_PER_CHECKPOINT = 50  # a second of a model streaming 50 tokens a second
+CHARS_PER_TOKEN = 4
+
+
+async def long_reply(store: Any, streaming: bool, conversations: int) -> dict[str, list[float]]:
+    """Every checkpoint of a 20,000-token reply (one per 50 tokens: 400, about 80,000 characters in all), then
+    its end: the SQL stores append each second's text; the JSON store rewrote the whole conversation, the reply so
+    far included, every time."""
+    reply = await store.get(OWNER, conversation(conversations // 3, conversations).id)
+    status = "streaming" if streaming else "complete"
+    position = reply.add(StoredMessage(role="assistant", provider="scripted", model="scripted-1", status=status))
+    await store.save(OWNER, reply)
+    piece = "word " * (TOKENS_PER_CHECKPOINT * CHARS_PER_TOKEN // 5)
+    samples = []
+    for seq in range(LONG_REPLY_TOKENS // TOKENS_PER_CHECKPOINT):
+        began = time.perf_counter()
+        if streaming:
+            await store.checkpoint(OWNER, reply.id, position, seq, ReplyPart(text=piece))
+        else:
+            reply.nodes[position].text += piece
+            await store.save(OWNER, reply)
+        samples.append(time.perf_counter() - began)
+    final = reply.nodes[position].model_copy(update={"text": piece * len(samples), "status": "complete"})
+    began = time.perf_counter()
+    if streaming:
+        await store.finish_reply(OWNER, reply.id, position, final)
+    else:
+        reply.nodes[position] = final
+        await store.save(OWNER, reply)
+    ended = time.perf_counter() - began
+    tenth = len(samples) // 10
+    return {"long first": samples[:tenth], "long last": samples[-tenth:], "long all": samples, "long end": [ended]}
 
 
 def engines(folder: Path, wanted: tuple[str, ...], stack: list[Callable[[], None]]) -> list[Engine]:
@@ -304,6 +340,18 @@ def rows_for(results: dict[str, dict[str, list[float]]], conversations: int, not
                         note=notes[key],
                     )
                 )
+    section = (
+        f"store: a {LONG_REPLY_TOKENS:,}-token reply written as it streams "
+        f"({LONG_REPLY_TOKENS // TOKENS_PER_CHECKPOINT} checkpoints, one a second)"
+    )
+    for key, samples in results.items():
+        first, last = percentile(samples["long first"], 0.5), percentile(samples["long last"], 0.5)
+        flat = {"target": "≤ 1.5x (no growth)", "ok": last <= 1.5 * first} if key != "json" else {}
+        rows += [
+            Row(section, f"{NAMES[key]}: last tenth's checkpoints vs first tenth's, p50", last, first, **flat),
+            Row(section, f"{NAMES[key]}: all the checkpoints together", sum(samples["long all"])),
+            Row(section, f"{NAMES[key]}: the reply's end", samples["long end"][0]),
+        ]
     section = f"store: one-off costs, {conversations:,} conversations"
     for key, samples in results.items():
         rows.append(

@@ -3,7 +3,12 @@ gradio_client, next to
 
   upstream        the upstream's own time: httpx + httpx-sse reading the same paced stream directly,
   per-token app   a plain gr.ChatInterface that yields the whole text after every token (the common pattern;
-                  bench/per_token_app.py), delivering the same reply to a gradio_client.
+                  bench/per_token_app.py), delivering the same reply to a gradio_client;
+  chat tab, reloaded twice
+                  the Chat tab's own events, as the page calls them (tests/gradio_http.py): the message is saved and
+                  its reply generated on the server; the page follows it, goes away a third of the way through, a
+                  new page opens the chat and follows it, goes away too, and a third page follows it to the end.
+                  Timed from sending to the third page holding the whole reply (checked token for token).
 
 The upstream sends `--rate` tokens a second (2,000 by default: a fast model) and the reply's length is set by the
 message, so one upstream serves every size. Cost is the app process's CPU time for one reply; to show it grows
@@ -16,6 +21,7 @@ Medians of `--repeat` deliveries, the parties taking turns.
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -50,11 +56,64 @@ def deliver(client, pid: int, tokens: int) -> tuple[float, float]:
     return elapsed, load.cpu_seconds(pid) - cpu
 
 
+def follow_for(session, fn_index: int, data: list, seconds: float | None) -> dict | None:
+    """Start an event of the page's and read its updates for `seconds` (then leave, as a closed page does), or to
+    its end (None): its last message then."""
+    event_id = session.join(fn_index, data)
+    deadline = None if seconds is None else time.perf_counter() + seconds
+    with session.http.stream("GET", "gradio_api/queue/data", params={"session_hash": session.session_hash}) as stream:
+        for line in stream.iter_lines():
+            if deadline is not None and time.perf_counter() > deadline:
+                return None
+            if line.startswith("data:"):
+                message = json.loads(line[5:])
+                if message.get("event_id") == event_id and message.get("msg") == "process_completed":
+                    return dict(message)
+    raise SystemExit("the page's stream ended before the reply")
+
+
+def chat_tab_with_reloads(url: str, tokens: int, upstream: float) -> float:
+    """Seconds from sending a message in the Chat tab to a third page holding the whole reply, two pages having
+    followed it for a third of the upstream's time each and gone away."""
+    from tests.gradio_http import GradioSession
+
+    first = GradioSession(url)
+    submit = first.fn_index("message", "submit")
+    model = next(c["props"]["value"] for c in first.config["components"] if c["props"].get("elem_id") == "model-picker")
+    began = time.perf_counter()
+    added = first.call(submit, [{"text": str(tokens), "files": []}, [], None, model, "", 0.7, 1, 0, -1, "", ""])
+    if not added["success"]:
+        raise SystemExit(f"the message was refused: {added['output']}")
+    shown, conversation_id = added["output"]["data"][0], added["output"]["data"][-1]
+    follow_for(first, submit + 1, [shown, None, ""], upstream / 3)
+    first.close()
+    for seconds in (upstream / 3, None):
+        page = GradioSession(url)
+        loaded = next(d["id"] for d in page.config["dependencies"] if d["targets"] and d["targets"][0][1] == "load")
+        page.call(loaded, [])  # the page lists the owner's chats
+        opened = page.call(page.fn_index("chat-list", "input"), [conversation_id])
+        if not opened["success"]:
+            raise SystemExit(f"the chat did not open: {opened['output']}")
+        opening = page.fn_index("chat-list", "input") + 1  # what follows opening: following its reply
+        last = follow_for(page, opening, [opened["output"]["data"][0], None, ""], seconds)
+        page.close()
+    elapsed = time.perf_counter() - began
+    assert last is not None
+    answer = "".join(
+        m["content"] if isinstance(m["content"], str) else "".join(p.get("text", "") for p in m["content"])
+        for m in last["output"]["data"][0]
+        if m["role"] == "assistant" and not (m.get("metadata") or {}).get("title")
+    )
+    if answer.strip() != "".join(numbered_tokens(tokens)).strip():
+        raise SystemExit(f"the reply followed across reloads lost or changed tokens ({len(answer)} characters)")
+    return elapsed
+
+
 def run(tokens: int = 20_000, rate: float = 2000, repeat: int = 3) -> list[Row]:
     from gradio_client import Client
 
     sizes = [tokens // 4, tokens // 2, tokens]
-    seconds: dict[str, list[float]] = {"upstream": [], "app": [], "per-token": []}
+    seconds: dict[str, list[float]] = {"upstream": [], "app": [], "per-token": [], "reloaded": []}
     cpu: dict[tuple[str, int], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="switchboard-bench-") as folder:
         with load.running_stack(Path(folder), tokens, concurrency=16, rate=rate, sized=True) as stack:
@@ -76,6 +135,9 @@ def run(tokens: int = 20_000, rate: float = 2000, repeat: int = 3) -> list[Row]:
                             cpu.setdefault((name, size), []).append(used)
                             if size == tokens:
                                 seconds[name].append(elapsed)
+                        if size == tokens:
+                            reloaded = chat_tab_with_reloads(stack.url, size, seconds["upstream"][-1])
+                            seconds["reloaded"].append(reloaded)
     section = f"UI delivery: a {tokens:,}-token reply at {rate:,.0f} tokens/s, to a gradio_client"
     upstream = median(seconds["upstream"])
     app, per_token = median(seconds["app"]), median(seconds["per-token"])
@@ -83,6 +145,15 @@ def run(tokens: int = 20_000, rate: float = 2000, repeat: int = 3) -> list[Row]:
         Row(section, "upstream's own time (httpx + httpx-sse)", upstream, upstream),
         Row(section, "through switchboard", app, upstream, target="≤ 1.1x upstream", ok=app <= 1.1 * upstream),
         Row(section, "through a per-token gr.ChatInterface", per_token, upstream, note="the common pattern"),
+        Row(
+            section,
+            "through the Chat tab, the page reloaded twice during the reply",
+            median(seconds["reloaded"]),
+            upstream,
+            target="≤ 1.1x upstream",
+            ok=median(seconds["reloaded"]) <= 1.1 * upstream,
+            note="generated on the server; three pages follow it in turn",
+        ),
     ]
     for name, label in (("app", "switchboard"), ("per-token", "per-token ChatInterface")):
         per_thousand = {size: median(cpu[(name, size)]) / size * 1000 for size in sizes}

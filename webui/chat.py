@@ -226,9 +226,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         if conversation is None or backend.replies.running(owner, conversation.id) is None:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), *idle()
             return
+        last = (gr.skip(),) * 4
         async for update in follow(chat_history, conversation, query, request):
             yield *update, *busy()
-        yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), *idle()
+            last = update
+        yield *last, *idle()  # the chat as stored once more: the step's result holds the whole of it
 
     def busy(*, clear: bool = False):
         stop_shown = gr.update(visible=True, interactive=True)
