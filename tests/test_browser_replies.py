@@ -174,6 +174,14 @@ def test_regenerate_and_edit_keep_versions_and_the_model_gets_the_branch_on_show
     assert [m["text"] for m in kept["nodes"]] == texts  # nothing was deleted
     assert [m["text"] for m in kept["messages"]] == ["Pick a number.", "Seven.", "Double it.", "Fourteen."]
 
+    # Undo takes the last exchange off the branch on show; it stays, and can be shown again.
+    page.locator("#chatbot button[aria-label='Undo']").last.click()
+    expect(page.locator(MESSAGE_BOX)).to_have_value("Double it.", timeout=WAIT)
+    expect(page.locator(USER_MESSAGES)).to_have_text(["Pick a number."])
+    pick_version(page, "Question 2 · 1/1 undone · Double it.")
+    expect(page.locator(USER_MESSAGES)).to_have_text(["Pick a number.", "Double it."], timeout=WAIT)
+    expect(page.locator(ANSWERS)).to_have_text(["Seven.", "Fourteen."])
+
 
 def test_two_tabs_on_one_chat_both_keep_their_exchanges(
     request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream, tmp_path: Path

@@ -427,3 +427,36 @@ async def test_saves_that_change_part_of_a_conversation_store_exactly_that(store
     assert conversation.messages[0].text == "How do tides work?"
     assert [s.id for s in await store.list("alice", "really")] == [conversation.id]
     assert [s.id for s in await store.list("alice", "walruses")] == [conversation.id]  # a version, still there
+
+
+def test_the_json_export_keeps_every_version_and_the_markdown_the_branch_on_show():
+    """Export writes the whole tree (JSON) and the visible branch (Markdown); importing our JSON restores the tree
+    and the branch on show; an export of the earlier format (a flat list of messages) still loads."""
+    conversation = Conversation(title="Numbers")
+    question = conversation.add(StoredMessage(role="user", text="Pick a number."))
+    conversation.add(StoredMessage(role="assistant", text="Seven."))
+    conversation.add(StoredMessage(role="assistant", text="Eight."), after=question)  # regenerated
+    conversation.add(StoredMessage(role="user", text="Double it."))
+    conversation.add(StoredMessage(role="assistant", text="Sixteen."))
+    conversation.show(1)  # back to the first answer, which has no continuation
+    assert [m.text for m in conversation.messages] == ["Pick a number.", "Seven."]
+    exported = json.dumps(conversation.to_export()).encode()
+    markdown = conversation.to_markdown()
+    assert "Seven." in markdown and "Eight." not in markdown and "Sixteen." not in markdown
+    again = parse_import(exported)
+    assert [(m.parent, m.text) for m in again.nodes] == [(m.parent, m.text) for m in conversation.nodes]
+    assert again.leaf == conversation.leaf and again.id != conversation.id
+    again.show(2)
+    assert [m.text for m in again.messages] == ["Pick a number.", "Eight.", "Double it.", "Sixteen."]
+    older = {
+        "format": "switchboard.conversation",
+        "version": 1,
+        "title": "Old",
+        "messages": [{"role": "user", "text": "Hi"}, {"role": "assistant", "text": "Hello"}],
+    }
+    flat = parse_import(json.dumps(older).encode())
+    assert [(m.parent, m.text) for m in flat.nodes] == [(None, "Hi"), (0, "Hello")] and flat.leaf == 1
+    # A tree that points forward (a cycle, or a message following one not yet written) is refused.
+    broken = {**conversation.to_export(), "nodes": [{"role": "user", "text": "a", "parent": 1}, {"role": "user"}]}
+    with pytest.raises(ConversationError, match="not a valid conversation"):
+        parse_import(json.dumps(broken).encode())

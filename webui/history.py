@@ -67,7 +67,8 @@ def user_node(conversation: Conversation, history: list[dict[str, Any]], index: 
 
 
 def version_choices(conversation: Conversation) -> list[tuple[str, int]]:
-    """For each turn of the visible branch that has versions, each version: ("Question 2 · 1/3 · words…", node)."""
+    """For each turn of the visible branch that has versions, each version ("Question 2 · 1/3 · words…", node);
+    then what an undo took off the end of the branch (it is kept: pick it to show it again)."""
     choices: list[tuple[str, int]] = []
     turn = {"user": 0, "assistant": 0}
     for node in conversation.branch:
@@ -76,14 +77,25 @@ def version_choices(conversation: Conversation) -> list[tuple[str, int]]:
             continue
         turn[message.role] += 1
         versions = conversation.versions(node)
-        if len(versions) < 2:
-            continue
-        kind = "Question" if message.role == "user" else "Answer"
-        for number, version in enumerate(versions, 1):
-            words = " ".join(conversation.nodes[version].text.split())
-            preview = words if len(words) <= 40 else words[:39] + "…"
-            choices.append((f"{kind} {turn[message.role]} · {number}/{len(versions)} · {preview}", version))
+        if len(versions) > 1:
+            choices += [
+                _version(conversation, message.role, turn[message.role], versions, version) for version in versions
+            ]
+    undone = [number for number, node in enumerate(conversation.nodes) if node.parent == conversation.leaf]
+    for version in undone:
+        role = conversation.nodes[version].role
+        choices.append(_version(conversation, role, turn.get(role, 0) + 1, undone, version, note="undone"))
     return choices
+
+
+def _version(
+    conversation: Conversation, role: str, turn: int, versions: list[int], version: int, note: str = ""
+) -> tuple[str, int]:
+    kind = "Question" if role == "user" else "Answer"
+    words = " ".join(conversation.nodes[version].text.split())
+    preview = words if len(words) <= 40 else words[:39] + "…"
+    place = f"{versions.index(version) + 1}/{len(versions)}" + (f" {note}" if note else "")
+    return f"{kind} {turn} · {place} · {preview}", version
 
 
 def shown_version(conversation: Conversation) -> int | None:
