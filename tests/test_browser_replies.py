@@ -16,6 +16,7 @@ from tests.conftest import ARTIFACTS, scripted_config, stored_conversations
 from tests.test_browser import (
     ANSWERS,
     MESSAGE_BOX,
+    THOUGHT_TITLES,
     USER_MESSAGES,
     WAIT,
     answer,
@@ -27,7 +28,7 @@ from tests.test_browser import (
     wait_until_idle,
     words,
 )
-from tests.test_browser_conversations import exchange
+from tests.test_browser_conversations import exchange, pick_model
 from tests.upstream import Reply, ScriptedUpstream
 
 pytestmark = pytest.mark.browser
@@ -79,6 +80,32 @@ def test_reload_mid_reply_shows_the_text_so_far_and_follows_it_to_the_end(
     [_question, kept] = stored(tmp_path, conversation_id)["messages"]
     assert kept["text"] == "".join(reply) and kept["status"] == "complete"
     page.screenshot(path=str(ARTIFACTS / "replies-after-reload.png"))
+
+
+def test_stop_from_another_page_of_the_chat_ends_the_reply(
+    request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app, tmp_path: Path
+):
+    """Stop on a second page of the chat ends the reply (on a route: stored with the provider and model that
+    answered, not the route's name), and both pages settle on it as stored."""
+    config = scripted_config(upstream) + '\n[routes]\nbest = ["scripted/scripted-1"]\n'
+    app_url = serve_app(Backend(load_settings(write_config(config))))
+    upstream.enqueue(Reply.text(words(300), delay=0.02))
+    page = open_chat(request, app_url)
+    pick_model(page, "route · best → scripted/scripted-1")
+    send(page, "Tell me a long story.")
+    expect(answer(page)).to_contain_text("word005", timeout=WAIT)
+    other = page.context.browser.new_page()
+    other.goto(page.url)
+    expect(answer(other)).to_contain_text("word010", timeout=WAIT)
+    other.locator("#stop").click()
+    request_ = upstream.chat_requests()[0]
+    assert upstream.wait_for(lambda: request_.disconnected_at is not None, 10), "Stop did not close the upstream"
+    for shown in (page, other):  # both pages settle on the stopped reply, as stored
+        expect(shown.locator(THOUGHT_TITLES).last).to_have_text("⏹ Stopped", timeout=WAIT)
+        wait_until_idle(shown)
+    kept = stored(tmp_path, chat_id(page))["messages"][1]
+    assert kept["status"] == "stopped" and kept["provider"] == "scripted" and kept["model"] == "scripted-1"
+    assert answer(page).inner_text().strip() == kept["text"].strip() == answer(other).inner_text().strip()
 
 
 def test_a_closed_page_does_not_end_the_reply(
