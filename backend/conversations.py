@@ -15,6 +15,7 @@ import logging
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -266,6 +267,14 @@ class Summary(BaseModel):
     snippet: str = ""  # with a search: the text around the match
 
 
+@dataclass(slots=True)
+class ReplyPart:
+    """What a reply being generated added since its last checkpoint."""
+
+    text: str = ""
+    reasoning: str = ""
+
+
 class ConversationStore(Protocol):
     """What the app needs from conversation storage. Every method names the owner and touches nothing of anyone
     else's. `save` checks `conversation.revision` against the stored one (StaleConversationError when another
@@ -275,6 +284,16 @@ class ConversationStore(Protocol):
     async def get(self, owner: str, conversation_id: str) -> Conversation: ...
     async def save(self, owner: str, conversation: Conversation) -> None: ...
     async def delete(self, owner: str, conversation_id: str) -> None: ...
+    async def checkpoint(
+        self,
+        owner: str,
+        conversation_id: str,
+        position: int,
+        seq: int,
+        part: ReplyPart,
+        provenance: StoredMessage | None = None,
+    ) -> None: ...
+    async def finish_reply(self, owner: str, conversation_id: str, position: int, message: StoredMessage) -> None: ...
     async def save_image(self, owner: str, data: bytes, mime: str) -> str: ...
     async def load_image(self, owner: str, reference: str) -> Image: ...
     def image_path(self, owner: str, reference: str) -> Path: ...

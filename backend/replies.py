@@ -20,15 +20,13 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from .conversations import Conversation, Handover, StoredMessage
+from .conversations import Conversation, ConversationStore, Handover, ReplyPart, StoredMessage
 from .errors import SwitchboardError
 from .events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
 from .request import ChatRequest
-from .store.sql import ReplyPart
 
 if TYPE_CHECKING:
     from .services import ChatService
-    from .store.sql import SQLConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +122,7 @@ class RunningReply:
         self.record = ReplyRecord(requested_model)
         self.events: list[StreamEvent] = []
         self.result: StoredMessage | None = None
-        self.stopping = False
+        self.stopping: str | None = None  # "stopped" (Stop) or "interrupted" (the app shutting down)
         self._changed = asyncio.Event()
         self._ended = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -156,9 +154,10 @@ class RunningReply:
         assert self.result is not None
         return self.result
 
-    def stop(self) -> None:
-        """End the reply now (the upstream is closed); what arrived is kept, marked stopped."""
-        self.stopping = True
+    def stop(self, status: str = "stopped") -> None:
+        """End the reply now (the upstream is closed); what arrived is kept, marked `status` ("stopped", or
+        "interrupted" when the app shuts down)."""
+        self.stopping = status
         if self._generation is not None and not self._generation.done():
             self._generation.cancel()
 
@@ -179,7 +178,7 @@ class Replies:
     def __init__(
         self,
         chat: ChatService,
-        store: SQLConversationStore,
+        store: ConversationStore,
         *,
         title_model: str | None = None,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
@@ -224,9 +223,9 @@ class Replies:
         return reply
 
     async def aclose(self) -> None:
-        """Stop every reply and wait for each to be written (a server shutting down)."""
+        """Stop every reply, marked interrupted, and wait for each to be written (a server shutting down)."""
         for reply in list(self._running.values()):
-            reply.stop()
+            reply.stop("interrupted")
         await asyncio.gather(*(r._task for r in list(self._running.values()) if r._task), return_exceptions=True)
 
     async def _run(
@@ -240,7 +239,7 @@ class Replies:
             except asyncio.CancelledError:
                 if not reply.stopping:  # this task itself was cancelled: the server is going away
                     raise
-                status = "stopped"
+                status = reply.stopping
             except SwitchboardError as error:
                 reply.record.fail(error)
             except Exception as error:  # a bug of ours must not leave the reply "running"
@@ -248,6 +247,8 @@ class Replies:
                 reply.record.fail(SwitchboardError(f"internal error ({type(error).__name__}); see the server log"))
         reply.record.close()
         result = reply.record.to_stored(status)
+        if status == "interrupted":
+            result.error = INTERRUPTED
         try:
             await self.store.finish_reply(reply.owner, reply.conversation_id, reply.position, result)
             if question is not None and result.status == "complete":

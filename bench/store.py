@@ -36,8 +36,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from backend.conversations import Conversation, StoredMessage
-from backend.store.sql import ReplyPart
+from backend.conversations import Conversation, ReplyPart, StoredMessage
 from bench.common import Row, percentile
 from bench.report import command_line
 

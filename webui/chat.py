@@ -184,6 +184,10 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 }
 
             stored = await _change(store, owner, conversation or Conversation(), answered)
+        except BaseException:
+            slot.__exit__(None, None, None)
+            raise
+        try:
             chat_request = ChatRequest(
                 model=model_id or default,
                 messages=await model_messages(store, owner, stored, system_prompt or ""),
@@ -193,9 +197,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 seed=int(seed_value) if seed_value is not None and seed_value >= 0 else None,
             )
             backend.replies.start(owner, stored, chat_request, release=lambda: slot.__exit__(None, None, None))
-        except BaseException:
+        except SwitchboardError as error:  # the reply could not start: it is stored as failed, with the reason
             slot.__exit__(None, None, None)
-            raise
+            assert stored.leaf is not None
+            failed = StoredMessage(role="assistant", status="failed", error=error.user_message(), model=model_id)
+            await store.finish_reply(owner, stored.id, stored.leaf, failed)
         return stored
 
     async def follow(chat_history: list, conversation, query: str, request: gr.Request) -> AsyncIterator:

@@ -105,6 +105,8 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     blocks.state_session_capacity = settings.max_sessions
 
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    # A reply still being generated when the server stops is stored with its text so far, marked interrupted.
+    server.router.on_shutdown.append(backend.replies.aclose)
     gr.mount_gradio_app(
         server,
         blocks,

@@ -44,6 +44,7 @@ from ..conversations import (
     Conversation,
     ConversationError,
     MediaFiles,
+    ReplyPart,
     StaleConversationError,
     StoredMessage,
     Summary,
@@ -75,14 +76,6 @@ class _Known:
     revision: int
     rows: tuple[_Row, ...]
     search_text: str
-
-
-@dataclass(slots=True)
-class ReplyPart:
-    """What a reply being generated added since its last checkpoint."""
-
-    text: str = ""
-    reasoning: str = ""
 
 
 class SQLConversationStore:
