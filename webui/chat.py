@@ -341,16 +341,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         request: gr.Request,
     ):
         """Regenerate an answer: a new version of it, after the same question; the old one stays a version."""
+
+        def after_the_question(conversation: Conversation) -> Callable[[Conversation], object]:
+            question = history.user_node(conversation, chat_history, data.index)
+            return lambda target: target.cut_after(question)
+
         chosen = (model_id, system_prompt, temp, top, max_new, seed_value)
-        _count(limits, request)
-        owner = owner_of(request)
-        conversation = await reopened(conversation, conversation_id, owner)
-        if conversation is None:
-            raise gr.Error("Open a chat first.")
-        question = history.user_node(conversation, chat_history, data.index)
-        stored = await reply_to(request, conversation, lambda target: target.cut_after(question), *chosen)
-        messages, picker = shown(owner, stored, live=True)
-        return messages, picker, *busy(clear=False), stored, gr.skip(), gr.skip()
+        return await answer_again(request, conversation, conversation_id, chosen, after_the_question)
 
     async def edit(
         chat_history: list,
@@ -366,20 +363,33 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         request: gr.Request,
     ):
         """Edit a question: the edited one is a new version of it (what followed the old one stays with it)."""
-        chosen = (model_id, system_prompt, temp, top, max_new, seed_value)
         text = message_text(data.value)
         if problem := _text_problem(backend, text):
             raise gr.Error(problem)
+
+        def edited_question(conversation: Conversation) -> Callable[[Conversation], object]:
+            old = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
+            edited = StoredMessage(role="user", text=text, images=old.images)
+            return lambda target: target.add(edited.model_copy(), after=old.parent)
+
+        chosen = (model_id, system_prompt, temp, top, max_new, seed_value)
+        return await answer_again(request, conversation, conversation_id, chosen, edited_question)
+
+    async def answer_again(
+        request: gr.Request,
+        conversation,
+        conversation_id,
+        chosen: tuple,
+        question: Callable[[Conversation], Callable[[Conversation], object]],
+    ):
+        """Retry and Edit: `question(conversation)` is the change that ends the branch with the question to
+        answer; then a new reply to it, as for a sent message."""
         _count(limits, request)
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
         if conversation is None:
             raise gr.Error("Open a chat first.")
-        old = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
-        edited = StoredMessage(role="user", text=text, images=old.images)
-        stored = await reply_to(
-            request, conversation, lambda target: target.add(edited.model_copy(), after=old.parent), *chosen
-        )
+        stored = await reply_to(request, conversation, question(conversation), *chosen)
         messages, picker = shown(owner, stored, live=True)
         return messages, picker, *busy(clear=False), stored, gr.skip(), gr.skip()
 
@@ -393,7 +403,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         question = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
         before = question.parent
         stored = await _change(store, owner, conversation, lambda target: target.cut_after(before))
-        files = [str(store.image_path(owner, reference)) for reference in question.images]
+        files = history.viewable_images(backend, owner, question.images)
         return *shown(owner, stored), {"text": question.text, "files": files}, stored
 
     async def pick_version(node, conversation, conversation_id, request: gr.Request):

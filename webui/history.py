@@ -32,27 +32,35 @@ async def store_user_message(backend: Backend, owner: str, text: str, images: li
 
 def render(backend: Backend, owner: str, conversation: Conversation, *, live: bool = False) -> list[dict[str, Any]]:
     """The Chatbot messages for a stored conversation's visible branch; with `live`, without the reply being
-    generated at its end (the page follows that one). Images are copied to a private temporary folder that
-    Gradio may serve (under a name derived from their content), never from the store itself."""
-    view_dir = Path(tempfile.mkdtemp(prefix="switchboard-view-"))
+    generated at its end (the page follows that one). Images are shown from copies (`viewable_images`)."""
     history: list[dict[str, Any]] = []
     shown = list(conversation.messages)
     if live and shown and shown[-1].status == "streaming":
         shown.pop()
     for message in shown:
         if message.role == "user":
-            files = []
-            for reference in message.images:
-                source = backend.conversations.image_path(owner, reference)
-                if source.is_file():
-                    target = view_dir / source.name
-                    shutil.copyfile(source, target)
-                    files.append({"path": str(target)})
+            files = [{"path": path} for path in viewable_images(backend, owner, message.images)]
             content = [{"type": "text", "text": message.text}, *files] if files else message.text
             history.append({"role": "user", "content": content})
         elif message.role == "assistant":
             history += ReplyView.restored(message).messages()
     return history
+
+
+def viewable_images(backend: Backend, owner: str, references: list[str]) -> list[str]:
+    """Copies of stored images in a private temporary folder that Gradio may serve (under a name derived from
+    their content), never the store's own files; missing ones are left out."""
+    if not references:
+        return []
+    view_dir = Path(tempfile.mkdtemp(prefix="switchboard-view-"))
+    paths = []
+    for reference in references:
+        source = backend.conversations.image_path(owner, reference)
+        if source.is_file():
+            target = view_dir / source.name
+            shutil.copyfile(source, target)
+            paths.append(str(target))
+    return paths
 
 
 def user_node(conversation: Conversation, history: list[dict[str, Any]], index: Any) -> int:

@@ -11,6 +11,7 @@ files (see MediaFiles); messages reference them by name.
 from __future__ import annotations
 
 from sqlalchemy import Column, Float, ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy.sql.schema import SchemaItem
 
 metadata = MetaData()
 
@@ -30,40 +31,39 @@ conversations = Table(
     Index("ix_conversations_owner_updated", "owner", "updated"),
 )
 
+
+def _message_key() -> list[SchemaItem]:
+    """The columns that name a message (owner, conversation, position), and the conversation they belong to."""
+    return [
+        Column("owner", String(200), primary_key=True),
+        Column("conversation_id", String(32), primary_key=True),
+        Column("position", Integer, primary_key=True),
+        ForeignKeyConstraint(
+            ["owner", "conversation_id"], ["conversations.owner", "conversations.id"], ondelete="CASCADE"
+        ),
+    ]
+
+
 messages = Table(
     "messages",
     metadata,
-    Column("owner", String(200), primary_key=True),
-    Column("conversation_id", String(32), primary_key=True),
-    Column("position", Integer, primary_key=True),
+    *_message_key(),
     Column("role", String(16), nullable=False),
     Column("text", Text, nullable=False),
     Column("details", Text, nullable=False),  # JSON: the message's other fields (provenance, timings, images)
     Column("parent", Integer),  # the position of the message this one follows (None: a first message)
-    ForeignKeyConstraint(["owner", "conversation_id"], ["conversations.owner", "conversations.id"], ondelete="CASCADE"),
 )
 
-replies = Table(
-    "replies",
-    metadata,
-    Column("owner", String(200), primary_key=True),
-    Column("conversation_id", String(32), primary_key=True),
-    Column("position", Integer, primary_key=True),  # the reply's message
-    Column("started", Float, nullable=False),
-    ForeignKeyConstraint(["owner", "conversation_id"], ["conversations.owner", "conversations.id"], ondelete="CASCADE"),
-)
+replies = Table("replies", metadata, *_message_key(), Column("started", Float, nullable=False))
 
 reply_parts = Table(
     "reply_parts",
     metadata,
-    Column("owner", String(200), primary_key=True),
-    Column("conversation_id", String(32), primary_key=True),
-    Column("position", Integer, primary_key=True),
+    *_message_key(),
     Column("seq", Integer, primary_key=True),
     Column("text", Text, nullable=False),
     Column("reasoning", Text, nullable=False),
     Column("at", Float, nullable=False),
-    ForeignKeyConstraint(["owner", "conversation_id"], ["conversations.owner", "conversations.id"], ondelete="CASCADE"),
 )
 
 legacy_imports = Table(
