@@ -238,3 +238,25 @@ def test_two_tabs_on_one_chat_both_keep_their_exchanges(
     expect(tab_b.locator(USER_MESSAGES)).to_have_text(["First from A", "Second from A"], timeout=WAIT)
     expect(tab_b.locator(ANSWERS)).to_have_text(["One.", "Two."])
     expect(tab_b.locator(MESSAGE_BOX)).to_be_editable()
+
+
+def test_opening_another_chat_mid_reply_leaves_the_reply_running_and_the_new_view_alone(
+    request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream, tmp_path: Path
+):
+    reply = words(150)
+    upstream.enqueue(Reply.text(reply, delay=0.02))  # three seconds
+    page = open_chat(request, app_url)
+    send(page, "Tell me a story.")
+    expect(answer(page)).to_contain_text("word005", timeout=WAIT)
+    first = chat_id(page)
+    page.locator("#new-chat").click()
+    expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
+    expect(page.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)  # Send is back for the new chat
+    request_ = upstream.chat_requests()[0]
+    assert upstream.wait_for(lambda: request_.finished_at is not None, 20)
+    page.wait_for_timeout(500)  # the end of the reply reaches no page that shows another chat
+    expect(page.locator(USER_MESSAGES)).to_have_count(0)
+    exchange(page, "Something else", "Hello from the scripted upstream.")
+    assert chat_id(page) != first
+    page.goto(f"{app_url}?chat={first}")
+    expect(answer(page)).to_have_text("".join(reply).strip(), timeout=WAIT)

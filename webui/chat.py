@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -127,6 +128,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     open_id = gr.Textbox(visible="hidden", elem_id="open-chat-id")
 
     settings = [model, system, temperature, top_p, max_tokens, seed]
+    shows = _Showing()
 
     async def reopened(conversation, conversation_id: str | None, owner: str) -> Conversation | None:
         """The open conversation as this page shows it: the session's copy, or the stored one the page names
@@ -219,10 +221,18 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         view = ReplyView(running.record.requested)
         yield chat_history + view.messages(), gr.skip(), gr.skip(), gr.skip()  # a "waiting" line at once
         async for batch in batched(running.follow(), pacer):
+            if not shows.still(request, running.conversation_id):
+                # The page opened another chat meanwhile, which is on show now. (A step's last output is applied
+                # again when it ends: it must not be this chat's view.)
+                yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+                return
             for event in batch:
                 view.apply(event)
             yield chat_history + view.messages(), gr.skip(), gr.skip(), gr.skip()
         await running.wait()
+        if not shows.still(request, running.conversation_id):
+            yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
+            return
         fresh = await reopened(None, running.conversation_id, owner)
         yield *shown(owner, fresh), fresh, await listed(owner, running.conversation_id, query)
 
@@ -236,6 +246,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         async for update in follow(chat_history, conversation, query, request):
             yield *update, *busy()
             last = update
+        if not shows.still(request, conversation.id):  # another chat is on show: leave its view alone
+            last = (gr.skip(),) * 4
         yield *last, *idle()  # the chat as stored once more: the step's result holds the whole of it
 
     def busy(*, clear: bool = False):
@@ -289,6 +301,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         )
         listing = await listed(owner, stored.id, query)
         messages, picker = shown(owner, stored, live=True)
+        shows.chat(request, stored.id)
         return messages, picker, *busy(clear=True), stored, listing, stored.id
 
     async def check_message(
@@ -391,6 +404,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             raise gr.Error("Open a chat first.")
         stored = await reply_to(request, conversation, question(conversation), *chosen)
         messages, picker = shown(owner, stored, live=True)
+        shows.chat(request, stored.id)
         return messages, picker, *busy(clear=False), stored, gr.skip(), gr.skip()
 
     async def undo(chat_history: list, conversation, conversation_id, data: gr.UndoData, request: gr.Request):
@@ -469,6 +483,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     hide_confirm = gr.update(visible=False)
 
     async def start_new(query: str, request: gr.Request):
+        shows.chat(request, "")
         listing = await listed(owner_of(request), None, query)
         return *shown("", None), None, listing, "", gr.update(value=None, visible=False), hide_confirm, ""
 
@@ -480,6 +495,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             conversation = await store.get(owner, conversation_id)
         except SwitchboardError as error:
             return _refused(error.user_message(), 13)
+        shows.chat(request, conversation.id)
         saved = conversation.settings
         chosen_model = conversation.model if conversation.model in {id_ for _, id_ in choices} else default
         running = backend.replies.running(owner, conversation.id) is not None
@@ -526,6 +542,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 await store.delete(owner, conversation_id)
             except SwitchboardError as error:
                 return _refused(error.user_message(), 7)
+        shows.chat(request, "")
         return *shown(owner, None), None, await listed(owner, None, query), "", hide_confirm, ""
 
     def export(kind: str):
@@ -544,6 +561,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 conversation = await history.import_file(backend, owner, path)
         except SwitchboardError as error:
             return _refused(f"Import failed: {error.user_message()}", 7)
+        shows.chat(request, conversation.id)
         return (
             *shown(owner, conversation),
             conversation,
@@ -606,6 +624,29 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             raise gr.Error(error.user_message()) from None
 
     gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
+
+
+class _Showing:
+    """Which chat each page (Gradio session) shows, so a page following a reply stops when it opens another chat
+    (the reply goes on; only that page's view of it ends). The newest SESSIONS pages are remembered."""
+
+    SESSIONS = 10_000
+
+    def __init__(self) -> None:
+        self._chats: OrderedDict[str, str] = OrderedDict()
+
+    def chat(self, request: gr.Request | None, conversation_id: str) -> None:
+        session = getattr(request, "session_hash", None)
+        if session:
+            self._chats[session] = conversation_id
+            self._chats.move_to_end(session)
+            while len(self._chats) > self.SESSIONS:
+                self._chats.popitem(last=False)
+
+    def still(self, request: gr.Request | None, conversation_id: str) -> bool:
+        """Whether the page still shows that chat (a page not seen yet shows what it asked to follow)."""
+        session = getattr(request, "session_hash", None)
+        return self._chats.get(session or "", conversation_id) == conversation_id
 
 
 async def _change(
