@@ -65,6 +65,13 @@ _LAZY = {
     "ChatRequest": ".request",
     "Backend": ".services",
     "ChatService": ".services",
+    "DOCUMENT_EXTENSIONS": ".documents",
+    "Document": ".documents",
+    "DocumentError": ".documents",
+    "check_fits": ".documents",
+    "is_document": ".documents",
+    "read_document": ".documents",
+    "StoredDocument": ".conversations",
     "Replies": ".replies",
     "ReplyRecord": ".replies",
     "RunningReply": ".replies",
@@ -100,11 +107,13 @@ if TYPE_CHECKING:
         ConversationStore,
         Handover,
         StaleConversationError,
+        StoredDocument,
         StoredMessage,
         Summary,
         model_messages,
         parse_import,
     )
+    from .documents import DOCUMENT_EXTENSIONS, Document, DocumentError, check_fits, is_document, read_document
     from .factory import ChatClient, create_client
     from .imagegen import ImageRequest, StoredImage
     from .limits import TooManyRequestsError, VisitorLimits
@@ -129,6 +138,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "DOCUMENT_EXTENSIONS",
     "MAX_IMPORT_BYTES",
     "APIConnectionError",
     "APIError",
@@ -148,6 +158,8 @@ __all__ = [
     "ConversationError",
     "ConversationStore",
     "CoolingDownError",
+    "Document",
+    "DocumentError",
     "Finish",
     "Handover",
     "Image",
@@ -170,6 +182,7 @@ __all__ = [
     "Settings",
     "StaleConversationError",
     "Started",
+    "StoredDocument",
     "StoredImage",
     "StoredMessage",
     "StreamError",
@@ -184,11 +197,14 @@ __all__ = [
     "Usage",
     "Users",
     "VisitorLimits",
+    "check_fits",
     "create_client",
     "hash_password",
+    "is_document",
     "load_settings",
     "load_users",
     "model_messages",
     "parse_import",
+    "read_document",
     "validate_image",
 ]

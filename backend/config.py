@@ -100,8 +100,9 @@ class StoreConfig(_Strict):
     def _supported_without_password(cls, value: str) -> str:
         if not value:
             return value
-        if not value.startswith(("sqlite+aiosqlite:///", "postgresql+asyncpg://")):
-            raise ValueError(f"must start with sqlite+aiosqlite:/// or postgresql+asyncpg:// (got {value[:40]!r})")
+        # (sqlite+aiosqlite:/// is what an earlier version asked for: still read, the same file.)
+        if not value.startswith(("sqlite:///", "sqlite+aiosqlite:///", "postgresql+asyncpg://")):
+            raise ValueError(f"must start with sqlite:/// or postgresql+asyncpg:// (got {value[:40]!r})")
         from sqlalchemy.engine import make_url
 
         try:

@@ -24,6 +24,7 @@ import aiofiles.os
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ._files import owner_folder, remove_stale_temporaries, write_atomically
+from .documents import Document
 from .errors import OwnMessageError
 from .media import Image
 from .request import Message
@@ -35,7 +36,14 @@ TITLE_LENGTH = 60
 MAX_IMPORT_BYTES = 5_000_000  # a few thousand pages of chat; parsing and showing more would stall the server
 
 
-MIME_BY_EXTENSION = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".gif": "image/gif"}
+MIME_BY_EXTENSION = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".pdf": "application/pdf",
+    ".txt": "text/plain",
+}
 
 
 class ConversationError(OwnMessageError):
@@ -51,6 +59,14 @@ class Handover(BaseModel):
     reason: str = ""
 
 
+class StoredDocument(BaseModel):
+    """A document attached to a message: its name, its text (what the model reads) and the file as attached."""
+
+    name: str
+    text: str
+    file: str | None = None  # a reference in the owner's media folder; None after an import
+
+
 class StoredMessage(BaseModel):
     """One message with where it came from. `images` are references returned by `ConversationStore.save_image`.
     `provider`/`model` answered first; `handovers` lists the providers that continued the answer, if any."""
@@ -58,6 +74,7 @@ class StoredMessage(BaseModel):
     role: Literal["user", "assistant", "system"]
     text: str = ""
     images: list[str] = Field(default_factory=list)
+    documents: list[StoredDocument] = Field(default_factory=list)
     reasoning: str = ""
     provider: str | None = None
     model: str | None = None
@@ -191,6 +208,7 @@ class Conversation(BaseModel):
                 lines += [f"> {line}" for line in message.reasoning.splitlines()] + [""]
             lines.append(message.text)
             lines += [f"![image]({ref})" for ref in message.images]
+            lines += [f"📎 {document.name}" for document in message.documents]
             if message.status != "complete":
                 lines.append(f"\n*({message.status}{': ' + message.error if message.error else ''})*")
             lines.append("")
@@ -239,6 +257,8 @@ def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversati
     # Image references point into the exporting owner's store; they do not travel with a JSON file.
     for message in conversation.nodes:
         message.images = []
+        for document in message.documents:  # its text travels with the file; the attached file does not
+            document.file = None
         if message.status == "streaming":  # that reply ended with the export
             message.status = "interrupted"
     return conversation
@@ -333,7 +353,7 @@ class MediaFiles:
         return Image(data, MIME_BY_EXTENSION.get(path.suffix, "application/octet-stream"))
 
     def path(self, owner: str, reference: str) -> Path:
-        if not re.fullmatch(r"media/[0-9a-f]{64}\.(png|jpg|webp|gif|bin)", reference):
+        if not re.fullmatch(r"media/[0-9a-f]{64}\.(png|jpg|webp|gif|pdf|txt|bin)", reference):
             raise ConversationError("Not an image reference of this store.")
         return self.root / owner_folder(owner) / reference
 
@@ -356,6 +376,10 @@ async def legacy_conversations(root: Path, owner: str) -> list[Conversation]:
     return found
 
 
+def _for_model(document: StoredDocument) -> str:
+    return Document(document.name, document.text, "").for_model()
+
+
 async def model_messages(
     store: ConversationStore, owner: str, conversation: Conversation, system_prompt: str = ""
 ) -> list[Message]:
@@ -366,10 +390,11 @@ async def model_messages(
     for message in conversation.messages:
         if message.role == "system" or (message.role == "assistant" and not message.text):
             continue
+        text = "\n\n".join([*(_for_model(document) for document in message.documents), message.text]).strip()
         images = [await store.load_image(owner, reference) for reference in message.images]
         if images:
-            parts = [{"type": "text", "text": message.text}, *(image.part() for image in images)]
+            parts = [{"type": "text", "text": text}, *(image.part() for image in images)]
             messages.append({"role": message.role, "content": parts})
         else:
-            messages.append({"role": message.role, "content": message.text})
+            messages.append({"role": message.role, "content": text})
     return messages

@@ -56,7 +56,7 @@ def sample(text: str = "How do tides work?") -> Conversation:
 def engine(request, tmp_path) -> tuple[str, str | None]:
     """The store's database URL and password: an SQLite file, or a fresh database of a throwaway PostgreSQL."""
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'switchboard.db'}", None
+        return f"sqlite:///{tmp_path / 'switchboard.db'}", None
     return request.getfixturevalue("postgres_url")
 
 

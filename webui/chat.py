@@ -11,6 +11,7 @@ from typing import Any
 import gradio as gr
 
 from backend import (
+    DOCUMENT_EXTENSIONS,
     Backend,
     ChatRequest,
     Conversation,
@@ -22,7 +23,10 @@ from backend import (
     TextDelta,
     TooManyRequestsError,
     VisitorLimits,
+    check_fits,
+    is_document,
     model_messages,
+    read_document,
     validate_image,
 )
 
@@ -100,9 +104,12 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             versions = gr.Dropdown(choices=[], label="Versions", visible=False, elem_id="versions")
             with gr.Row(equal_height=True):
                 textbox = gr.MultimodalTextbox(
-                    placeholder="Message (Enter to send, Shift+Enter for a new line); attach images for vision models",
+                    placeholder=(
+                        "Message (Enter to send, Shift+Enter for a new line); attach documents (text, code, PDF), "
+                        "and images for vision models"
+                    ),
                     show_label=False,
-                    file_types=["image"],
+                    file_types=["image", *sorted(DOCUMENT_EXTENSIONS)],
                     file_count="multiple",
                     sources=["upload"],
                     submit_btn=False,
@@ -275,18 +282,19 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         """Save the message (checked by `check_message` first) and start its reply; show it. The message counts
         against the visitor's limits here, where it is saved: refused, nothing is kept."""
         text = ((message or {}).get("text") or "").strip()
-        paths = [_file_path(file) for file in (message or {}).get("files") or []]
+        pictures, attached = _attachments(message)
         if problem := _text_problem(backend, text):
             raise gr.Error(problem)
         try:
             limit = backend.settings.app.max_upload_bytes
-            images = [await validate_image(path, max_bytes=limit) for path in paths]
+            images = [await validate_image(path, max_bytes=limit) for path in pictures]
+            documents = [await read_document(path, name=name, max_bytes=limit) for path, name in attached]
             limits.count(visitor_of(request))
         except SwitchboardError as error:
             raise gr.Error(error.user_message()) from None
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
-        question = await history.store_user_message(backend, owner, text, images)
+        question = await history.store_user_message(backend, owner, text, images, documents)
         after = conversation.leaf if conversation is not None else None
         stored = await reply_to(
             request,
@@ -694,24 +702,28 @@ async def _message_problem(
 ) -> str | None:
     """Why a message cannot be sent as it is, in one sentence; None when it can."""
     text = ((message or {}).get("text") or "").strip()
-    files = [_file_path(file) for file in (message or {}).get("files") or []]
-    if not text and not files:
+    pictures, attached = _attachments(message)
+    if not text and not pictures and not attached:
         return "Type a message first."
     problem = _text_problem(backend, text) or _limit_problem(limits, request)
-    if problem or not files:
+    if problem or not (pictures or attached):
         return problem
-    for path in files:
+    limit = backend.settings.app.max_upload_bytes
+    try:
+        info = backend.models.info(model_id)
+        # Documents by their content (a PDF must parse, text must be UTF-8), off the event loop.
+        documents = [await read_document(path, name=name, max_bytes=limit) for path, name in attached]
+        check_fits(documents, model_id, info.context_length, text)
+    except SwitchboardError as error:
+        return error.user_message()
+    for path in pictures:
         try:
             # By content, not by name; off the event loop. Decoded once: the backend remembers what it prepared, so
             # the step that saves the message gets this result back.
-            await validate_image(path, max_bytes=backend.settings.app.max_upload_bytes)
+            await validate_image(path, max_bytes=limit)
         except InvalidImageError as error:
             return f"{Path(path).name}: {error.user_message()}"
-    try:
-        reads_images = backend.models.info(model_id).vision
-    except SwitchboardError as error:
-        return error.user_message()
-    if not reads_images:
+    if pictures and not info.vision:
         return f"{model_id} does not read images; pick a vision model, or send the text alone."
     return None
 
@@ -737,6 +749,19 @@ def _parts(content: Any) -> list[dict]:
 
 def _file_path(file: Any) -> str:
     return file.get("path", "") if isinstance(file, dict) else str(file)
+
+
+def _attachments(message: dict | None) -> tuple[list[str], list[tuple[str, str]]]:
+    """A message's attached files: the pictures' paths, and the documents' (path, name as attached)."""
+    pictures, documents = [], []
+    for file in (message or {}).get("files") or []:
+        path = _file_path(file)
+        name = (file.get("orig_name") if isinstance(file, dict) else None) or Path(path).name
+        if is_document(name):
+            documents.append((path, name))
+        else:
+            pictures.append(path)
+    return pictures, documents
 
 
 def _message_position(index: Any) -> int:

@@ -8,6 +8,7 @@ Everything is per owner: the logged-in user, or "local" when the app runs withou
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,7 +16,17 @@ from typing import Any
 
 import aiofiles
 
-from backend import MAX_IMPORT_BYTES, Backend, Conversation, ConversationError, Image, StoredMessage, parse_import
+from backend import (
+    MAX_IMPORT_BYTES,
+    Backend,
+    Conversation,
+    ConversationError,
+    Document,
+    Image,
+    StoredDocument,
+    StoredMessage,
+    parse_import,
+)
 
 from .reply import ReplyView
 
@@ -24,10 +35,20 @@ async def list_choices(backend: Backend, owner: str, query: str = "") -> list[tu
     return [(summary.title, summary.id) for summary in await backend.conversations.list(owner, query or "")]
 
 
-async def store_user_message(backend: Backend, owner: str, text: str, images: list[Image]) -> StoredMessage:
-    """The user's message for the store; attached (validated) images are kept in the owner's media folder."""
-    references = [await backend.conversations.save_image(owner, image.data, image.mime) for image in images]
-    return StoredMessage(role="user", text=text, images=references)
+async def store_user_message(
+    backend: Backend, owner: str, text: str, images: list[Image], documents: list[Document]
+) -> StoredMessage:
+    """The user's message for the store; attached (validated) images, and documents as attached, are kept in the
+    owner's media folder; a document's text is kept with the message (what the model reads)."""
+    media = backend.conversations
+    references = [await media.save_image(owner, image.data, image.mime) for image in images]
+    stored_documents = [
+        StoredDocument(
+            name=document.name, text=document.text, file=await media.save_image(owner, document.data, document.mime)
+        )
+        for document in documents
+    ]
+    return StoredMessage(role="user", text=text, images=references, documents=stored_documents)
 
 
 def render(backend: Backend, owner: str, conversation: Conversation, *, live: bool = False) -> list[dict[str, Any]]:
@@ -39,7 +60,12 @@ def render(backend: Backend, owner: str, conversation: Conversation, *, live: bo
         shown.pop()
     for message in shown:
         if message.role == "user":
-            files = [{"path": path} for path in viewable_images(backend, owner, message.images)]
+            files: list[dict[str, Any]] = [{"path": path} for path in viewable_images(backend, owner, message.images)]
+            copies = viewable_documents(backend, owner, message.documents)
+            for document, path in zip(message.documents, copies, strict=True):
+                # A chip with the document's name (the Chatbot names a file by its orig_name).
+                file = {"path": path, "orig_name": document.name, "mime_type": _mime_of(document.name)}
+                files.append({"file": file, "alt_text": document.name})
             content = [{"type": "text", "text": message.text}, *files] if files else message.text
             history.append({"role": "user", "content": content})
         elif message.role == "assistant":
@@ -61,6 +87,26 @@ def viewable_images(backend: Backend, owner: str, references: list[str]) -> list
             shutil.copyfile(source, target)
             paths.append(str(target))
     return paths
+
+
+def viewable_documents(backend: Backend, owner: str, documents: list[StoredDocument]) -> list[str]:
+    """Copies of attached documents, each under its own name in a folder of its own (the chip shows the name)."""
+    paths = []
+    for document in documents:
+        source = backend.conversations.image_path(owner, document.file) if document.file else None
+        folder = Path(tempfile.mkdtemp(prefix="switchboard-view-"))
+        target = folder / (re.sub(r"[^\w.\- ]+", "_", document.name).strip(". ") or "document.txt")
+        if source is not None and source.is_file():
+            shutil.copyfile(source, target)
+        else:  # imported from an export: the text is what there is
+            target = target.with_suffix(".txt")
+            target.write_text(document.text, encoding="utf-8")
+        paths.append(str(target))
+    return paths
+
+
+def _mime_of(name: str) -> str:
+    return "application/pdf" if name.lower().endswith(".pdf") else "text/plain"
 
 
 def user_node(conversation: Conversation, history: list[dict[str, Any]], index: Any) -> int:

@@ -98,7 +98,7 @@ class SQLConversationStore:
     def for_settings(cls, data_dir: Path, url: str = "", password: str | None = None) -> SQLConversationStore:
         """The store a configuration names: `url`, or SQLite at `data_dir/switchboard.db`."""
         data_dir = Path(data_dir).expanduser()
-        return cls(url or f"sqlite+aiosqlite:///{data_dir / 'switchboard.db'}", data_dir, password=password)
+        return cls(url or f"sqlite:///{data_dir / 'switchboard.db'}", data_dir, password=password)
 
     # --- reading ------------------------------------------------------------------------------------------------
 
