@@ -158,3 +158,18 @@ def test_describe_image_refuses_a_non_image(media_app, tmp_path):
             image=handle_file(str(fake)), question="", model="cloud/seer", api_name="/describe_image"
         )
     assert cloud.chat_requests() == []
+
+
+def test_an_ordinary_refusal_is_one_line_in_the_log_not_a_traceback(upstream, write_config, serve_app, capfd, caplog):
+    """Refusals are said to the visitor and logged as one line: Gradio would print a traceback for each."""
+    import logging
+
+    config = scripted_config(upstream) + 'vision_models = ["scripted-1"]\n'
+    client = Client(serve_app(Backend(load_settings(write_config(config)))), verbose=False)
+    with caplog.at_level(logging.INFO, logger="webui.refusals"), pytest.raises(Exception, match="Add an image"):
+        client.predict(None, "What is it?", "scripted/scripted-1", "", api_name="/describe_image")
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err + printed.out
+    assert [r.getMessage() for r in caplog.records] == [
+        "refused: Add an image first: upload, paste or drop one, or give its URL."
+    ]

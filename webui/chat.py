@@ -32,6 +32,7 @@ from backend import (
 
 from . import history
 from .identity import owner_of, visitor_of
+from .refusals import refusal
 from .reply import ReplyView, message_text
 from .streaming import Pacer, batched
 
@@ -92,6 +93,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             notice = gr.Markdown(SMALL_MODEL_NOTICE, visible=_is_bundled(backend, default), elem_id="small-model-note")
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
+                show_label=False,
                 height="62vh",
                 buttons=["copy", "copy_all"],
                 latex_delimiters=LATEX,
@@ -172,12 +174,12 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         owner, visitor = owner_of(request), visitor_of(request)
         model_id, system_prompt, temp, top, max_new, seed_value = chosen
         if conversation is not None and backend.replies.running(owner, conversation.id):
-            raise gr.Error("A reply is still being written in this chat: wait for it, or Stop it.")
+            raise refusal("A reply is still being written in this chat: wait for it, or Stop it.")
         slot = limits.hold(visitor)
         try:
             slot.__enter__()
         except TooManyRequestsError as error:
-            raise gr.Error(error.user_message()) from None
+            raise refusal(error.user_message()) from None
         try:
 
             def answered(target: Conversation) -> None:
@@ -284,14 +286,14 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         text = ((message or {}).get("text") or "").strip()
         pictures, attached = _attachments(message)
         if problem := _text_problem(backend, text):
-            raise gr.Error(problem)
+            raise refusal(problem)
         try:
             limit = backend.settings.app.max_upload_bytes
             images = [await validate_image(path, max_bytes=limit) for path in pictures]
             documents = [await read_document(path, name=name, max_bytes=limit) for path, name in attached]
             limits.count(visitor_of(request))
         except SwitchboardError as error:
-            raise gr.Error(error.user_message()) from None
+            raise refusal(error.user_message()) from None
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
         question = await history.store_user_message(backend, owner, text, images, documents)
@@ -386,7 +388,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         """Edit a question: the edited one is a new version of it (what followed the old one stays with it)."""
         text = message_text(data.value)
         if problem := _text_problem(backend, text):
-            raise gr.Error(problem)
+            raise refusal(problem)
 
         def edited_question(conversation: Conversation) -> Callable[[Conversation], object]:
             old = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
@@ -409,7 +411,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
         if conversation is None:
-            raise gr.Error("Open a chat first.")
+            raise refusal("Open a chat first.")
         stored = await reply_to(request, conversation, question(conversation), *chosen)
         messages, picker = shown(owner, stored, live=True)
         shows.chat(request, stored.id)
@@ -629,7 +631,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                     text += "".join(event.text for event in batch if isinstance(event, TextDelta))
                     yield text
         except SwitchboardError as error:
-            raise gr.Error(error.user_message()) from None
+            raise refusal(error.user_message()) from None
 
     gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
 
@@ -740,7 +742,7 @@ def _count(limits: VisitorLimits, request: gr.Request | None) -> None:
     try:
         limits.count(visitor_of(request))
     except TooManyRequestsError as error:
-        raise gr.Error(error.user_message()) from None
+        raise refusal(error.user_message()) from None
 
 
 def _parts(content: Any) -> list[dict]:

@@ -14,6 +14,7 @@ import gradio as gr
 from backend import Backend, ImageRequest, SwitchboardError, VisitorLimits
 
 from .identity import owner_of, visitor_of
+from .refusals import refusal
 
 SIZES = ["1024x1024", "1024x1536", "1536x1024", "512x512", "768x768", "512x768", "768x512"]
 NO_MODELS = (
@@ -62,7 +63,7 @@ def build_images_tab(backend: Backend, limits: VisitorLimits):
     ):
         """Generate `n` images of `size` from `prompt` with `model` (an image model id); returns the images."""
         if not (prompt or "").strip():
-            raise gr.Error("Write a prompt first.", duration=4)
+            raise refusal("Write a prompt first.", duration=4)
         image_request = ImageRequest(
             model=model or default or "",
             prompt=prompt.strip(),
@@ -77,7 +78,7 @@ def build_images_tab(backend: Backend, limits: VisitorLimits):
             with limits.admit(visitor_of(request)):
                 stored = await backend.images.generate(image_request, owner_of(request))
         except SwitchboardError as error:
-            raise gr.Error(error.user_message()) from None
+            raise refusal(error.user_message()) from None
         return viewable(stored)
 
     async def past(request: gr.Request) -> list:

@@ -12,6 +12,7 @@ import gradio as gr
 from backend import Backend, SwitchboardError, TextDelta, VisitorLimits
 
 from .identity import visitor_of
+from .refusals import refusal
 from .streaming import Pacer, batched
 
 NO_MODELS = (
@@ -63,16 +64,16 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
         streams the answer text."""
         url = (url or "").strip()
         if not image and not url:
-            raise gr.Error("Add an image first: upload, paste or drop one, or give its URL.", duration=4)
+            raise refusal("Add an image first: upload, paste or drop one, or give its URL.", duration=4)
         if not image and not url.startswith(("http://", "https://")):
             # Never a path on the server: the same sentence whatever the text names.
-            raise gr.Error("An image URL must start with http:// or https://.", duration=6)
+            raise refusal("An image URL must start with http:// or https://.", duration=6)
         visitor = visitor_of(request)
         try:
             limits.check(visitor)
             vision_request = await backend.vision.prepare(image or url, question or "", model or default)
         except SwitchboardError as error:
-            raise gr.Error(error.user_message()) from None
+            raise refusal(error.user_message()) from None
         text = ""
         yield "*Waiting for the model…*"
         try:

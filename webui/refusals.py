@@ -1,0 +1,17 @@
+"""Ordinary refusals (an empty prompt, a limit reached, a file that is not an image): said to the visitor, logged as
+one line. Gradio prints the traceback of every error a handler raises unless told not to; a refusal is not a
+failure of the server, and a log full of tracebacks hides the ones that are."""
+
+from __future__ import annotations
+
+import logging
+
+import gradio as gr
+
+log = logging.getLogger("webui.refusals")
+
+
+def refusal(message: str, *, duration: float | None = 10) -> gr.Error:
+    """The error to raise for a refusal: a toast with `message`, one line in the log, no traceback."""
+    log.info("refused: %s", message)
+    return gr.Error(message, duration=duration, print_exception=False)
