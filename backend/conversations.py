@@ -390,7 +390,7 @@ async def model_messages(
     for message in conversation.messages:
         if message.role == "system" or (message.role == "assistant" and not message.text):
             continue
-        text = "\n\n".join([*(_for_model(document) for document in message.documents), message.text]).strip()
+        text = "\n\n".join([*(_for_model(document) for document in message.documents), message.text])
         images = [await store.load_image(owner, reference) for reference in message.images]
         if images:
             parts = [{"type": "text", "text": text}, *(image.part() for image in images)]

@@ -368,3 +368,14 @@ def test_renders_reasoning_markdown_code_and_latex(chat: Page, upstream: Scripte
     assert "$" not in text and "**" not in text and "```" not in text, text
     assert "E = mc^2" not in text and "\\int" not in text, text
     chat.screenshot(path=str(ARTIFACTS / "chat-rendering.png"))
+
+
+def test_money_is_text_and_unambiguous_inline_maths_renders(chat: Page, upstream: ScriptedUpstream):
+    """ "$5 and $10" is money, not an italic formula "5and10"; "$x^2$" is still maths."""
+    upstream.enqueue(Reply.text(["Price is $5 and $10; ", "the area is $x^2$ and `$HOME` is code."]))
+    send(chat, "How much?")
+    wait_for_footer(chat, "scripted/scripted-1")
+    reply = answer(chat)
+    expect(reply).to_contain_text("Price is $5 and $10;")
+    expect(reply.locator(".katex")).to_have_count(1)
+    expect(reply.locator("code")).to_have_text("$HOME")

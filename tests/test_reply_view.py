@@ -150,3 +150,17 @@ def test_split_markdown_keeps_each_part_whole(text):
             assert before.removesuffix("\n```") + after.removeprefix(opening + "\n") == text, (text, cut)
         else:
             assert before + after == text, (text, cut)
+
+
+def test_inline_math_keeps_money_and_code_and_marks_unambiguous_maths():
+    from webui.reply import inline_math
+
+    assert inline_math("Price is $5 and $10.") == "Price is $5 and $10."
+    assert inline_math("It costs $5, or $6 with tax") == "It costs $5, or $6 with tax"
+    assert inline_math("Area $x^2$ and $a+b$.") == "Area \\(x^2\\) and \\(a+b\\)."
+    assert inline_math("$$\\int_0^1 x\\,dx$$") == "$$\\int_0^1 x\\,dx$$"
+    assert inline_math("Use `$PATH` and\n```sh\necho $HOME$\n```\n$y$") == (
+        "Use `$PATH` and\n```sh\necho $HOME$\n```\n\\(y\\)"
+    )
+    assert inline_math("between $5 and 10$ dollars") == "between \\(5 and 10\\) dollars"  # Pandoc reads it so too
+    assert inline_math("A $ sign, and $2.50$3") == "A $ sign, and $2.50$3"

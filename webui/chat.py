@@ -38,9 +38,10 @@ from .streaming import Pacer, batched
 
 log = logging.getLogger(__name__)
 
+# Maths between $$…$$, \(…\) and \[…\]. A single $ is not a delimiter: "$5 and $10" is money, not maths; an
+# unambiguous inline $x^2$ is turned into \(x^2\) before it is shown (reply.inline_math).
 LATEX: list[dict[str, str | bool]] = [
     {"left": "$$", "right": "$$", "display": True},
-    {"left": "$", "right": "$", "display": False},
     {"left": "\\(", "right": "\\)", "display": False},
     {"left": "\\[", "right": "\\]", "display": True},
 ]

@@ -12,6 +12,7 @@ Thoughts carry a `title`. What the model is sent on the next turn comes from the
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from backend import (
@@ -110,7 +111,7 @@ class ReplyView(ReplyRecord):
                 title = f"↪ {handover.provider}/{handover.model} continued from here. {handover.reason}".strip()
                 out.append(_thought(title, "", status="done"))
             if part:
-                out.append({"role": "assistant", "content": part})
+                out.append({"role": "assistant", "content": inline_math(part)})
         return out
 
     def summary(self) -> str:
@@ -153,6 +154,23 @@ class ReplyView(ReplyRecord):
         if self.error is not None and self.error.status:
             lines.append(f"HTTP status: {self.error.status}")
         return "\n\n".join(lines)
+
+
+_CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.S)
+# Pandoc's rule for inline maths: a $ followed by a non-space opens, a $ after a non-space and not before a digit
+# closes, on one line. "$5 and $10" has no closing $ by it (the second follows a space), so it stays money.
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?=[^\s$])([^$\n]*?[^\s$\\])\$(?!\d)")
+
+
+def inline_math(markdown: str) -> str:
+    """`markdown` with each unambiguous inline $maths$ written as \\(maths\\), which the Chatbot renders;
+    every other $ stays a dollar sign. Code (fenced or inline) is left as it is."""
+    if "$" not in markdown:
+        return markdown
+    pieces = _CODE.split(markdown)
+    for number in range(0, len(pieces), 2):  # the even pieces are outside code
+        pieces[number] = _INLINE_MATH.sub(r"\\(\1\\)", pieces[number])
+    return "".join(pieces)
 
 
 def split_markdown(text: str, cuts: list[int]) -> list[str]:
