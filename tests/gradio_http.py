@@ -39,17 +39,19 @@ class GradioSession:
     def api_fn_index(self, api_name: str) -> int:
         return next(dep["id"] for dep in self.config["dependencies"] if dep.get("api_name") == api_name)
 
-    def call(self, fn_index: int, data: list[Any], trigger_id: int | None = None) -> dict[str, Any]:
+    def call(
+        self, fn_index: int, data: list[Any], trigger_id: int | None = None, event_data: Any = None
+    ) -> dict[str, Any]:
         """Run one event to its end; the `process_completed` message (`success`, `output`)."""
-        return self.result(self.join(fn_index, data, trigger_id))
+        return self.result(self.join(fn_index, data, trigger_id, event_data))
 
-    def join(self, fn_index: int, data: list[Any], trigger_id: int | None = None) -> str:
+    def join(self, fn_index: int, data: list[Any], trigger_id: int | None = None, event_data: Any = None) -> str:
         """Start one event in this session's queue; its event id."""
         joined = self.http.post(
             "gradio_api/queue/join",
             json={
                 "data": data,
-                "event_data": None,
+                "event_data": event_data,
                 "fn_index": fn_index,
                 "trigger_id": trigger_id,
                 "session_hash": self.session_hash,

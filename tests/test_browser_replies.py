@@ -142,10 +142,11 @@ def test_an_address_opens_only_its_owners_chat_and_back_moves_between_chats(
     second = chat_id(page)
     assert first != second
     # (Back and forward as the browser's buttons do them; the page loads again at the address moved to.)
-    page.evaluate("history.go(-2)")  # past the new, empty chat, to the first chat
+    # The new chat took the place of the empty page it started as: back goes straight to the first chat.
+    page.evaluate("history.back()")
     expect(page).to_have_url(re.compile(f"chat={first}$"), timeout=WAIT)
     expect(page.locator(USER_MESSAGES)).to_have_text(["First chat"], timeout=WAIT)
-    page.evaluate("history.go(2)")
+    page.evaluate("history.forward()")
     expect(page).to_have_url(re.compile(f"chat={second}$"), timeout=WAIT)
     expect(page.locator(USER_MESSAGES)).to_have_text(["Second chat"], timeout=WAIT)
 
@@ -177,6 +178,15 @@ def test_regenerate_and_edit_keep_versions_and_the_model_gets_the_branch_on_show
         {"role": "user", "content": "Double it."},
     ]
 
+    # An emptied question is refused, as an empty message is.
+    page.locator("#chatbot button[aria-label='Edit']").first.click()
+    page.locator("#chatbot textarea.edit-textarea").fill("  ")
+    page.locator("#chatbot button[aria-label='Submit']").click()
+    toast(page, "Type a message first.")
+    page.wait_for_timeout(500)
+    assert len(upstream.chat_requests()) == 3  # nothing sent
+    page.screenshot(path=str(ARTIFACTS / "replies-empty-edit.png"))
+
     # Edit the first question: a new version of it, answered alone; the old one keeps what followed it.
     upstream.enqueue(Reply.text(["Forty-two."]))
     page.locator("#chatbot button[aria-label='Edit']").first.click()
@@ -205,6 +215,12 @@ def test_regenerate_and_edit_keep_versions_and_the_model_gets_the_branch_on_show
     page.locator("#chatbot button[aria-label='Undo']").last.click()
     expect(page.locator(MESSAGE_BOX)).to_have_value("Double it.", timeout=WAIT)
     expect(page.locator(USER_MESSAGES)).to_have_text(["Pick a number."])
+    # The picker sends its value again when it closes: that changes nothing (the undo stays undone).
+    page.locator(VERSIONS).click()
+    page.keyboard.press("Escape")
+    page.locator("#chatbot").click()
+    page.reload()
+    expect(page.locator(USER_MESSAGES)).to_have_text(["Pick a number."], timeout=WAIT)
     pick_version(page, "Question 2 · 1/1 undone · Double it.")
     expect(page.locator(USER_MESSAGES)).to_have_text(["Pick a number.", "Double it."], timeout=WAIT)
     expect(page.locator(ANSWERS)).to_have_text(["Seven.", "Fourteen."])

@@ -249,3 +249,42 @@ def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(write_config, ser
             answers.append(str(error))
     assert answers[:2] == ["Hello from the scripted upstream."] * 2
     assert "started 2 requests in the last minute" in answers[2]
+
+
+def test_forged_message_positions_get_one_sentence_and_no_traceback(shared, capfd):  # noqa: F811
+    """The attack: undo, retry and edit with a forged message index (text, null, a dict, none at all) or a forged
+    edited value answered with Python's own error text, logged a traceback each, and stored an empty question.
+    Now each is refused in one sentence, and nothing is stored or sent."""
+    url, cloud, backend = shared()
+    alice = GradioSession(url, "alice", "alice-secret")
+    submit = alice.fn_index("message", "submit")
+    added = alice.call(submit, [{"text": "hello", "files": []}, [], None, "cloud/chat", "", 0.7, 1, 0, -1, "", ""])
+    assert added["success"]
+    assert cloud.wait_for(lambda: not backend.replies.active() and cloud.chat_requests(), 10)
+    shown = alice.call(submit + 1, [added["output"]["data"][0], None, ""])["output"]["data"][0]
+    [summary] = asyncio.run(backend.conversations.list("alice"))
+    before = asyncio.run(backend.conversations.get("alice", summary.id))
+    capfd.readouterr()
+    settings = ["cloud/chat", "", 0.7, 1, 0, -1]
+    for trigger, extra in (("undo", []), ("retry", settings), ("edit", settings)):
+        # (Event data without the keys Gradio reads, e.g. none at all, fails inside Gradio before any handler of
+        # ours, with its own message: these have them, with forged values.)
+        for index in ("x", None, {"a": 1}):
+            forged = {"index": index, "value": "hi", "previous_value": "hello"}
+            outcome = alice.call(alice.fn_index("chatbot", trigger), [shown, None, summary.id, *extra], None, forged)
+            said = json.dumps(outcome["output"])
+            assert "invalid literal" not in said and "NoneType" not in said and "object" not in said, said
+    for value in ({"text": 5}, None, 123, ""):
+        outcome = alice.call(
+            alice.fn_index("chatbot", "edit"),
+            [shown, None, summary.id, *settings],
+            None,
+            {"index": 0, "value": value, "previous_value": "hello"},
+        )
+        assert "has no len" not in json.dumps(outcome["output"])
+    printed = capfd.readouterr()
+    assert "Traceback" not in printed.err + printed.out, printed.err[-3000:]
+    after = asyncio.run(backend.conversations.get("alice", summary.id))
+    assert [(m.role, m.text) for m in after.nodes] == [(m.role, m.text) for m in before.nodes]  # nothing stored
+    assert len(cloud.chat_requests()) == 1  # nothing sent
+    alice.close()

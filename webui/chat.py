@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -47,11 +49,15 @@ LATEX: list[dict[str, str | bool]] = [
 ]
 
 # Keeps the address bar on the open chat (?chat=ID) without reloading; one history entry per chat opened.
+# A new chat that gets its first message takes the place of the empty page it was ("/" becomes "/?chat=ID"), so
+# back goes to the chat before it, not through an empty page.
 ADDRESS_JS = """(id) => {
   const url = new URL(window.location.href);
-  if ((url.searchParams.get("chat") || "") !== (id || "")) {
+  const was = url.searchParams.get("chat") || "";
+  if (was !== (id || "")) {
     if (id) url.searchParams.set("chat", id); else url.searchParams.delete("chat");
-    window.history.pushState(null, "", url);
+    if (was === "" && id) window.history.replaceState(null, "", url);
+    else window.history.pushState(null, "", url);
   }
   return [];
 }"""
@@ -90,7 +96,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 "Import chat (.json)", file_types=[".json"], file_count="single", size="sm", elem_id="import"
             )
         with gr.Column(scale=4):
-            model = gr.Dropdown(choices=choices, value=default, label="Model", elem_id="model-picker", filterable=True)
+            with gr.Row(equal_height=True):
+                model = gr.Dropdown(
+                    choices=choices, value=default, label="Model", elem_id="model-picker", filterable=True, scale=3
+                )
+                # Turns with more than one version (an edited question, a regenerated answer): pick one to show it
+                # and what followed it. Beside the model, so showing it moves nothing down the page.
+                versions = gr.Dropdown(choices=[], label="Versions", visible=False, elem_id="versions", scale=2)
             notice = gr.Markdown(SMALL_MODEL_NOTICE, visible=_is_bundled(backend, default), elem_id="small-model-note")
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
@@ -102,15 +114,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 placeholder="Ask anything. Replies stream here; Stop ends one at once.",
                 feedback_options=None,
             )
-            # Turns with more than one version (an edited question, a regenerated answer): pick one to show it and
-            # what followed it.
-            versions = gr.Dropdown(choices=[], label="Versions", visible=False, elem_id="versions")
             with gr.Row(equal_height=True):
                 textbox = gr.MultimodalTextbox(
-                    placeholder=(
-                        "Message (Enter to send, Shift+Enter for a new line); attach documents (text, code, PDF), "
-                        "and images for vision models"
-                    ),
+                    placeholder="Message (Enter to send); attach documents, or images for vision models",
                     show_label=False,
                     file_types=["image", *sorted(DOCUMENT_EXTENSIONS)],
                     file_count="multiple",
@@ -139,6 +145,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
 
     settings = [model, system, temperature, top_p, max_tokens, seed]
     shows = _Showing()
+    picking = _Turns()
 
     async def reopened(conversation, conversation_id: str | None, owner: str) -> Conversation | None:
         """The open conversation as this page shows it: the session's copy, or the stored one the page names
@@ -388,8 +395,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     ):
         """Edit a question: the edited one is a new version of it (what followed the old one stays with it)."""
         text = message_text(data.value)
-        if problem := _text_problem(backend, text):
-            raise refusal(problem)
+        text = text.strip() if isinstance(text, str) else ""
+        if problem := ("Type a message first." if not text else _text_problem(backend, text)):
+            # Said in a toast; the chat shows what it showed before the edit (an error would cover every output).
+            gr.Warning(problem)
+            owner = owner_of(request)
+            before = await reopened(conversation, conversation_id, owner)
+            return *shown(owner, before), *idle(), gr.skip(), gr.skip(), gr.skip()
 
         def edited_question(conversation: Conversation) -> Callable[[Conversation], object]:
             old = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
@@ -413,7 +425,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         conversation = await reopened(conversation, conversation_id, owner)
         if conversation is None:
             raise refusal("Open a chat first.")
-        stored = await reply_to(request, conversation, question(conversation), *chosen)
+        try:
+            change = question(conversation)
+        except SwitchboardError as error:
+            raise refusal(error.user_message()) from None
+        stored = await reply_to(request, conversation, change, *chosen)
         messages, picker = shown(owner, stored, live=True)
         shows.chat(request, stored.id)
         return messages, picker, *busy(clear=False), stored, gr.skip(), gr.skip()
@@ -425,7 +441,10 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         conversation = await reopened(conversation, conversation_id, owner)
         if conversation is None or backend.replies.running(owner, conversation.id):
             return _refused("Nothing to undo while a reply is being written.", 4)
-        question = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
+        try:
+            question = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
+        except SwitchboardError as error:
+            return _refused(error.user_message(), 4)
         before = question.parent
         stored = await _change(store, owner, conversation, lambda target: target.cut_after(before))
         files = history.viewable_images(backend, owner, question.images)
@@ -434,15 +453,19 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     async def pick_version(node, conversation, conversation_id, request: gr.Request):
         """Show another version of a turn (and what followed it)."""
         owner = owner_of(request)
-        conversation = await reopened(conversation, conversation_id, owner)
-        if conversation is None or node is None:
-            return gr.skip(), gr.skip(), gr.skip()
-        if backend.replies.running(owner, conversation.id):
-            return _refused("Wait for the reply being written (or Stop it) before switching versions.", 3)
-        try:
-            stored = await _change(store, owner, conversation, lambda target: target.show(int(node)))
-        except (SwitchboardError, ValueError):
-            return _refused("That version is not part of this chat any more.", 3)
+        chat_id = conversation_id or getattr(conversation, "id", None) or ""
+        # One pick can arrive twice at once (the picker sends its value again as it closes): one at a time per
+        # chat, each reading the chat as stored, so the second finds the first made and changes nothing.
+        async with picking.hold((owner, chat_id)):
+            conversation = await reopened(None, chat_id, owner)
+            if conversation is None or node is None or node in conversation.branch:
+                return gr.skip(), gr.skip(), gr.skip()
+            if backend.replies.running(owner, conversation.id):
+                return _refused("Wait for the reply being written (or Stop it) before switching versions.", 3)
+            try:
+                stored = await _change(store, owner, conversation, lambda target: target.show(int(node)))
+            except (SwitchboardError, ValueError):
+                return _refused("That version is not part of this chat any more.", 3)
         return *shown(owner, stored), stored
 
     def stop_reply(conversation_id: str, request: gr.Request):
@@ -635,6 +658,27 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             raise refusal(error.user_message()) from None
 
     gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
+
+
+class _Turns:
+    """One at a time per key: an asyncio.Lock for each key in use, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[object, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: object) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
 
 
 class _Showing:

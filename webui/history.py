@@ -112,11 +112,16 @@ def _mime_of(name: str) -> str:
 def user_node(conversation: Conversation, history: list[dict[str, Any]], index: Any) -> int:
     """The node of the user message the Chatbot shows at or before position `index` (an edit's, a retry's or an
     undo's target): the n-th user message of the page is the n-th of the visible branch."""
-    position = index[0] if isinstance(index, tuple | list) else int(index)
-    count = sum(1 for message in history[: position + 1] if message.get("role") == "user")
+    gone = ConversationError("That message is not part of this chat any more; open the chat again.")
+    try:  # the page sends the index; a forged one is refused like a stale one
+        position = int(index[0] if isinstance(index, tuple | list) else index)
+    except (TypeError, ValueError, IndexError):
+        raise gone from None
+    shown = history[: position + 1] if isinstance(history, list) and position >= 0 else []
+    count = sum(1 for message in shown if isinstance(message, dict) and message.get("role") == "user")
     users = [node for node in conversation.branch if conversation.nodes[node].role == "user"]
     if not 1 <= count <= len(users):
-        raise ConversationError("That message is not part of this chat any more; open the chat again.")
+        raise gone
     return users[count - 1]
 
 

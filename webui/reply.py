@@ -217,7 +217,8 @@ def message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, dict):
-        return content.get("text", "") if content.get("type", "text") == "text" else ""
+        text = content.get("text", "") if content.get("type", "text") == "text" else ""
+        return text if isinstance(text, str) else ""
     if isinstance(content, list | tuple):
         return "".join(message_text(part) for part in content)
     return ""
