@@ -276,3 +276,49 @@ def test_opening_another_chat_mid_reply_leaves_the_reply_running_and_the_new_vie
     assert chat_id(page) != first
     page.goto(f"{app_url}?chat={first}")
     expect(answer(page)).to_have_text("".join(reply).strip(), timeout=WAIT)
+
+
+def scroll_state(page: Page) -> dict:
+    return page.evaluate(
+        """() => { const w = document.querySelector('#chatbot .bubble-wrap');
+                   return {top: w.scrollTop, end: w.scrollHeight - w.clientHeight}; }"""
+    )
+
+
+def test_the_chat_follows_a_reply_only_at_its_end_and_typing_goes_on_meanwhile(
+    request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream
+):
+    page = open_chat(request, app_url)
+    upstream.enqueue(Reply.text(words(20)), Reply.text([f"line {n}\n\n" for n in range(200)], delay=0.03))
+    exchange(page, "Warm up.", "".join(words(20)).strip())
+    expect(page.locator(MESSAGE_BOX)).to_be_focused(timeout=WAIT)  # focus back after a reply
+
+    send(page, "Write many lines.")
+    expect(answer(page)).to_contain_text("line 40", timeout=WAIT)
+    state = scroll_state(page)
+    assert state["end"] - state["top"] < 60, state  # following the stream at the end
+    page.locator("#chatbot .bubble-wrap").evaluate("w => w.scrollTo(0, 0)")  # scroll up to read
+    page.wait_for_timeout(800)
+    assert scroll_state(page)["top"] < 5  # stays put while the reply grows
+    # Typing meanwhile: the box is open; Enter sends the message when the reply ends (the text stays till then).
+    box = page.locator(MESSAGE_BOX)
+    expect(box).to_be_editable()
+    box.fill("And then?")
+    box.press("Enter")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "replies-typing-during-reply.png"))
+    expect(box).to_have_value("And then?")
+    expect(page.locator(USER_MESSAGES)).to_have_count(2)
+    page.locator("#chatbot .bubble-wrap").evaluate("w => w.scrollTo(0, w.scrollHeight)")  # back to the end
+    page.wait_for_timeout(500)
+    state = scroll_state(page)
+    assert state["end"] - state["top"] < 60, state  # following again
+    expect(page.locator(USER_MESSAGES)).to_have_count(3, timeout=WAIT)  # sent once the reply ended
+    expect(box).to_have_value("")
+    wait_for_footer(page, "scripted/scripted-1")
+    wait_until_idle(page)
+    assert sent_messages(upstream.chat_requests()[-1])[-1] == {"role": "user", "content": "And then?"}
+    assert "line 199" in sent_messages(upstream.chat_requests()[-1])[-2]["content"]  # after the whole reply
+    page.locator("#new-chat").click()
+    expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
+    expect(box).to_be_focused(timeout=WAIT)  # and after New chat

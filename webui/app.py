@@ -26,7 +26,34 @@ footer { display: none !important; }
 
 # Back and forward move between chats opened in this tab (each has its address, ?chat=ID): the page is loaded
 # again at the address moved to, which opens that chat.
-PAGE_JS = """() => { window.addEventListener("popstate", () => window.location.reload()); }"""
+#
+# The chat follows a streaming reply only while it is scrolled to its end: scroll up to read, and it stays where you
+# are until you scroll back down; sending a message always brings it (and the reply) into view.
+PAGE_JS = """() => {
+  window.addEventListener("popstate", () => window.location.reload());
+  let force = false;
+  const follow = () => { force = true; };
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && e.target.closest && e.target.closest("#message")) follow();
+  }, true);
+  document.addEventListener("click", (e) => { if (e.target.closest && e.target.closest("#send")) follow(); }, true);
+  const watch = (wrap) => {
+    if (wrap.dataset.following) return;
+    wrap.dataset.following = "1";
+    // At the end before this change (measured against the height before it, so a scroll that has not been
+    // reported yet still counts): then stay at the end.
+    let last = wrap.scrollHeight;
+    new MutationObserver(() => {
+      if (force || wrap.scrollTop + wrap.clientHeight >= last - 48) wrap.scrollTop = wrap.scrollHeight;
+      force = false;
+      last = wrap.scrollHeight;
+    }).observe(wrap, {childList: true, subtree: true, characterData: true});
+    wrap.scrollTop = wrap.scrollHeight;
+  };
+  const find = () => { const wrap = document.querySelector("#chatbot .bubble-wrap"); if (wrap) watch(wrap); };
+  new MutationObserver(find).observe(document.body, {childList: true, subtree: true});
+  find();
+}"""
 
 
 def prepare(backend: Backend, owners: Iterable[str] = ()) -> None:

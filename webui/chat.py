@@ -62,6 +62,13 @@ ADDRESS_JS = """(id) => {
   return [];
 }"""
 
+# The message box gets the focus back after a reply, Stop, New chat and opening a chat: the next message needs no
+# click. (Runs in the page before the step's own work; it passes the step's inputs through unchanged.)
+FOCUS_JS = """(...inputs) => {
+  setTimeout(() => document.querySelector("#message textarea")?.focus({preventScroll: true}), 0);
+  return inputs.length === 1 ? inputs[0] : inputs;
+}"""
+
 SMALL_MODEL_NOTICE = (
     "**You are chatting with the built-in offline model** (Gemma 3 270M, a tiny base model running on this "
     "machine): expect short, often wrong answers. For a real assistant add a provider to `config.toml` "
@@ -107,6 +114,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
                 show_label=False,
+                autoscroll=False,  # the page follows a reply only while it is scrolled to the end (app.PAGE_JS)
                 height="62vh",
                 buttons=["copy", "copy_all"],
                 latex_delimiters=LATEX,
@@ -163,11 +171,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         found = await history.list_choices(backend, owner, query)
         return gr.update(choices=found, value=selected if any(selected == id_ for _, id_ in found) else None)
 
-    def shown(owner: str, conversation: Conversation | None, *, live: bool = False):
-        """The Chatbot's messages and the versions picker for the conversation (with `live`, without the reply
-        being generated: following it adds that)."""
+    def shown(owner: str, conversation: Conversation | None, *, live: bool | None = None):
+        """The Chatbot's messages and the versions picker for the conversation; without the reply being generated
+        at its end when `live` (by default: when one is being generated in it), as the page's follower draws it."""
         if conversation is None:
             return [], gr.update(choices=[], value=None, visible=False)
+        if live is None:
+            live = backend.replies.running(owner, conversation.id) is not None
         choices = history.version_choices(conversation)
         picker = gr.update(choices=choices, value=history.shown_version(conversation), visible=bool(choices))
         return history.render(backend, owner, conversation, live=live), picker
@@ -267,13 +277,14 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             last = (gr.skip(),) * 4
         yield *last, *idle()  # the chat as stored once more: the step's result holds the whole of it
 
-    def busy(*, clear: bool = False):
-        stop_shown = gr.update(visible=True, interactive=True)
-        message_box = gr.update(value=None, interactive=False) if clear else gr.update(interactive=False)
-        return message_box, gr.update(visible=False), stop_shown
+    def busy():
+        """While a reply is written: Stop instead of Send. (The message box stays open for the next message: sent
+        meanwhile, it is refused in one sentence at the box, and stays there. It is no output of the steps that
+        follow a reply, or Gradio would hold it as pending and show nothing.)"""
+        return gr.update(visible=False), gr.update(visible=True, interactive=True)
 
     def idle():
-        return gr.update(interactive=True), gr.update(visible=True), gr.update(visible=False, interactive=True)
+        return gr.update(visible=True), gr.update(visible=False, interactive=True)
 
     async def add_message(
         message: dict | None,
@@ -304,6 +315,12 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             raise refusal(error.user_message()) from None
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
+        running = backend.replies.running(owner, conversation.id) if conversation is not None else None
+        if running is not None:
+            # Sent while a reply is written: it waits for that reply to end (the text stays in the box meanwhile),
+            # then follows it in the chat.
+            await running.wait()
+            conversation = await reopened(None, running.conversation_id, owner)
         question = await history.store_user_message(backend, owner, text, images, documents)
         after = conversation.leaf if conversation is not None else None
         stored = await reply_to(
@@ -320,7 +337,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         listing = await listed(owner, stored.id, query)
         messages, picker = shown(owner, stored, live=True)
         shows.chat(request, stored.id)
-        return messages, picker, *busy(clear=True), stored, listing, stored.id
+        return messages, picker, gr.update(value=None), *busy(), stored, listing, stored.id
 
     async def check_message(
         message: dict | None,
@@ -340,8 +357,6 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         stay. Gradio runs it on the server when the event joins its queue, with the event's inputs: hence the
         same parameters as add_message. (The reply checks limits, images and capabilities again on its way.)"""
         problem = await _message_problem(backend, limits, message, model_id or default, request)
-        if problem is None and conversation_id and backend.replies.running(owner_of(request), conversation_id):
-            problem = "A reply is still being written in this chat: wait for it, or Stop it."
         return _verdict(problem, inputs=11)
 
     def check_limits(
@@ -401,7 +416,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             gr.Warning(problem)
             owner = owner_of(request)
             before = await reopened(conversation, conversation_id, owner)
-            return *shown(owner, before), *idle(), gr.skip(), gr.skip(), gr.skip()
+            return *shown(owner, before), gr.skip(), *idle(), gr.skip(), gr.skip(), gr.skip()
 
         def edited_question(conversation: Conversation) -> Callable[[Conversation], object]:
             old = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
@@ -432,7 +447,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         stored = await reply_to(request, conversation, change, *chosen)
         messages, picker = shown(owner, stored, live=True)
         shows.chat(request, stored.id)
-        return messages, picker, *busy(clear=False), stored, gr.skip(), gr.skip()
+        return messages, picker, gr.skip(), *busy(), stored, gr.skip(), gr.skip()
 
     async def undo(chat_history: list, conversation, conversation_id, data: gr.UndoData, request: gr.Request):
         """Take the last exchange off the visible branch (it stays a version) and put its question back in the
@@ -479,7 +494,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         """After a reply was shown to its end (or it stopped): the message box and Send are back."""
         return idle()
 
-    controls = [textbox, send, stop]
+    controls = [send, stop]
     private: dict[str, Any] = {"api_visibility": "private"}
     quiet: dict[str, Any] = {"show_progress": "hidden", **private}
     follow_outputs = [chatbot, versions, current, chats]
@@ -490,23 +505,28 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             sent,
             [chatbot, versions, textbox, send, stop, current, chats, open_id],
             validator=check_message,
+            # A message sent while a reply is written is not ignored (Gradio's default for a trigger whose last
+            # event still runs): it is sent when that reply ends. No progress overlay meanwhile: the chat keeps
+            # showing the reply.
+            trigger_mode="multiple",
+            show_progress="hidden",
             **private,
         )
         # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
         started.success(follow, [chatbot, current, search], follow_outputs, show_progress="hidden", **private).then(
-            finish, None, controls, **quiet
+            finish, None, controls, js=FOCUS_JS, **quiet
         )
     for trigger, handler in ((chatbot.retry, retry), (chatbot.edit, edit)):
         inputs = [chatbot, current, open_id, *settings]
         outputs = [chatbot, versions, textbox, send, stop, current, chats, open_id]
         started = trigger(handler, inputs, outputs, validator=check_limits, **private)
         started.success(follow, [chatbot, current, search], follow_outputs, show_progress="hidden", **private).then(
-            finish, None, controls, **quiet
+            finish, None, controls, js=FOCUS_JS, **quiet
         )
     chatbot.undo(undo, [chatbot, current, open_id], [chatbot, versions, textbox, current], **private)
     versions.input(pick_version, [versions, current, open_id], [chatbot, versions, current], **quiet)
     # Stop ends the reply on the server; the step showing it then ends by itself and gives Send back.
-    stop.click(stop_reply, open_id, stop, queue=False, **private)
+    stop.click(stop_reply, open_id, stop, queue=False, js=FOCUS_JS, **private)
     model.change(lambda m: gr.update(visible=_is_bundled(backend, m)), model, notice, queue=False, **private)
     # The address bar names the open chat (?chat=ID), so a reload or a bookmark comes back to it; back and forward
     # reload the page at the address they move to (see PAGE_JS in app.py).
@@ -532,9 +552,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         shows.chat(request, conversation.id)
         saved = conversation.settings
         chosen_model = conversation.model if conversation.model in {id_ for _, id_ in choices} else default
-        running = backend.replies.running(owner, conversation.id) is not None
         return (
-            *shown(owner, conversation, live=running),
+            *shown(owner, conversation),
             conversation,
             chosen_model,
             saved.get("system_prompt", ""),
@@ -606,13 +625,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         )
 
     new_chat_outputs = [chatbot, versions, current, chats, title_box, download, confirm_row, open_id]
-    new_chat.click(start_new, search, new_chat_outputs, **quiet)
+    new_chat.click(start_new, search, new_chat_outputs, js=FOCUS_JS, **quiet)
     # The Chatbot's own clear (trash) button empties only the view; the next message would then reach the model
     # with a context the page no longer shows. Clearing starts a new chat instead; the old one stays in the list.
     chatbot.clear(start_new, search, new_chat_outputs, **quiet)
     opened_outputs = [chatbot, versions, current, *settings, title_box, download, confirm_row, open_id]
     # A chat opened while its reply is being written shows the reply live (from its start) to its end.
-    chats.input(open_chat, chats, opened_outputs, **quiet).then(
+    chats.input(open_chat, chats, opened_outputs, js=FOCUS_JS, **quiet).then(
         follow_running, [chatbot, current, search], [*follow_outputs, *controls], **quiet
     )
     search.change(find, [search, open_id], chats, **quiet)
