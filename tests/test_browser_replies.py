@@ -58,15 +58,21 @@ def pick_version(page: Page, label: str) -> None:
     page.locator("[role='option']", has_text=label).first.click()
 
 
+def reply_under_way(request: pytest.FixtureRequest, url: str, upstream: ScriptedUpstream, count: int, seen: str):
+    """A page that sent a question whose reply (`count` words, 50 a second) has reached the word `seen`: the page,
+    the reply's words and the chat's id."""
+    reply = words(count)
+    upstream.enqueue(Reply.text(reply, delay=0.02))
+    page = open_chat(request, url)
+    send(page, "Tell me a long story.")
+    expect(answer(page)).to_contain_text(seen, timeout=WAIT)
+    return page, reply, chat_id(page)
+
+
 def test_reload_mid_reply_shows_the_text_so_far_and_follows_it_to_the_end(
     request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream, tmp_path: Path
 ):
-    reply = words(300)
-    upstream.enqueue(Reply.text(reply, delay=0.02))  # six seconds
-    page = open_chat(request, app_url)
-    send(page, "Tell me a long story.")
-    expect(answer(page)).to_contain_text("word010", timeout=WAIT)
-    conversation_id = chat_id(page)
+    page, reply, conversation_id = reply_under_way(request, app_url, upstream, 300, "word010")  # six seconds
 
     page.reload()
     expect(page.locator(USER_MESSAGES)).to_have_text(["Tell me a long story."], timeout=WAIT)
@@ -111,12 +117,7 @@ def test_stop_from_another_page_of_the_chat_ends_the_reply(
 def test_a_closed_page_does_not_end_the_reply(
     request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream, tmp_path: Path
 ):
-    reply = words(150)
-    upstream.enqueue(Reply.text(reply, delay=0.02))  # three seconds
-    page = open_chat(request, app_url)
-    send(page, "Tell me a story.")
-    expect(answer(page)).to_contain_text("word005", timeout=WAIT)
-    conversation_id = chat_id(page)
+    page, reply, conversation_id = reply_under_way(request, app_url, upstream, 150, "word005")  # three seconds
     context = page.context
     page.goto("about:blank")  # the page goes away mid-reply
     request_ = upstream.chat_requests()[0]
@@ -259,12 +260,7 @@ def test_two_tabs_on_one_chat_both_keep_their_exchanges(
 def test_opening_another_chat_mid_reply_leaves_the_reply_running_and_the_new_view_alone(
     request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream, tmp_path: Path
 ):
-    reply = words(150)
-    upstream.enqueue(Reply.text(reply, delay=0.02))  # three seconds
-    page = open_chat(request, app_url)
-    send(page, "Tell me a story.")
-    expect(answer(page)).to_contain_text("word005", timeout=WAIT)
-    first = chat_id(page)
+    page, reply, first = reply_under_way(request, app_url, upstream, 150, "word005")  # three seconds
     page.locator("#new-chat").click()
     expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
     expect(page.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)  # Send is back for the new chat
