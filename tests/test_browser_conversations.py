@@ -125,8 +125,11 @@ def pick_model(page: Page, label: str) -> None:
 
 
 def exchange(page: Page, text: str, reply: str) -> None:
-    """Send `text`, wait for the whole `reply` and its footer, and for the input to be back."""
+    """Send `text`, wait for the whole `reply` and its footer, and for the input to be back. (First for the
+    message itself: the previous reply may read the same, and it is all there before the new one starts.)"""
+    sent = page.locator(USER_MESSAGES).count()
     send(page, text)
+    expect(page.locator(USER_MESSAGES)).to_have_count(sent + 1, timeout=WAIT)
     expect(answer(page)).to_have_text(reply, timeout=WAIT)
     wait_for_footer(page, "scripted/")
     wait_until_idle(page)

@@ -243,7 +243,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         running = backend.replies.running(owner, conversation.id)
         if running is None:  # it ended already (a quick refusal upstream): show it as stored
             fresh = await reopened(None, conversation.id, owner)
-            yield *shown(owner, fresh), fresh or gr.skip(), await listed(owner, conversation.id, query)
+            yield (
+                *shown(owner, fresh),
+                fresh or gr.skip(),
+                await listed(owner, conversation.id, shows.query(request, query)),
+            )
             return
         view = ReplyView(running.record.requested)
         yield chat_history + view.messages(), gr.skip(), gr.skip(), gr.skip()  # a "waiting" line at once
@@ -261,7 +265,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         fresh = await reopened(None, running.conversation_id, owner)
-        yield *shown(owner, fresh), fresh, await listed(owner, running.conversation_id, query)
+        # The search box as it is now (it may have changed while the reply was written).
+        yield *shown(owner, fresh), fresh, await listed(owner, running.conversation_id, shows.query(request, query))
 
     async def follow_running(chat_history: list, conversation, query: str, request: gr.Request) -> AsyncIterator:
         """`follow`, for a chat opened or reloaded while its reply is written: Stop instead of Send meanwhile."""
@@ -568,6 +573,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         )
 
     async def find(query: str, conversation_id: str, request: gr.Request):
+        shows.search(request, query)
         return await listed(owner_of(request), conversation_id or None, query)
 
     async def rename_chat(title: str, conversation, conversation_id, query: str, request: gr.Request):
@@ -702,12 +708,14 @@ class _Turns:
 
 class _Showing:
     """Which chat each page (Gradio session) shows, so a page following a reply stops when it opens another chat
-    (the reply goes on; only that page's view of it ends). The newest SESSIONS pages are remembered."""
+    (the reply goes on; only that page's view of it ends), and what its search box holds, so the list a reply's
+    end refreshes matches the box as it is then. The newest SESSIONS pages are remembered."""
 
     SESSIONS = 10_000
 
     def __init__(self) -> None:
         self._chats: OrderedDict[str, str] = OrderedDict()
+        self._queries: dict[str, str] = {}
 
     def chat(self, request: gr.Request | None, conversation_id: str) -> None:
         session = getattr(request, "session_hash", None)
@@ -716,6 +724,17 @@ class _Showing:
             self._chats.move_to_end(session)
             while len(self._chats) > self.SESSIONS:
                 self._chats.popitem(last=False)
+
+    def search(self, request: gr.Request | None, query: str) -> None:
+        session = getattr(request, "session_hash", None)
+        if session:
+            self._queries[session] = query or ""
+            while len(self._queries) > self.SESSIONS:
+                self._queries.pop(next(iter(self._queries)))
+
+    def query(self, request: gr.Request | None, default: str) -> str:
+        """What the page's search box holds now (as its last search said), else `default`."""
+        return self._queries.get(getattr(request, "session_hash", None) or "", default)
 
     def still(self, request: gr.Request | None, conversation_id: str) -> bool:
         """Whether the page still shows that chat (a page not seen yet shows what it asked to follow)."""
