@@ -299,8 +299,10 @@ def test_new_search_rename_delete(
     listed(page, "Tell me about apples")
     page.locator(SEARCH_BOX).fill("durian")
     expect(page.locator(CHAT_ITEMS)).to_have_count(0, timeout=WAIT)
+    expect(page.locator("#chat-list")).to_contain_text("No chats match")
     page.locator(SEARCH_BOX).fill("")
     listed(page, "Tell me about bananas", "Tell me about apples")
+    expect(page.locator("#chat-list")).not_to_contain_text("No chats match")
     assert open_id(page) == bananas  # searching does not change which chat is open
 
     # Rename the open chat.

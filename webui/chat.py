@@ -167,9 +167,12 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             return None
 
     async def listed(owner: str, selected: str | None = None, query: str = ""):
-        """The owner's chats matching the search box, with `selected` marked when it is among them."""
+        """The owner's chats matching the search box, with `selected` marked when it is among them; a search that
+        finds none says so where the list would be."""
         found = await history.list_choices(backend, owner, query)
-        return gr.update(choices=found, value=selected if any(selected == id_ for _, id_ in found) else None)
+        label = "No chats match" if query.strip() and not found else "Chats"
+        value = selected if any(selected == id_ for _, id_ in found) else None
+        return gr.update(choices=found, value=value, label=label)
 
     def shown(owner: str, conversation: Conversation | None, *, live: bool | None = None):
         """The Chatbot's messages and the versions picker for the conversation; without the reply being generated
