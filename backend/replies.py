@@ -262,7 +262,9 @@ class Replies:
     async def _generate(self, reply: RunningReply, request: ChatRequest) -> None:
         """Stream the upstream's events to followers, writing a checkpoint at most every `checkpoint_seconds`."""
         record = reply.record
-        seq, written_text, written_reasoning = 0, 0, 0
+        # What the last checkpoint wrote: pieces of text and of reasoning (so a checkpoint joins only the new ones),
+        # and who was answering.
+        seq, text_pieces, reasoning_pieces = 0, 0, 0
         provenance = (record.answering, len(record.handovers))
         due = time.monotonic() + self.checkpoint_seconds
         async for event in self.chat.stream(request):
@@ -270,13 +272,12 @@ class Replies:
             reply._publish(event)
             if time.monotonic() < due:
                 continue
-            text, reasoning = "".join(record.text), "".join(record.reasoning)
             changed = (record.answering, len(record.handovers)) != provenance
-            if len(text) > written_text or len(reasoning) > written_reasoning or changed:
-                part = ReplyPart(text[written_text:], reasoning[written_reasoning:])
-                details = record.to_stored("streaming") if changed else None
+            if len(record.text) > text_pieces or len(record.reasoning) > reasoning_pieces or changed:
+                part = ReplyPart("".join(record.text[text_pieces:]), "".join(record.reasoning[reasoning_pieces:]))
+                details = record.to_stored() if changed else None
                 await self.store.checkpoint(reply.owner, reply.conversation_id, reply.position, seq, part, details)
-                seq, written_text, written_reasoning = seq + 1, len(text), len(reasoning)
+                seq, text_pieces, reasoning_pieces = seq + 1, len(record.text), len(record.reasoning)
                 provenance = (record.answering, len(record.handovers))
             due = time.monotonic() + self.checkpoint_seconds
 

@@ -186,21 +186,12 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
         for saved in fresh:
             await store.delete(OWNER, saved.id)
 
-        reply = await store.get(OWNER, conversation(conversations // 2, conversations).id)
         streaming = engine.key != "json"  # the JSON store had no replies of their own: it saved the whole chat
-        status = "streaming" if streaming else "complete"
-        position = reply.add(StoredMessage(role="assistant", provider="scripted", model="scripted-1", status=status))
-        await store.save(OWNER, reply)
+        reply = await Streamed.begin(store, streaming, conversation(conversations // 2, conversations).id)
         rng = random.Random(0)
-        seq = iter(range(repeat))
 
         async def checkpoint() -> None:
-            added = " " + text(rng, CHECKPOINT_CHARS)
-            if streaming:
-                await store.checkpoint(OWNER, reply.id, position, next(seq), ReplyPart(text=added))
-            else:
-                reply.nodes[position].text += added
-                await store.save(OWNER, reply)
+            await reply.append(" " + text(rng, CHECKPOINT_CHARS))
 
         results["checkpoint"] = await timings(checkpoint, repeat)
         results.update(await long_reply(store, streaming, conversations))
@@ -217,6 +208,41 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
     return results
 
 
+class Streamed:
+    """A reply growing in a store as each kind of store took it: the SQL stores append each second's text to it
+    (`checkpoint`, as the server's reply tasks do) and write it whole at its end; the JSON store saved the whole
+    conversation, the reply so far included, every time."""
+
+    def __init__(self, store: Any, streaming: bool, reply: Conversation, position: int) -> None:
+        self.store, self.streaming, self.reply, self.position = store, streaming, reply, position
+        self.seq = 0
+
+    @classmethod
+    async def begin(cls, store: Any, streaming: bool, conversation_id: str) -> Streamed:
+        """An assistant message added to the stored conversation, saved empty."""
+        reply = await store.get(OWNER, conversation_id)
+        status = "streaming" if streaming else "complete"
+        position = reply.add(StoredMessage(role="assistant", provider="scripted", model="scripted-1", status=status))
+        await store.save(OWNER, reply)
+        return cls(store, streaming, reply, position)
+
+    async def append(self, added: str) -> None:
+        if self.streaming:
+            await self.store.checkpoint(OWNER, self.reply.id, self.position, self.seq, ReplyPart(text=added))
+            self.seq += 1
+        else:
+            self.reply.nodes[self.position].text += added
+            await self.store.save(OWNER, self.reply)
+
+    async def end(self, whole: str) -> None:
+        final = self.reply.nodes[self.position].model_copy(update={"text": whole, "status": "complete"})
+        if self.streaming:
+            await self.store.finish_reply(OWNER, self.reply.id, self.position, final)
+        else:
+            self.reply.nodes[self.position] = final
+            await self.store.save(OWNER, self.reply)
+
+
 LONG_REPLY_TOKENS = 20_000
 TOKENS_PER_CHECKPOINT = 50  # a second of a model streaming 50 tokens a second
 CHARS_PER_TOKEN = 4
@@ -226,27 +252,15 @@ async def long_reply(store: Any, streaming: bool, conversations: int) -> dict[st
     """Every checkpoint of a 20,000-token reply (one per 50 tokens: 400, about 80,000 characters in all), then
     its end: the SQL stores append each second's text; the JSON store rewrote the whole conversation, the reply so
     far included, every time."""
-    reply = await store.get(OWNER, conversation(conversations // 3, conversations).id)
-    status = "streaming" if streaming else "complete"
-    position = reply.add(StoredMessage(role="assistant", provider="scripted", model="scripted-1", status=status))
-    await store.save(OWNER, reply)
+    reply = await Streamed.begin(store, streaming, conversation(conversations // 3, conversations).id)
     piece = "word " * (TOKENS_PER_CHECKPOINT * CHARS_PER_TOKEN // 5)
     samples = []
-    for seq in range(LONG_REPLY_TOKENS // TOKENS_PER_CHECKPOINT):
+    for _ in range(LONG_REPLY_TOKENS // TOKENS_PER_CHECKPOINT):
         began = time.perf_counter()
-        if streaming:
-            await store.checkpoint(OWNER, reply.id, position, seq, ReplyPart(text=piece))
-        else:
-            reply.nodes[position].text += piece
-            await store.save(OWNER, reply)
+        await reply.append(piece)
         samples.append(time.perf_counter() - began)
-    final = reply.nodes[position].model_copy(update={"text": piece * len(samples), "status": "complete"})
     began = time.perf_counter()
-    if streaming:
-        await store.finish_reply(OWNER, reply.id, position, final)
-    else:
-        reply.nodes[position] = final
-        await store.save(OWNER, reply)
+    await reply.end(piece * len(samples))
     ended = time.perf_counter() - began
     tenth = len(samples) // 10
     return {"long first": samples[:tenth], "long last": samples[-tenth:], "long all": samples, "long end": [ended]}

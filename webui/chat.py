@@ -196,44 +196,43 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         model_id, system_prompt, temp, top, max_new, seed_value = chosen
         if conversation is not None and backend.replies.running(owner, conversation.id):
             raise refusal("A reply is still being written in this chat: wait for it, or Stop it.")
-        slot = limits.hold(visitor)
-        try:
-            slot.__enter__()
-        except TooManyRequestsError as error:
-            raise refusal(error.user_message()) from None
-        try:
 
-            def answered(target: Conversation) -> None:
-                change(target)
-                target.add(StoredMessage(role="assistant", status="streaming", model=model_id or default))
-                target.model = model_id
-                target.settings = {
-                    "system_prompt": system_prompt or "",
-                    "temperature": temp,
-                    "top_p": top,
-                    "max_tokens": max_new,
-                    "seed": seed_value,
-                }
+        def answered(target: Conversation) -> None:
+            change(target)
+            target.add(StoredMessage(role="assistant", status="streaming", model=model_id or default))
+            target.model = model_id
+            target.settings = {
+                "system_prompt": system_prompt or "",
+                "temperature": temp,
+                "top_p": top,
+                "max_tokens": max_new,
+                "seed": seed_value,
+            }
 
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(limits.hold(visitor))
+            except TooManyRequestsError as error:
+                raise refusal(error.user_message()) from None
             stored = await _change(store, owner, conversation or Conversation(), answered)
-        except BaseException:
-            slot.__exit__(None, None, None)
-            raise
-        try:
-            chat_request = ChatRequest(
-                model=model_id or default,
-                messages=await model_messages(store, owner, stored, system_prompt or ""),
-                temperature=temp,
-                top_p=top if top is not None and top < 1 else None,  # 1 is everyone's default; some APIs refuse it
-                max_tokens=int(max_new) if max_new and max_new > 0 else None,
-                seed=int(seed_value) if seed_value is not None and seed_value >= 0 else None,
-            )
-            backend.replies.start(owner, stored, chat_request, release=lambda: slot.__exit__(None, None, None))
-        except SwitchboardError as error:  # the reply could not start: it is stored as failed, with the reason
-            slot.__exit__(None, None, None)
-            assert stored.leaf is not None
-            failed = StoredMessage(role="assistant", status="failed", error=error.user_message(), model=model_id)
-            await store.finish_reply(owner, stored.id, stored.leaf, failed)
+            try:
+                chat_request = ChatRequest(
+                    model=model_id or default,
+                    messages=await model_messages(store, owner, stored, system_prompt or ""),
+                    temperature=temp,
+                    top_p=top if top is not None and top < 1 else None,  # 1 is everyone's default; some refuse it
+                    max_tokens=int(max_new) if max_new and max_new > 0 else None,
+                    seed=int(seed_value) if seed_value is not None and seed_value >= 0 else None,
+                )
+                slot = contextlib.ExitStack()
+                backend.replies.start(owner, stored, chat_request, release=lambda: slot.close())
+                # Started: the slot goes with the reply, given back when it ends. (Its task runs only once this
+                # handler awaits again, so it cannot end before this line.)
+                slot = held.pop_all()
+            except SwitchboardError as error:  # the reply could not start: it is stored as failed, with the reason
+                assert stored.leaf is not None
+                failed = StoredMessage(role="assistant", status="failed", error=error.user_message(), model=model_id)
+                await store.finish_reply(owner, stored.id, stored.leaf, failed)
         return stored
 
     async def follow(chat_history: list, conversation, query: str, request: gr.Request) -> AsyncIterator:
@@ -831,10 +830,6 @@ def _count(limits: VisitorLimits, request: gr.Request | None) -> None:
         raise refusal(error.user_message()) from None
 
 
-def _parts(content: Any) -> list[dict]:
-    return [part for part in content if isinstance(part, dict)] if isinstance(content, list) else []
-
-
 def _file_path(file: Any) -> str:
     return file.get("path", "") if isinstance(file, dict) else str(file)
 
@@ -850,11 +845,6 @@ def _attachments(message: dict | None) -> tuple[list[str], list[tuple[str, str]]
         else:
             pictures.append(path)
     return pictures, documents
-
-
-def _message_position(index: Any) -> int:
-    """The message an event's `index` points at (Gradio gives an int, or a tuple whose first item it is)."""
-    return index[0] if isinstance(index, tuple | list) else int(index)
 
 
 def _is_bundled(backend: Backend, model_id: str | None) -> bool:
