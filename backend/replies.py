@@ -137,7 +137,6 @@ class RunningReply:
         iterator only stops following."""
         seen = 0
         while True:
-            changed = self._changed
             if seen < len(self.events):
                 ahead = self.events[seen:]
                 seen += len(ahead)
@@ -146,7 +145,7 @@ class RunningReply:
                 continue
             if self.done:
                 return
-            await changed.wait()
+            await self._changed.wait()
 
     async def wait(self) -> StoredMessage:
         """The reply as stored when it ended."""
@@ -163,8 +162,10 @@ class RunningReply:
 
     def _publish(self, event: StreamEvent) -> None:
         self.events.append(event)
-        changed, self._changed = self._changed, asyncio.Event()
-        changed.set()
+        # Wakes every follower waiting now (set resolves their waits; clearing at once does not undo that), with
+        # no new object per token.
+        self._changed.set()
+        self._changed.clear()
 
     def _end(self, result: StoredMessage) -> None:
         self.result = result
