@@ -3,7 +3,9 @@
 Each store gets the same data, N conversations of 20 messages (each about 300 characters of varied words) for one
 owner, written through its own `save`, and then times
 
-  save        a new 20-message conversation,
+  send        what the UI saves when someone sends a message in a 20-message chat: the question and the reply's
+              empty message added (the JSON store rewrote the whole conversation),
+  save        a new 20-message conversation (what an import writes for each),
   checkpoint  a streamed reply written every second: a 20-message conversation is read once, then one assistant
               message is added; the SQL stores append each second's text to it (`checkpoint`, as the server's reply
               tasks do) about 200 characters at a time; the JSON store saved the whole conversation with the
@@ -180,13 +182,24 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
             await engine.settle()
         results["search"] = await timings(lambda: store.list(OWNER, SEARCHED), repeat)
 
+        streaming = engine.key != "json"  # the JSON store had no replies of their own: it saved the whole chat
+        chats = iter([await store.get(OWNER, conversation(n, conversations).id) for n in range(repeat)])
+
+        async def send() -> None:
+            chat = next(chats)
+            chat.add(StoredMessage(role="user", text=text(rng, MESSAGE_CHARS)))
+            chat.add(StoredMessage(role="assistant", status="streaming" if streaming else "complete"))
+            await store.save(OWNER, chat)
+
+        rng = random.Random(1)
+        results["send"] = await timings(send, repeat)
+
         fresh = [conversation(conversations + number, conversations) for number in range(repeat)]
         fresh_iter = iter(fresh)
         results["save"] = await timings(lambda: store.save(OWNER, next(fresh_iter)), repeat)
         for saved in fresh:
             await store.delete(OWNER, saved.id)
 
-        streaming = engine.key != "json"  # the JSON store had no replies of their own: it saved the whole chat
         reply = await Streamed.begin(store, streaming, conversation(conversations // 2, conversations).id)
         rng = random.Random(0)
 
@@ -317,6 +330,7 @@ def engines(folder: Path, wanted: tuple[str, ...], stack: list[Callable[[], None
 # ---- rows -----------------------------------------------------------------------------------------------------
 
 OPERATIONS = {
+    "send": ("send a message in a 20-message chat (question and empty reply added, save)", "≤ 1.5x JSON"),
     "save": ("save a new 20-message conversation", "≤ 1.5x JSON"),
     "checkpoint": (f"checkpoint a streamed reply (+{CHECKPOINT_CHARS} characters, save)", "≤ 1.5x JSON"),
     "list": ("list the 50 newest", "≤ 1.5x JSON"),

@@ -185,6 +185,30 @@ async def test_search_is_ranked_with_a_snippet_over_a_thousand_conversations(sto
     print(f"21 searches over 1,000 conversations: {elapsed * 1000:.0f} ms")
 
 
+async def test_a_question_joins_the_search_with_its_reply(store):
+    """Sending saves the question and an empty reply without touching the search index (that save is what a page
+    waits on); the question becomes searchable with the reply's end, once however many replies it gets."""
+    chat = Conversation(title="Sea life")
+    chat.add(StoredMessage(role="user", text="Where do narwhals live?"))
+    first = chat.add(StoredMessage(role="assistant", status="streaming"))
+    await store.save("alice", chat)
+    assert await store.list("alice", "narwhals") == []
+    assert [s.title for s in await store.list("alice", "sea")] == ["Sea life"]
+    await store.finish_reply("alice", chat.id, first, StoredMessage(role="assistant", text="In Arctic waters."))
+    [found] = await store.list("alice", "narwhals arctic")
+    assert "narwhals" in found.snippet or "Arctic" in found.snippet
+    again = await store.get("alice", chat.id)
+    retry = again.add(StoredMessage(role="assistant", status="streaming"), after=0)
+    await store.save("alice", again)  # a second reply to the same question: the question stays found
+    assert [s.id for s in await store.list("alice", "narwhals")] == [chat.id]
+    await store.finish_reply("alice", chat.id, retry, StoredMessage(role="assistant", text="Near Greenland."))
+    assert [s.id for s in await store.list("alice", "narwhals greenland arctic")] == [chat.id]
+    follow_up = await store.get("alice", chat.id)
+    follow_up.add(StoredMessage(role="user", text="And belugas?"))
+    await store.save("alice", follow_up)  # a question that gets no reply is searchable as it is saved
+    assert [s.id for s in await store.list("alice", "belugas")] == [chat.id]
+
+
 CRASHER = textwrap.dedent(
     """
     import asyncio, sys

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, delete, event, func, insert, select, text, update
+from sqlalchemy import Engine, bindparam, create_engine, delete, event, func, insert, select, text, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
@@ -61,6 +61,18 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 NOT_YOURS = "That conversation does not exist (or is not yours)."
 SEARCH_LIMIT = 50
 _ID = re.compile(r"[0-9a-f]{16}")
+
+# The statements the UI's saves and a reply's checkpoints run, built once: building a SQLAlchemy statement costs
+# about as much Python time as running it (each execution gives the values; an update's SET is the keys given).
+_INSERT_CONVERSATION = insert(conversations)
+_UPDATE_READ_REVISION = update(conversations).where(
+    conversations.c.owner == bindparam("key_owner"),
+    conversations.c.id == bindparam("key_id"),
+    conversations.c.revision == bindparam("read_revision"),
+)
+_INSERT_MESSAGES = insert(messages)
+_INSERT_REPLIES = insert(replies)
+_INSERT_PART = insert(reply_parts)
 
 T = TypeVar("T")
 Operation = Callable[[Connection], T]
@@ -199,22 +211,15 @@ class SQLConversationStore:
         def write(connection: Connection) -> None:
             if conversation.revision == 0:
                 values = {"owner": owner, "id": conversation.id, "created": conversation.created, **head}
-                connection.execute(insert(conversations).values(**values))
+                connection.execute(_INSERT_CONVERSATION, values)
                 _write_messages(connection, key, rows, [])
             else:
-                changed = connection.execute(
-                    update(conversations)
-                    .where(
-                        conversations.c.owner == owner,
-                        conversations.c.id == conversation.id,
-                        conversations.c.revision == conversation.revision,
-                    )
-                    .values(**head)
-                )
+                read = {"key_owner": owner, "key_id": conversation.id, "read_revision": conversation.revision}
+                changed = connection.execute(_UPDATE_READ_REVISION, {**read, **head})
                 if changed.rowcount != 1:
                     raise _stale()
                 _write_messages(connection, key, rows, before)
-            _register_replies(connection, key, streaming, updated)
+            _register_replies(connection, key, streaming, updated, new_from=len(before or ()))
 
         try:
             await self._run(write, write=True)
@@ -266,7 +271,7 @@ class SQLConversationStore:
 
         def write(connection: Connection) -> None:
             row = {**values, "text": part.text, "reasoning": part.reasoning, "at": time.time()}
-            connection.execute(insert(reply_parts).values(**row))
+            connection.execute(_INSERT_PART, row)
             if details is not None:
                 connection.execute(
                     update(messages).where(*_message_key(owner, conversation_id, position)).values(details=details)
@@ -285,11 +290,11 @@ class SQLConversationStore:
         def write(connection: Connection) -> None:
             connection.execute(update(messages).where(*key).values(role=role, text=reply_text, details=details))
             _forget_reply(connection, owner, conversation_id, position)
-            if reply_text:
-                added = func.coalesce(conversations.c.search_text, "") + "\n" + reply_text
-                moved = {"revision": conversations.c.revision + 1, "updated": time.time(), "search_text": added}
-            else:
-                moved = {"revision": conversations.c.revision + 1, "updated": time.time()}
+            searched = [*_waiting_question(connection, owner, conversation_id, position), reply_text]
+            moved: dict[str, Any] = {"revision": conversations.c.revision + 1, "updated": time.time()}
+            if any(searched):
+                added = "".join(f"\n{piece}" for piece in searched if piece)
+                moved["search_text"] = func.coalesce(conversations.c.search_text, "") + added
             where = (conversations.c.owner == owner, conversations.c.id == conversation_id)
             connection.execute(update(conversations).where(*where).values(**moved))
 
@@ -591,26 +596,51 @@ def _write_messages(
         if position >= len(before)
     ]
     if added:
-        connection.execute(insert(messages), added)
+        connection.execute(_INSERT_MESSAGES, added)
 
 
-def _register_replies(connection: Connection, key: tuple[str, str], positions: Sequence[int], started: float) -> None:
-    """Record replies saved as streaming as running (they are marked interrupted if the app stops first)."""
+def _register_replies(
+    connection: Connection, key: tuple[str, str], positions: Sequence[int], started: float, new_from: int
+) -> None:
+    """Record replies saved as streaming as running (they are marked interrupted if the app stops first). Messages
+    from position `new_from` on were added by this save: theirs cannot be recorded yet (the usual case, a message
+    sent: no query for the others)."""
     owner, conversation_id = key
     if not positions:
         return
-    known = set(
-        connection.scalars(
-            select(replies.c.position).where(replies.c.owner == owner, replies.c.conversation_id == conversation_id)
-        ).all()
-    )
+    known: set[int] = set()
+    if min(positions) < new_from:
+        known = set(
+            connection.scalars(
+                select(replies.c.position).where(replies.c.owner == owner, replies.c.conversation_id == conversation_id)
+            ).all()
+        )
     rows = [
         {"owner": owner, "conversation_id": conversation_id, "position": position, "started": started}
         for position in positions
         if position not in known
     ]
     if rows:
-        connection.execute(insert(replies), rows)
+        connection.execute(_INSERT_REPLIES, rows)
+
+
+def _waiting_question(connection: Connection, owner: str, conversation_id: str, position: int) -> list[str]:
+    """The text of the question reply `position` answers when no other reply to it has ended (so it is not in the
+    search text yet: see `_search_text`)."""
+    parent = connection.scalar(select(messages.c.parent).where(*_message_key(owner, conversation_id, position)))
+    if parent is None:
+        return []
+    where = (messages.c.owner == owner, messages.c.conversation_id == conversation_id)
+    running = select(replies.c.position).where(replies.c.owner == owner, replies.c.conversation_id == conversation_id)
+    answered = connection.scalar(
+        select(messages.c.position)
+        .where(*where, messages.c.parent == parent, messages.c.position != position)
+        .where(messages.c.position.not_in(running))
+        .limit(1)
+    )
+    if answered is not None:
+        return []
+    return [connection.scalar(select(messages.c.text).where(*where, messages.c.position == parent)) or ""]
 
 
 def _forget_reply(connection: Connection, owner: str, conversation_id: str, position: int) -> None:
@@ -680,8 +710,17 @@ def _head(conversation: Conversation, updated: float, revision: int, search_text
 
 
 def _search_text(conversation: Conversation) -> str:
-    """The title and every version of every message (a reply being generated joins when it ends)."""
-    texts = (message.text for message in conversation.nodes if message.text and message.status != "streaming")
+    """The title and every version of every message, but a reply being generated and a question waiting for its
+    first reply: those join when the reply ends (`finish_reply`), so the save a page waits on when someone sends a
+    message leaves the search index alone (re-indexing a long chat's text was most of its cost)."""
+    nodes = conversation.nodes
+    waiting = {message.parent for message in nodes if message.status == "streaming"}
+    waiting -= {message.parent for message in nodes if message.status != "streaming"}
+    texts = (
+        message.text
+        for position, message in enumerate(nodes)
+        if message.text and message.status != "streaming" and position not in waiting
+    )
     return "\n".join([conversation.title, *texts])
 
 
