@@ -266,6 +266,27 @@ def test_a_damaged_database_is_one_sentence_at_start_up(tmp_path):
     assert "\n" not in str(caught.value)
 
 
+def test_a_database_another_program_keeps_locked_is_one_sentence_at_start_up(tmp_path):
+    """Another program holds the write lock past the store's wait (10 s): start-up stops with one sentence."""
+    import sqlite3
+
+    async def create() -> None:
+        store = SQLConversationStore.for_settings(tmp_path)
+        await store.open()
+        await store.aclose()
+
+    asyncio.run(create())
+    other = sqlite3.connect(tmp_path / "switchboard.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(ConfigError, match=r"^store: .*switchboard\.db is locked by another program") as caught:
+            asyncio.run(SQLConversationStore.for_settings(tmp_path).open())
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert "\n" not in str(caught.value)
+
+
 def test_a_database_from_a_newer_version_is_refused(tmp_path):
     async def run() -> None:
         store = SQLConversationStore.for_settings(tmp_path)
