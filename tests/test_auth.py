@@ -149,7 +149,7 @@ def test_two_users_never_see_each_others_data(shared_app, tmp_path):
         bob = login("bob", "bob-secret")
         expect(bob.locator("#chat-list")).not_to_contain_text("alice", timeout=5_000)
         bob.locator("#chat-search input, #chat-search textarea").first.fill("private")
-        expect(bob.locator("#chat-list input[type='radio']")).to_have_count(0)
+        expect(bob.locator("#chat-list li.chat")).to_have_count(0)
         bob.get_by_role("tab", name="Images").click()
         expect(bob.locator("#image-history .gallery-item img")).to_have_count(0)
         # Alice's files are not servable by path, to Bob or anyone: the data directory is never an allowed path.

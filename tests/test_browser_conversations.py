@@ -5,14 +5,13 @@ The real Gradio app runs in this process over the scripted upstream (tests/upstr
 the page. Conversations are stored in the test's own folder (`tmp_path/data/switchboard.db`, see the autouse
 fixture in conftest.py), so each test also checks what reached the database.
 
-DOM of the sidebar in Gradio 6.31, found by dumping `page.inner_html("#sidebar")`:
-- `#chat-list` is a fieldset; each conversation is a `label` holding `input[type=radio]` (its `value` is the
-  conversation id, `:checked` when open) and a `span` with the title; the label gets the class `selected`;
+DOM of the sidebar (a gr.Sidebar, `#sidebar`; the list is ours, webui/chat_list.py):
+- `#chat-list` holds `section.group` date groups (`h3`: Today, Yesterday...), each a list of `li.chat` (its
+  `data-id` the conversation id, class `open` when open) with `button.pick` (the title) and `button.more`, which
+  opens the chat's `.chat-menu` (Rename, Export as Markdown, Export as JSON, Delete; Delete asks "Delete this
+  chat?" there first); Rename turns the title into `input.rename`;
 - `#chat-search textarea` is the search box;
-- the "This chat" accordion (`#chat-actions`) opens with its `button.label-wrap`; its content is rendered only once
-  opened. Inside: `#chat-title textarea`, `#rename`, `#export-md`, `#export-json`, `#delete`, and (hidden until
-  Delete is clicked) `#confirm-delete` / `#cancel-delete`;
-- `#download` (a gr.File) shows after an export as a table row: `td.filename` (aria-label = file name) and
+- `#download` (a gr.File) shows after an export (which the page also downloads at once) as a table row: `td.filename` (aria-label = file name) and
   `a[data-testid='download-link']` with a `download` attribute, served from `/gradio_api/file=...`;
 - `#import` is the UploadButton's button; its hidden `input[type=file][accept='.json']` is its sibling, so the
   tests click the button and answer the file chooser, as a person does;
@@ -50,10 +49,9 @@ from tests.upstream import Reply, ScriptedUpstream
 
 pytestmark = pytest.mark.browser
 
-CHAT_ITEMS = "#chat-list label"
-OPEN_ITEM = "#chat-list input[type='radio']:checked"
+CHAT_ITEMS = "#chat-list li.chat"
+OPEN_ITEM = "#chat-list li.chat.open"
 SEARCH_BOX = "#chat-search textarea"
-TITLE_BOX = "#chat-title textarea"
 DOWNLOAD_LINK = "#download a[data-testid='download-link']"
 MODEL_PICKER = "#model-picker input[role='combobox']"
 FOOTER = re.compile(r"^\s*scripted/scripted-\d · first token ")
@@ -84,7 +82,7 @@ def open_id(page: Page) -> str:
     """The id of the conversation marked open in the sidebar's list."""
     item = page.locator(OPEN_ITEM)
     expect(item).to_have_count(1, timeout=WAIT)
-    value = item.get_attribute("value")
+    value = item.get_attribute("data-id")
     assert value and re.fullmatch(r"[0-9a-f]{16}", value), value
     return value
 
@@ -94,18 +92,40 @@ def listed(page: Page, *titles: str) -> None:
     expect(page.locator(CHAT_ITEMS)).to_have_text(list(titles), timeout=WAIT)
 
 
+def item_titled(page: Page, title: str, index: int = 0):
+    """The sidebar's item for the conversation titled `title` (the `index`-th of that title), found by its id (its
+    text changes when its menu opens or it is renamed)."""
+    titled = page.locator(f"{CHAT_ITEMS} button.pick").filter(has_text=re.compile(rf"^\s*{re.escape(title)}\s*$"))
+    expect(titled.nth(index)).to_be_attached(timeout=WAIT)
+    conversation_id = titled.nth(index).locator("xpath=..").get_attribute("data-id")
+    return page.locator(f"{CHAT_ITEMS}[data-id='{conversation_id}']")
+
+
 def open_conversation(page: Page, title: str, index: int = 0) -> None:
     """Click the conversation titled `title` in the sidebar (the `index`-th of that title)."""
-    item = page.locator(CHAT_ITEMS).filter(has_text=re.compile(rf"^\s*{re.escape(title)}\s*$")).nth(index)
-    item.click()
-    expect(item.locator("input")).to_be_checked(timeout=WAIT)
+    item = item_titled(page, title, index)
+    item.locator("button.pick").click()
+    expect(item).to_have_class(re.compile(r"\bopen\b"), timeout=WAIT)
 
 
-def open_actions(page: Page) -> None:
-    """Open the "This chat" accordion (its content is only rendered once opened)."""
-    if not page.locator(TITLE_BOX).is_visible():
-        page.locator("#chat-actions > button.label-wrap").click()
-    expect(page.locator(TITLE_BOX)).to_be_visible(timeout=WAIT)
+def chat_menu(page: Page, title: str, choice: str, index: int = 0) -> None:
+    """Open the menu of the chat titled `title` in the sidebar and click `choice` in it."""
+    item = item_titled(page, title, index)
+    item.hover()
+    item.locator("button.more").click()
+    menu = item.locator(".chat-menu")
+    expect(menu).to_be_visible(timeout=WAIT)
+    menu.get_by_role("button", name=choice, exact=True).click()
+
+
+def rename_chat(page: Page, title: str, new_title: str) -> None:
+    """Rename a chat through its menu: the title becomes a field; type, then Enter."""
+    chat_menu(page, title, "Rename")
+    field = page.locator("#chat-list input.rename")
+    expect(field).to_be_focused(timeout=WAIT)
+    expect(field).to_have_value(title)
+    field.fill(new_title)
+    field.press("Enter")
 
 
 def open_settings(page: Page):
@@ -148,14 +168,14 @@ def upload(page: Page, path: Path) -> None:
     chooser.value.set_files(str(path))
 
 
-def download(page: Page, button: str, name: str, tmp_path: Path) -> Path:
-    """Click an export button, wait for the Download file named `name`, download it and return where it is."""
-    page.locator(button).click()
-    expect(page.locator("#download td.filename")).to_have_attribute("aria-label", name, timeout=WAIT)
-    link = page.locator(DOWNLOAD_LINK)
-    expect(link).to_have_attribute("download", name)
+def download(page: Page, title: str, choice: str, name: str, tmp_path: Path) -> Path:
+    """Export the chat titled `title` through its menu (`choice`): the browser downloads the file named `name` at
+    once (it is also offered in the sidebar); return where it was saved."""
     with page.expect_download(timeout=WAIT) as started:
-        link.click()
+        chat_menu(page, title, choice)
+    expect(page.locator("#download td.filename")).to_have_attribute("aria-label", name, timeout=WAIT)
+    expect(page.locator(DOWNLOAD_LINK)).to_have_attribute("download", name)
+    assert started.value.suggested_filename == name
     target = tmp_path / "downloads" / started.value.suggested_filename
     started.value.save_as(target)
     return target
@@ -275,8 +295,8 @@ def test_new_search_rename_delete(
     request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app, tmp_path: Path
 ):
     """New chat starts an empty one; search narrows the list by message text and clearing it brings all back;
-    Rename retitles the open chat; Delete asks first, "Keep it" keeps it, and confirming removes it from the list
-    and from disk and empties the chat area."""
+    Rename (in a chat's menu) retitles it in place; Delete asks first, Cancel keeps it, and confirming removes it
+    from the list and from disk and empties the chat area when it was the open chat."""
     backend = Backend(load_settings(write_config(scripted_config(upstream))))
     page = open_chat(request, serve_app(backend))
     upstream.enqueue(Reply.text(["Apples ", "are ", "crunchy."]), Reply.text(["Bananas ", "hold ", "potassium."]))
@@ -305,10 +325,12 @@ def test_new_search_rename_delete(
     expect(page.locator("#chat-list")).not_to_contain_text("No chats match")
     assert open_id(page) == bananas  # searching does not change which chat is open
 
-    # Rename the open chat.
-    open_actions(page)
-    page.locator(TITLE_BOX).fill("  Banana   facts ")
-    page.locator("#rename").click()
+    # Rename the open chat; Escape leaves a title as it was.
+    chat_menu(page, "Tell me about apples", "Rename")
+    page.locator("#chat-list input.rename").fill("Never mind")
+    page.locator("#chat-list input.rename").press("Escape")
+    listed(page, "Tell me about bananas", "Tell me about apples")
+    rename_chat(page, "Tell me about bananas", "  Banana   facts ")
     listed(page, "Banana facts", "Tell me about apples")
     assert open_id(page) == bananas
     assert stored(tmp_path, bananas)["title"] == "Banana facts"
@@ -317,33 +339,30 @@ def test_new_search_rename_delete(
     page.locator(SEARCH_BOX).fill("")
     listed(page, "Banana facts", "Tell me about apples")
 
-    # Delete: asks first; "Keep it" keeps it.
-    expect(page.locator("#confirm-delete")).to_be_hidden()
-    page.locator("#delete").click()
-    expect(page.locator("#confirm-delete")).to_be_visible(timeout=WAIT)
-    expect(page.locator("#cancel-delete")).to_be_visible()
-    page.locator("#cancel-delete").click()
-    expect(page.locator("#confirm-delete")).to_be_hidden(timeout=WAIT)
+    # Delete: asks first; Cancel keeps it.
+    chat_menu(page, "Banana facts", "Delete")
+    menu = item_titled(page, "Banana facts").locator(".chat-menu")
+    expect(menu).to_contain_text("Delete this chat?")
+    menu.get_by_role("button", name="Cancel").click()
+    expect(menu.get_by_role("button", name="Rename")).to_be_visible()
+    page.locator("#chatbot").click()  # a click elsewhere closes the menu
+    expect(page.locator(".chat-menu")).to_have_count(0)
     listed(page, "Banana facts", "Tell me about apples")
     expect(page.locator(USER_MESSAGES)).to_have_text(["Tell me about bananas"])
     assert set(stored_ids(tmp_path)) == {apples, bananas}
 
-    page.locator("#delete").click()
-    expect(page.locator("#confirm-delete")).to_be_visible(timeout=WAIT)
-    page.locator("#confirm-delete").click()
+    chat_menu(page, "Banana facts", "Delete")
+    item_titled(page, "Banana facts").locator(".chat-menu").get_by_role("button", name="Delete").click()
     listed(page, "Tell me about apples")
-    expect(page.locator("#confirm-delete")).to_be_hidden(timeout=WAIT)
     expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
     expect(page.locator(ANSWERS)).to_have_count(0)
     expect(page.locator(OPEN_ITEM)).to_have_count(0)
-    expect(page.locator(TITLE_BOX)).to_have_value("")
     assert stored_ids(tmp_path) == [apples]
 
     # The other chat is untouched and still opens.
     open_conversation(page, "Tell me about apples")
     expect(page.locator(USER_MESSAGES)).to_have_text(["Tell me about apples"], timeout=WAIT)
     expect(page.locator(ANSWERS)).to_have_text(["Apples are crunchy."])
-    expect(page.locator(TITLE_BOX)).to_have_value("Tell me about apples", timeout=WAIT)
     page.screenshot(path=str(ARTIFACTS / "conversations-after-delete.png"))
 
 
@@ -358,15 +377,16 @@ def test_export_and_import(
     upstream.enqueue(Reply.text(["A prince ", "avenges ", "his father."]))
     exchange(page, "Summarise Hamlet", "A prince avenges his father.")
     original = open_id(page)
-    open_actions(page)
     expect(page.locator("#download")).to_be_hidden()
 
-    markdown = download(page, "#export-md", "Summarise-Hamlet.md", tmp_path).read_text(encoding="utf-8")
+    markdown = download(page, "Summarise Hamlet", "Export as Markdown", "Summarise-Hamlet.md", tmp_path).read_text(
+        encoding="utf-8"
+    )
     assert markdown.startswith("# Summarise Hamlet\n"), markdown
     assert "**You**:\n\nSummarise Hamlet" in markdown
     assert "**Assistant** (scripted/scripted-1):\n\nA prince avenges his father." in markdown
 
-    exported = download(page, "#export-json", "Summarise-Hamlet.json", tmp_path)
+    exported = download(page, "Summarise Hamlet", "Export as JSON", "Summarise-Hamlet.json", tmp_path)
     data = json.loads(exported.read_text(encoding="utf-8"))
     assert data["format"] == "switchboard.conversation"
     assert data["id"] == original and data["title"] == "Summarise Hamlet"
@@ -380,7 +400,6 @@ def test_export_and_import(
     listed(page, "Summarise Hamlet", "Summarise Hamlet")
     imported = open_id(page)
     assert imported != original
-    expect(page.locator(TITLE_BOX)).to_have_value("Summarise Hamlet", timeout=WAIT)
     expect(page.locator(USER_MESSAGES)).to_have_text(["Summarise Hamlet"], timeout=WAIT)
     expect(page.locator(ANSWERS)).to_have_text(["A prince avenges his father."])
     assert set(stored_ids(tmp_path)) == {original, imported}
@@ -388,11 +407,11 @@ def test_export_and_import(
     assert [(m["role"], m["text"]) for m in copy["messages"]] == [(m["role"], m["text"]) for m in data["messages"]]
 
     # Both open from the list.
-    page.locator(f"{CHAT_ITEMS}:has(input[value='{original}'])").click()
-    expect(page.locator(f"#chat-list input[value='{original}']")).to_be_checked(timeout=WAIT)
+    page.locator(f"{CHAT_ITEMS}[data-id='{original}'] button.pick").click()
+    expect(page.locator(f"{CHAT_ITEMS}[data-id='{original}']")).to_have_class(re.compile(r"\bopen\b"), timeout=WAIT)
     expect(page.locator(ANSWERS)).to_have_text(["A prince avenges his father."], timeout=WAIT)
-    page.locator(f"{CHAT_ITEMS}:has(input[value='{imported}'])").click()
-    expect(page.locator(f"#chat-list input[value='{imported}']")).to_be_checked(timeout=WAIT)
+    page.locator(f"{CHAT_ITEMS}[data-id='{imported}'] button.pick").click()
+    expect(page.locator(f"{CHAT_ITEMS}[data-id='{imported}']")).to_have_class(re.compile(r"\bopen\b"), timeout=WAIT)
     expect(page.locator(USER_MESSAGES)).to_have_text(["Summarise Hamlet"], timeout=WAIT)
     expect(page.locator(ANSWERS)).to_have_text(["A prince avenges his father."])
 
@@ -494,22 +513,31 @@ def test_failed_import_keeps_list_and_chat_in_view(
 
 
 def test_delete_confirmation_does_not_follow_to_another_chat(
-    request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app
+    request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app, tmp_path: Path
 ):
-    """A pending "Yes, delete it" is about the chat it was asked for: opening another chat closes it, so one
-    click cannot delete a chat nobody asked to delete."""
+    """A pending "Delete this chat?" is about the chat whose menu asked it: opening another chat closes it, so
+    one click cannot delete a chat nobody asked to delete; deleting a chat that is not open leaves the open one
+    on show."""
     backend = Backend(load_settings(write_config(scripted_config(upstream))))
     page = open_chat(request, serve_app(backend))
     exchange(page, "First chat", "Hello from the scripted upstream.")
     start_new_chat(page)
     exchange(page, "Second chat", "Hello from the scripted upstream.")
     listed(page, "Second chat", "First chat")
-    open_actions(page)
-    page.locator("#delete").click()
-    expect(page.locator("#confirm-delete")).to_be_visible(timeout=WAIT)
-    open_conversation(page, "First chat")  # changed their mind: look at the other chat instead
+    chat_menu(page, "First chat", "Delete")
+    expect(page.locator(".chat-menu")).to_contain_text("Delete this chat?")
+    open_conversation(page, "Second chat")  # changed their mind: look at a chat instead
+    expect(page.locator(".chat-menu")).to_have_count(0, timeout=FIX_WAIT)
+    open_conversation(page, "First chat")
     expect(page.locator(USER_MESSAGES)).to_have_text(["First chat"], timeout=WAIT)
-    expect(page.locator("#confirm-delete")).to_be_hidden(timeout=FIX_WAIT)
+    listed(page, "Second chat", "First chat")
+    assert len(stored_ids(tmp_path)) == 2
+
+    chat_menu(page, "Second chat", "Delete")
+    page.locator(".chat-menu").get_by_role("button", name="Delete").click()
+    listed(page, "First chat")
+    expect(page.locator(USER_MESSAGES)).to_have_text(["First chat"])  # the open chat stays on show
+    assert open_id(page) in stored_ids(tmp_path) and len(stored_ids(tmp_path)) == 1
 
 
 def test_search_filter_holds_while_chatting(

@@ -107,7 +107,7 @@ def test_answer_continued_after_a_drop_reads_as_one(route_app, tmp_path: Path):
     # A reload and reopening the chat shows the same marker and footer.
     page.reload()
     expect(page.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)
-    page.locator("#chat-list label").first.click()
+    page.locator("#chat-list li.chat button.pick").first.click()
     expect(page.locator(THOUGHT_TITLES).filter(has_text=MARKER)).to_have_count(1, timeout=WAIT)
     expect(page.locator(THOUGHT_TITLES).nth(1)).to_have_text(footer)  # after the marker of the first reply
 

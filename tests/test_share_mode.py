@@ -90,13 +90,21 @@ async def test_no_route_leads_into_another_users_data(shared):
 
     bob = GradioSession(url, "bob", "bob-secret")
     # The page's own load and search events list only Bob's chats.
-    listing = bob.call(_load_fn(bob), [])
-    assert listing["success"] and listing["output"]["data"][0]["choices"] == []
+    listing = bob.call(_load_fn(bob), [None])
+    assert listing["success"] and _listed_ids(listing["output"]["data"][-1]) == []
     found = bob.call(bob.fn_index("chat-search", "change"), ["merger", None])
-    assert found["success"] and found["output"]["data"][0]["choices"] == []
-    # Opening Alice's chat by its id is refused and returns nothing of it.
-    opened = bob.call(bob.fn_index("chat-list", "input"), [secret_chat.id])
-    assert "merger" not in json.dumps(opened) and "Keep it quiet" not in json.dumps(opened)
+    assert found["success"] and _listed_ids(found["output"]["data"][0]) == []
+    # Opening, renaming, exporting or deleting Alice's chat by its id is refused and returns nothing of it.
+    for event, action in (
+        ("select", {"kind": "open"}),
+        ("edit", {"kind": "rename", "title": "mine now"}),
+        ("download", {"kind": "export", "format": "json"}),
+        ("delete", {"kind": "delete"}),
+    ):
+        value = {"groups": [], "action": {**action, "id": secret_chat.id}}
+        inputs = {"select": [value, ""], "edit": [value, None, "", ""], "delete": [value, "", ""]}
+        answer = bob.call(bob.fn_index("chat-list", event), inputs.get(event, [value]))
+        assert "merger" not in json.dumps(answer) and "Keep it quiet" not in json.dumps(answer), event
     # A forged chat history pointing at Alice's stored image is refused before anything is sent upstream.
     respond = bob.fn_index("message", "submit") + 1  # the reply that follows a submitted message
     forged = [
@@ -124,14 +132,22 @@ async def test_no_route_leads_into_another_users_data(shared):
         for path in (database, store.image_path("alice", image)):
             assert session.http.get(f"gradio_api/file={path}").status_code == 403
     # Alice, on the other hand, lists and opens it.
-    assert [choice[1] for choice in alice.call(_load_fn(alice), [])["output"]["data"][0]["choices"]] == [secret_chat.id]
-    mine = alice.call(alice.fn_index("chat-list", "input"), [secret_chat.id])
+    assert _listed_ids(alice.call(_load_fn(alice), [None])["output"]["data"][-1]) == [secret_chat.id]
+    assert (await store.get("alice", secret_chat.id)).title == secret_chat.title  # Bob's rename did nothing
+    opening = {"groups": [], "action": {"kind": "open", "id": secret_chat.id}}
+    mine = alice.call(alice.fn_index("chat-list", "select"), [opening, ""])
     assert mine["success"] and "alice's merger plan" in json.dumps(mine["output"]["data"][0])
     bob.close()
     alice.close()
 
 
 FILE_META = {"_type": "gradio.FileData"}
+
+
+def _listed_ids(listing: dict) -> list[str]:
+    """The chat ids a chat-list value holds, in order (an update carries it as its `value`)."""
+    value = listing.get("value", listing) if listing.get("__type__") == "update" else listing
+    return [chat["id"] for group in value["groups"] for chat in group["chats"]]
 
 
 def _load_fn(session: GradioSession) -> int:
@@ -172,12 +188,13 @@ def test_no_secret_reaches_a_visitor_an_export_or_the_log(shared, caplog):
     replied = alice.call(submit + 1, [history, None, "cloud/chat", "", 0.7, 1, 0, -1, ""])
     assert "server error" in json.dumps(replied)
     assert_clean(json.dumps(replied), cloud, "the chat")
-    for button in ("export-json", "export-md"):
-        exported = alice.call(alice.fn_index(button, "click"), [None, ""])
+    for kind in ("json", "md"):
+        export = {"groups": [], "action": {"kind": "export", "id": added["output"]["data"][-1], "format": kind}}
+        exported = alice.call(alice.fn_index("chat-list", "download"), [export])
         path = exported["output"]["data"][0]["value"]["path"]
         download = alice.http.get(f"gradio_api/file={path}")
         assert download.status_code == 200 and "server error" in download.text
-        assert_clean(download.text, cloud, f"the {button} file")
+        assert_clean(download.text, cloud, f"the {kind} export")
     stored = [path for path in backend.settings.app.data_dir.rglob("*") if path.is_file()]
     assert any(path.name.startswith("switchboard.db") for path in stored)  # the database and its write-ahead log
     for path in stored:

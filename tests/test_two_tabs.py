@@ -29,8 +29,9 @@ def test_two_tabs_sending_into_one_chat_lose_nothing(shared):  # noqa: F811
 
     shown_a = send(tab_a, "first from A", [])
     [summary] = asyncio.run(backend.conversations.list("alice"))
-    tab_b.call(_load_fn(tab_b), [])  # B's page loads, listing the chat
-    opened = tab_b.call(tab_b.fn_index("chat-list", "input"), [summary.id])  # and opens it
+    tab_b.call(_load_fn(tab_b), [None])  # B's page loads, listing the chat
+    opening = {"groups": [], "action": {"kind": "open", "id": summary.id}}
+    opened = tab_b.call(tab_b.fn_index("chat-list", "select"), [opening, ""])  # and opens it
     assert opened["success"]
     shown_b = opened["output"]["data"][0]
     send(tab_a, "second from A", shown_a)  # A goes on; B's copy is now old

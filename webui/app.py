@@ -21,6 +21,11 @@ CSS = """
 #small-model-note { font-size: 0.9em; opacity: 0.85; }
 footer { display: none !important; }
 #chatbot [data-testid="bot"] form { display: none !important; }
+/* The sidebar: new chat and search stay at its top, import at its foot; the chat list scrolls between them. */
+#sidebar .sidebar-content { height: 100%; display: flex; flex-direction: column; }
+#sidebar .sidebar-content > .column { flex: 1 1 auto; min-height: 0; flex-wrap: nowrap; }
+#sidebar .sidebar-content > .column > * { flex-shrink: 0; }
+#sidebar #chat-list { flex: 1 1 0; min-height: 120px; overflow-y: auto !important; overscroll-behavior: contain; }
 """
 
 
@@ -31,6 +36,11 @@ footer { display: none !important; }
 # are until you scroll back down; sending a message always brings it (and the reply) into view.
 PAGE_JS = """() => {
   window.addEventListener("popstate", () => window.location.reload());
+  // On a phone the sidebar is a drawer, closed at first: the chat and the message box are what the page shows.
+  if (window.matchMedia("(max-width: 768px)").matches) {
+    const sidebar = document.querySelector("#sidebar.open");
+    if (sidebar) sidebar.querySelector(".toggle-button")?.click();
+  }
   let force = false;
   const follow = () => { force = true; };
   document.addEventListener("keydown", (e) => {

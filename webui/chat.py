@@ -33,6 +33,7 @@ from backend import (
 )
 
 from . import history
+from .chat_list import action, chat_list, listing
 from .identity import owner_of, visitor_of
 from .refusals import refusal
 from .reply import ReplyView, message_text
@@ -69,6 +70,22 @@ FOCUS_JS = """(...inputs) => {
   return inputs.length === 1 ? inputs[0] : inputs;
 }"""
 
+# The page's time zone (minutes behind UTC), for the chat list's date groups (Today, Yesterday...).
+ZONE_JS = "() => new Date().getTimezoneOffset()"
+
+# An export is downloaded as soon as its file is offered (a new link: each export is a file of its own).
+DOWNLOAD_JS = """() => {
+  const started = Date.now();
+  const fetch = () => {
+    const link = document.querySelector("#download a[data-testid='download-link']");
+    if (link && link.href !== window.switchboardExported) {
+      window.switchboardExported = link.href;
+      link.click();
+    } else if (Date.now() - started < 5000) setTimeout(fetch, 100);
+  };
+  fetch();
+}"""
+
 SMALL_MODEL_NOTICE = (
     "**You are chatting with the built-in offline model** (Gemma 3 270M, a tiny base model running on this "
     "machine): expect short, often wrong answers. For a real assistant add a provider to `config.toml` "
@@ -83,25 +100,17 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     default = backend.models.default_chat
     store = backend.conversations
 
+    # The sidebar: new chat and search at its top, the chat list scrolling under them, import at its foot.
+    # Collapsible on a desktop; on a phone a drawer, closed at first (the chat and the message box come first).
+    with gr.Sidebar(width=290, elem_id="sidebar"):
+        new_chat = gr.Button("+ New chat", elem_id="new-chat")
+        search = gr.Textbox(placeholder="Search chats", show_label=False, elem_id="chat-search")
+        chats = chat_list()
+        download = gr.File(label="Export", visible=False, interactive=False, elem_id="download")
+        importer = gr.UploadButton(
+            "Import chat (.json)", file_types=[".json"], file_count="single", size="sm", elem_id="import"
+        )
     with gr.Row(equal_height=False):
-        with gr.Column(scale=1, min_width=220, elem_id="sidebar"):
-            new_chat = gr.Button("+ New chat", elem_id="new-chat")
-            search = gr.Textbox(placeholder="Search chats", show_label=False, elem_id="chat-search")
-            chats = gr.Radio(choices=[], label="Chats", elem_id="chat-list")
-            with gr.Accordion("This chat", open=False, elem_id="chat-actions"):
-                title_box = gr.Textbox(label="Title", elem_id="chat-title")
-                rename = gr.Button("Rename", size="sm", elem_id="rename")
-                with gr.Row():
-                    export_md = gr.Button("Export .md", size="sm", elem_id="export-md")
-                    export_json = gr.Button("Export .json", size="sm", elem_id="export-json")
-                download = gr.File(label="Download", visible=False, interactive=False, elem_id="download")
-                delete = gr.Button("Delete chat", variant="stop", size="sm", elem_id="delete")
-                with gr.Row(visible=False) as confirm_row:
-                    confirm = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="confirm-delete")
-                    cancel = gr.Button("Keep it", size="sm", elem_id="cancel-delete")
-            importer = gr.UploadButton(
-                "Import chat (.json)", file_types=[".json"], file_count="single", size="sm", elem_id="import"
-            )
         with gr.Column(scale=4):
             with gr.Row(equal_height=True):
                 model = gr.Dropdown(
@@ -150,6 +159,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     # state when it evicts the session (app.max_sessions) or restarts, and the tab must then go on with the same
     # conversation, not a new one. In the DOM (hidden), so its change can update the address bar.
     open_id = gr.Textbox(visible="hidden", elem_id="open-chat-id")
+    zone = gr.Number(visible=False)  # the page's time zone, given by the page when it loads (ZONE_JS)
 
     settings = [model, system, temperature, top_p, max_tokens, seed]
     shows = _Showing()
@@ -166,13 +176,12 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         except SwitchboardError:
             return None
 
-    async def listed(owner: str, selected: str | None = None, query: str = ""):
-        """The owner's chats matching the search box, with `selected` marked when it is among them; a search that
-        finds none says so where the list would be."""
-        found = await history.list_choices(backend, owner, query)
-        label = "No chats match" if query.strip() and not found else "Chats"
-        value = selected if any(selected == id_ for _, id_ in found) else None
-        return gr.update(choices=found, value=value, label=label)
+    async def listed(request: gr.Request, selected: str | None = None, query: str = ""):
+        """The owner's chats matching the search box, grouped by date in the page's time zone, `selected` marked;
+        a search that finds none says so where the list would be."""
+        found = await store.list(owner_of(request), query or "")
+        empty = "No chats match" if query.strip() else "No chats yet"
+        return listing(found, selected, empty=empty, offset_minutes=shows.offset(request))
 
     def shown(owner: str, conversation: Conversation | None, *, live: bool | None = None):
         """The Chatbot's messages and the versions picker for the conversation; without the reply being generated
@@ -248,7 +257,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             yield (
                 *shown(owner, fresh),
                 fresh or gr.skip(),
-                await listed(owner, conversation.id, shows.query(request, query)),
+                await listed(request, conversation.id, shows.query(request, query)),
             )
             return
         view = ReplyView(running.record.requested)
@@ -268,7 +277,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             return
         fresh = await reopened(None, running.conversation_id, owner)
         # The search box as it is now (it may have changed while the reply was written).
-        yield *shown(owner, fresh), fresh, await listed(owner, running.conversation_id, shows.query(request, query))
+        yield *shown(owner, fresh), fresh, await listed(request, running.conversation_id, shows.query(request, query))
 
     async def follow_running(chat_history: list, conversation, query: str, request: gr.Request) -> AsyncIterator:
         """`follow`, for a chat opened or reloaded while its reply is written: Stop instead of Send meanwhile."""
@@ -341,10 +350,10 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             max_new,
             seed_value,
         )
-        listing = await listed(owner, stored.id, query)
+        chat_listing = await listed(request, stored.id, query)
         messages, picker = shown(owner, stored, live=True)
         shows.chat(request, stored.id)
-        return messages, picker, gr.update(value=None), *busy(), stored, listing, stored.id
+        return messages, picker, gr.update(value=None), *busy(), stored, chat_listing, stored.id
 
     async def check_message(
         message: dict | None,
@@ -539,23 +548,21 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     # reload the page at the address they move to (see PAGE_JS in app.py).
     open_id.change(None, open_id, None, js=ADDRESS_JS, **private)
 
-    # The sidebar.
-    # Opening, starting or importing another chat also closes a pending "Yes, delete it": it was about the old one.
-    hide_confirm = gr.update(visible=False)
-
+    # The sidebar. What the visitor does in the chat list (open, rename, export, delete) arrives as an action in
+    # the list's value, through one event of the list per kind (chat_list.ACTIONS).
     async def start_new(query: str, request: gr.Request):
         shows.chat(request, "")
-        listing = await listed(owner_of(request), None, query)
-        return *shown("", None), None, listing, "", gr.update(value=None, visible=False), hide_confirm, ""
+        chat_listing = await listed(request, None, query)
+        return *shown("", None), None, chat_listing, gr.update(value=None, visible=False), ""
 
-    async def open_chat(conversation_id: str | None, request: gr.Request):
+    async def open_chat(conversation_id: str | None, query: str, request: gr.Request):
         if not conversation_id:
-            return (gr.skip(),) * 13
+            return (gr.skip(),) * 12
         owner = owner_of(request)
         try:
             conversation = await store.get(owner, conversation_id)
         except SwitchboardError as error:
-            return _refused(error.user_message(), 13)
+            return _refused(error.user_message(), 12)
         shows.chat(request, conversation.id)
         saved = conversation.settings
         chosen_model = conversation.model if conversation.model in {id_ for _, id_ in choices} else default
@@ -568,52 +575,61 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             saved.get("top_p", 1.0),
             saved.get("max_tokens", 0),
             saved.get("seed", -1),
-            conversation.title,
             gr.update(value=None, visible=False),
-            hide_confirm,
             conversation.id,
+            await listed(request, conversation.id, query),
         )
+
+    async def open_listed(value, query: str, request: gr.Request):
+        picked = action(value, "open")
+        return await open_chat(picked["id"] if picked else None, query, request)
 
     async def find(query: str, conversation_id: str, request: gr.Request):
         shows.search(request, query)
-        return await listed(owner_of(request), conversation_id or None, query)
+        return await listed(request, conversation_id or None, query)
 
-    async def rename_chat(title: str, conversation, conversation_id, query: str, request: gr.Request):
+    async def rename_chat(value, conversation, conversation_id: str, query: str, request: gr.Request):
+        """Rename the chat the list's menu names; the open chat's copy too when it is that one."""
+        wanted = action(value, "rename")
+        if wanted is None:
+            return gr.skip(), await listed(request, conversation_id or None, query)
         owner = owner_of(request)
-        conversation = await reopened(conversation, conversation_id, owner)
-        if conversation is None or not (title or "").strip():
-            return _refused("Open a chat and type its new title first.", 2)
-        new_title = " ".join(title.split())[:120]
-        conversation = await _change(store, owner, conversation, lambda fresh: setattr(fresh, "title", new_title))
-        return conversation, await listed(owner, conversation.id, query)
+        is_open = conversation is not None and conversation.id == wanted["id"]
+        target = await reopened(conversation if is_open else None, wanted["id"], owner)
+        if target is None:
+            return _refused("That chat does not exist (or is not yours).", 2)
+        renamed = await _change(store, owner, target, lambda fresh: setattr(fresh, "title", wanted["title"]))
+        return renamed if is_open else gr.skip(), await listed(request, conversation_id or None, query)
 
-    def ask_to_delete(conversation_id: str):
-        if not conversation_id:
-            return _refused("Open a chat first.", 1)
-        return gr.update(visible=True)
-
-    async def delete_chat(conversation_id: str, query: str, request: gr.Request):
+    async def delete_chat(value, conversation_id: str, query: str, request: gr.Request):
+        """Delete the chat the list's menu names (after its confirmation); the page shows a new chat when it was
+        the open one, else stays as it is."""
+        doomed = action(value, "delete")
+        if doomed is None:
+            return (gr.skip(),) * 5
         owner = owner_of(request)
-        if conversation_id:
-            running = backend.replies.running(owner, conversation_id)
-            if running is not None:
-                running.stop()
-                await running.wait()
-            try:
-                await store.delete(owner, conversation_id)
-            except SwitchboardError as error:
-                return _refused(error.user_message(), 7)
+        running = backend.replies.running(owner, doomed["id"])
+        if running is not None:
+            running.stop()
+            await running.wait()
+        try:
+            await store.delete(owner, doomed["id"])
+        except SwitchboardError as error:
+            return _refused(error.user_message(), 5)
+        if doomed["id"] != conversation_id:
+            return *(gr.skip(),) * 3, await listed(request, conversation_id or None, query), gr.skip()
         shows.chat(request, "")
-        return *shown(owner, None), None, await listed(owner, None, query), "", hide_confirm, ""
+        return *shown(owner, None), None, await listed(request, None, query), ""
 
-    def export(kind: str):
-        async def run(conversation, conversation_id: str, request: gr.Request):
-            conversation = await reopened(conversation, conversation_id, owner_of(request))
-            if conversation is None:
-                return _refused("Nothing to export yet: open or start a chat.", 1)
-            return gr.update(value=history.export_file(conversation, kind), visible=True)
-
-        return run
+    async def export_chat(value, request: gr.Request):
+        wanted = action(value, "export")
+        if wanted is None:
+            return gr.skip()
+        try:
+            conversation = await store.get(owner_of(request), wanted["id"])
+        except SwitchboardError as error:
+            return _refused(error.user_message(), 1)
+        return gr.update(value=history.export_file(conversation, wanted["format"]), visible=True)
 
     async def import_chat(path: str, query: str, request: gr.Request):
         owner = owner_of(request)
@@ -621,53 +637,45 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             with limits.admit(visitor_of(request)):  # one import at a time per visitor, counted like a message
                 conversation = await history.import_file(backend, owner, path)
         except SwitchboardError as error:
-            return _refused(f"Import failed: {error.user_message()}", 7)
+            return _refused(f"Import failed: {error.user_message()}", 5)
         shows.chat(request, conversation.id)
         return (
             *shown(owner, conversation),
             conversation,
-            await listed(owner, conversation.id, query),
-            conversation.title,
-            hide_confirm,
+            await listed(request, conversation.id, query),
             conversation.id,
         )
 
-    new_chat_outputs = [chatbot, versions, current, chats, title_box, download, confirm_row, open_id]
+    new_chat_outputs = [chatbot, versions, current, chats, download, open_id]
     new_chat.click(start_new, search, new_chat_outputs, js=FOCUS_JS, **quiet)
     # The Chatbot's own clear (trash) button empties only the view; the next message would then reach the model
     # with a context the page no longer shows. Clearing starts a new chat instead; the old one stays in the list.
     chatbot.clear(start_new, search, new_chat_outputs, **quiet)
-    opened_outputs = [chatbot, versions, current, *settings, title_box, download, confirm_row, open_id]
+    opened_outputs = [chatbot, versions, current, *settings, download, open_id, chats]
     # A chat opened while its reply is being written shows the reply live (from its start) to its end.
-    chats.input(open_chat, chats, opened_outputs, js=FOCUS_JS, **quiet).then(
+    chats.select(open_listed, [chats, search], opened_outputs, js=FOCUS_JS, **quiet).then(
         follow_running, [chatbot, current, search], [*follow_outputs, *controls], **quiet
     )
     search.change(find, [search, open_id], chats, **quiet)
-    rename.click(rename_chat, [title_box, current, open_id, search], [current, chats], **quiet)
-    delete.click(ask_to_delete, open_id, confirm_row, **quiet)
-    cancel.click(lambda: hide_confirm, None, confirm_row, **quiet)
-    confirm.click(
-        delete_chat,
-        [open_id, search],
-        [chatbot, versions, current, chats, title_box, confirm_row, open_id],
-        **quiet,
-    )
-    export_md.click(export("md"), [current, open_id], download, **quiet)
-    export_json.click(export("json"), [current, open_id], download, **quiet)
-    importer.upload(
-        import_chat, [importer, search], [chatbot, versions, current, chats, title_box, confirm_row, open_id], **quiet
-    )
+    chats.edit(rename_chat, [chats, current, open_id, search], [current, chats], **quiet)
+    chats.delete(delete_chat, [chats, open_id, search], [chatbot, versions, current, chats, open_id], **quiet)
+    # The export is offered as a file in the sidebar, and downloaded at once.
+    chats.download(export_chat, chats, download, **quiet).then(None, js=DOWNLOAD_JS, **private)
+    importer.upload(import_chat, [importer, search], [chatbot, versions, current, chats, open_id], **quiet)
 
-    async def load_page(request: gr.Request):
-        """A page opened: the owner's chats, and the chat its address names (?chat=ID; only the owner's)."""
-        owner = owner_of(request)
+    async def load_page(offset_minutes: float | None, request: gr.Request):
+        """A page opened: the owner's chats (grouped by date in the page's time zone), and the chat its address
+        names (?chat=ID; only the owner's: anyone else's or no such chat is said so and nothing opens)."""
+        shows.zone(request, offset_minutes)
         wanted = request.query_params.get("chat", "") if request is not None else ""
         if not wanted:
-            return await listed(owner), *(gr.skip(),) * 13
-        opened = await open_chat(wanted, request)  # someone else's or no such chat: it says so, opens nothing
-        return await listed(owner, wanted if isinstance(opened[2], Conversation) else None), *opened
+            return *(gr.skip(),) * 11, await listed(request)
+        opened = await open_chat(wanted, "", request)
+        if not isinstance(opened[2], Conversation):
+            return *(gr.skip(),) * 11, await listed(request)
+        return opened
 
-    page.load(load_page, None, [chats, *opened_outputs], **quiet).then(
+    page.load(load_page, zone, opened_outputs, js=ZONE_JS, **quiet).then(
         follow_running, [chatbot, current, search], [*follow_outputs, *controls], **quiet
     )
 
@@ -718,6 +726,7 @@ class _Showing:
     def __init__(self) -> None:
         self._chats: OrderedDict[str, str] = OrderedDict()
         self._queries: dict[str, str] = {}
+        self._zones: dict[str, int] = {}
 
     def chat(self, request: gr.Request | None, conversation_id: str) -> None:
         session = getattr(request, "session_hash", None)
@@ -733,6 +742,17 @@ class _Showing:
             self._queries[session] = query or ""
             while len(self._queries) > self.SESSIONS:
                 self._queries.pop(next(iter(self._queries)))
+
+    def zone(self, request: gr.Request | None, offset_minutes: float | None) -> None:
+        """The page's time zone (JavaScript's getTimezoneOffset: minutes behind UTC), as it said when it loaded."""
+        session = getattr(request, "session_hash", None)
+        if session and isinstance(offset_minutes, int | float) and abs(offset_minutes) <= 24 * 60:
+            self._zones[session] = int(offset_minutes)
+            while len(self._zones) > self.SESSIONS:
+                self._zones.pop(next(iter(self._zones)))
+
+    def offset(self, request: gr.Request | None) -> int:
+        return self._zones.get(getattr(request, "session_hash", None) or "", 0)
 
     def query(self, request: gr.Request | None, default: str) -> str:
         """What the page's search box holds now (as its last search said), else `default`."""

@@ -31,10 +31,6 @@ from backend import (
 from .reply import ReplyView
 
 
-async def list_choices(backend: Backend, owner: str, query: str = "") -> list[tuple[str, str]]:
-    return [(summary.title, summary.id) for summary in await backend.conversations.list(owner, query or "")]
-
-
 async def store_user_message(
     backend: Backend, owner: str, text: str, images: list[Image], documents: list[Document]
 ) -> StoredMessage:
