@@ -11,8 +11,9 @@ DOM of the sidebar (a gr.Sidebar, `#sidebar`; the list is ours, webui/chat_list.
   opens the chat's `.chat-menu` (Rename, Export as Markdown, Export as JSON, Delete; Delete asks "Delete this
   chat?" there first); Rename turns the title into `input.rename`;
 - `#chat-search textarea` is the search box;
-- `#download` (a gr.File) shows after an export (which the page also downloads at once) as a table row: `td.filename` (aria-label = file name) and
-  `a[data-testid='download-link']` with a `download` attribute, served from `/gradio_api/file=...`;
+- `#download` (a gr.File) shows after an export (which the page also downloads at once) as a table row:
+  `td.filename` (aria-label = file name) and `a[data-testid='download-link']` with a `download` attribute, served
+  from `/gradio_api/file=...`;
 - `#import` is the UploadButton's button; its hidden `input[type=file][accept='.json']` is its sibling, so the
   tests click the button and answer the file chooser, as a person does;
 - the Settings accordion is a `button.label-wrap` named "Settings"; the system prompt is the textarea labelled

@@ -1,6 +1,6 @@
 """The Chat tab's sidebar in Chromium, with 40 saved chats: grouped by date, scrolling inside itself (the page does
 not grow), collapsible on a desktop, a drawer on a phone that closes when a chat is picked; a hostile title is
-shown as text. Screenshots of the Chat tab at 1280×800 and 390×844 (empty, with 40 chats, mid-reply) go to
+shown as text. Screenshots of the Chat tab at 1280x800 and 390x844 (empty, with 40 chats, mid-reply) go to
 test-artifacts/."""
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def seed_chats(data_dir: Path, count: int = 40) -> None:
 
 @pytest.fixture
 def forty(request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app, tmp_path) -> Page:
-    """The Chat tab over 40 saved chats, at 1280×800."""
+    """The Chat tab over 40 saved chats, at 1280x800."""
     seed_chats(tmp_path / "data")
     page = open_chat(request, serve_app(Backend(load_settings(write_config(scripted_config(upstream))))))
     page.set_viewport_size(DESKTOP)
@@ -112,7 +112,7 @@ def test_forty_chats_are_grouped_and_scroll_inside_the_sidebar(forty: Page, upst
 
 
 def test_on_a_phone_the_list_is_a_drawer(forty: Page, upstream: ScriptedUpstream):
-    """At 390×844 the chat and the message box come first; the list opens from a button and closes when a chat is
+    """At 390x844 the chat and the message box come first; the list opens from a button and closes when a chat is
     picked, which then shows."""
     page = forty
     page.set_viewport_size(PHONE)

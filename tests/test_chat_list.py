@@ -8,7 +8,7 @@ import datetime as dt
 from backend import Summary
 from webui.chat_list import action, group_of, inert, listing
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def at(year: int, month: int, day: int, hour: int, minute: int = 0) -> float:

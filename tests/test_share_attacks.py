@@ -115,7 +115,8 @@ def test_a_session_hash_belongs_to_its_login(shared):  # noqa: F811
     assert httpx.post(url + "gradio_api/cancel", json=cancel, timeout=10).status_code == 401
     assert bob.http.get(f"gradio_api/heartbeat/{alice.session_hash}").status_code == 403
     with pytest.raises(httpx.HTTPStatusError, match="403"):
-        bob.join(bob.fn_index("chat-list", "download"), [{"action": {"kind": "export", "id": "0" * 16, "format": "md"}}])
+        export = {"action": {"kind": "export", "id": "0" * 16, "format": "md"}}
+        bob.join(bob.fn_index("chat-list", "download"), [export])
 
     done = alice.result(event_id)
     assert done["success"] and done["output"]["data"][0] == "".join(pieces)
