@@ -13,6 +13,7 @@ from backend import (
     Retrying,
     Started,
     StoredMessage,
+    SwitchboardError,
     TextDelta,
     Usage,
     model_messages,
@@ -41,7 +42,7 @@ def test_reasoning_answer_and_footer():
     reasoning, answer, footer = view.messages()
     assert reasoning == {
         "role": "assistant",
-        "content": "Thinking.",
+        "content": "<!-- aside -->\nThinking.\n\n<!-- /aside -->",
         "metadata": {"title": "Reasoning", "status": "done"},
     }
     assert answer == {"role": "assistant", "content": "**Bold** answer"}
@@ -75,7 +76,25 @@ def test_error_keeps_partial_answer_and_adds_one_sentence():
     view.close()
     answer, error = view.messages()
     assert answer["content"] == "Half an ans"
-    assert error["metadata"]["title"] == "⚠️ openai/gpt is rate limiting requests; try again in 12 s."
+    assert error["metadata"]["title"] == (
+        '<span class="reply-error">⚠️ openai/gpt is rate limiting requests; try again in 12 s.</span>'
+    )
+
+
+def test_notes_are_asides_and_an_error_is_escaped():
+    """Every note's content is wrapped in the asides the page leaves out of what it copies; the error sentence
+    is shown as text even when it holds markup (a model name comes from a provider)."""
+    view = ReplyView("evil/<img src=x onerror=alert(1)>")
+    view.apply(TextDelta("Partial"))
+    view.fail(SwitchboardError("Model <b>bold</b> failed & stopped."))
+    view.close()
+    answer, error = view.messages()
+    assert answer["content"] == "Partial"
+    assert error["content"].startswith("<!-- aside -->\n") and error["content"].endswith("\n\n<!-- /aside -->")
+    assert "Requested: `evil/<img src=x onerror=alert(1)>`" in error["content"]  # a code span: shown as text
+    assert error["metadata"]["title"] == (
+        '<span class="reply-error">⚠️ the provider failed: Model &lt;b&gt;bold&lt;/b&gt; failed &amp; stopped.</span>'
+    )
 
 
 async def test_the_model_gets_the_stored_text_never_the_page(tmp_path):

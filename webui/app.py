@@ -22,6 +22,16 @@ CSS = """
 footer { display: none !important; }
 #chatbot [data-testid="bot"] form { display: none !important; }
 /* The sidebar: new chat and search stay at its top, import at its foot; the chat list scrolls between them. */
+/* A reply that failed: the error sentence in the error colour, its note framed in it (the partial text above). */
+#chatbot .reply-error { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+#chatbot .thought-group:has(.reply-error) { border: 1px solid var(--error-border-color, #ef4444);
+  background: var(--error-background-fill, #fef2f2); border-radius: var(--radius-md); }
+/* Tables: the alignment each column asks for (Gradio's own rule puts every cell left); wide tables scroll
+   sideways inside the chat, their cells breaking between words only. */
+#chatbot .prose :is(th, td)[align="right"] { text-align: right; }
+#chatbot .prose :is(th, td)[align="center"] { text-align: center; }
+#chatbot .prose table { display: block; max-width: 100%; overflow-x: auto; }
+#chatbot .prose :is(th, td) { overflow-wrap: normal; word-break: normal; min-width: 6em; }
 #sidebar .sidebar-content { height: 100%; display: flex; flex-direction: column; }
 #sidebar .sidebar-content > .column { flex: 1 1 auto; min-height: 0; flex-wrap: nowrap; }
 #sidebar .sidebar-content > .column > * { flex-shrink: 0; }
@@ -36,11 +46,28 @@ footer { display: none !important; }
 # are until you scroll back down; sending a message always brings it (and the reply) into view.
 PAGE_JS = """() => {
   window.addEventListener("popstate", () => window.location.reload());
-  // On a phone the sidebar is a drawer, closed at first: the chat and the message box are what the page shows.
-  if (window.matchMedia("(max-width: 768px)").matches) {
-    const sidebar = document.querySelector("#sidebar.open");
-    if (sidebar) sidebar.querySelector(".toggle-button")?.click();
+  // Copying a message or the conversation gives what was said, not the notes beside it (provenance, reasoning,
+  // errors): the Chatbot copies each note as its title and content, which webui/reply.py wraps in asides.
+  const clipboard = navigator.clipboard;
+  if (clipboard && !clipboard.switchboardPlain) {
+    const write = clipboard.writeText.bind(clipboard);
+    const aside = "<!-- aside -->[^]*?<!-- /aside -->";
+    const turn = new RegExp(`(^|\\n\\n)assistant: ${aside}`, "g");  // Copy conversation: a note is a turn
+    const note = new RegExp(`(^|\\n)[^\\n]*\\n  ${aside}\\n?`, "g");  // Copy message: its title, then it
+    clipboard.writeText = (text) => {
+      const plain = String(text).includes("<!-- aside -->")
+        ? String(text).replace(turn, "").replace(note, "$1").trim()
+        : text;
+      return write(plain);
+    };
+    clipboard.switchboardPlain = true;
   }
+  // On a phone the sidebar is a drawer, closed at first (and when a window narrows to a phone's width): the chat
+  // and the message box are what the page shows.
+  const narrow = window.matchMedia("(max-width: 768px)");
+  const fold = () => document.querySelector("#sidebar.open")?.querySelector(".toggle-button")?.click();
+  if (narrow.matches) fold();
+  narrow.addEventListener("change", (change) => { if (change.matches) fold(); });
   let force = false;
   const follow = () => { force = true; };
   document.addEventListener("keydown", (e) => {

@@ -5,13 +5,17 @@ A reply is a few consecutive assistant messages, grouped by the Chatbot into one
 - the answer itself (plain Markdown); when a provider failed mid-answer and another continued it, the answer is
   split there by a one-line marker,
 - one line of status while waiting (queued for the local model, retrying, failing over),
-- a footer thought: provider, model, time to first token, tokens/s, token counts; or the error sentence.
-Thoughts carry a `title`. What the model is sent on the next turn comes from the stored conversation
-(`backend.model_messages`), never from this view, which the page sends back and anyone could forge.
+- a footer thought: provider, model, time to first token, tokens/s, token counts; or the error sentence, marked
+  as an error (`reply-error`: its own colour and icon).
+Thoughts carry a `title`. Their content is wrapped in ASIDE comments (invisible once rendered): the page takes
+every aside out of what the Chatbot's copy buttons copy (app.PAGE_JS), so copying gives the answer alone.
+What the model is sent on the next turn comes from the stored conversation (`backend.model_messages`), never
+from this view, which the page sends back and anyone could forge.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from typing import Any
 
@@ -28,6 +32,7 @@ from backend import (
 )
 
 STOPPED = "⏹ Stopped"
+ASIDE = ("<!-- aside -->", "<!-- /aside -->")
 
 
 class ReplyView(ReplyRecord):
@@ -71,7 +76,8 @@ class ReplyView(ReplyRecord):
         if self.stopped:
             out.append(stopped_marker())
         elif self.error_text is not None:
-            out.append(_thought(f"⚠️ {self.error_text}", self._details(), status="done"))
+            title = f'<span class="reply-error">⚠️ {html.escape(self.error_text)}</span>'
+            out.append(_thought(title, self._details(), status="done"))
         elif done and (answer or self.reasoning):
             out.append(_thought(self.summary(), self._details(), status="done"))
         elif done:
@@ -201,7 +207,10 @@ def _open_fence(markdown: str) -> str | None:
 
 
 def _thought(title: str, content: str, *, status: str) -> dict[str, Any]:
-    return {"role": "assistant", "content": content, "metadata": {"title": title, "status": status}}
+    """A collapsible note under its `title`: provenance, reasoning, a status; not part of the answer."""
+    opening, closing = ASIDE
+    aside = f"{opening}\n{content}\n\n{closing}"
+    return {"role": "assistant", "content": aside, "metadata": {"title": title, "status": status}}
 
 
 def stopped_marker() -> dict[str, Any]:
