@@ -15,13 +15,14 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import aiofiles
 import aiofiles.os
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from ._files import owner_folder, remove_stale_temporaries, write_atomically
 from .documents import Document
@@ -287,6 +288,25 @@ class Summary(BaseModel):
     snippet: str = ""  # with a search: the text around the match
 
 
+PRESET_NAME_LIMIT = 80
+PRESET_TEXT_LIMIT = 20_000
+
+
+class Preset(BaseModel):
+    """A system prompt saved under a name, to pick again in any chat."""
+
+    name: str = Field(min_length=1, max_length=PRESET_NAME_LIMIT)
+    text: str = Field(min_length=1, max_length=PRESET_TEXT_LIMIT)
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, name: str) -> str:
+        collapsed = " ".join(name.split())
+        if not collapsed:
+            raise ValueError("a preset needs a name")
+        return collapsed
+
+
 @dataclass(slots=True)
 class ReplyPart:
     """What a reply being generated added since its last checkpoint."""
@@ -317,6 +337,9 @@ class ConversationStore(Protocol):
     async def save_image(self, owner: str, data: bytes, mime: str) -> str: ...
     async def load_image(self, owner: str, reference: str) -> Image: ...
     def image_path(self, owner: str, reference: str) -> Path: ...
+    async def presets(self, owner: str) -> Sequence[Preset]: ...
+    async def save_preset(self, owner: str, preset: Preset) -> None: ...
+    async def delete_preset(self, owner: str, name: str) -> None: ...
     async def aclose(self) -> None: ...
 
 

@@ -20,6 +20,7 @@ from backend._files import owner_folder
 from backend.conversations import (
     Conversation,
     ConversationError,
+    Preset,
     StaleConversationError,
     StoredMessage,
     parse_import,
@@ -152,6 +153,12 @@ async def test_owners_never_see_each_other_through_any_method(store):
     forged.nodes, forged.leaf = [StoredMessage(role="user", text="bob was here")], 0
     with pytest.raises(StaleConversationError):  # an update of a conversation Bob does not have
         await store.save("bob", forged)
+    await store.save_preset("alice", Preset(name="Lawyer", text="alice's secret instructions"))
+    assert await store.presets("bob") == []
+    with pytest.raises(ConversationError):
+        await store.delete_preset("bob", "Lawyer")
+    await store.save_preset("bob", Preset(name="Lawyer", text="bob's own"))  # the same name: his own preset
+    assert [p.text for p in await store.presets("alice")] == ["alice's secret instructions"]
     forged.revision = 0
     await store.save("bob", forged)  # a new conversation of Bob's own, whatever its id
     assert (await store.get("alice", mine.id)).messages == mine.messages
@@ -207,6 +214,26 @@ async def test_a_question_joins_the_search_with_its_reply(store):
     follow_up.add(StoredMessage(role="user", text="And belugas?"))
     await store.save("alice", follow_up)  # a question that gets no reply is searchable as it is saved
     assert [s.id for s in await store.list("alice", "belugas")] == [chat.id]
+
+
+async def test_presets_are_saved_replaced_listed_and_deleted(store, opened):
+    await store.save_preset("alice", Preset(name="  Terse   reviewer ", text="Answer in one line."))
+    await store.save_preset("alice", Preset(name="author", text="Write like a novelist."))
+    await store.save_preset("alice", Preset(name="Terse reviewer", text="Answer in one word."))  # replaces it
+    again = opened()  # another process sees them
+    assert [(p.name, p.text) for p in await again.presets("alice")] == [
+        ("author", "Write like a novelist."),
+        ("Terse reviewer", "Answer in one word."),
+    ]
+    await again.delete_preset("alice", "author")
+    with pytest.raises(ConversationError, match="no preset of that name"):
+        await again.delete_preset("alice", "author")
+    assert [p.name for p in await store.presets("alice")] == ["Terse reviewer"]
+    await again.aclose()
+    with pytest.raises(ValueError):
+        Preset(name="   ", text="x")
+    with pytest.raises(ValueError):
+        Preset(name="n" * 81, text="x")
 
 
 CRASHER = textwrap.dedent(

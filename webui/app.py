@@ -18,7 +18,7 @@ from .vision import build_vision_tab
 # Forms in a reply can submit nowhere but here (the Content-Security-Policy, webui/server.py); they are not
 # shown either, so nobody types into one.
 CSS = """
-#small-model-note { font-size: 0.9em; opacity: 0.85; }
+#model-info #small-model-note { flex-basis: 100%; margin: 2px 0 0; font-size: 0.95em; }
 footer { display: none !important; }
 #chatbot [data-testid="bot"] form { display: none !important; }
 /* The sidebar: new chat and search stay at its top, import at its foot; the chat list scrolls between them. */
@@ -32,6 +32,17 @@ footer { display: none !important; }
 #chatbot .prose :is(th, td)[align="center"] { text-align: center; }
 #chatbot .prose table { display: block; max-width: 100%; overflow-x: auto; }
 #chatbot .prose :is(th, td) { overflow-wrap: normal; word-break: normal; min-width: 6em; }
+/* The model line: what the model can do, and how much of its context the chat takes. */
+#model-info { margin: -8px 0 -6px; }
+#model-info .model-info { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; font-size: 0.85em;
+  color: var(--body-text-color-subdued); }
+#model-info .ability { padding: 0 8px; border-radius: 999px; border: 1px solid var(--border-color-primary); }
+#model-info .context { margin-left: auto; display: inline-flex; align-items: center; gap: 6px; }
+#model-info .bar { width: 80px; height: 6px; border-radius: 3px; overflow: hidden;
+  background: var(--background-fill-secondary); border: 1px solid var(--border-color-primary); }
+#model-info .bar > span { display: block; height: 100%; background: var(--color-accent); }
+#model-info .context.high .bar > span { background: #d97706; }
+#model-info .context.full .bar > span { background: var(--error-text-color, #b91c1c); }
 #sidebar .sidebar-content { height: 100%; display: flex; flex-direction: column; }
 #sidebar .sidebar-content > .column { flex: 1 1 auto; min-height: 0; flex-wrap: nowrap; }
 #sidebar .sidebar-content > .column > * { flex-shrink: 0; }

@@ -19,6 +19,7 @@ from backend import (
     Conversation,
     ConversationStore,
     InvalidImageError,
+    Preset,
     StaleConversationError,
     StoredMessage,
     SwitchboardError,
@@ -32,7 +33,7 @@ from backend import (
     validate_image,
 )
 
-from . import history
+from . import history, model_info
 from .chat_list import action, chat_list, listing
 from .identity import owner_of, visitor_of
 from .refusals import refusal
@@ -86,12 +87,6 @@ DOWNLOAD_JS = """() => {
   fetch();
 }"""
 
-SMALL_MODEL_NOTICE = (
-    "**You are chatting with the built-in offline model** (Gemma 3 270M, a tiny base model running on this "
-    "machine): expect short, often wrong answers. For a real assistant add a provider to `config.toml` "
-    "(OpenAI, Ollama, vLLM, a llama.cpp server...) as the README shows, and pick it above."
-)
-
 
 def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: gr.Blocks) -> None:
     """Lay out the Chat tab inside the current Blocks context and wire its events, and what `page` does when it
@@ -99,6 +94,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     choices = [(choice.label, choice.id) for choice in backend.models.chat_choices()]
     default = backend.models.default_chat
     store = backend.conversations
+    describe_model = _model_line(backend)
 
     # The sidebar: new chat and search at its top, the chat list scrolling under them, import at its foot.
     # Collapsible on a desktop; on a phone a drawer, closed at first (the chat and the message box come first).
@@ -119,12 +115,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 # Turns with more than one version (an edited question, a regenerated answer): pick one to show it
                 # and what followed it. Beside the model, so showing it moves nothing down the page.
                 versions = gr.Dropdown(choices=[], label="Versions", visible=False, elem_id="versions", scale=2)
-            notice = gr.Markdown(SMALL_MODEL_NOTICE, visible=_is_bundled(backend, default), elem_id="small-model-note")
+            # What the picked model can do, and how much of its context the open chat takes.
+            model_line = gr.HTML(describe_model(None, default), elem_id="model-info")
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
                 show_label=False,
                 autoscroll=False,  # the page follows a reply only while it is scrolled to the end (app.PAGE_JS)
-                height="62vh",
+                height="max(280px, calc(100dvh - 430px))",  # the message box and Settings stay in view
                 buttons=["copy", "copy_all"],
                 latex_delimiters=LATEX,
                 editable="user",
@@ -148,7 +145,17 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 send = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="send")
                 stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
             with gr.Accordion("Settings", open=False):
-                system = gr.Textbox(label="System prompt", lines=2, placeholder="You are a helpful assistant.")
+                # System prompts saved by name, the visitor's own (kept on the server): pick one to use it.
+                with gr.Row(equal_height=True):
+                    preset = gr.Dropdown(choices=[], value=None, label="Preset", elem_id="preset", scale=3)
+                    preset_name = gr.Textbox(
+                        label="Name to save it under", placeholder="e.g. Terse reviewer", elem_id="preset-name", scale=3
+                    )
+                    save_preset = gr.Button("Save preset", size="sm", elem_id="save-preset", scale=1)
+                    delete_preset = gr.Button("Delete preset", size="sm", elem_id="delete-preset", scale=1)
+                system = gr.Textbox(
+                    label="System prompt", lines=2, placeholder="You are a helpful assistant.", elem_id="system"
+                )
                 with gr.Row():
                     temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature")
                     top_p = gr.Slider(0, 1, value=1.0, step=0.01, label="Top p")
@@ -543,7 +550,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     versions.input(pick_version, [versions, current, open_id], [chatbot, versions, current], **quiet)
     # Stop ends the reply on the server; the step showing it then ends by itself and gives Send back.
     stop.click(stop_reply, open_id, stop, queue=False, js=FOCUS_JS, **private)
-    model.change(lambda m: gr.update(visible=_is_bundled(backend, m)), model, notice, queue=False, **private)
+    # The model line follows the picked model and the open chat (each change of it: a reply's end, another chat).
+    model.change(describe_model, [current, model], model_line, queue=False, **private)
+    current.change(describe_model, [current, model], model_line, queue=False, **private)
     # The address bar names the open chat (?chat=ID), so a reload or a bookmark comes back to it; back and forward
     # reload the page at the address they move to (see PAGE_JS in app.py).
     open_id.change(None, open_id, None, js=ADDRESS_JS, **private)
@@ -662,6 +671,38 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     # The export is offered as a file in the sidebar, and downloaded at once.
     chats.download(export_chat, chats, download, **quiet).then(None, js=DOWNLOAD_JS, **private)
     importer.upload(import_chat, [importer, search], [chatbot, versions, current, chats, open_id], **quiet)
+
+    # System-prompt presets.
+    async def listed_presets(request: gr.Request, selected: str | None = None):
+        names = [found.name for found in await store.presets(owner_of(request))]
+        return gr.update(choices=names, value=selected if selected in names else None)
+
+    async def use_preset(name: str | None, request: gr.Request):
+        chosen = [found for found in await store.presets(owner_of(request)) if found.name == name]
+        return chosen[0].text if chosen else gr.skip()
+
+    async def keep_preset(name: str, text: str, request: gr.Request):
+        try:
+            kept = Preset(name=name or "", text=text or "")
+        except ValueError:
+            return _refused("Type a system prompt and a name for it (up to 80 characters) first.", 2)
+        await store.save_preset(owner_of(request), kept)
+        gr.Info(f"Saved the preset {kept.name!r}.")
+        return await listed_presets(request, kept.name), ""
+
+    async def drop_preset(name: str | None, request: gr.Request):
+        if not name:
+            return _refused("Pick the preset to delete first.", 1)
+        try:
+            await store.delete_preset(owner_of(request), name)
+        except SwitchboardError as error:
+            return _refused(error.user_message(), 1)
+        return await listed_presets(request)
+
+    page.load(listed_presets, None, preset, **quiet)
+    preset.input(use_preset, preset, system, **quiet)
+    save_preset.click(keep_preset, [preset_name, system], [preset, preset_name], **quiet)
+    delete_preset.click(drop_preset, preset, preset, **quiet)
 
     async def load_page(offset_minutes: float | None, request: gr.Request):
         """A page opened: the owner's chats (grouped by date in the page's time zone), and the chat its address
@@ -784,6 +825,19 @@ async def _change(
         return fresh
 
 
+def _model_line(backend: Backend) -> Callable[..., str]:
+    """The model line's HTML for the open conversation and the picked model."""
+
+    def describe_model(conversation: Conversation | None, model_id: str | None) -> str:
+        try:
+            info = backend.models.info(model_id or "")
+        except SwitchboardError:
+            return ""
+        return model_info.describe(info, *model_info.context_used(conversation))
+
+    return describe_model
+
+
 def _refused(message: str, outputs: int):
     """Say why in a toast and change nothing. (Raising gr.Error would also cover every output of the event with
     Gradio's error badge until each is dismissed; use it only where the event chain must stop.)"""
@@ -865,11 +919,3 @@ def _attachments(message: dict | None) -> tuple[list[str], list[tuple[str, str]]
         else:
             pictures.append(path)
     return pictures, documents
-
-
-def _is_bundled(backend: Backend, model_id: str | None) -> bool:
-    """Whether `model_id` is the small offline model that ships with the app (the page then says what to expect)."""
-    try:
-        return backend.models.info(model_id or "").bundled
-    except SwitchboardError:
-        return False

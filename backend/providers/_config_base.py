@@ -52,6 +52,14 @@ class _ProviderBase(_Strict):
     def image_names(self) -> list[str]:
         return []
 
+    def context_length(self, model: str) -> int | None:
+        """Tokens of context `model` takes, when the configuration says."""
+        return None
+
+    def reasons(self, model: str) -> bool:
+        """Whether the configuration says `model` thinks before it answers."""
+        return False
+
 
 class _HTTPProviderBase(_ProviderBase):
     """Fields every provider reached over HTTP has. Model lists say what each model can do."""
@@ -61,6 +69,12 @@ class _HTTPProviderBase(_ProviderBase):
     models: list[str] = Field(default_factory=list, description="chat models; empty: ask the endpoint")
     vision_models: list[str] = Field(default_factory=list, description="models that also read images")
     image_models: list[str] = Field(default_factory=list, description="models that generate images")
+    reasoning_models: list[str] = Field(
+        default_factory=list, description="models that think before they answer (their reasoning shows apart)"
+    )
+    context_lengths: dict[str, int] = Field(
+        default_factory=dict, description="tokens of context per model, where known: shown beside the picker"
+    )
     headers: dict[str, str] = Field(default_factory=dict)
     proxy: str | None = None
     connect_timeout: float = Field(10.0, gt=0)
@@ -106,3 +120,9 @@ class _HTTPProviderBase(_ProviderBase):
 
     def image_names(self) -> list[str]:
         return list(self.image_models)
+
+    def context_length(self, model: str) -> int | None:
+        return self.context_lengths.get(model)
+
+    def reasons(self, model: str) -> bool:
+        return model in self.reasoning_models

@@ -30,7 +30,7 @@ class ModelInfo:
     vision: bool = False  # reads images in messages
     images: bool = False  # generates images
     negative_prompt: bool = False  # image generation honours a negative prompt
-    reasoning: bool = False  # may stream its reasoning apart from the answer
+    reasoning: bool = False  # thinks before it answers (its configuration says so)
     context_length: int | None = None  # tokens of context, when known
     bundled: bool = False  # the small offline model that ships with the app
 
@@ -50,7 +50,6 @@ class Provider(ABC, Generic[ConfigT]):
     takes_negative_prompt: ClassVar[bool] = False  # image generation honours ImageRequest.negative_prompt
     # How this protocol continues an answer another provider left unfinished (see backend/_continuation.py).
     continuation_style: ClassVar[str] = "prompt"
-    streams_reasoning: ClassVar[bool] = False  # its wire format can carry reasoning apart from the answer
 
     def __init__(self, name: str, config: ConfigT) -> None:
         self.name = name
@@ -80,7 +79,8 @@ class Provider(ABC, Generic[ConfigT]):
             vision=model in self.config.vision_names(),
             images=model in self.config.image_names(),
             negative_prompt=self.takes_negative_prompt and model in self.config.image_names(),
-            reasoning=self.streams_reasoning,
+            reasoning=self.config.reasons(model),
+            context_length=self.config.context_length(model),
         )
 
     def continuation(self, request: ChatRequest, partial: str) -> ChatRequest:

@@ -36,7 +36,6 @@ class OllamaProviderConfig(_HTTPProviderBase):
 class OllamaProvider(HTTPProvider[OllamaProviderConfig]):
     kind = "ollama"
     config_class = OllamaProviderConfig
-    streams_reasoning = True
     # No `n` and no `tool_choice`: Ollama has neither.
     supported_params = frozenset({"temperature", "top_p", "max_tokens", "seed", "stop", "response_format", "tools"})
     continuation_style = "prefill"  # /api/chat continues a final assistant message

@@ -51,7 +51,6 @@ class OpenAIProviderConfig(_HTTPProviderBase):
 class OpenAIProvider(HTTPProvider[OpenAIProviderConfig]):
     kind = "openai"
     config_class = OpenAIProviderConfig
-    streams_reasoning = True
     supported_params = frozenset(PASS_THROUGH)
     tasks = frozenset({"chat", "image"})
 

@@ -4,8 +4,8 @@ Each conversation is one row; its messages are rows of their own, numbered in th
 naming the message it follows (`parent`): a tree whose branch on show ends at the conversation's `leaf`. A reply
 being generated has a row in `replies` while it runs and grows by rows in `reply_parts` (one per checkpoint, so a
 long reply's checkpoints cost the same each, not more and more). Each generated image is a row referencing its
-file. Every key starts with the owner, so no query can reach a row without naming whose it is. Image bytes are
-files (see MediaFiles); messages reference them by name.
+file; each system-prompt preset is a row. Every key starts with the owner, so no query can reach a row without
+naming whose it is. Image bytes are files (see MediaFiles); messages reference them by name.
 """
 
 from __future__ import annotations
@@ -90,4 +90,13 @@ legacy_image_imports = Table(
     Column("owner", String(200), primary_key=True),
     Column("count", Integer, nullable=False),
     Column("at", Float, nullable=False),
+)
+
+presets = Table(
+    "presets",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("name", String(80), primary_key=True),  # what the picker shows; saving under a name replaces it
+    Column("text", Text, nullable=False),  # the system prompt
+    Column("updated", Float, nullable=False),
 )

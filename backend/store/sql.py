@@ -44,6 +44,7 @@ from ..conversations import (
     Conversation,
     ConversationError,
     MediaFiles,
+    Preset,
     ReplyPart,
     StaleConversationError,
     StoredMessage,
@@ -53,7 +54,16 @@ from ..conversations import (
 from ..errors import ConfigError
 from ..imagegen import legacy_image_details
 from ..media import Image
-from ._schema import conversations, images, legacy_image_imports, legacy_imports, messages, replies, reply_parts
+from ._schema import (
+    conversations,
+    images,
+    legacy_image_imports,
+    legacy_imports,
+    messages,
+    presets,
+    replies,
+    reply_parts,
+)
 
 log = logging.getLogger(__name__)
 
@@ -371,6 +381,33 @@ class SQLConversationStore:
             connection.execute(insert(legacy_image_imports).values(owner=owner, count=len(found), at=time.time()))
 
         await self._run(write, write=True)
+
+    # --- system-prompt presets -------------------------------------------------------------------------------------
+
+    async def presets(self, owner: str) -> Sequence[Preset]:
+        """The owner's saved system prompts, by name (case aside)."""
+        statement = select(presets.c.name, presets.c.text).where(presets.c.owner == owner)
+        rows = await self._run(lambda connection: connection.execute(statement).all())
+        return sorted((Preset(name=row.name, text=row.text) for row in rows), key=lambda preset: preset.name.lower())
+
+    async def save_preset(self, owner: str, preset: Preset) -> None:
+        """Keep `preset` under its name, in place of one of that name."""
+        key = (presets.c.owner == owner, presets.c.name == preset.name)
+        row = {"owner": owner, "name": preset.name, "text": preset.text, "updated": time.time()}
+
+        def write(connection: Connection) -> None:
+            connection.execute(delete(presets).where(*key))
+            connection.execute(insert(presets).values(**row))
+
+        await self._run(write, write=True)
+
+    async def delete_preset(self, owner: str, name: str) -> None:
+        where = (presets.c.owner == owner, presets.c.name == name)
+        if (
+            await self._run(lambda connection: connection.execute(delete(presets).where(*where)).rowcount, write=True)
+            != 1
+        ):
+            raise ConversationError("There is no preset of that name.")
 
     # --- the database -------------------------------------------------------------------------------------------
 
