@@ -6,6 +6,7 @@ model and parameters; both are written to a temporary name and renamed, so a cra
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import secrets
@@ -68,11 +69,12 @@ class StoredImage:
     path: Path
     prompt: str
     model: str
-    size: str
+    size: str  # as requested
     negative_prompt: str | None = None
     seed: int | None = None
     revised_prompt: str | None = None
     created: float = field(default_factory=time.time)
+    pixels: str | None = None  # WIDTHxHEIGHT of the image as made (a model may not make the size requested)
 
     def details(self) -> dict[str, Any]:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
@@ -135,6 +137,7 @@ class ImageStore:
             negative_prompt=request.negative_prompt,
             seed=image.seed if image.seed is not None else request.seed,
             revised_prompt=image.revised_prompt,
+            pixels=pixel_size(image.data),
         )
         await write_atomically(path, image.data)
         details = {k: v for k, v in stored.details().items() if k not in ("path", "created")}
@@ -150,5 +153,21 @@ class ImageStore:
         for record in await self.records.images(owner, limit, legacy_folder=folder):
             path = folder / record.pop("name")
             if await aiofiles.os.path.isfile(path):
-                stored.append(StoredImage(path=path, **record))
+                image = StoredImage(path=path, **record)
+                if image.pixels is None:  # kept by an earlier version: measured from its file's header
+                    async with aiofiles.open(path, "rb") as file:
+                        image.pixels = pixel_size(await file.read(64 * 1024))
+                stored.append(image)
         return stored
+
+
+def pixel_size(data: bytes) -> str | None:
+    """WIDTHxHEIGHT of an encoded image, read from its header (nothing is decoded); None when unreadable."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(io.BytesIO(data)) as picture:
+            width, height = picture.size
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return f"{width}x{height}"

@@ -111,11 +111,11 @@ def _decode(data: bytes) -> Image:
     except InvalidImageError:
         raise
     except (PILImage.DecompressionBombError, PILImage.DecompressionBombWarning):
-        raise InvalidImageError("The image is too large to decode safely (decompression bomb).") from None
+        raise InvalidImageError("The image is too large to open safely.") from None
     except UnidentifiedImageError:
-        raise InvalidImageError("The file is not an image Pillow can read (PNG, JPEG, WebP, GIF...).") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise InvalidImageError(f"The image is damaged and cannot be decoded ({exc}).") from None
+        raise InvalidImageError("That file is not an image this app can read: use PNG, JPEG, WebP or GIF.") from None
+    except (OSError, SyntaxError, ValueError):
+        raise InvalidImageError("The image is damaged and cannot be opened.") from None
 
 
 def _reencode(picture: PILImage.Image) -> Image:
@@ -142,7 +142,7 @@ def load_image(source: Any, *, max_bytes: int) -> Image:
     if isinstance(source, str | os.PathLike):
         path = Path(source).expanduser()
         if not path.is_file():
-            raise InvalidImageError(f"No image file at {path}.")
+            raise InvalidImageError("The image file is gone; add it again.")
         if path.stat().st_size > max_bytes:
             raise InvalidImageError(f"{path.name} is larger than {max_bytes / 1e6:.0f} MB.")
         return prepare_image(path.read_bytes(), max_bytes=max_bytes)

@@ -215,8 +215,12 @@ def test_images_tab_generates_keeps_and_reports_errors(request: pytest.FixtureRe
 
     results = page.locator("#image-results .gallery-item img")
     expect(results).to_have_count(2, timeout=WAIT)
-    expect(results.first).to_have_attribute("alt", "rolling hills at dusk · sd/default · 1024x1024 · seed 11")
-    expect(results.nth(1)).to_have_attribute("alt", "rolling hills at dusk · sd/default · 1024x1024 · seed 12")
+    # The caption gives the size the images really have (8x8 here, not the 1024x1024 asked for); the files (what a
+    # download is named) are named from the prompt.
+    expect(results.first).to_have_attribute("alt", "rolling hills at dusk · sd/default · 8x8 · seed 11")
+    expect(results.nth(1)).to_have_attribute("alt", "rolling hills at dusk · sd/default · 8x8 · seed 12")
+    names = sorted(src.rsplit("/", 1)[-1] for src in results.evaluate_all("imgs => imgs.map(i => i.src)"))
+    assert names == ["rolling-hills-at-dusk-2.png", "rolling-hills-at-dusk.png"], names
     history = page.locator("#image-history .gallery-item img")
     expect(history).to_have_count(2, timeout=WAIT)
     assert sorted(history.evaluate_all("imgs => imgs.map(i => i.alt)")) == sorted(
@@ -254,10 +258,10 @@ def test_images_tab_generates_keeps_and_reports_errors(request: pytest.FixtureRe
     page.locator("#generate").click()
 
     expect(results).to_have_count(1, timeout=WAIT)
-    expect(results.first).to_have_attribute("alt", "a yellow square · cloud/gpt-image-1 · 1024x1024", timeout=WAIT)
+    expect(results.first).to_have_attribute("alt", "a yellow square · cloud/gpt-image-1 · 16x16", timeout=WAIT)
     expect(history).to_have_count(3, timeout=WAIT)
     # (Not checked: that it comes first. The history sorts by file name, whose time stamp has whole seconds.)
-    expect(history.and_(page.locator("[alt='a yellow square · cloud/gpt-image-1 · 1024x1024']"))).to_have_count(1)
+    expect(history.and_(page.locator("[alt='a yellow square · cloud/gpt-image-1 · 16x16']"))).to_have_count(1)
     assert [r.path for r in app.openai.requests] == ["/v1/images/generations"]
     assert app.openai.requests[0].body == {
         "model": "gpt-image-1",
@@ -355,19 +359,23 @@ def test_vision_tab_describes_upload_refuses_fakes_and_stops(
     page.screenshot(path=str(ARTIFACTS / "vision-tab.png"))
 
     # 2. A text file named photo.png: the browser's Image accepts it by its name (accept="image/*" only filters
-    # the file picker); the server refuses it by content, with an error saying so, and sends nothing upstream.
+    # the file picker); the server refuses it by content the moment it is dropped, in plain words, takes it away
+    # (no broken thumbnail) and clears the answer about the previous picture; nothing is sent upstream.
     fake = tmp_path / "photo.png"
     fake.write_text("definitely not an image")
     page.locator(VISION_UPLOAD).set_input_files(fake)
-    expect(frame).to_have_attribute("src", _ends_with("photo.png"), timeout=WAIT)
-    page.locator("#describe").click()
     refusal = toast(page, "not an image")
-    assert refusal.inner_text().strip() == "The file is not an image Pillow can read (PNG, JPEG, WebP, GIF...)."
-    assert len(app.openai.chat_requests()) == 1
-    expect(answer_box).to_have_text("".join(pieces))
-    expect(page.locator("#describe")).to_be_visible()  # a refusal gives the button back
-    expect(page.locator("#vision-stop")).to_be_hidden()
+    assert refusal.inner_text().strip() == "That file is not an image this app can read: use PNG, JPEG, WebP or GIF."
+    expect(frame).to_have_count(0, timeout=WAIT)
+    expect(answer_box).to_have_text("The answer appears here.")
     close_toasts(page)
+    # Describe with no picture: said at the picture, with no error badge over the answer; nothing starts.
+    page.locator("#describe").click()
+    expect(page.locator("#vision-image .validation-error")).to_contain_text("Add an image first", timeout=WAIT)
+    expect(page.locator("#vision-answer [data-testid='status-tracker']")).not_to_contain_text("Error")
+    expect(page.locator("#describe")).to_be_visible()
+    expect(page.locator("#vision-stop")).to_be_hidden()
+    assert len(app.openai.chat_requests()) == 1
 
     # 3. Stop: a long, slow answer; Stop hangs up on the upstream and keeps what arrived.
     page.locator(VISION_UPLOAD).set_input_files(photo)

@@ -36,7 +36,7 @@ from backend import (
 from . import history, model_info
 from .chat_list import action, chat_list, listing
 from .identity import owner_of, visitor_of
-from .refusals import refusal
+from .refusals import refusal, verdict
 from .reply import ReplyView, message_text
 from .streaming import Pacer, batched
 
@@ -380,7 +380,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         stay. Gradio runs it on the server when the event joins its queue, with the event's inputs: hence the
         same parameters as add_message. (The reply checks limits, images and capabilities again on its way.)"""
         problem = await _message_problem(backend, limits, message, model_id or default, request)
-        return _verdict(problem, inputs=11)
+        return verdict(problem, inputs=11)
 
     def check_limits(
         chat_history,
@@ -394,7 +394,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         seed_value,
         request: gr.Request,
     ):
-        return _verdict(_limit_problem(limits, request), inputs=9)
+        return verdict(_limit_problem(limits, request), inputs=9)
 
     async def retry(
         chat_history: list,
@@ -843,11 +843,6 @@ def _refused(message: str, outputs: int):
     Gradio's error badge until each is dismissed; use it only where the event chain must stop.)"""
     gr.Warning(message, duration=8)
     return gr.skip() if outputs == 1 else (gr.skip(),) * outputs
-
-
-def _verdict(problem: str | None, *, inputs: int) -> list[dict]:
-    """An event validator's answer: `problem` (if any) shown at the event's first input, the others fine."""
-    return [gr.validate(problem is None, problem or ""), *(gr.validate(True, "") for _ in range(inputs - 1))]
 
 
 def _limit_problem(limits: VisitorLimits, request: gr.Request | None) -> str | None:

@@ -5,6 +5,7 @@ The Generate button is also the `generate_image(prompt, model, size, n, negative
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -98,18 +99,33 @@ def build_images_tab(backend: Backend, limits: VisitorLimits):
 def viewable(images) -> list[tuple[str, str]]:
     """Gallery items for stored images: copies in a fresh temporary folder, which Gradio caches under names
     derived from their content. The store itself is never a servable path, so no URL leads into another
-    user's folder."""
+    user's folder. Each copy is named from its prompt, the name a download gets."""
     folder = Path(tempfile.mkdtemp(prefix="switchboard-images-"))
     items = []
+    taken: set[str] = set()
     for image in images:
-        copy = folder / image.path.name
+        copy = folder / _file_name(image.prompt, image.path.suffix, taken)
         shutil.copyfile(image.path, copy)
         items.append((str(copy), _caption(image)))
     return items
 
 
+def _file_name(prompt: str, suffix: str, taken: set[str]) -> str:
+    """`a-lighthouse-at-dawn.png` for "A lighthouse at dawn": the prompt's first words, then -2, -3... when the
+    same prompt made several."""
+    stem = "-".join(re.findall(r"[a-z0-9]+", prompt.lower()))[:60].strip("-") or "image"
+    name, number = f"{stem}{suffix}", 1
+    while name in taken:
+        number += 1
+        name = f"{stem}-{number}{suffix}"
+    taken.add(name)
+    return name
+
+
 def _caption(image) -> str:
-    return f"{image.prompt[:80]} · {image.model} · {image.size}" + (f" · seed {image.seed}" if image.seed else "")
+    """The prompt, the model and the image's real size in pixels (a model may not make the size asked for)."""
+    size = image.pixels or image.size
+    return f"{image.prompt[:80]} · {image.model} · {size}" + (f" · seed {image.seed}" if image.seed else "")
 
 
 def _takes_negative(backend: Backend, model_id: str | None) -> bool:

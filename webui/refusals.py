@@ -15,3 +15,8 @@ def refusal(message: str, *, duration: float | None = 10) -> gr.Error:
     """The error to raise for a refusal: a toast with `message`, one line in the log, no traceback."""
     log.info("refused: %s", message)
     return gr.Error(message, duration=duration, print_exception=False)
+
+
+def verdict(problem: str | None, *, inputs: int) -> list[dict]:
+    """An event validator's answer: `problem` (if any) shown at the event's first input, the others fine."""
+    return [gr.validate(problem is None, problem or ""), *(gr.validate(True, "") for _ in range(inputs - 1))]

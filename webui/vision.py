@@ -9,11 +9,20 @@ from typing import Any
 
 import gradio as gr
 
-from backend import Backend, SwitchboardError, TextDelta, VisitorLimits
+from backend import Backend, SwitchboardError, TextDelta, VisitorLimits, validate_image
 
 from .identity import visitor_of
-from .refusals import refusal
+from .refusals import refusal, verdict
 from .streaming import Pacer, batched
+
+ANSWER_PLACEHOLDER = "*The answer appears here.*"
+# A refused picture is taken away as the person would: with the Image's own remove button (no broken thumbnail).
+REMOVE_REFUSED_JS = """(refused) => {
+  if (refused) document.querySelector("#vision-image button[aria-label='Remove Image']")?.click();
+  return [];
+}"""
+NO_IMAGE = "Add an image first: upload, paste or drop one, or give its URL."
+NOT_A_URL = "An image URL must start with http:// or https://."
 
 NO_MODELS = (
     "**No vision model is configured.** List the models that read images under `vision_models` of a provider "
@@ -51,7 +60,37 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
                 describe = gr.Button("Describe", variant="primary", interactive=bool(choices), elem_id="describe")
                 stop = gr.Button("Stop", variant="stop", visible=False, elem_id="vision-stop")
         with gr.Column(scale=3):
-            answer = gr.Markdown("*The answer appears here.*", elem_id="vision-answer", min_height=200)
+            answer = gr.Markdown(ANSWER_PLACEHOLDER, elem_id="vision-answer", min_height=200)
+    # Whether the picture just given was refused. (The handler cannot empty the Image itself: an output to it
+    # makes Gradio build a new Image for the session, without the hand-over above.)
+    refused = gr.Textbox(visible="hidden", elem_id="vision-refused")
+    max_bytes = backend.settings.app.max_upload_bytes
+
+    async def picture_problem(image: str | None, url: str) -> str | None:
+        """What is wrong with the picture as given, in one sentence; None when it can be described."""
+        url = (url or "").strip()
+        if not image and not url:
+            return NO_IMAGE
+        if not image and not url.startswith(("http://", "https://")):
+            return NOT_A_URL  # never a path on the server: the same sentence whatever the text names
+        if image:
+            try:
+                await validate_image(image, max_bytes=max_bytes)
+            except SwitchboardError as error:
+                return error.user_message()
+        return None
+
+    async def check_picture(image: str | None):
+        """A picture dropped, pasted or picked is checked at once: one that cannot be read is said so (and the
+        page then takes it away: REMOVE_REFUSED_JS). The answer about the previous picture goes either way."""
+        problem = await picture_problem(image, "") if image else None
+        if problem is not None:
+            gr.Warning(problem, duration=8)
+        return ANSWER_PLACEHOLDER, "refused" if problem else ""
+
+    async def check_describe(image: str | None, question: str, model: str, url: str):
+        """Describe's validator: a missing or unreadable picture is said at the picture, before anything starts."""
+        return verdict(await picture_problem(image, url), inputs=4)
 
     async def describe_image(
         image: str | None,
@@ -64,10 +103,9 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
         streams the answer text."""
         url = (url or "").strip()
         if not image and not url:
-            raise refusal("Add an image first: upload, paste or drop one, or give its URL.", duration=4)
+            raise refusal(NO_IMAGE, duration=4)
         if not image and not url.startswith(("http://", "https://")):
-            # Never a path on the server: the same sentence whatever the text names.
-            raise refusal("An image URL must start with http:// or https://.", duration=6)
+            raise refusal(NOT_A_URL, duration=6)  # never a path on the server, whatever the text names
         visitor = visitor_of(request)
         try:
             limits.check(visitor)
@@ -92,9 +130,24 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
 
     buttons = [describe, stop]
     private: dict[str, Any] = {"queue": False, "api_visibility": "private"}
-    event = describe.click(lambda: running(True), None, buttons, **private).then(
+    # Queued (a toast needs it), quietly.
+    checked = image_box.upload(
+        check_picture, image_box, [answer, refused], api_visibility="private", show_progress="hidden"
+    )
+    checked.then(None, refused, None, js=REMOVE_REFUSED_JS, **private)
+    image_box.clear(lambda: ANSWER_PLACEHOLDER, None, answer, **private)
+    inputs = [image_box, question_box, model_picker, url_box]
+    started = describe.click(
+        lambda *_: running(True),
+        inputs,
+        buttons,
+        validator=check_describe,  # (validators run for queued events only)
+        api_visibility="private",
+        show_progress="hidden",
+    )
+    event = started.then(
         describe_image,
-        [image_box, question_box, model_picker, url_box],
+        inputs,
         answer,
         api_name="describe_image",
         show_progress="minimal",
