@@ -161,3 +161,26 @@ def test_a_hostile_title_is_shown_as_text(
     page.reload()  # and as the list is first drawn
     listed(page, hostile)
     assert page.evaluate("document.title") != "pwned" and page.evaluate("window.hacked") is None
+
+
+def test_dark_mode_keeps_everything_readable(forty: Page, upstream: ScriptedUpstream):
+    """Gradio's dark theme (?__theme=dark): the list, the model line and a failed reply's error keep light text
+    on dark ground. Screenshot for a look."""
+    page = forty
+    page.goto(page.url.split("?")[0] + "?__theme=dark")
+    expect(page.locator("#chat-list li.chat")).to_have_count(40, timeout=WAIT)
+    upstream.enqueue(Reply.text(words(20), drop_after=8))
+    send(page, "Dark question")
+    expect(page.locator("#chatbot .reply-error")).to_be_visible(timeout=WAIT)
+
+    def luminance(selector: str, prop: str) -> float:
+        value = page.locator(selector).first.evaluate(f"(e) => getComputedStyle(e).{prop}")
+        red, green, blue = (float(part) for part in re.findall(r"[\d.]+", value)[:3])
+        return (0.2126 * red + 0.7152 * green + 0.0722 * blue) / 255
+
+    page.wait_for_function("document.body.classList.contains('dark')", timeout=WAIT)
+    for selector in ("gradio-app", "#sidebar"):
+        assert luminance(selector, "backgroundColor") < 0.2, selector
+    for selector in ("#chat-list li.chat button.pick", "#model-info .ability", "#chatbot .reply-error"):
+        assert luminance(selector, "color") > 0.45, selector
+    page.screenshot(path=str(ARTIFACTS / "chat-dark-desktop.png"))

@@ -23,7 +23,8 @@ footer { display: none !important; }
 #chatbot [data-testid="bot"] form { display: none !important; }
 /* The sidebar: new chat and search stay at its top, import at its foot; the chat list scrolls between them. */
 /* A reply that failed: the error sentence in the error colour, its note framed in it (the partial text above). */
-#chatbot .reply-error { color: var(--error-text-color, #b91c1c); font-weight: 600; }
+#chatbot .reply-error { color: #b91c1c; font-weight: 600; }
+.dark #chatbot .reply-error { color: #fca5a5; }
 #chatbot .thought-group:has(.reply-error) { border: 1px solid var(--error-border-color, #ef4444);
   background: var(--error-background-fill, #fef2f2); border-radius: var(--radius-md); }
 /* Tables: the alignment each column asks for (Gradio's own rule puts every cell left); wide tables scroll
