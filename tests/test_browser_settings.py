@@ -53,7 +53,7 @@ def test_presets_are_saved_picked_and_deleted(
     system.fill("Answer like a pirate.")
     page.locator("#preset-name textarea").fill("Pirate")
     page.locator("#save-preset").click()
-    toast(page, "Saved the preset 'Pirate'.")
+    toast(page, "Saved the preset “Pirate”.")
     expect(page.locator(PRESET)).to_have_value("Pirate", timeout=WAIT)
     expect(page.locator("#preset-name textarea")).to_have_value("")
 
@@ -68,6 +68,7 @@ def test_presets_are_saved_picked_and_deleted(
     assert sent_messages(upstream.chat_requests()[-1])[0] == {"role": "system", "content": "Answer like a pirate."}
 
     page.locator("#delete-preset").click()
+    toast(page, "Deleted the preset “Pirate”.")
     expect(page.locator(PRESET)).to_have_value("", timeout=WAIT)
     page.reload()
     expect(page.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)

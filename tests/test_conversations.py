@@ -219,16 +219,21 @@ async def test_a_question_joins_the_search_with_its_reply(store):
 async def test_presets_are_saved_replaced_listed_and_deleted(store, opened):
     await store.save_preset("alice", Preset(name="  Terse   reviewer ", text="Answer in one line."))
     await store.save_preset("alice", Preset(name="author", text="Write like a novelist."))
-    await store.save_preset("alice", Preset(name="Terse reviewer", text="Answer in one word."))  # replaces it
+    await store.save_preset("alice", Preset(name="terse REVIEWER", text="Answer in one word."))  # replaces it
     again = opened()  # another process sees them
     assert [(p.name, p.text) for p in await again.presets("alice")] == [
         ("author", "Write like a novelist."),
-        ("Terse reviewer", "Answer in one word."),
+        ("terse REVIEWER", "Answer in one word."),
     ]
     await again.delete_preset("alice", "author")
     with pytest.raises(ConversationError, match="no preset of that name"):
         await again.delete_preset("alice", "author")
-    assert [p.name for p in await store.presets("alice")] == ["Terse reviewer"]
+    assert [p.name for p in await store.presets("alice")] == ["terse REVIEWER"]
+    for number in range(99):
+        await store.save_preset("alice", Preset(name=f"p{number}", text="x"))
+    with pytest.raises(ConversationError, match="100 presets"):
+        await store.save_preset("alice", Preset(name="one too many", text="x"))
+    await store.save_preset("alice", Preset(name="P0", text="replacing one is fine"))
     await again.aclose()
     with pytest.raises(ValueError):
         Preset(name="   ", text="x")

@@ -31,7 +31,7 @@ def test_two_tabs_sending_into_one_chat_lose_nothing(shared):  # noqa: F811
     [summary] = asyncio.run(backend.conversations.list("alice"))
     tab_b.call(_load_fn(tab_b), [None])  # B's page loads, listing the chat
     opening = {"groups": [], "action": {"kind": "open", "id": summary.id}}
-    opened = tab_b.call(tab_b.fn_index("chat-list", "select"), [opening, ""])  # and opens it
+    opened = tab_b.call(tab_b.fn_index("chat-list", "select"), [opening])  # and opens it
     assert opened["success"]
     shown_b = opened["output"]["data"][0]
     send(tab_a, "second from A", shown_a)  # A goes on; B's copy is now old
@@ -49,5 +49,32 @@ def test_two_tabs_sending_into_one_chat_lose_nothing(shared):  # noqa: F811
     # The model answering B was sent what B's page showed: A's first turn and B's question.
     sent = [message["content"] for message in cloud.chat_requests()[-1].body["messages"]]
     assert sent[::2] == ["first from A", "from B"]
+    tab_a.close()
+    tab_b.close()
+
+
+def test_a_chat_deleted_in_one_tab_is_said_so_in_the_other(shared, caplog):  # noqa: F811
+    """Tab B deletes the chat tab A has open; A then renames it, undoes in it or sends into it: each is one
+    sentence (no error popup, no traceback in the log), and nothing comes back to life."""
+    url, _cloud, backend = shared()
+    tab_a = GradioSession(url, "alice", "alice-secret")
+    tab_b = GradioSession(url, "alice", "alice-secret")
+    submit = tab_a.fn_index("message", "submit")
+    added = tab_a.call(submit, [{"text": "doomed", "files": []}, [], None, "cloud/chat", "", 0.7, 1, 0, -1, "", ""])
+    assert added["success"], added
+    chat_id = added["output"]["data"][-1]
+    tab_a.call(submit + 1, [added["output"]["data"][0], None, ""])  # A follows the reply to its end
+    tab_b.call(_load_fn(tab_b), [None])
+    deleted = tab_b.call(tab_b.fn_index("chat-list", "delete"), [{"action": {"kind": "delete", "id": chat_id}}, "", ""])
+    assert deleted["success"], deleted
+
+    rename = {"action": {"kind": "rename", "id": chat_id, "title": "back from the dead"}}
+    renamed = tab_a.call(tab_a.fn_index("chat-list", "edit"), [rename, None, chat_id, ""])
+    assert renamed["success"], renamed  # said in a toast; the outputs left as they were
+    message = [{"text": "still there?", "files": []}, [], None, "cloud/chat", "", 0.7, 1, 0, -1, "", chat_id]
+    sent = tab_a.call(submit, message)
+    assert not sent["success"] and "deleted in another tab" in sent["output"]["error"], sent
+    assert asyncio.run(backend.conversations.list("alice")) == []  # nothing came back to life
+    assert "Traceback" not in caplog.text
     tab_a.close()
     tab_b.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -17,6 +18,7 @@ from backend import (
     Backend,
     ChatRequest,
     Conversation,
+    ConversationError,
     ConversationStore,
     InvalidImageError,
     Preset,
@@ -102,7 +104,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         new_chat = gr.Button("+ New chat", elem_id="new-chat")
         search = gr.Textbox(placeholder="Search chats", show_label=False, elem_id="chat-search")
         chats = chat_list()
-        download = gr.File(label="Export", visible=False, interactive=False, elem_id="download")
+        # An export's file: in the page (hidden) for the download the page starts at once (DOWNLOAD_JS).
+        download = gr.File(label="Export", visible="hidden", interactive=False, elem_id="download")
         importer = gr.UploadButton(
             "Import chat (.json)", file_types=[".json"], file_count="single", size="sm", elem_id="import"
         )
@@ -114,7 +117,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 )
                 # Turns with more than one version (an edited question, a regenerated answer): pick one to show it
                 # and what followed it. Beside the model, so showing it moves nothing down the page.
-                versions = gr.Dropdown(choices=[], label="Versions", visible=False, elem_id="versions", scale=2)
+                # (A value outside the choices is allowed: a page whose session the server forgot still offers
+                # what it listed; the handler checks the pick against the stored chat.)
+                versions = gr.Dropdown(
+                    choices=[], label="Versions", visible=False, elem_id="versions", scale=2, allow_custom_value=True
+                )
             # What the picked model can do, and how much of its context the open chat takes.
             model_line = gr.HTML(describe_model(None, default), elem_id="model-info")
             chatbot = gr.Chatbot(
@@ -146,13 +153,16 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
             with gr.Accordion("Settings", open=False):
                 # System prompts saved by name, the visitor's own (kept on the server): pick one to use it.
-                with gr.Row(equal_height=True):
-                    preset = gr.Dropdown(choices=[], value=None, label="Preset", elem_id="preset", scale=3)
+                with gr.Row(equal_height=False, elem_id="presets"):
+                    # (Any value is let through, as for Versions: the handlers look it up among the owner's own.)
+                    preset = gr.Dropdown(
+                        choices=[], value=None, label="Preset", elem_id="preset", scale=3, allow_custom_value=True
+                    )
+                    delete_preset = gr.Button("Delete", size="sm", elem_id="delete-preset", scale=0, min_width=80)
                     preset_name = gr.Textbox(
                         label="Name to save it under", placeholder="e.g. Terse reviewer", elem_id="preset-name", scale=3
                     )
-                    save_preset = gr.Button("Save preset", size="sm", elem_id="save-preset", scale=1)
-                    delete_preset = gr.Button("Delete preset", size="sm", elem_id="delete-preset", scale=1)
+                    save_preset = gr.Button("Save", size="sm", elem_id="save-preset", scale=0, min_width=80)
                 system = gr.Textbox(
                     label="System prompt", lines=2, placeholder="You are a helpful assistant.", elem_id="system"
                 )
@@ -230,7 +240,10 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 held.enter_context(limits.hold(visitor))
             except TooManyRequestsError as error:
                 raise refusal(error.user_message()) from None
-            stored = await _change(store, owner, conversation or Conversation(), answered)
+            try:
+                stored = await _change(store, owner, conversation or Conversation(), answered)
+            except SwitchboardError as error:
+                raise refusal(error.user_message()) from None
             try:
                 chat_request = ChatRequest(
                     model=model_id or default,
@@ -484,7 +497,10 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         except SwitchboardError as error:
             return _refused(error.user_message(), 4)
         before = question.parent
-        stored = await _change(store, owner, conversation, lambda target: target.cut_after(before))
+        try:
+            stored = await _change(store, owner, conversation, lambda target: target.cut_after(before))
+        except SwitchboardError as error:
+            return _refused(error.user_message(), 4)
         files = history.viewable_images(backend, owner, question.images)
         return *shown(owner, stored), {"text": question.text, "files": files}, stored
 
@@ -562,16 +578,18 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     async def start_new(query: str, request: gr.Request):
         shows.chat(request, "")
         chat_listing = await listed(request, None, query)
-        return *shown("", None), None, chat_listing, gr.update(value=None, visible=False), ""
+        return *shown("", None), None, chat_listing, None, ""
 
-    async def open_chat(conversation_id: str | None, query: str, request: gr.Request):
+    async def open_chat(conversation_id: str | None, request: gr.Request):
+        """The chat, its model and settings on show. (The list marks it itself: an answer carrying the list could
+        bring it back as it was before a rename made a moment earlier.)"""
         if not conversation_id:
-            return (gr.skip(),) * 12
+            return (gr.skip(),) * 11
         owner = owner_of(request)
         try:
             conversation = await store.get(owner, conversation_id)
         except SwitchboardError as error:
-            return _refused(error.user_message(), 12)
+            return _refused(error.user_message(), 11)
         shows.chat(request, conversation.id)
         saved = conversation.settings
         chosen_model = conversation.model if conversation.model in {id_ for _, id_ in choices} else default
@@ -584,14 +602,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             saved.get("top_p", 1.0),
             saved.get("max_tokens", 0),
             saved.get("seed", -1),
-            gr.update(value=None, visible=False),
+            None,
             conversation.id,
-            await listed(request, conversation.id, query),
         )
 
-    async def open_listed(value, query: str, request: gr.Request):
+    async def open_listed(value, request: gr.Request):
         picked = action(value, "open")
-        return await open_chat(picked["id"] if picked else None, query, request)
+        return await open_chat(picked["id"] if picked else None, request)
 
     async def find(query: str, conversation_id: str, request: gr.Request):
         shows.search(request, query)
@@ -607,7 +624,10 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         target = await reopened(conversation if is_open else None, wanted["id"], owner)
         if target is None:
             return _refused("That chat does not exist (or is not yours).", 2)
-        renamed = await _change(store, owner, target, lambda fresh: setattr(fresh, "title", wanted["title"]))
+        try:
+            renamed = await _change(store, owner, target, lambda fresh: setattr(fresh, "title", wanted["title"]))
+        except SwitchboardError as error:
+            return _refused(error.user_message(), 2)
         return renamed if is_open else gr.skip(), await listed(request, conversation_id or None, query)
 
     async def delete_chat(value, conversation_id: str, query: str, request: gr.Request):
@@ -638,7 +658,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             conversation = await store.get(owner_of(request), wanted["id"])
         except SwitchboardError as error:
             return _refused(error.user_message(), 1)
-        return gr.update(value=history.export_file(conversation, wanted["format"]), visible=True)
+        return history.export_file(conversation, wanted["format"])
 
     async def import_chat(path: str, query: str, request: gr.Request):
         owner = owner_of(request)
@@ -660,15 +680,15 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     # The Chatbot's own clear (trash) button empties only the view; the next message would then reach the model
     # with a context the page no longer shows. Clearing starts a new chat instead; the old one stays in the list.
     chatbot.clear(start_new, search, new_chat_outputs, **quiet)
-    opened_outputs = [chatbot, versions, current, *settings, download, open_id, chats]
+    opened_outputs = [chatbot, versions, current, *settings, download, open_id]
     # A chat opened while its reply is being written shows the reply live (from its start) to its end.
-    chats.select(open_listed, [chats, search], opened_outputs, js=FOCUS_JS, **quiet).then(
+    chats.select(open_listed, chats, opened_outputs, js=FOCUS_JS, **quiet).then(
         follow_running, [chatbot, current, search], [*follow_outputs, *controls], **quiet
     )
     search.change(find, [search, open_id], chats, **quiet)
     chats.edit(rename_chat, [chats, current, open_id, search], [current, chats], **quiet)
     chats.delete(delete_chat, [chats, open_id, search], [chatbot, versions, current, chats, open_id], **quiet)
-    # The export is offered as a file in the sidebar, and downloaded at once.
+    # The export is downloaded at once.
     chats.download(export_chat, chats, download, **quiet).then(None, js=DOWNLOAD_JS, **private)
     importer.upload(import_chat, [importer, search], [chatbot, versions, current, chats, open_id], **quiet)
 
@@ -686,17 +706,21 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             kept = Preset(name=name or "", text=text or "")
         except ValueError:
             return _refused("Type a system prompt and a name for it (up to 80 characters) first.", 2)
-        await store.save_preset(owner_of(request), kept)
-        gr.Info(f"Saved the preset {kept.name!r}.")
+        try:
+            await store.save_preset(owner_of(request), kept)
+        except SwitchboardError as error:
+            return _refused(error.user_message(), 2)
+        gr.Info(f"Saved the preset “{html.escape(kept.name)}”.")
         return await listed_presets(request, kept.name), ""
 
     async def drop_preset(name: str | None, request: gr.Request):
-        if not name:
+        if not name or not isinstance(name, str):
             return _refused("Pick the preset to delete first.", 1)
         try:
             await store.delete_preset(owner_of(request), name)
         except SwitchboardError as error:
             return _refused(error.user_message(), 1)
+        gr.Info(f"Deleted the preset “{html.escape(name)}”.")
         return await listed_presets(request)
 
     page.load(listed_presets, None, preset, **quiet)
@@ -709,14 +733,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         names (?chat=ID; only the owner's: anyone else's or no such chat is said so and nothing opens)."""
         shows.zone(request, offset_minutes)
         wanted = request.query_params.get("chat", "") if request is not None else ""
-        if not wanted:
-            return *(gr.skip(),) * 11, await listed(request)
-        opened = await open_chat(wanted, "", request)
-        if not isinstance(opened[2], Conversation):
-            return *(gr.skip(),) * 11, await listed(request)
-        return opened
+        opened = await open_chat(wanted, request) if wanted else (gr.skip(),) * 11
+        shown_id = wanted if isinstance(opened[2], Conversation) else None
+        return *opened, await listed(request, shown_id)
 
-    page.load(load_page, zone, opened_outputs, js=ZONE_JS, **quiet).then(
+    page.load(load_page, zone, [*opened_outputs, chats], js=ZONE_JS, **quiet).then(
         follow_running, [chatbot, current, search], [*follow_outputs, *controls], **quiet
     )
 
@@ -818,7 +839,10 @@ async def _change(
         await store.save(owner, changed)
         return changed
     except StaleConversationError:
-        fresh = await store.get(owner, conversation.id)
+        try:
+            fresh = await store.get(owner, conversation.id)
+        except SwitchboardError:
+            raise ConversationError("This chat was deleted in another tab or window; start a new one.") from None
         change(fresh)
         await store.save(owner, fresh)
         gr.Info("This chat was changed in another tab meanwhile; it now shows both changes.")

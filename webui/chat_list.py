@@ -67,6 +67,7 @@ li.chat input.rename { flex: 1; min-width: 0; margin: 2px 4px; padding: 5px 6px;
 .chat-menu { position: absolute; right: 4px; top: 32px; z-index: 50; min-width: 170px; padding: 4px;
   display: flex; flex-direction: column; background: var(--background-fill-primary);
   border: 1px solid var(--border-color-primary); border-radius: 10px; box-shadow: var(--shadow-drop-lg); }
+.chat-menu.up { top: auto; bottom: 32px; }
 .chat-menu button { text-align: left; padding: 7px 10px; border: 0; background: none; border-radius: 6px;
   color: var(--body-text-color); cursor: pointer; font: inherit; font-weight: normal; }
 .chat-menu button:hover, .chat-menu button:focus-visible { background: var(--background-fill-secondary); }
@@ -81,13 +82,23 @@ li.chat input.rename { flex: 1; min-width: 0; margin: 2px 4px; padding: 5px 6px;
 JS = """
 const open = {menu: null, field: null, id: null};
 const act = (kind, item, extra) => {
-  props.value = {...props.value, action: {kind, id: item.dataset.id, ...(extra || {})}};
+  const id = item.dataset.id;
+  let groups = props.value.groups;
+  if (kind === "open") {  // marked open at once (see the open event's handler)
+    groups = groups.map((group) => ({...group, chats: group.chats.map((chat) => ({...chat, open: chat.id === id}))}));
+  }
+  props.value = {...props.value, groups, action: {kind, id, ...(extra || {})}};
   trigger(EVENTS[kind]);
 };
-const closeMenus = () => {
-  element.querySelectorAll(".chat-menu").forEach((menu) => menu.remove());
+const closeMenus = (refocus) => {
+  element.querySelectorAll(".chat-menu").forEach((menu) => {
+    if (refocus) menu.parentElement?.querySelector("button.more")?.focus();
+    menu.remove();
+  });
   open.menu = null;
 };
+// The list scrolls inside the sidebar: a menu that would reach past its bottom opens upwards.
+const scroller = () => element.closest("#chat-list") || element;
 const row = (id) => [...element.querySelectorAll("li.chat")].find((item) => item.dataset.id === id);
 new MutationObserver(() => {
   if (!open.id || (open.menu?.isConnected ?? true) && (open.field?.isConnected ?? true)) return;
@@ -157,11 +168,13 @@ const menu = (item) => {
   const confirm = () => {
     const ask = document.createElement("p");
     ask.textContent = "Delete this chat?";
-    box.replaceChildren(ask, button("Delete", () => { closeMenus(); act("delete", item); }, true),
-      button("Cancel", main));
+    const cancel = button("Cancel", () => { main(); box.querySelector("button").focus(); });
+    box.replaceChildren(ask, button("Delete", () => { closeMenus(); act("delete", item); }, true), cancel);
+    cancel.focus();
   };
   main();
   item.appendChild(box);
+  if (box.getBoundingClientRect().bottom > scroller().getBoundingClientRect().bottom) box.classList.add("up");
   open.menu = box;
   open.id = item.dataset.id;
   box.querySelector("button").focus();
@@ -180,7 +193,7 @@ element.addEventListener("click", (e) => {
   closeDrawer();
 });
 document.addEventListener("click", (e) => { if (!element.contains(e.target)) closeMenus(); });
-element.addEventListener("keydown", (e) => { if (e.key === "Escape") closeMenus(); });
+element.addEventListener("keydown", (e) => { if (e.key === "Escape") closeMenus(true); });
 """
 
 
@@ -228,7 +241,7 @@ def listing(
     now = time.time() if now is None else now
     groups: dict[str, list[dict[str, Any]]] = {}
     for summary in summaries:
-        chat = {"id": summary.id, "title": inert(summary.title or "New chat"), "open": summary.id == open_id}
+        chat = {"id": inert(summary.id), "title": inert(summary.title or "New chat"), "open": summary.id == open_id}
         groups.setdefault(group_of(summary.updated, now, offset_minutes), []).append(chat)
     ordered = [{"name": inert(name), "chats": groups[name]} for name in GROUPS if name in groups]
     return {"groups": ordered, "empty": inert(empty) if not summaries else ""}

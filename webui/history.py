@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import aiofiles
@@ -29,6 +27,7 @@ from backend import (
 )
 
 from .reply import ReplyView
+from .scratch import fresh_folder
 
 
 async def store_user_message(
@@ -74,7 +73,7 @@ def viewable_images(backend: Backend, owner: str, references: list[str]) -> list
     their content), never the store's own files; missing ones are left out."""
     if not references:
         return []
-    view_dir = Path(tempfile.mkdtemp(prefix="switchboard-view-"))
+    view_dir = fresh_folder("view")
     paths = []
     for reference in references:
         source = backend.conversations.image_path(owner, reference)
@@ -90,7 +89,7 @@ def viewable_documents(backend: Backend, owner: str, documents: list[StoredDocum
     paths = []
     for document in documents:
         source = backend.conversations.image_path(owner, document.file) if document.file else None
-        folder = Path(tempfile.mkdtemp(prefix="switchboard-view-"))
+        folder = fresh_folder("view")
         target = folder / (re.sub(r"[^\w.\- ]+", "_", document.name).strip(". ") or "document.txt")
         if source is not None and source.is_file():
             shutil.copyfile(source, target)
@@ -164,7 +163,7 @@ def export_file(conversation: Conversation, kind: str) -> str:
     import json
     import re
 
-    folder = Path(tempfile.mkdtemp(prefix="switchboard-export-"))
+    folder = fresh_folder("export")
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", conversation.title).strip("-")[:50] or "conversation"
     if kind == "md":
         path = folder / f"{name}.md"

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 
@@ -16,6 +14,7 @@ from backend import Backend, ImageRequest, SwitchboardError, VisitorLimits
 
 from .identity import owner_of, visitor_of
 from .refusals import refusal
+from .scratch import fresh_folder
 
 SIZES = ["1024x1024", "1024x1536", "1536x1024", "512x512", "768x768", "512x768", "768x512"]
 NO_MODELS = (
@@ -100,7 +99,7 @@ def viewable(images) -> list[tuple[str, str]]:
     """Gallery items for stored images: copies in a fresh temporary folder, which Gradio caches under names
     derived from their content. The store itself is never a servable path, so no URL leads into another
     user's folder. Each copy is named from its prompt, the name a download gets."""
-    folder = Path(tempfile.mkdtemp(prefix="switchboard-images-"))
+    folder = fresh_folder("images")
     items = []
     taken: set[str] = set()
     for image in images:

@@ -60,7 +60,7 @@ def describe(info: ModelInfo | None, used: int, estimated: bool) -> str:
         )
     else:
         meter = f'<span class="context" title="the context length of this model is not known">{about}'
-        meter += f"{_short(used)} tokens used</span>"
+        meter += f"{_short(used)} token{'' if used == 1 else 's'} used</span>"
     notice = f'<p id="small-model-note">{SMALL_MODEL_NOTICE}</p>' if info.bundled else ""
     return f'<div class="model-info">{chips}{meter}{notice}</div>'
 

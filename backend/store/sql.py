@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).parent / "migrations"
 NOT_YOURS = "That conversation does not exist (or is not yours)."
 SEARCH_LIMIT = 50
+PRESETS_KEPT = 100  # system-prompt presets per owner
 _ID = re.compile(r"[0-9a-f]{16}")
 
 # The statements the UI's saves and a reply's checkpoints run, built once: building a SQLAlchemy statement costs
@@ -391,12 +392,17 @@ class SQLConversationStore:
         return sorted((Preset(name=row.name, text=row.text) for row in rows), key=lambda preset: preset.name.lower())
 
     async def save_preset(self, owner: str, preset: Preset) -> None:
-        """Keep `preset` under its name, in place of one of that name."""
-        key = (presets.c.owner == owner, presets.c.name == preset.name)
+        """Keep `preset` under its name, in place of one of that name (case aside). An owner keeps at most
+        PRESETS_KEPT."""
+        same = (presets.c.owner == owner, func.lower(presets.c.name) == preset.name.lower())
         row = {"owner": owner, "name": preset.name, "text": preset.text, "updated": time.time()}
 
         def write(connection: Connection) -> None:
-            connection.execute(delete(presets).where(*key))
+            replaced = connection.execute(delete(presets).where(*same)).rowcount
+            if not replaced:
+                kept = connection.scalar(select(func.count()).select_from(presets).where(presets.c.owner == owner))
+                if (kept or 0) >= PRESETS_KEPT:
+                    raise ConversationError(f"You have {PRESETS_KEPT} presets, the most kept: delete one first.")
             connection.execute(insert(presets).values(**row))
 
         await self._run(write, write=True)
