@@ -88,7 +88,26 @@ def test_forty_chats_are_grouped_and_scroll_inside_the_sidebar(forty: Page, upst
     expect(last).to_be_in_viewport()
     assert in_view(page, "#import") and in_view(page, "#new-chat")
 
+    # The last chat's menu opens upwards, every item in view; Escape closes it and gives its button the focus.
+    last.hover()
+    last.locator("button.more").click()
+    for choice in ("Rename", "Export as Markdown", "Export as JSON", "Delete"):
+        expect(last.locator(".chat-menu").get_by_role("button", name=choice, exact=True)).to_be_in_viewport(ratio=1)
+    page.keyboard.press("Escape")
+    expect(last.locator(".chat-menu")).to_have_count(0)
+    expect(last.locator("button.more")).to_be_focused()
+
+    # Renamed, then another chat opened at once: the new title stays.
+    chat_menu(page, "Asyncio cancellation 39", "Rename")
+    page.locator("#chat-list input.rename").fill("Renamed in passing")
+    page.locator("#chat-list input.rename").press("Enter")
+    page.locator("#chat-list li.chat button.pick").first.click()
+    page.wait_for_timeout(1500)  # both answers are in by now
+    expect(page.locator("#chat-list li.chat button.pick", has_text="Renamed in passing")).to_have_count(1)
+
     # Opening the oldest marks it, and the next reply moves it to Today, at the top.
+    last = page.locator("#chat-list li.chat").last
+    last.locator("button.pick").scroll_into_view_if_needed()
     last.locator("button.pick").click()
     expect(last).to_have_class(re.compile(r"\bopen\b"), timeout=WAIT)
     opened = open_id(page)
