@@ -82,6 +82,7 @@ _LAZY = {
     "StoredMessage": ".conversations",
     "StaleConversationError": ".conversations",
     "Summary": ".conversations",
+    "gateway_router": ".gateway",
     "Preset": ".conversations",
     "model_messages": ".conversations",
     "parse_import": ".conversations",
@@ -117,6 +118,7 @@ if TYPE_CHECKING:
     )
     from .documents import DOCUMENT_EXTENSIONS, Document, DocumentError, check_fits, is_document, read_document
     from .factory import ChatClient, create_client
+    from .gateway import gateway_router
     from .imagegen import ImageRequest, StoredImage
     from .limits import TooManyRequestsError, VisitorLimits
     from .media import Image, InvalidImageError, validate_image
@@ -202,6 +204,7 @@ __all__ = [
     "VisitorLimits",
     "check_fits",
     "create_client",
+    "gateway_router",
     "hash_password",
     "is_document",
     "load_settings",

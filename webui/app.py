@@ -118,15 +118,22 @@ def prepare(backend: Backend, owners: Iterable[str] = ()) -> None:
     asyncio.run(ready())
 
 
+def visitor_limits(backend: Backend, *, exposed: bool) -> VisitorLimits:
+    """Per-visitor limits when the app is `exposed` (logins, a share link, a non-loopback address); none for a
+    local single-user app."""
+    app = backend.settings.app
+    return (
+        VisitorLimits(app.max_concurrent_per_visitor, app.max_requests_per_minute) if exposed else VisitorLimits.off()
+    )
+
+
 def build_app(backend: Backend, *, exposed: bool = False) -> gr.Blocks:
     """The whole UI. Call `prepare(backend)` first so the model picker lists every model.
 
     Per-visitor limits (`app.max_concurrent_per_visitor`, `app.max_requests_per_minute`) apply when the app has
     logins or is `exposed` (a share link, a non-loopback address); a local single-user app has none."""
     settings = backend.settings
-    limits = VisitorLimits.off()
-    if exposed or settings.auth.enabled:
-        limits = VisitorLimits(settings.app.max_concurrent_per_visitor, settings.app.max_requests_per_minute)
+    limits = visitor_limits(backend, exposed=exposed or settings.auth.enabled)
     # One pace for every streaming reply of the app, whichever tab or API call it comes from.
     pacer = Pacer(settings.app.stream_interval_ms / 1000, settings.app.updates_per_second)
     with gr.Blocks(title="Switchboard", fill_height=True, analytics_enabled=False) as app:

@@ -3,6 +3,9 @@
 switchboard [--config PATH] [--host HOST] [--port PORT] [--share]
 switchboard check [--config PATH]     validate the configuration and exit (0 valid, 2 invalid)
 switchboard models [--config PATH]    list every model id and route the UI would offer
+switchboard serve [--host H] [--port P]   the OpenAI-compatible API (/v1) alone, no UI
+switchboard token NAME                make an API key for login NAME (printed once)
+switchboard token --revoke ID         revoke an API key
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import gc
 import logging
 import sys
 
-from backend import Backend, ConfigError, hash_password, load_settings, load_users
+from backend import Backend, ConfigError, ConversationError, hash_password, load_settings, load_users
 
 # A server's heap is mostly what Gradio builds at start-up, and every full collection walked it again: during 50
 # streaming chats, 10 full collections of up to 100 ms each (the whole tail of time to first token). Collecting
@@ -41,13 +44,18 @@ def main(argv: list[str] | None = None) -> int:
     backend = Backend(settings)
     if args.command == "models":
         return _models(backend)
+    if args.command == "token":
+        return _token(backend, users, args.name, args.revoke)
     return _run(backend, users, args)
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="switchboard", description="A local-first chat UI over many providers.")
-    parser.add_argument("command", nargs="?", choices=["run", "check", "models", "passwd"], default="run")
-    parser.add_argument("name", nargs="?", help="with passwd: the user name")
+    parser.add_argument(
+        "command", nargs="?", choices=["run", "serve", "check", "models", "passwd", "token"], default="run"
+    )
+    parser.add_argument("name", nargs="?", help="with passwd or token: the login name")
+    parser.add_argument("--revoke", metavar="ID", help="with token: revoke the API key with this id")
     parser.add_argument("--config", help="TOML config file (default: $SWITCHBOARD_CONFIG, ./config.toml, ...)")
     parser.add_argument("--host", help="address to listen on (default: app.host, 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default: app.port, 7860)")
@@ -107,10 +115,43 @@ def _models(backend: Backend) -> int:
     return 0
 
 
+def _token(backend: Backend, users, name: str | None, revoke: str | None) -> int:
+    """Make an API key for a login (printed once: only its hash is kept), or revoke one."""
+    import asyncio
+
+    async def act() -> str:
+        await backend.open_store()
+        try:
+            if revoke:
+                owner = await backend.conversations.revoke_api_key(revoke)
+                return f"revoked API key {revoke} of {owner}"
+            key_id, key = await backend.conversations.create_api_key(name or "")
+            return f"API key {key_id} for {name} (keep it: it is not shown again):\n{key}"
+        finally:
+            await backend.aclose()
+
+    if not revoke:
+        if users is None:
+            print(
+                "switchboard: logins are off: the API needs no key on a loopback address (add [auth] for keys)",
+                file=sys.stderr,
+            )
+            return 2
+        if not name or name not in users.names():
+            print("switchboard: usage: switchboard token NAME, for a login NAME of the users file", file=sys.stderr)
+            return 2
+    try:
+        print(asyncio.run(act()))
+    except (ConfigError, ConversationError) as error:
+        print(f"switchboard: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _run(backend: Backend, users, args) -> int:
     from .app import prepare
     from .identity import LOCAL_OWNER
-    from .server import create_server, serve
+    from .server import create_api_server, create_server, serve
 
     host = args.host or backend.settings.app.host
     exposed = args.share or not _is_loopback(host)
@@ -128,11 +169,15 @@ def _run(backend: Backend, users, args) -> int:
     except ConfigError as error:
         print(f"switchboard: {error}", file=sys.stderr)
         return 2
-    server = create_server(backend, users=users, exposed=exposed)
+    if args.command == "serve":
+        server = create_api_server(backend, users=users, exposed=exposed)
+    else:
+        server = create_server(backend, users=users, exposed=exposed)
     gc.collect()
     gc.freeze()  # what start-up built lives as long as the server: no collection needs to walk it again
     port = args.port or backend.settings.app.port
     print(f"* Running on http://{host}:{port}", flush=True)
+    print(f"* OpenAI-compatible API at http://{host}:{port}/v1", flush=True)
     if args.share:
         _open_share_link(host, port)
     serve(server, host, port)

@@ -9,9 +9,10 @@ The FastAPI app, not Gradio, owns what a browser trusts:
 - **Headers**: a Content-Security-Policy that keeps model output inert: images only from this server (a reply
   cannot smuggle chat text out through an image URL), forms submit only here, no plugins, no framing by other
   sites; and no Referer leaves the page (Gradio puts session hashes in URLs).
-- **Guard** (with logins): every route needs a login except the few the login page itself uses (`PUBLIC`); a
-  Gradio session hash belongs to the login that used it first, and no other login (or anonymous caller) may read,
-  cancel or join it; request bodies are bounded.
+- **Guard** (with logins): every route needs a login except the few the login page itself uses (`PUBLIC`) and
+  the OpenAI-compatible API (`/v1`, which needs an API key instead: backend/gateway.py); a Gradio session hash
+  belongs to the login that used it first, and no other login (or anonymous caller) may read, cancel or join it;
+  request bodies are bounded.
 """
 
 from __future__ import annotations
@@ -34,9 +35,9 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from backend import Backend, Users
+from backend import Backend, Users, VisitorLimits, gateway_router
 
-from .app import CSS, PAGE_JS, build_app
+from .app import CSS, PAGE_JS, build_app, visitor_limits
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ PUBLIC_PATHS = frozenset(
     }
 )
 PUBLIC_PREFIXES = ("/assets/", "/static/", "/svelte/", "/pwa_icon")
+API_PREFIX = "/v1/"  # answered by the API, which checks its own keys
 # Request bodies other than uploads (which Gradio bounds by `max_file_size`): a chat turn with its history fits
 # many times over; a forged 50 MB "message" does not get parsed.
 MAX_BODY_BYTES = 16_000_000
@@ -107,6 +109,8 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     # A reply still being generated when the server stops is stored with its text so far, marked interrupted.
     server.router.on_shutdown.append(backend.replies.aclose)
+    # Before the UI's mount at "/", which would take every path.
+    server.include_router(api_router(backend, users=users, exposed=exposed))
     gr.mount_gradio_app(
         server,
         blocks,
@@ -125,9 +129,31 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     # Gradio checks that a file named in an event's input was uploaded by a visitor (not any server path) only
     # once its Blocks "have launched", which `launch()` marks and mounting does not.
     blocks.has_launched = True
-    # Outermost last: headers on every answer, then the visitor's address, CORS (a preflight carries no login),
-    # then the guard.
     server.add_middleware(Guard, gradio_app=gradio_app, logins=users is not None)
+    _outer_layers(server, backend)
+    return server
+
+
+def create_api_server(backend: Backend, *, users: Users | None = None, exposed: bool = False) -> FastAPI:
+    """The OpenAI-compatible API alone (`switchboard serve`): no UI, the same keys, limits and headers."""
+    server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    server.include_router(api_router(backend, users=users, exposed=exposed))
+    server.add_middleware(Guard, gradio_app=None, logins=False)  # (bounded bodies; the API checks its keys)
+    _outer_layers(server, backend)
+    return server
+
+
+def api_router(backend: Backend, *, users: Users | None, exposed: bool):
+    """`/v1`: with logins, every request needs an API key; reachable from other machines without logins, it
+    answers only 403 (as the UI would not be served)."""
+    limits: VisitorLimits = visitor_limits(backend, exposed=exposed or users is not None)
+    return gateway_router(backend, limits, keys_required=users is not None, served=users is not None or not exposed)
+
+
+def _outer_layers(server: FastAPI, backend: Backend) -> None:
+    """Outermost last: headers on every answer, then the visitor's address, then CORS (a preflight carries no
+    login)."""
+    settings = backend.settings.app
     server.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.allowed_origins),
@@ -138,7 +164,6 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     if settings.trusted_proxies:
         server.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     server.add_middleware(SecurityHeaders)
-    return server
 
 
 class SecurityHeaders:
@@ -184,7 +209,7 @@ class Guard:
             receive = _replay(body, receive)
         if path in ("/login", "/login/"):
             send = _lax_cookies(send)
-        if not self.logins:
+        if not self.logins or path.startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
         user = self._user(scope)

@@ -5,7 +5,8 @@ naming the message it follows (`parent`): a tree whose branch on show ends at th
 being generated has a row in `replies` while it runs and grows by rows in `reply_parts` (one per checkpoint, so a
 long reply's checkpoints cost the same each, not more and more). Each generated image is a row referencing its
 file; each system-prompt preset is a row. Every key starts with the owner, so no query can reach a row without
-naming whose it is. Image bytes are files (see MediaFiles); messages reference them by name.
+naming whose it is; API keys, found by the key a request carries, are kept as hashes. Image bytes are files (see
+MediaFiles); messages reference them by name.
 """
 
 from __future__ import annotations
@@ -99,4 +100,15 @@ presets = Table(
     Column("name", String(80), primary_key=True),  # what the picker shows; saving under a name replaces it
     Column("text", Text, nullable=False),  # the system prompt
     Column("updated", Float, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("digest", String(64), primary_key=True),  # SHA-256 of the key: the key itself is never kept
+    Column("owner", String(200), nullable=False),
+    Column("id", String(16), nullable=False, unique=True),  # shown in lists, named to revoke it
+    Column("created", Float, nullable=False),
+    Column("revoked", Float),  # when, once revoked
+    Index("ix_api_keys_owner", "owner"),
 )

@@ -23,9 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import re
+import secrets
 import time
 import weakref
 from collections import OrderedDict
@@ -55,6 +57,7 @@ from ..errors import ConfigError
 from ..imagegen import legacy_image_details
 from ..media import Image
 from ._schema import (
+    api_keys,
     conversations,
     images,
     legacy_image_imports,
@@ -415,6 +418,51 @@ class SQLConversationStore:
         ):
             raise ConversationError("There is no preset of that name.")
 
+    # --- API keys (the /v1 API) ------------------------------------------------------------------------------------
+
+    async def create_api_key(self, owner: str) -> tuple[str, str]:
+        """A new API key for `owner`: its id (to list and revoke it) and the key, shown this once (only its hash
+        is kept)."""
+        key_id = secrets.token_hex(4)
+        key = f"sb-{key_id}-{secrets.token_urlsafe(32)}"
+        row = {"digest": _digest(key), "owner": owner, "id": key_id, "created": time.time(), "revoked": None}
+        await self._run(lambda connection: connection.execute(insert(api_keys).values(**row)), write=True)
+        return key_id, key
+
+    async def api_key_owner(self, key: str) -> tuple[str, str] | None:
+        """The owner and id of `key`, or None when it is not a key or was revoked."""
+        if not key.startswith("sb-") or len(key) > 200:
+            return None
+        statement = select(api_keys.c.owner, api_keys.c.id).where(
+            api_keys.c.digest == _digest(key), api_keys.c.revoked.is_(None)
+        )
+        row = await self._run(lambda connection: connection.execute(statement).first())
+        return None if row is None else (row.owner, row.id)
+
+    async def api_keys(self, owner: str) -> Sequence[tuple[str, float, float | None]]:
+        """The owner's keys: id, when made, when revoked (None: in use), oldest first."""
+        statement = (
+            select(api_keys.c.id, api_keys.c.created, api_keys.c.revoked)
+            .where(api_keys.c.owner == owner)
+            .order_by(api_keys.c.created)
+        )
+        rows = await self._run(lambda connection: connection.execute(statement).all())
+        return [(row.id, row.created, row.revoked) for row in rows]
+
+    async def revoke_api_key(self, key_id: str) -> str:
+        """Revoke the key `key_id` (its requests get 401 from now on); whose it was. ConversationError if none."""
+
+        def revoke(connection: Connection) -> str | None:
+            owner = connection.scalar(select(api_keys.c.owner).where(api_keys.c.id == key_id))
+            if owner is not None:
+                connection.execute(update(api_keys).where(api_keys.c.id == key_id).values(revoked=time.time()))
+            return owner
+
+        owner = await self._run(revoke, write=True)
+        if owner is None:
+            raise ConversationError(f"There is no API key {key_id!r}.")
+        return owner
+
     # --- the database -------------------------------------------------------------------------------------------
 
     async def open(self, owners: Iterable[str] = ()) -> None:
@@ -750,6 +798,12 @@ def _head(conversation: Conversation, updated: float, revision: int, search_text
         "search_text": search_text,
         "leaf": conversation.leaf,
     }
+
+
+def _digest(key: str) -> str:
+    """What is kept of an API key: its SHA-256 (a key is random, long and never typed: no salt or slow hash
+    needed to make a stolen table useless)."""
+    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _search_text(conversation: Conversation) -> str:
