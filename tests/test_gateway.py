@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import textwrap
 
 import httpx
 import openai
@@ -207,3 +208,76 @@ def test_switchboard_token_makes_and_revokes_keys(upstream, write_config, serve_
     assert main(["token", "--revoke", key_id, "--config", str(config)]) == 0
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
+
+
+def test_a_route_fails_over_and_continues_mid_stream_through_the_api(write_config, serve_app):
+    """A route's first provider drops mid-answer: the next continues the same answer, as in the UI; the SDK sees
+    one answer, and the provider that finished it."""
+    with ScriptedUpstream(models=["a"]) as first, ScriptedUpstream(models=["b"]) as second:
+        config = f"""
+        [app]
+        embedded_model = false
+        [providers.first]
+        kind = "openai"
+        base_url = "{first.base_url}"
+        models = ["a"]
+        max_retries = 0
+        [providers.second]
+        kind = "openai"
+        base_url = "{second.base_url}"
+        models = ["b"]
+        [routes]
+        steady = ["first/a", "second/b"]
+        """
+        url = serve_app(Backend(load_settings(write_config(textwrap.dedent(config)))))
+        first.enqueue(Reply.text(["The answer ", "begins ", "here"], drop_after=3))
+        second.enqueue(Reply.text(["and ends ", "there."]))
+        chunks = list(
+            sdk(url + "v1").chat.completions.create(
+                model="steady", messages=[{"role": "user", "content": "Go"}], stream=True
+            )
+        )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.startswith("The answer begins ") and text.endswith("and ends there.")
+    assert chunks[-1].model == "second/b"
+
+
+def test_switchboard_serve_is_the_api_alone(upstream, write_config):
+    """`switchboard serve` answers /v1 and nothing else (no UI)."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import free_port
+
+    config = write_config(scripted_config(upstream))
+    port = free_port()
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "webui", "serve", "--config", str(config), "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                listed = httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("switchboard serve did not start")
+        assert [model["id"] for model in listed.json()["data"]] == ["scripted/scripted-1"]
+        reply = sdk(f"http://127.0.0.1:{port}/v1").chat.completions.create(
+            model="scripted/scripted-1", messages=[{"role": "user", "content": "Hi"}]
+        )
+        assert reply.choices[0].message.content == HELLO
+        assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 404
+        too_big = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", content=b"x" * 17_000_000, timeout=30)
+        assert too_big.status_code == 413 and too_big.json()["error"]["type"] == "invalid_request_error"
+    finally:
+        server.terminate()
+        server.wait(timeout=20)

@@ -154,3 +154,31 @@ async def test_chat_through_llama_cpp_server_as_openai_upstream(llama_server, wr
     assert text.strip()
     assert chunks[-1].choices[0].finish_reason in ("stop", "length")
     assert chunks[0].provider == "llamaserver"
+
+
+def test_the_openai_sdk_through_switchboard_to_llama_cpp_server(llama_server, write_config, serve_app):
+    """An OpenAI SDK talks to Switchboard's /v1, which talks to llama-cpp-python's own server."""
+    openai = pytest.importorskip("openai")
+    config = f"""
+    [app]
+    embedded_model = false
+    [providers.llamaserver]
+    kind = "openai"
+    base_url = "{llama_server}"
+    models = ["gemma"]
+    """
+    url = serve_app(Backend(load_settings(write_config(config))))
+    client = openai.OpenAI(base_url=url + "v1", api_key="unused", max_retries=0)
+    chunks = list(
+        client.chat.completions.create(
+            model="llamaserver/gemma",
+            messages=[{"role": "user", "content": "What is the capital of France?"}],
+            stream=True,
+            max_tokens=24,
+            temperature=0,
+            stop=["USER:"],
+        )
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices).strip()
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+    assert chunks[0].model_dump()["provider"] == "llamaserver"  # ours: who answered

@@ -203,7 +203,8 @@ class Guard:
         if scope["method"] == "POST" and path not in UPLOAD_PATHS:
             read = await _read_body(receive, MAX_BODY_BYTES)
             if read is None:
-                await _refuse(send, 413, f"Request body larger than {MAX_BODY_BYTES // 1_000_000} MB.")
+                too_large = f"Request body larger than {MAX_BODY_BYTES // 1_000_000} MB."
+                await _refuse(send, 413, too_large, api=path.startswith(API_PREFIX))
                 return
             body = read
             receive = _replay(body, receive)
@@ -359,8 +360,10 @@ def _lax_cookies(send: Send) -> Send:
     return lax
 
 
-async def _refuse(send: Send, status: int, detail: str) -> None:
-    body = json.dumps({"detail": detail}).encode()
+async def _refuse(send: Send, status: int, detail: str, *, api: bool = False) -> None:
+    """An error answer; for the API in OpenAI's shape, so its SDKs raise their own error."""
+    error = {"message": detail, "type": "invalid_request_error", "param": None, "code": None}
+    body = json.dumps({"error": error} if api else {"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
