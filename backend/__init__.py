@@ -83,6 +83,8 @@ _LAZY = {
     "StaleConversationError": ".conversations",
     "Summary": ".conversations",
     "gateway_router": ".gateway",
+    "Provider": ".in_code",
+    "RetryProvider": ".in_code",
     "Preset": ".conversations",
     "model_messages": ".conversations",
     "parse_import": ".conversations",
@@ -120,6 +122,7 @@ if TYPE_CHECKING:
     from .factory import ChatClient, create_client
     from .gateway import gateway_router
     from .imagegen import ImageRequest, StoredImage
+    from .in_code import Provider, RetryProvider
     from .limits import TooManyRequestsError, VisitorLimits
     from .media import Image, InvalidImageError, validate_image
     from .providers import ModelInfo
@@ -174,6 +177,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "Preset",
+    "Provider",
     "ProviderUnavailableError",
     "Queued",
     "RateLimitError",
@@ -181,6 +185,7 @@ __all__ = [
     "Replies",
     "ReplyRecord",
     "Resumed",
+    "RetryProvider",
     "Retrying",
     "RunningReply",
     "ServiceUnavailableError",

@@ -25,6 +25,7 @@ from . import media
 from .config import Settings, load_settings
 from .events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
 from .imagegen import ImageRequest
+from .in_code import Naming, Provider, RetryProvider, settings_in_code
 from .request import ChatRequest, Message
 from .services import Backend
 from .types import (
@@ -214,8 +215,9 @@ async def collect(events: AsyncIterator[StreamEvent], model: str) -> ChatComplet
 
 
 class AsyncCompletions:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, naming: Naming | None = None) -> None:
         self._backend = backend
+        self._naming = naming  # providers configured in code: model names as code passes them
 
     @overload
     def create(
@@ -305,7 +307,7 @@ class AsyncCompletions:
         a file object, a PIL image, a data URL or an http(s) URL) is attached to the last user message.
         """
         request = ChatRequest(
-            model=model or self._backend.models.default_chat,
+            model=self._naming.chat(model) if self._naming else model or self._backend.models.default_chat,
             messages=self._with_image(_messages(messages), image),
             temperature=temperature,
             top_p=top_p,
@@ -349,13 +351,35 @@ class AsyncChat:
 class AsyncClient:
     """OpenAI-shaped async client over the configured providers.
 
-    `config`: a path to a TOML file (default: the app's search order), or pass ready `settings`.
+    `config`: a path to a TOML file (default: the app's search order), or pass ready `settings`; or, as gpt4free's
+    clients take them, `provider` (a kind name, a `Provider`, or a `RetryProvider` chain) and `image_provider`,
+    with `api_key`, `base_url` and `proxies` for those that do not set their own (backend/in_code.py). Then model
+    names are passed as the provider knows them (`model="gpt-4o-mini"`).
     """
 
-    def __init__(self, config: str | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        config: str | None = None,
+        *,
+        settings: Settings | None = None,
+        provider: str | Provider | RetryProvider | None = None,
+        image_provider: str | Provider | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        proxies: str | dict[str, str] | None = None,
+    ) -> None:
+        naming = None
+        if provider is not None or image_provider is not None:
+            settings, naming = settings_in_code(
+                provider or image_provider or "",
+                image_provider=image_provider,
+                api_key=api_key,
+                base_url=base_url,
+                proxies=proxies,
+            )
         self.backend = Backend(settings or load_settings(config))
-        self.chat = AsyncChat(AsyncCompletions(self.backend))
-        self.images = AsyncImages(self.backend)
+        self.chat = AsyncChat(AsyncCompletions(self.backend, naming))
+        self.images = AsyncImages(self.backend, naming)
 
     async def aclose(self) -> None:
         await self.backend.aclose()
@@ -444,9 +468,27 @@ class Completions:
 class Client:
     """The synchronous twin of `AsyncClient`; call `close()` (or use `with`) when done."""
 
-    def __init__(self, config: str | None = None, *, settings: Settings | None = None) -> None:
+    def __init__(
+        self,
+        config: str | None = None,
+        *,
+        settings: Settings | None = None,
+        provider: str | Provider | RetryProvider | None = None,
+        image_provider: str | Provider | None = None,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        proxies: str | dict[str, str] | None = None,
+    ) -> None:
         self._runner = _LoopThread()
-        self._async = AsyncClient(config, settings=settings)
+        self._async = AsyncClient(
+            config,
+            settings=settings,
+            provider=provider,
+            image_provider=image_provider,
+            api_key=api_key,
+            base_url=base_url,
+            proxies=proxies,
+        )
         self.backend = self._async.backend
         self.chat = Chat(Completions(self._runner, self._async.chat.completions))
         self.images = Images(self._runner, self._async.images)
@@ -547,8 +589,9 @@ class ChatCompletion:
 
 
 class AsyncImages:
-    def __init__(self, backend: Backend) -> None:
+    def __init__(self, backend: Backend, naming: Naming | None = None) -> None:
         self._backend = backend
+        self._naming = naming
 
     async def generate(
         self,
@@ -569,7 +612,7 @@ class AsyncImages:
         if response_format not in ("url", "b64_json"):
             raise ValueError('response_format must be "url" or "b64_json"')
         request = ImageRequest(
-            model=model or self._backend.settings.defaults.image or "",
+            model=self._naming.image(model) if self._naming else model or self._backend.settings.defaults.image or "",
             prompt=prompt,
             negative_prompt=negative_prompt,
             size=size,

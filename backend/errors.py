@@ -34,6 +34,11 @@ class SwitchboardError(Exception):
         self.partial_text = partial_text
 
     @property
+    def status_code(self) -> int | None:
+        """The HTTP status, by the openai SDK's name for it (`status` is ours)."""
+        return self.status
+
+    @property
     def where(self) -> str:
         if self.provider and self.model:
             return f"{self.provider}/{self.model}"
