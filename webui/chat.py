@@ -37,6 +37,8 @@ from backend import (
 
 from . import history, model_info
 from .chat_list import action, chat_list, listing
+from .compare import MAX_MODELS as MAX_COMPARED
+from .compare import Compared, build_compare, compare_answers, compare_problem, shown_columns
 from .identity import owner_of, visitor_of
 from .refusals import refusal, verdict
 from .reply import ReplyView, message_text
@@ -151,6 +153,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 )
                 send = gr.Button("Send", variant="primary", scale=1, min_width=90, elem_id="send")
                 stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
+            comparing = build_compare(choices)
             with gr.Accordion("Settings", open=False):
                 # System prompts saved by name, the visitor's own (kept on the server): pick one to use it.
                 with gr.Row(equal_height=False, elem_id="presets"):
@@ -691,6 +694,79 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     # The export is downloaded at once.
     chats.download(export_chat, chats, download, **quiet).then(None, js=DOWNLOAD_JS, **private)
     importer.upload(import_chat, [importer, search], [chatbot, versions, current, chats, open_id], **quiet)
+
+    # Compare: one prompt to several models side by side; the answer picked continues the chat.
+    compare_outputs = [*comparing.panes, *comparing.picks, comparing.results]
+    columns = [pane.column for pane in comparing.panes]  # type: ignore[attr-defined]
+    comparing.models.change(shown_columns, comparing.models, [*columns, *comparing.panes], queue=False, **private)
+    compare_buttons = [comparing.run, comparing.stop]
+
+    async def compare(
+        model_ids, prompt: str, conversation, conversation_id: str, system_prompt: str, request: gr.Request
+    ):
+        async for update in compare_answers(
+            backend, limits, pacer, reopened, model_ids, prompt, conversation, conversation_id, system_prompt, request
+        ):
+            yield update
+
+    compare_inputs = [comparing.models, comparing.prompt, current, open_id, system]
+    running = comparing.run.click(
+        lambda *_: (gr.update(visible=False), gr.update(visible=True)),
+        compare_inputs,
+        compare_buttons,
+        validator=lambda models, prompt, *_: verdict(compare_problem(models, prompt), inputs=len(compare_inputs)),
+        show_progress="hidden",
+        **private,
+    )
+    compared = running.then(
+        compare,
+        compare_inputs,
+        compare_outputs,
+        show_progress="hidden",
+        **private,
+    )
+    back = {"fn": lambda: (gr.update(visible=True), gr.update(visible=False)), "inputs": None}
+    compared.then(**back, outputs=compare_buttons, queue=False, **private)
+    compared.failure(**back, outputs=compare_buttons, queue=False, **private)
+    comparing.stop.click(None, None, None, cancels=[compared], **private)
+
+    def continue_with(number: int) -> Callable[..., Any]:
+        async def pick(outcome: Compared | None, conversation, conversation_id: str, query: str, request: gr.Request):
+            """Put the compared exchange in the open chat: the picked answer on show, the others versions of it."""
+            if outcome is None or number >= len(outcome.answers):
+                return _refused("Compare first, then pick the answer to go on with.", 10)
+            owner = owner_of(request)
+            conversation = await reopened(conversation, conversation_id, owner)
+            if (conversation.id if conversation else None) != outcome.conversation_id:
+                return _refused("Another chat is open now: compare again in this one.", 10)
+            picked = outcome.answers[number]
+
+            def exchange(target: Conversation) -> None:
+                question = target.add(StoredMessage(role="user", text=outcome.question), after="leaf")
+                for other, answer in enumerate(outcome.answers):
+                    if other != number:
+                        target.add(answer.model_copy(), after=question)
+                target.add(picked.model_copy(), after=question)  # added last: the version on show
+                target.model = target.model or f"{picked.provider}/{picked.model}"
+
+            try:
+                stored = await _change(store, owner, conversation or Conversation(), exchange)
+            except SwitchboardError as error:
+                return _refused(error.user_message(), 10)
+            shows.chat(request, stored.id)
+            done = [gr.update(interactive=False)] * MAX_COMPARED
+            return *shown(owner, stored), stored, stored.id, await listed(request, stored.id, query), *done, None
+
+        return pick
+
+    for number, button in enumerate(comparing.picks):
+        button.click(
+            continue_with(number),
+            [comparing.results, current, open_id, search],
+            [chatbot, versions, current, open_id, chats, *comparing.picks, comparing.results],
+            js=FOCUS_JS,
+            **quiet,
+        )
 
     # System-prompt presets.
     async def listed_presets(request: gr.Request, selected: str | None = None):

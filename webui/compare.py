@@ -1,0 +1,166 @@
+"""Compare, in the Chat tab: one prompt to two or three models at once, the answers streaming side by side, each
+with who answered and how fast; "Continue with this" puts the exchange in the open chat with that answer, and the
+others as versions of the same turn (the Versions picker switches between them). Stop stops all.
+
+The model gets the open chat's branch on show as context, as a message sent in the chat would. The answers are
+kept in the chat when one is picked; a comparison left unpicked is not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from backend import Backend, ChatRequest, Conversation, StoredMessage, SwitchboardError, VisitorLimits, model_messages
+
+from .identity import owner_of, visitor_of
+from .refusals import refusal
+from .reply import ReplyView
+from .streaming import Pacer
+
+MAX_MODELS = 3
+NOTHING_YET = "The answers appear here, side by side."
+
+
+@dataclass
+class ComparePanel:
+    """The Compare section's components."""
+
+    models: gr.Dropdown
+    prompt: gr.Textbox
+    run: gr.Button
+    stop: gr.Button
+    panes: list[gr.Chatbot]
+    picks: list[gr.Button]
+    results: gr.State
+
+
+def build_compare(choices: Sequence[tuple[str, str]]) -> ComparePanel:
+    """The section's layout (inside the Chat tab's column); its events are wired by `wire_compare`."""
+    with gr.Accordion("Compare models", open=False, elem_id="compare"):
+        with gr.Row(equal_height=True):
+            models = gr.Dropdown(
+                choices=list(choices),
+                multiselect=True,
+                max_choices=MAX_MODELS,
+                label=f"Models to compare (2 or {MAX_MODELS})",
+                elem_id="compare-models",
+                scale=3,
+            )
+            prompt = gr.Textbox(label="Prompt", lines=1, elem_id="compare-prompt", scale=4)
+            run = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=1, min_width=100)
+            stop = gr.Button("Stop", variant="stop", visible=False, elem_id="compare-stop", scale=1, min_width=100)
+        with gr.Row(equal_height=False):
+            panes, picks = [], []
+            for number in range(MAX_MODELS):
+                with gr.Column(min_width=260, visible=number < 2) as column:
+                    pane = gr.Chatbot(
+                        label=f"Answer {number + 1}",
+                        height=320,
+                        elem_id=f"compare-answer-{number}",
+                        buttons=["copy"],
+                        placeholder=NOTHING_YET,
+                    )
+                    pick = gr.Button(
+                        "Continue with this", size="sm", interactive=False, elem_id=f"compare-pick-{number}"
+                    )
+                pane.column = column  # type: ignore[attr-defined]  # shown for each model picked
+                panes.append(pane)
+                picks.append(pick)
+    return ComparePanel(models, prompt, run, stop, panes, picks, gr.State(None))
+
+
+@dataclass
+class Compared:
+    """A comparison's outcome, kept in the session until one answer is picked."""
+
+    conversation_id: str | None
+    question: str
+    answers: list[StoredMessage]
+
+
+async def compare_answers(
+    backend: Backend,
+    limits: VisitorLimits,
+    pacer: Pacer,
+    reopen: Callable[[Any, str | None, str], Any],
+    model_ids: list[str] | None,
+    prompt: str,
+    conversation: Conversation | None,
+    conversation_id: str | None,
+    system_prompt: str,
+    request: gr.Request,
+) -> AsyncIterator[tuple[Any, ...]]:
+    """Stream every picked model's answer to `prompt` (with the open chat's branch as context) into its pane."""
+    if problem := compare_problem(model_ids, prompt):  # (the page's validator said so already)
+        raise refusal(problem, duration=6)
+    chosen = [model for model in dict.fromkeys(model_ids or []) if model]
+    owner = owner_of(request)
+    conversation = await reopen(conversation, conversation_id, owner)
+    draft = conversation.model_copy(deep=True) if conversation is not None else Conversation()
+    draft.add(StoredMessage(role="user", text=prompt.strip()))
+    messages = await model_messages(backend.conversations, owner, draft, system_prompt or "")
+    views = [ReplyView(model) for model in chosen]
+    changed = asyncio.Event()
+    tasks: list[asyncio.Task[None]] = []
+    try:
+        with limits.admit(visitor_of(request)):  # a comparison counts as one message
+            tasks = [
+                asyncio.create_task(_answer(backend, ChatRequest(model=model, messages=messages), view, changed))
+                for model, view in zip(chosen, views, strict=True)
+            ]
+            while not all(task.done() for task in tasks):
+                waiter = asyncio.create_task(changed.wait())
+                await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                changed.clear()
+                yield (*_panes(views, done=False), gr.skip())
+                await asyncio.sleep(pacer.interval())  # the app's one pace of updates
+    except SwitchboardError as error:
+        raise refusal(error.user_message()) from None
+    finally:  # Stop (this step cancelled) or the page gone: every answer's upstream is hung up on
+        for task in tasks:
+            task.cancel()
+    compared = Compared(conversation.id if conversation else None, prompt.strip(), [v.to_stored() for v in views])
+    yield (*_panes(views, done=True), compared)
+
+
+def compare_problem(model_ids: list[str] | None, prompt: str) -> str | None:
+    """Why a comparison cannot start, in one sentence; None when it can."""
+    if not 2 <= len({model for model in model_ids or [] if model}) <= MAX_MODELS:
+        return f"Pick 2 or {MAX_MODELS} models to compare."
+    if not (prompt or "").strip():
+        return "Type the prompt to send them."
+    return None
+
+
+async def _answer(backend: Backend, request: ChatRequest, view: ReplyView, changed: asyncio.Event) -> None:
+    try:
+        async for event in backend.chat.stream(request):
+            view.apply(event)
+            changed.set()
+    except SwitchboardError as error:
+        view.fail(error)
+    finally:
+        view.close()
+        changed.set()
+
+
+def _panes(views: list[ReplyView], *, done: bool) -> tuple[Any, ...]:
+    """Each pane's messages (a pane with no model: left as it is), then each pick button."""
+    panes = [views[n].messages() if n < len(views) else gr.skip() for n in range(MAX_MODELS)]
+    picks = [gr.update(interactive=done and n < len(views) and not views[n].error) for n in range(MAX_MODELS)]
+    return (*panes, *picks)
+
+
+def shown_columns(model_ids: list[str] | None) -> list[Any]:
+    """A pane (and its button) for each model picked, at least two, each titled with its model."""
+    picked = list(model_ids or [])
+    count = max(2, len(picked))
+    columns = [gr.update(visible=n < count) for n in range(MAX_MODELS)]
+    titles = [gr.update(label=picked[n] if n < len(picked) else f"Answer {n + 1}") for n in range(MAX_MODELS)]
+    return [*columns, *titles]
