@@ -19,6 +19,7 @@ from tests.test_share_mode import SECRET, shared  # noqa: F401  (the fixture)
 from tests.upstream import Reply, ScriptedUpstream
 
 HELLO = "Hello from the scripted upstream."
+DOT_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
 @pytest.fixture
@@ -129,9 +130,7 @@ def test_plain_http_gets_server_sent_events_and_json_errors(local_api):
 
 def test_images_as_base64_or_a_url_the_app_serves(local_api, upstream: ScriptedUpstream):
     base_url, _ = local_api
-    picture = base64.b64decode(
-        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-    )
+    picture = base64.b64decode(DOT_PNG)
     encoded = base64.b64encode(picture).decode()
     upstream.enqueue(
         json_reply({"created": 1, "data": [{"b64_json": encoded}]}),
@@ -281,3 +280,18 @@ def test_switchboard_serve_is_the_api_alone(upstream, write_config):
     finally:
         server.terminate()
         server.wait(timeout=20)
+
+
+def test_image_parts_reach_a_vision_model_and_others_refuse_them(upstream, write_config, serve_app):
+    extra = 'vision_models = ["seer"]\n'
+    backend = Backend(load_settings(write_config(scripted_config(upstream, extra=extra))))
+    client = sdk(serve_app(backend) + "v1")
+    dot = "data:image/png;base64," + DOT_PNG
+    parts = [{"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": dot}}]
+    reply = client.chat.completions.create(model="scripted/seer", messages=[{"role": "user", "content": parts}])
+    assert reply.choices[0].message.content == HELLO
+    sent = upstream.chat_requests()[-1].body["messages"][0]["content"]
+    assert sent[0] == {"type": "text", "text": "What is this?"} and sent[1]["type"] == "image_url"
+    with pytest.raises(openai.BadRequestError, match="does not read images"):
+        client.chat.completions.create(model="scripted/scripted-1", messages=[{"role": "user", "content": parts}])
+    assert len(upstream.chat_requests()) == 1
