@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -21,7 +20,6 @@ from backend import (
     ConversationError,
     ConversationStore,
     InvalidImageError,
-    Preset,
     StaleConversationError,
     StoredMessage,
     SwitchboardError,
@@ -40,7 +38,8 @@ from .chat_list import action, chat_list, listing
 from .compare import MAX_MODELS as MAX_COMPARED
 from .compare import Compared, build_compare, compare_answers, compare_problem, shown_columns
 from .identity import owner_of, visitor_of
-from .refusals import refusal, verdict
+from .presets import build_presets, wire_presets
+from .refusals import refusal, said, verdict
 from .reply import ReplyView, message_text
 from .streaming import Pacer, batched
 
@@ -155,17 +154,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 stop = gr.Button("Stop", variant="stop", scale=1, min_width=90, visible=False, elem_id="stop")
             comparing = build_compare(choices)
             with gr.Accordion("Settings", open=False):
-                # System prompts saved by name, the visitor's own (kept on the server): pick one to use it.
-                with gr.Row(equal_height=False, elem_id="presets"):
-                    # (Any value is let through, as for Versions: the handlers look it up among the owner's own.)
-                    preset = gr.Dropdown(
-                        choices=[], value=None, label="Preset", elem_id="preset", scale=3, allow_custom_value=True
-                    )
-                    delete_preset = gr.Button("Delete", size="sm", elem_id="delete-preset", scale=0, min_width=80)
-                    preset_name = gr.Textbox(
-                        label="Name to save it under", placeholder="e.g. Terse reviewer", elem_id="preset-name", scale=3
-                    )
-                    save_preset = gr.Button("Save", size="sm", elem_id="save-preset", scale=0, min_width=80)
+                presets = build_presets()
                 system = gr.Textbox(
                     label="System prompt", lines=2, placeholder="You are a helpful assistant.", elem_id="system"
                 )
@@ -494,16 +483,16 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
         if conversation is None or backend.replies.running(owner, conversation.id):
-            return _refused("Nothing to undo while a reply is being written.", 4)
+            return said("Nothing to undo while a reply is being written.", 4)
         try:
             question = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
         except SwitchboardError as error:
-            return _refused(error.user_message(), 4)
+            return said(error.user_message(), 4)
         before = question.parent
         try:
             stored = await _change(store, owner, conversation, lambda target: target.cut_after(before))
         except SwitchboardError as error:
-            return _refused(error.user_message(), 4)
+            return said(error.user_message(), 4)
         files = history.viewable_images(backend, owner, question.images)
         return *shown(owner, stored), {"text": question.text, "files": files}, stored
 
@@ -518,11 +507,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             if conversation is None or node is None or node in conversation.branch:
                 return gr.skip(), gr.skip(), gr.skip()
             if backend.replies.running(owner, conversation.id):
-                return _refused("Wait for the reply being written (or Stop it) before switching versions.", 3)
+                return said("Wait for the reply being written (or Stop it) before switching versions.", 3)
             try:
                 stored = await _change(store, owner, conversation, lambda target: target.show(int(node)))
             except (SwitchboardError, ValueError):
-                return _refused("That version is not part of this chat any more.", 3)
+                return said("That version is not part of this chat any more.", 3)
         return *shown(owner, stored), stored
 
     def stop_reply(conversation_id: str, request: gr.Request):
@@ -592,7 +581,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         try:
             conversation = await store.get(owner, conversation_id)
         except SwitchboardError as error:
-            return _refused(error.user_message(), 11)
+            return said(error.user_message(), 11)
         shows.chat(request, conversation.id)
         saved = conversation.settings
         chosen_model = conversation.model if conversation.model in {id_ for _, id_ in choices} else default
@@ -626,11 +615,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         is_open = conversation is not None and conversation.id == wanted["id"]
         target = await reopened(conversation if is_open else None, wanted["id"], owner)
         if target is None:
-            return _refused("That chat does not exist (or is not yours).", 2)
+            return said("That chat does not exist (or is not yours).", 2)
         try:
             renamed = await _change(store, owner, target, lambda fresh: setattr(fresh, "title", wanted["title"]))
         except SwitchboardError as error:
-            return _refused(error.user_message(), 2)
+            return said(error.user_message(), 2)
         return renamed if is_open else gr.skip(), await listed(request, conversation_id or None, query)
 
     async def delete_chat(value, conversation_id: str, query: str, request: gr.Request):
@@ -647,7 +636,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         try:
             await store.delete(owner, doomed["id"])
         except SwitchboardError as error:
-            return _refused(error.user_message(), 5)
+            return said(error.user_message(), 5)
         if doomed["id"] != conversation_id:
             return *(gr.skip(),) * 3, await listed(request, conversation_id or None, query), gr.skip()
         shows.chat(request, "")
@@ -660,7 +649,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         try:
             conversation = await store.get(owner_of(request), wanted["id"])
         except SwitchboardError as error:
-            return _refused(error.user_message(), 1)
+            return said(error.user_message(), 1)
         return history.export_file(conversation, wanted["format"])
 
     async def import_chat(path: str, query: str, request: gr.Request):
@@ -669,7 +658,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             with limits.admit(visitor_of(request)):  # one import at a time per visitor, counted like a message
                 conversation = await history.import_file(backend, owner, path)
         except SwitchboardError as error:
-            return _refused(f"Import failed: {error.user_message()}", 5)
+            return said(f"Import failed: {error.user_message()}", 5)
         shows.chat(request, conversation.id)
         return (
             *shown(owner, conversation),
@@ -734,11 +723,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         async def pick(outcome: Compared | None, conversation, conversation_id: str, query: str, request: gr.Request):
             """Put the compared exchange in the open chat: the picked answer on show, the others versions of it."""
             if outcome is None or number >= len(outcome.answers):
-                return _refused("Compare first, then pick the answer to go on with.", 10)
+                return said("Compare first, then pick the answer to go on with.", 10)
             owner = owner_of(request)
             conversation = await reopened(conversation, conversation_id, owner)
             if (conversation.id if conversation else None) != outcome.conversation_id:
-                return _refused("Another chat is open now: compare again in this one.", 10)
+                return said("Another chat is open now: compare again in this one.", 10)
             picked = outcome.answers[number]
 
             def exchange(target: Conversation) -> None:
@@ -752,7 +741,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             try:
                 stored = await _change(store, owner, conversation or Conversation(), exchange)
             except SwitchboardError as error:
-                return _refused(error.user_message(), 10)
+                return said(error.user_message(), 10)
             shows.chat(request, stored.id)
             done = [gr.update(interactive=False)] * MAX_COMPARED
             return *shown(owner, stored), stored, stored.id, await listed(request, stored.id, query), *done, None
@@ -768,41 +757,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             **quiet,
         )
 
-    # System-prompt presets.
-    async def listed_presets(request: gr.Request, selected: str | None = None):
-        names = [found.name for found in await store.presets(owner_of(request))]
-        return gr.update(choices=names, value=selected if selected in names else None)
-
-    async def use_preset(name: str | None, request: gr.Request):
-        chosen = [found for found in await store.presets(owner_of(request)) if found.name == name]
-        return chosen[0].text if chosen else gr.skip()
-
-    async def keep_preset(name: str, text: str, request: gr.Request):
-        try:
-            kept = Preset(name=name or "", text=text or "")
-        except ValueError:
-            return _refused("Type a system prompt and a name for it (up to 80 characters) first.", 2)
-        try:
-            await store.save_preset(owner_of(request), kept)
-        except SwitchboardError as error:
-            return _refused(error.user_message(), 2)
-        gr.Info(f"Saved the preset “{html.escape(kept.name)}”.")
-        return await listed_presets(request, kept.name), ""
-
-    async def drop_preset(name: str | None, request: gr.Request):
-        if not name or not isinstance(name, str):
-            return _refused("Pick the preset to delete first.", 1)
-        try:
-            await store.delete_preset(owner_of(request), name)
-        except SwitchboardError as error:
-            return _refused(error.user_message(), 1)
-        gr.Info(f"Deleted the preset “{html.escape(name)}”.")
-        return await listed_presets(request)
-
-    page.load(listed_presets, None, preset, **quiet)
-    preset.input(use_preset, preset, system, **quiet)
-    save_preset.click(keep_preset, [preset_name, system], [preset, preset_name], **quiet)
-    delete_preset.click(drop_preset, preset, preset, **quiet)
+    wire_presets(store, page, presets, system)
 
     async def load_page(offset_minutes: float | None, request: gr.Request):
         """A page opened: the owner's chats (grouped by date in the page's time zone), and the chat its address
@@ -936,13 +891,6 @@ def _model_line(backend: Backend) -> Callable[..., str]:
         return model_info.describe(info, *model_info.context_used(conversation))
 
     return describe_model
-
-
-def _refused(message: str, outputs: int):
-    """Say why in a toast and change nothing. (Raising gr.Error would also cover every output of the event with
-    Gradio's error badge until each is dismissed; use it only where the event chain must stop.)"""
-    gr.Warning(message, duration=8)
-    return gr.skip() if outputs == 1 else (gr.skip(),) * outputs
 
 
 def _limit_problem(limits: VisitorLimits, request: gr.Request | None) -> str | None:

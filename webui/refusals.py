@@ -20,3 +20,11 @@ def refusal(message: str, *, duration: float | None = 10) -> gr.Error:
 def verdict(problem: str | None, *, inputs: int) -> list[dict]:
     """An event validator's answer: `problem` (if any) shown at the event's first input, the others fine."""
     return [gr.validate(problem is None, problem or ""), *(gr.validate(True, "") for _ in range(inputs - 1))]
+
+
+def said(message: str, outputs: int):
+    """Say why in a toast and change nothing (`outputs` outputs skipped). Raising gr.Error would also cover every
+    output of the event with Gradio's error badge until each is dismissed; `refusal` is for where the event chain
+    must stop."""
+    gr.Warning(message, duration=8)
+    return gr.skip() if outputs == 1 else (gr.skip(),) * outputs
