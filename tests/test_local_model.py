@@ -31,6 +31,7 @@ async def test_answers_offline_with_usage(local_backend):
     events = [e async for e in local_backend.chat.stream(question("What is the capital of France?", max_tokens=40))]
     answer = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert answer.strip()
+    assert answer == answer.strip()  # no space from the transcript's "Assistant:", no blank lines at the end
     assert Started("local", "gemma-3-270m") in events
     usage = next(e for e in events if isinstance(e, Usage))
     assert usage.prompt_tokens > 10 and 0 < usage.completion_tokens <= 40

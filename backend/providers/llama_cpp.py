@@ -43,9 +43,13 @@ DEFAULT_SYSTEM = (
     "The following is a conversation with a helpful, knowledgeable assistant. "
     "The assistant answers questions accurately and briefly."
 )
+# A base model answers in the transcript's voice when it has seen one exchange; two unlike ones (a greeting and a
+# question), so it copies neither (with one factual example it answered "Hi" with that example's fact).
 EXAMPLE = [
-    "User: What is the largest planet in our solar system?",
-    "Assistant: Jupiter is the largest planet in our solar system.",
+    "User: Hello!",
+    "Assistant: Hello! How can I help you today?",
+    "User: How many days are there in a week?",
+    "Assistant: There are seven days in a week.",
     "",
 ]
 # The model also writes the next turns itself, in any case; stop where it starts the user's.
@@ -273,6 +277,7 @@ def _generate(
         kwargs = generation_kwargs(llm, settings["request"], settings["n_ctx"])
         prompt_tokens = len(llm.tokenize(kwargs["prompt"].encode(), add_bos=True))
         pieces: list[str] = []
+        held = ""  # whitespace that may end the answer: sent only once more text follows it
         reason = "stop"
         # kwargs has stream=True: a generator of chunks.
         chunks = cast("Generator[CreateCompletionResponse, None, None]", llm.create_completion(**kwargs))
@@ -281,9 +286,14 @@ def _generate(
                 if stop.is_set():
                     return
                 choice = chunk["choices"][0]
-                if choice["text"]:
-                    pieces.append(choice["text"])
-                    send(TextDelta(choice["text"]))
+                # The transcript's "Assistant:" leaves a space before the answer, and the model pads its end
+                # with blank lines before the next turn: neither is part of the answer.
+                text = held + choice["text"] if pieces else choice["text"].lstrip()
+                body = text.rstrip()
+                held = text[len(body) :]
+                if body:
+                    pieces.append(body)
+                    send(TextDelta(body))
                 reason = choice.get("finish_reason") or reason
         finally:
             chunks.close()
