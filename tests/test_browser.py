@@ -137,7 +137,7 @@ def test_streams_reply(chat: Page, upstream: ScriptedUpstream):
 
 
 def test_stop_keeps_partial_and_closes_upstream(chat: Page, upstream: ScriptedUpstream):
-    """Stop ends the reply at once: the partial text stays with a "⏹ Stopped" marker, the upstream connection is
+    """Stop ends the reply at once: the partial text stays with a "■ Stopped" marker, the upstream connection is
     closed (not read to the end), and the app keeps serving; the partial text is the history of the next turn.
 
     The upstream sends ten words of a long reply and then goes quiet with the connection open (as a slow model
@@ -149,7 +149,7 @@ def test_stop_keeps_partial_and_closes_upstream(chat: Page, upstream: ScriptedUp
     expect(chat.locator("#stop")).to_be_visible()
     chat.locator("#stop").click()
 
-    expect(chat.locator(THOUGHT_TITLES).last).to_have_text("⏹ Stopped", timeout=WAIT)
+    expect(chat.locator(THOUGHT_TITLES).last).to_have_text("■ Stopped", timeout=WAIT)
     wait_until_idle(chat)
     request = upstream.chat_requests()[0]
     assert upstream.wait_for(lambda: request.disconnected_at is not None, 5), "Stop did not close the upstream"
@@ -163,7 +163,7 @@ def test_stop_keeps_partial_and_closes_upstream(chat: Page, upstream: ScriptedUp
     expect(answer(chat, 1)).to_have_text(DEFAULT_ANSWER, timeout=WAIT)
     wait_for_footer(chat, "scripted/scripted-1")
     wait_until_idle(chat)
-    expect(chat.locator(THOUGHT_TITLES).first).to_have_text("⏹ Stopped")
+    expect(chat.locator(THOUGHT_TITLES).first).to_have_text("■ Stopped")
     assert answer(chat, 0).inner_text() == partial
     follow_up = upstream.chat_requests()[1]
     assert sent_messages(follow_up) == [
@@ -192,7 +192,7 @@ def test_stop_while_streaming_keeps_marker(chat: Page, upstream: ScriptedUpstrea
     partial = answer(chat, 0).inner_text()
     assert "word399" not in partial
     assert sent_messages(upstream.chat_requests()[1])[1]["content"].strip() == partial
-    expect(chat.locator(BOT_GROUPS).first.locator(".thought-group > .title")).to_have_text(["⏹ Stopped"])
+    expect(chat.locator(BOT_GROUPS).first.locator(".thought-group > .title")).to_have_text(["■ Stopped"])
 
 
 def test_upstream_error_is_one_sentence(chat: Page, upstream: ScriptedUpstream):

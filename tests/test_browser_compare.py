@@ -136,3 +136,12 @@ def test_stop_stops_every_answer(two):
         asked = upstream.chat_requests()[-1]
         assert upstream.wait_for(lambda asked=asked: asked.disconnected_at is not None, 5), "an answer went on"
     expect(page.locator("#compare-run")).to_be_visible(timeout=WAIT)
+
+
+def test_with_one_model_compare_says_what_it_needs(request: pytest.FixtureRequest, upstream, write_config, serve_app):
+    from tests.conftest import scripted_config
+
+    page = open_chat(request, serve_app(Backend(load_settings(write_config(scripted_config(upstream))))))
+    page.locator("#compare").locator("button.label-wrap").first.click()
+    expect(page.locator("#compare-needs-models")).to_contain_text("needs two models or more", timeout=WAIT)
+    expect(page.locator("#compare-run")).to_be_hidden()

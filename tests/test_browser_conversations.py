@@ -432,7 +432,7 @@ def test_stopped_reply_is_saved_as_stopped(
     request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app, tmp_path: Path
 ):
     """A reply stopped halfway is stored with the text that had arrived and status "stopped"; after a reload the
-    reopened chat shows that partial text and the "⏹ Stopped" marker."""
+    reopened chat shows that partial text and the "■ Stopped" marker."""
     backend = Backend(load_settings(write_config(scripted_config(upstream))))
     page = open_chat(request, serve_app(backend))
     partial = "".join(words(10))
@@ -441,7 +441,7 @@ def test_stopped_reply_is_saved_as_stopped(
     expect(answer(page)).to_have_text(partial.strip(), timeout=WAIT)
     conversation_id = open_id(page)
     page.locator("#stop").click()
-    expect(page.locator(THOUGHT_TITLES).last).to_have_text("⏹ Stopped", timeout=WAIT)
+    expect(page.locator(THOUGHT_TITLES).last).to_have_text("■ Stopped", timeout=WAIT)
     wait_until_idle(page)
 
     page.reload()
@@ -450,7 +450,7 @@ def test_stopped_reply_is_saved_as_stopped(
     open_conversation(page, "Tell me a long story.")
     expect(page.locator(USER_MESSAGES)).to_have_text(["Tell me a long story."], timeout=WAIT)
     expect(page.locator(ANSWERS)).to_have_text([partial.strip()])
-    expect(page.locator(THOUGHT_TITLES)).to_have_text(["⏹ Stopped"])
+    expect(page.locator(THOUGHT_TITLES)).to_have_text(["■ Stopped"])
     page.screenshot(path=str(ARTIFACTS / "conversations-stopped.png"))
 
     saved = stored(tmp_path, conversation_id)

@@ -107,7 +107,7 @@ def test_stop_from_another_page_of_the_chat_ends_the_reply(
     request_ = upstream.chat_requests()[0]
     assert upstream.wait_for(lambda: request_.disconnected_at is not None, 10), "Stop did not close the upstream"
     for shown in (page, other):  # both pages settle on the stopped reply, as stored
-        expect(shown.locator(THOUGHT_TITLES).last).to_have_text("⏹ Stopped", timeout=WAIT)
+        expect(shown.locator(THOUGHT_TITLES).last).to_have_text("■ Stopped", timeout=WAIT)
         wait_until_idle(shown)
     kept = stored(tmp_path, chat_id(page))["messages"][1]
     assert kept["status"] == "stopped" and kept["provider"] == "scripted" and kept["model"] == "scripted-1"

@@ -44,6 +44,13 @@ footer { display: none !important; }
 #model-info .bar > span { display: block; height: 100%; background: var(--color-accent); }
 #model-info .context.high .bar > span { background: #d97706; }
 #model-info .context.full .bar > span { background: var(--error-text-color, #b91c1c); }
+/* On a phone: the model and versions pickers one above the other; the offline-model notice in one sentence; the
+   chat a little shorter, so the message box and Send stay on screen. */
+@media (max-width: 768px) {
+  #model-row { flex-wrap: wrap; }
+  #model-row > * { min-width: 100% !important; }
+  #small-model-note .more { display: none; }
+}
 #sidebar .sidebar-content { height: 100%; display: flex; flex-direction: column; }
 #sidebar .sidebar-content > .column { flex: 1 1 auto; min-height: 0; flex-wrap: nowrap; }
 #sidebar .sidebar-content > .column > * { flex-shrink: 0; }

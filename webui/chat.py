@@ -112,7 +112,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         )
     with gr.Row(equal_height=False):
         with gr.Column(scale=4):
-            with gr.Row(equal_height=True):
+            with gr.Row(equal_height=True, elem_id="model-row"):
                 model = gr.Dropdown(
                     choices=choices, value=default, label="Model", elem_id="model-picker", filterable=True, scale=3
                 )

@@ -42,7 +42,13 @@ class ComparePanel:
 def build_compare(choices: Sequence[tuple[str, str]]) -> ComparePanel:
     """The section's layout (inside the Chat tab's column); its events are wired by `wire_compare`."""
     with gr.Accordion("Compare models", open=False, elem_id="compare"):
-        with gr.Row(equal_height=True):
+        gr.Markdown(
+            "Comparing needs two models or more: add a provider to `config.toml` (see the README) to compare "
+            "its models with this one.",
+            visible=len(choices) < 2,
+            elem_id="compare-needs-models",
+        )
+        with gr.Row(equal_height=True, visible=len(choices) >= 2):
             models = gr.Dropdown(
                 choices=list(choices),
                 multiselect=True,
@@ -54,7 +60,7 @@ def build_compare(choices: Sequence[tuple[str, str]]) -> ComparePanel:
             prompt = gr.Textbox(label="Prompt", lines=1, elem_id="compare-prompt", scale=4)
             run = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=1, min_width=100)
             stop = gr.Button("Stop", variant="stop", visible=False, elem_id="compare-stop", scale=1, min_width=100)
-        with gr.Row(equal_height=False):
+        with gr.Row(equal_height=False, visible=len(choices) >= 2):
             panes, picks = [], []
             for number in range(MAX_MODELS):
                 with gr.Column(min_width=260, visible=number < 2) as column:

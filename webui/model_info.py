@@ -14,8 +14,9 @@ CHARS_PER_TOKEN = 4
 # Beside the small offline model that ships with the app: what to expect of it, and the way to a real assistant.
 SMALL_MODEL_NOTICE = (
     "You are chatting with the built-in offline model (Gemma 3 270M, a tiny base model running on this machine): "
-    "expect short, often wrong answers. For a real assistant add a provider to <code>config.toml</code> (OpenAI, "
-    "Ollama, vLLM, a llama.cpp server...) as the README shows, and pick it above."
+    'expect short, often wrong answers.<span class="more"> For a real assistant add a provider to '
+    "<code>config.toml</code> (OpenAI, Ollama, vLLM, a llama.cpp server...) as the README shows, and pick it "
+    "above.</span>"
 )
 
 

@@ -31,7 +31,7 @@ from backend import (
     Usage,
 )
 
-STOPPED = "⏹ Stopped"
+STOPPED = "■ Stopped"  # (a square every font has: Debian's Chromium has no emoji font for ⏹)
 ASIDE = ("<!-- aside -->", "<!-- /aside -->")
 
 
