@@ -8,6 +8,7 @@
   that import fail at once, which Gradio already handles; with matplotlib installed, nothing changes.
 
 - Usage analytics would send data about the app to Hugging Face: off (also where the Blocks are built).
+- The queue's idle polling (1,100 wake-ups a second): see queue_wakeups.
 """
 
 import importlib.util
@@ -20,3 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
     sys.modules["matplotlib"] = None  # type: ignore[assignment]
+
+from . import queue_wakeups  # (after the variables above: it imports Gradio)
+
+queue_wakeups.install()
