@@ -121,6 +121,16 @@ def test_forty_chats_are_grouped_and_scroll_inside_the_sidebar(forty: Page, upst
     expect(first).to_have_attribute("data-id", opened, timeout=WAIT)
     expect(first).to_have_class(re.compile(r"\bopen\b"))
 
+    # On the other tabs the page keeps no room for the Chat tab's sidebar.
+    room = "() => parseFloat(getComputedStyle(document.querySelector('.sidebar-parent')).paddingLeft)"
+    assert page.evaluate(room) > 200
+    page.get_by_role("tab", name="Images").click()
+    expect(page.get_by_placeholder("A lighthouse at dawn, watercolour")).to_be_visible(timeout=WAIT)
+    page.wait_for_function(f"({room})() === 0", timeout=WAIT)  # (the padding eases out)
+    page.get_by_role("tab", name="Chat").click()
+    expect(page.locator("#new-chat")).to_be_in_viewport(timeout=WAIT)
+    page.wait_for_function(f"({room})() > 200", timeout=WAIT)
+
     # Collapsible: the sidebar folds away and comes back.
     page.locator("#sidebar .toggle-button").click()
     expect(page.locator("#sidebar")).not_to_have_class(re.compile(r"\bopen\b"), timeout=WAIT)

@@ -51,6 +51,8 @@ footer { display: none !important; }
   #model-row > * { min-width: 100% !important; }
   #small-model-note .more { display: none; }
 }
+/* The sidebar belongs to the Chat tab: on the other tabs no room is kept for it. */
+.sidebar-parent:has(.tabitem[style*="display: none"] #sidebar) { padding-left: 0 !important; }
 #sidebar .sidebar-content { height: 100%; display: flex; flex-direction: column; }
 #sidebar .sidebar-content > .column { flex: 1 1 auto; min-height: 0; flex-wrap: nowrap; }
 #sidebar .sidebar-content > .column > * { flex-shrink: 0; }
