@@ -19,13 +19,13 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine, Generator, Iterator, Sequence
 from concurrent.futures import Future
 from types import TracebackType
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, TypeVar, Unpack, overload
 
 from . import media
 from .config import Settings, load_settings
 from .events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
 from .imagegen import ImageRequest
-from .in_code import Naming, Provider, RetryProvider, settings_in_code
+from .in_code import InCode, Naming, settings_in_code
 from .request import ChatRequest, Message
 from .services import Backend
 from .types import (
@@ -67,7 +67,7 @@ class AsyncStream:
     """
 
     def __init__(self, events: AsyncIterator[StreamEvent], model: str) -> None:
-        self._chunks = _chunks(events, model)
+        self._chunks = completion_chunks(events, model)
 
     def __await__(self) -> Generator[Any, None, AsyncStream]:
         async def itself() -> AsyncStream:
@@ -91,7 +91,9 @@ class AsyncStream:
         await self.aclose()
 
 
-async def _chunks(events: AsyncIterator[StreamEvent], model: str) -> AsyncGenerator[ChatCompletionChunk, None]:
+async def completion_chunks(
+    events: AsyncIterator[StreamEvent], model: str
+) -> AsyncGenerator[ChatCompletionChunk, None]:
     """Events to OpenAI chunks. Finish chunks are held to the end so usage rides on the last one, and no chunk
     has empty `choices` (code that reads `chunk.choices[0]` on every chunk keeps working)."""
     chunk_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -358,25 +360,11 @@ class AsyncClient:
     """
 
     def __init__(
-        self,
-        config: str | None = None,
-        *,
-        settings: Settings | None = None,
-        provider: str | Provider | RetryProvider | None = None,
-        image_provider: str | Provider | None = None,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        proxies: str | dict[str, str] | None = None,
+        self, config: str | None = None, *, settings: Settings | None = None, **in_code: Unpack[InCode]
     ) -> None:
         naming = None
-        if provider is not None or image_provider is not None:
-            settings, naming = settings_in_code(
-                provider or image_provider or "",
-                image_provider=image_provider,
-                api_key=api_key,
-                base_url=base_url,
-                proxies=proxies,
-            )
+        if in_code.get("provider") is not None or in_code.get("image_provider") is not None:
+            settings, naming = settings_in_code(**in_code)
         self.backend = Backend(settings or load_settings(config))
         self.chat = AsyncChat(AsyncCompletions(self.backend, naming))
         self.images = AsyncImages(self.backend, naming)
@@ -469,26 +457,10 @@ class Client:
     """The synchronous twin of `AsyncClient`; call `close()` (or use `with`) when done."""
 
     def __init__(
-        self,
-        config: str | None = None,
-        *,
-        settings: Settings | None = None,
-        provider: str | Provider | RetryProvider | None = None,
-        image_provider: str | Provider | None = None,
-        api_key: str | None = None,
-        base_url: str | None = None,
-        proxies: str | dict[str, str] | None = None,
+        self, config: str | None = None, *, settings: Settings | None = None, **in_code: Unpack[InCode]
     ) -> None:
         self._runner = _LoopThread()
-        self._async = AsyncClient(
-            config,
-            settings=settings,
-            provider=provider,
-            image_provider=image_provider,
-            api_key=api_key,
-            base_url=base_url,
-            proxies=proxies,
-        )
+        self._async = AsyncClient(config, settings=settings, **in_code)
         self.backend = self._async.backend
         self.chat = Chat(Completions(self._runner, self._async.chat.completions))
         self.images = Images(self._runner, self._async.images)

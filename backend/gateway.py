@@ -27,18 +27,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aiofiles
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from .client import _chunks, collect
+from .client import collect, completion_chunks
 from .errors import (
-    APIConnectionError,
     APIError,
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
     CoolingDownError,
-    InternalServerError,
     NotFoundError,
     PermissionDeniedError,
     ProviderUnavailableError,
@@ -50,15 +49,16 @@ from .errors import (
 )
 from .imagegen import ImageRequest
 from .limits import TooManyRequestsError, VisitorLimits
-from .request import ChatRequest
+from .request import PASS_THROUGH, ChatRequest
 from .services import Backend
 
 LOCAL_OWNER = "local"
 FILE_SECONDS = 3600  # how long an image URL answers
 FILES_KEPT = 10_000
 
-# Request fields passed on to the model as they are (the rest of an OpenAI request is read below or ignored).
-PASSED = ("temperature", "top_p", "n", "seed", "stop", "response_format", "tools", "tool_choice")
+# Request fields passed on to the model as they are (`max_tokens` is read with its newer name too; the rest of an
+# OpenAI request is read below or ignored).
+PASSED = tuple(name for name in PASS_THROUGH if name != "max_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +153,8 @@ def gateway_router(
         data = []
         for image in stored:
             if encoding == "b64_json":
-                data.append({"b64_json": base64.b64encode(image.path.read_bytes()).decode("ascii")})
+                async with aiofiles.open(image.path, "rb") as file:  # (megabytes: not on the event loop)
+                    data.append({"b64_json": base64.b64encode(await file.read()).decode("ascii")})
             else:
                 data.append({"url": str(request.url_for("gateway_file", token=files.add(image.path)))})
             if image.revised_prompt:
@@ -181,7 +182,7 @@ async def _stream(
     yielded as a GatewayError (see `_sse`), then the end."""
     try:
         with limits.hold(who.visitor):
-            async for chunk in _chunks(backend.chat.stream(request), request.model):
+            async for chunk in completion_chunks(backend.chat.stream(request), request.model):
                 usage = chunk.usage
                 chunk.usage = None
                 if chunk.choices:
@@ -205,24 +206,17 @@ async def _sse(events: AsyncIterator[bytes | GatewayError]) -> Response:
             await close()
         return first.response()
 
+    def encoded(event: bytes | GatewayError) -> bytes:
+        return b"data: " + json.dumps(event.body()).encode() + b"\n\n" if isinstance(event, GatewayError) else event
+
     async def body() -> AsyncIterator[bytes]:
-        async for event in _prepend(first, events):
-            if isinstance(event, GatewayError):
-                yield b"data: " + json.dumps(event.body()).encode() + b"\n\n"
-            else:
-                yield event
+        if first is not None:
+            yield encoded(first)
+        async for event in events:
+            yield encoded(event)
 
     headers = {"cache-control": "no-cache", "x-accel-buffering": "no"}
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
-
-
-async def _prepend(
-    first: bytes | GatewayError | None, events: AsyncIterator[bytes | GatewayError]
-) -> AsyncIterator[bytes | GatewayError]:
-    if first is not None:
-        yield first
-    async for event in events:
-        yield event
 
 
 def _error(error: Exception) -> GatewayError:
@@ -249,7 +243,7 @@ def _error(error: Exception) -> GatewayError:
             return GatewayError(504, message, "timeout")
         case ServiceUnavailableError() | ProviderUnavailableError():
             return GatewayError(503, message, "service_unavailable", None, retry)
-        case InternalServerError() | APIConnectionError() | APIError():
+        case APIError():  # a server error upstream, a connection that failed, a stream cut
             return GatewayError(502, message, "server_error")
         case SwitchboardError():  # an image that cannot be read, an import, a document: the request's fault
             return GatewayError(400, message, "invalid_request_error")

@@ -17,7 +17,7 @@ an ordinary Settings, so everything behaves as the configured equivalent.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 from .config import LOCAL_PROVIDER, Settings
 from .providers._config_base import _HTTPProviderBase
@@ -53,6 +53,16 @@ class RetryProvider:
         self.max_retries = max_retries
 
 
+class InCode(TypedDict, total=False):
+    """The keyword arguments of `Client` and `AsyncClient` that configure providers in code."""
+
+    provider: str | Provider | RetryProvider | None
+    image_provider: str | Provider | None
+    api_key: str | None
+    base_url: str | None
+    proxies: str | dict[str, str] | None
+
+
 class Naming:
     """Model names as code passes them, to the ids of the Settings built for them (`provider/model`, or a route
     over a retry chain's providers)."""
@@ -83,7 +93,7 @@ class Naming:
 
 
 def settings_in_code(
-    provider: str | Provider | RetryProvider,
+    provider: str | Provider | RetryProvider | None = None,
     *,
     image_provider: str | Provider | None = None,
     api_key: str | None = None,
@@ -91,7 +101,8 @@ def settings_in_code(
     proxies: str | dict[str, str] | None = None,
 ) -> tuple[Settings, Naming]:
     """Settings for providers given in code, and the naming of their models. `api_key`, `base_url` and `proxies`
-    apply to every provider that does not set its own."""
+    apply to every provider that does not set its own. With an `image_provider` only, it chats too."""
+    provider = provider or image_provider or ""
     chain = provider.providers if isinstance(provider, RetryProvider) else [_as_provider(provider)]
     retries = None
     if isinstance(provider, RetryProvider):

@@ -80,14 +80,14 @@ ZONE_JS = "() => new Date().getTimezoneOffset()"
 # An export is downloaded as soon as its file is offered (a new link: each export is a file of its own).
 DOWNLOAD_JS = """() => {
   const started = Date.now();
-  const fetch = () => {
+  const look = () => {
     const link = document.querySelector("#download a[data-testid='download-link']");
     if (link && link.href !== window.switchboardExported) {
       window.switchboardExported = link.href;
       link.click();
-    } else if (Date.now() - started < 5000) setTimeout(fetch, 100);
+    } else if (Date.now() - started < 5000) setTimeout(look, 100);
   };
-  fetch();
+  look();
 }"""
 
 
@@ -686,8 +686,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
 
     # Compare: one prompt to several models side by side; the answer picked continues the chat.
     compare_outputs = [*comparing.panes, *comparing.picks, comparing.results]
-    columns = [pane.column for pane in comparing.panes]  # type: ignore[attr-defined]
-    comparing.models.change(shown_columns, comparing.models, [*columns, *comparing.panes], queue=False, **private)
+    per_model = [*comparing.columns, *comparing.panes]
+    comparing.models.change(shown_columns, comparing.models, per_model, queue=False, **private)
     compare_buttons = [comparing.run, comparing.stop]
 
     async def compare(

@@ -34,6 +34,7 @@ class ComparePanel:
     prompt: gr.Textbox
     run: gr.Button
     stop: gr.Button
+    columns: list[gr.Column]  # a pane and its button each, shown for each model picked
     panes: list[gr.Chatbot]
     picks: list[gr.Button]
     results: gr.State
@@ -61,7 +62,7 @@ def build_compare(choices: Sequence[tuple[str, str]]) -> ComparePanel:
             run = gr.Button("Compare", variant="primary", elem_id="compare-run", scale=1, min_width=100)
             stop = gr.Button("Stop", variant="stop", visible=False, elem_id="compare-stop", scale=1, min_width=100)
         with gr.Row(equal_height=False, visible=len(choices) >= 2):
-            panes, picks = [], []
+            columns, panes, picks = [], [], []
             for number in range(MAX_MODELS):
                 with gr.Column(min_width=260, visible=number < 2) as column:
                     pane = gr.Chatbot(
@@ -74,10 +75,10 @@ def build_compare(choices: Sequence[tuple[str, str]]) -> ComparePanel:
                     pick = gr.Button(
                         "Continue with this", size="sm", interactive=False, elem_id=f"compare-pick-{number}"
                     )
-                pane.column = column  # type: ignore[attr-defined]  # shown for each model picked
+                columns.append(column)
                 panes.append(pane)
                 picks.append(pick)
-    return ComparePanel(models, prompt, run, stop, panes, picks, gr.State(None))
+    return ComparePanel(models, prompt, run, stop, columns, panes, picks, gr.State(None))
 
 
 @dataclass

@@ -52,35 +52,34 @@ class _WaitingAsyncio:
         return result
 
 
+def _register(queue: Any, loop: asyncio.AbstractEventLoop) -> _Idle:
+    """`queue`, on `loop`, among the idle queues its polling sleeps check; the loop's wake-up."""
+    _polls.update({queue.sleep_when_free, queue.progress_update_sleep_when_free})
+    idle = _loops.get(loop)
+    if idle is None:
+        idle = _loops[loop] = _Idle()
+    idle.queues.add(queue)
+    return idle
+
+
 def install() -> None:
     """Put the stand-in in place and make every queue wake its loops when an event is pushed (once)."""
     queue_class = getattr(queueing, "Queue", None)
     if queue_class is None or getattr(queue_class, "_wakes_on_push", False) or not hasattr(queue_class, "push"):
         return
-    original_push = queue_class.push
+    original_push, original_start = queue_class.push, queue_class.start
 
     async def push(self: Any, *args: Any, **kwargs: Any) -> Any:
-        idle = _loops.get(asyncio.get_running_loop())
-        if idle is None:
-            idle = _loops[asyncio.get_running_loop()] = _Idle()
-        idle.queues.add(self)
-        _polls.update({self.sleep_when_free, self.progress_update_sleep_when_free})
+        idle = _register(self, asyncio.get_running_loop())
         try:
             return await original_push(self, *args, **kwargs)
         finally:
             idle.pushed.set()
 
-    original_start = queue_class.start
-
     def start(self: Any) -> Any:
         """Known from the start (before any push): its loops wait from the first idle moment."""
-        _polls.update({self.sleep_when_free, self.progress_update_sleep_when_free})
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return original_start(self)
-        idle = _loops.setdefault(loop, _Idle())
-        idle.queues.add(self)
+        with contextlib.suppress(RuntimeError):  # (started outside an event loop: known at its first push)
+            _register(self, asyncio.get_running_loop())
         return original_start(self)
 
     queue_class.push = push

@@ -411,11 +411,9 @@ class SQLConversationStore:
         await self._run(write, write=True)
 
     async def delete_preset(self, owner: str, name: str) -> None:
-        where = (presets.c.owner == owner, presets.c.name == name)
-        if (
-            await self._run(lambda connection: connection.execute(delete(presets).where(*where)).rowcount, write=True)
-            != 1
-        ):
+        statement = delete(presets).where(presets.c.owner == owner, presets.c.name == name)
+        removed = await self._run(lambda connection: connection.execute(statement).rowcount, write=True)
+        if removed != 1:
             raise ConversationError("There is no preset of that name.")
 
     # --- API keys (the /v1 API) ------------------------------------------------------------------------------------
@@ -438,16 +436,6 @@ class SQLConversationStore:
         )
         row = await self._run(lambda connection: connection.execute(statement).first())
         return None if row is None else (row.owner, row.id)
-
-    async def api_keys(self, owner: str) -> Sequence[tuple[str, float, float | None]]:
-        """The owner's keys: id, when made, when revoked (None: in use), oldest first."""
-        statement = (
-            select(api_keys.c.id, api_keys.c.created, api_keys.c.revoked)
-            .where(api_keys.c.owner == owner)
-            .order_by(api_keys.c.created)
-        )
-        rows = await self._run(lambda connection: connection.execute(statement).all())
-        return [(row.id, row.created, row.revoked) for row in rows]
 
     async def revoke_api_key(self, key_id: str) -> str:
         """Revoke the key `key_id` (its requests get 401 from now on); whose it was. ConversationError if none."""
