@@ -14,6 +14,9 @@ Also reported: the same number of chats all sent in the same instant ("burst"). 
 starting each event (its HTTP routes, queue and SSE messages), so the last of 50 same-instant starts waits about
 0.6 s for one core, whatever happens after.
 
+The app process's CPU for each level's chats (user + system, median of three rounds) shows what a reply costs the
+server, whatever the client does.
+
 Reported: each chat's delivered rate (tokens over the time from its first to its last update) as a fraction of
 what the direct readers saw (the median chat, and the slowest tenth), and the time to first token the app adds
 (the app's p50 and p95 minus the upstream's). Every reply is checked to be complete and exact.
@@ -33,6 +36,8 @@ import httpx
 from bench import load
 from bench.common import Row, median, percentile, read_upstream
 from bench.report import command_line
+
+CPU_TARGET_CHATS = 10  # issue 16: the server's CPU for 10 chats x 300 tokens, at most 0.45 s
 
 
 async def read_direct(client: httpx.AsyncClient, base_url: str, tag: str) -> tuple[float, float, int]:
@@ -68,10 +73,14 @@ async def spread_round(url: str, chats: list[load.Chat], spread: float) -> list[
 
 
 def app_round(
-    stack: load.Stack, chats: int, tokens: int, sessions: str = "reused", spread: float = 0.0
+    stack: load.Stack, chats: int, tokens: int, sessions: str = "reused", spread: float = 0.0, cpu: list | None = None
 ) -> list[load.Chat]:
+    """One round of `chats` through the app; the app process's CPU seconds for it appended to `cpu`."""
     label = f"c{secrets.token_hex(3)}"
+    before = load.cpu_seconds(stack.app.pid)
     done = asyncio.run(spread_round(stack.url, load.new_chats(label, chats, sessions), spread))
+    if cpu is not None:
+        cpu.append(load.cpu_seconds(stack.app.pid) - before)
     broken = [chat for chat in done if load.reply_problems(chat, tokens)]
     if broken:
         raise SystemExit(f"{len(broken)} of {chats} replies through the app were not exact: {broken[0].problems}")
@@ -85,8 +94,10 @@ def run(levels: tuple[int, ...] = (1, 10, 50), tokens: int = 300, rate: float = 
             app_round(stack, max(levels), tokens)  # warm up, and open every session (tab) used below
             for chats in levels:
                 direct = asyncio.run(direct_round(stack.upstream_url, chats, spread))
-                through = app_round(stack, chats, tokens, spread=spread)
-                burst = app_round(stack, chats, tokens)
+                cpu: list[float] = []
+                through = app_round(stack, chats, tokens, spread=spread, cpu=cpu)
+                burst = app_round(stack, chats, tokens, cpu=cpu)
+                app_round(stack, chats, tokens, spread=spread, cpu=cpu)
                 burst_first = [chat.first_text - chat.submitted for chat in burst]
                 upstream_rate = median([speed for _, speed, _ in direct])
                 rates = [tokens / (chat.finished - chat.first_text) for chat in through]
@@ -132,6 +143,14 @@ def run(levels: tuple[int, ...] = (1, 10, 50), tokens: int = 300, rate: float = 
                         ok=percentile(first, 0.95) - percentile(direct_first, 0.95) <= 0.1,
                         note=f"app {percentile(first, 0.95) * 1000:.0f} ms, "
                         f"upstream {percentile(direct_first, 0.95) * 1000:.0f} ms",
+                    ),
+                    Row(
+                        section,
+                        "server CPU for the chats, median of 3 rounds",
+                        median(cpu),
+                        target="≤ 0.45 s" if chats == CPU_TARGET_CHATS else "",
+                        ok=median(cpu) <= 0.45 if chats == CPU_TARGET_CHATS else None,
+                        note=f"{median(cpu) / (chats * tokens) * 1e6:.0f} µs a token (the app's user + system)",
                     ),
                     Row(
                         section,

@@ -35,6 +35,20 @@ NOTES = """## Notes
   timer, its per-event statistics refreshed every 1,000 events, the start-up heap frozen out of collections
   with rarer young collections, and a leaner per-token path (plain event records, OpenAI chunks parsed on a
   fast path, one generator fewer per token in the service and the client).
+- **Profiles for issue 16 (py-spy, 2026-11-26), before any change.** *At rest*: 2.4 % of a core, all of it the
+  event loop waking up 1,100 times a second for Gradio's queue, which looks for events to start every 1 ms and
+  for progress every 10 ms (no Python work to speak of). *One chat*: 0.1 s of CPU per 300-token reply, a fifth
+  of it Gradio's work per UI update. *Ten chats* (300 tokens at 50/s each): 0.50 s; the same 1 ms queue looks
+  went on while jobs ran (1,000 of 1,150 wake-ups a second; 7,000 context switches a round), and by module the
+  time went to asyncio's own loop and selectors (31 %), Gradio's update path (15 %, its SSE messages 5 %), anyio
+  cancel scopes around every read and send (11 %), reading the upstreams (httpcore, h11, httpx, httpx-sse: 17 %),
+  our own code 7 %. *Fifty chats*: the same shares, the upstream reads growing to a fifth. What was done: the
+  queue waits for a push instead of looking (`webui/queue_wakeups.py`: at rest and while jobs run; 7,000 ->
+  2,000 context switches a round); uvicorn runs on uvloop with httptools (a C event loop and HTTP parser: 0.45 ->
+  0.36 s for the ten chats, measured alternately against the same build without them); a page following a reply
+  wakes once per UI update, not per token (`RunningReply.batches`). Tried and not kept: reading each upstream at
+  most every 40 ms (two tokens a read; 0.37 -> 0.35 s, within the noise) and half the UI update budget (no
+  change).
 - **Time to first token** is measured from sending the message to the first text the client receives; the
   upstream's own figure is from the request to its first token, read directly.
 """
@@ -103,6 +117,21 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores{memory}; {platform.platform()}; Python {platform.python_version()}"
 
 
+def _written_sections() -> list[str]:
+    """The sections of RESULTS.md written by hand (`## name` up to the next one: a benchmark's own analysis, with its
+    date), kept when the tables are written again; `## Notes` is NOTES."""
+    if not RESULTS.exists():
+        return []
+    kept: list[str] = []
+    keeping = False
+    for line in RESULTS.read_text(encoding="utf-8").splitlines():
+        if line.startswith("## "):
+            keeping = line != "## Notes"
+        if keeping:
+            kept.append(line)
+    return kept
+
+
 def write_results(rows: list[Row], command: str) -> None:
     import gradio
 
@@ -120,6 +149,7 @@ def write_results(rows: list[Row], command: str) -> None:
     ]
     failed = [row for row in rows if row.ok is False]
     summary = "All targets met." if not failed else f"Targets not met: {', '.join(r.name for r in failed)}."
-    RESULTS.write_text("\n".join([*header, summary, *lines(rows), "", NOTES]), encoding="utf-8")
+    kept = _written_sections()
+    RESULTS.write_text("\n".join([*header, summary, *lines(rows), "", *kept, NOTES]), encoding="utf-8")
     print(f"\nwritten to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
     sys.stdout.flush()

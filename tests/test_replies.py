@@ -67,6 +67,22 @@ async def test_a_reply_runs_to_its_end_without_followers_and_late_followers_see_
     await backend.aclose()
 
 
+async def test_a_paced_follower_gets_every_event_in_a_few_lists(upstream, write_config):
+    """`batches` hands a follower what arrived since its last list, at most one list per pause: the same events
+    as `follow`, in order, with one wake-up per list instead of one per token."""
+    backend = Backend(load_settings(write_config(scripted_config(upstream))))
+    upstream.enqueue(Reply.text(WORDS, delay=0.01))  # 120 tokens over about 1.2 s
+    _, reply = await start(backend, "ann", "Count for me.")
+    every = asyncio.create_task(collect(reply))
+    lists = [batch async for batch in reply.batches(lambda: 0.2)]
+    assert [event for batch in lists for event in batch] == await every
+    assert 3 <= len(lists) <= 12  # about one list per 0.2 s, the first at once; not one per token
+    assert "".join(getattr(event, "text", "") for batch in lists for event in batch) == "".join(WORDS)
+    assert [event async for batch in reply.batches(lambda: 0.2) for event in batch] == await every  # after the end
+    await reply.wait()
+    await backend.aclose()
+
+
 async def test_stop_on_a_route_keeps_the_provider_that_answered(upstream, write_config):
     config = scripted_config(upstream) + textwrap.dedent(
         """

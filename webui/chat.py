@@ -41,7 +41,7 @@ from .identity import owner_of, visitor_of
 from .presets import build_presets, wire_presets
 from .refusals import refusal, said, verdict
 from .reply import ReplyView, message_text
-from .streaming import Pacer, batched
+from .streaming import Pacer, batched, paced
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             return
         view = ReplyView(running.record.requested)
         yield chat_history + view.messages(), gr.skip(), gr.skip(), gr.skip()  # a "waiting" line at once
-        async for batch in batched(running.follow(), pacer):
+        async for batch in paced(running, pacer):
             if not shows.still(request, running.conversation_id):
                 # The page opened another chat meanwhile, which is on show now. (A step's last output is applied
                 # again when it ends: it must not be this chat's view.)

@@ -400,4 +400,5 @@ class ServerThread:
 def serve(app: FastAPI, host: str, port: int) -> None:
     """Serve the app in the foreground until interrupted."""
     # Forwarded headers are trusted only from app.trusted_proxies (create_server), never by uvicorn's default.
+    # Its event loop and HTTP parser are uvloop and httptools (dependencies: "auto" picks them when installed).
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, proxy_headers=False)

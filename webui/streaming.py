@@ -22,6 +22,8 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
+from backend import RunningReply, StreamEvent
+
 T = TypeVar("T")
 
 FAIR_SHARE = 32
@@ -88,3 +90,14 @@ async def batched(events: AsyncIterator[T], pacer: Pacer) -> AsyncIterator[list[
             reader.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reader
+
+
+async def paced(reply: RunningReply, pacer: Pacer) -> AsyncIterator[list[StreamEvent]]:
+    """A reply being generated on the server, from its first event, in lists at the pacer's rate (`batched` for a
+    reply's own event log: no reader task, and no wake-up per token)."""
+    pacer.streaming += 1
+    try:
+        async for batch in reply.batches(pacer.interval):
+            yield batch
+    finally:
+        pacer.streaming -= 1
