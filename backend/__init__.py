@@ -75,6 +75,7 @@ _LAZY = {
     "Replies": ".replies",
     "ReplyRecord": ".replies",
     "RunningReply": ".replies",
+    "RemoteReply": ".relay",
     "Conversation": ".conversations",
     "ConversationError": ".conversations",
     "ConversationStore": ".conversations",
@@ -126,6 +127,7 @@ if TYPE_CHECKING:
     from .limits import TooManyRequestsError, VisitorLimits
     from .media import Image, InvalidImageError, validate_image
     from .providers import ModelInfo
+    from .relay import RemoteReply
     from .replies import Replies, ReplyRecord, RunningReply
     from .request import ChatRequest
     from .services import Backend, ChatService
@@ -182,6 +184,7 @@ __all__ = [
     "Queued",
     "RateLimitError",
     "ReasoningDelta",
+    "RemoteReply",
     "Replies",
     "ReplyRecord",
     "Resumed",

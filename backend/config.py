@@ -152,6 +152,28 @@ else:
     ]
 
 
+class RedisConfig(_Strict):
+    """What is live, shared by several app processes (replicas) behind a load balancer: replies being written (a
+    page on any replica follows and stops them), and limits. Empty: one process, which keeps them itself. The
+    password never goes in this file: name the variable that holds it."""
+
+    url: str = Field("", description="empty: one app process; or redis://HOST:PORT/DB (rediss:// for TLS)")
+    password_env: str | None = Field(None, description="environment variable holding the Redis password")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url_without_password(cls, value: str) -> str:
+        if not value:
+            return value
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"must start with redis://, rediss:// or unix:// (got {value[:40]!r})")
+        from urllib.parse import urlsplit
+
+        if urlsplit(value).password:
+            raise ValueError("holds a password: put it in an environment variable and name it with password_env")
+        return value
+
+
 class Settings(BaseSettings):
     """The whole configuration. Build it with `load_settings()`, which finds the file and reports errors."""
 
@@ -160,6 +182,7 @@ class Settings(BaseSettings):
     app: AppConfig = Field(default_factory=AppConfig)
     auth: AuthConfig = Field(default_factory=AuthConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    redis: RedisConfig = Field(default_factory=RedisConfig)
     defaults: Defaults = Field(default_factory=Defaults)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     routes: dict[str, list[str]] = Field(default_factory=dict)

@@ -8,7 +8,9 @@ as it streams, at most `checkpoint_seconds` apart, and once more when it ends wi
 handovers and timings; a process killed mid-reply leaves it with the text of its last checkpoint, marked
 interrupted at the next start (`SQLConversationStore.interrupt_replies`).
 
-Everything here runs on the event loop of the server; a reply belongs to the process that started it.
+Everything here runs on the event loop of the server; a reply belongs to the process that started it. With
+several processes (replicas) sharing the store and Redis, `find` also reaches a reply another replica generates,
+which a page then follows, and stops, the same way (backend/relay.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from .events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextD
 from .request import ChatRequest
 
 if TYPE_CHECKING:
+    from .relay import Relay, RemoteReply
     from .services import ChatService
 
 log = logging.getLogger(__name__)
@@ -132,6 +135,11 @@ class RunningReply:
     def done(self) -> bool:
         return self._ended.is_set()
 
+    @property
+    def requested(self) -> str:
+        """The model or route the reply was asked of."""
+        return self.record.requested
+
     async def follow(self) -> AsyncIterator[StreamEvent]:
         """Every event of the reply from its first, then live ones as they come, until it ends. Closing this
         iterator only stops following."""
@@ -200,20 +208,35 @@ class Replies:
         *,
         title_model: str | None = None,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
+        relay: Relay | None = None,
     ) -> None:
         self.chat = chat
         self.store = store
         self.title_model = title_model
         self.checkpoint_seconds = checkpoint_seconds
+        self.relay = relay
         self._running: dict[tuple[str, str], RunningReply] = {}
+
+    async def start_relay(self) -> None:
+        """With replicas: listen for Stop from the others and sweep for replies of replicas that died (on the
+        server's event loop, when it starts)."""
+        if self.relay is not None:
+            await self.relay.start(self.running)
 
     def active(self) -> list[RunningReply]:
         """Every reply being generated now."""
         return list(self._running.values())
 
     def running(self, owner: str, conversation_id: str) -> RunningReply | None:
-        """The reply being generated in that conversation of `owner`'s, if any."""
+        """The reply this process is generating in that conversation of `owner`'s, if any."""
         return self._running.get((owner, conversation_id))
+
+    async def find(self, owner: str, conversation_id: str) -> RunningReply | RemoteReply | None:
+        """The reply being generated in that conversation of `owner`'s, here or (with replicas) by another."""
+        local = self._running.get((owner, conversation_id))
+        if local is not None or self.relay is None:
+            return local
+        return await self.relay.find(owner, conversation_id)
 
     def start(
         self,
@@ -238,6 +261,8 @@ class Replies:
         question = conversation.messages[-2].text if len(conversation.messages) >= 2 else ""
         self._running[key] = reply
         reply._task = asyncio.create_task(self._run(reply, request, held, question if first_exchange else None))
+        if self.relay is not None:
+            self.relay.mirror(reply)
         return reply
 
     async def aclose(self) -> None:
@@ -245,6 +270,8 @@ class Replies:
         for reply in list(self._running.values()):
             reply.stop("interrupted")
         await asyncio.gather(*(r._task for r in list(self._running.values()) if r._task), return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.aclose()
 
     async def _run(
         self, reply: RunningReply, request: ChatRequest, held: contextlib.ExitStack, question: str | None

@@ -72,6 +72,31 @@ def follow_for(session, fn_index: int, data: list, seconds: float | None) -> dic
     raise SystemExit("the page's stream ended before the reply")
 
 
+def page_load(session) -> int:
+    """The page-load event that lists the chats and opens the one the page's address names (?chat=ID): the load
+    with the most outputs (others fill in smaller things, such as the presets)."""
+    loads = [dep for dep in session.config["dependencies"] if dep["targets"] and dep["targets"][0][1] == "load"]
+    return max(loads, key=lambda dep: len(dep["outputs"]))["id"]
+
+
+def then_of(session, fn_index: int) -> int:
+    """The event that follows `fn_index` when it ends (its `.then` or `.success`)."""
+    return next(dep["id"] for dep in session.config["dependencies"] if dep.get("trigger_after") == fn_index)
+
+
+def reloaded_page(url: str, conversation_id: str) -> tuple:
+    """A new page at the chat's address (?chat=ID), as a reload opens it: the page sends its address's query with
+    every event, as the browser does, and its load opens the chat. The page and its load's answer."""
+    from tests.gradio_http import GradioSession
+
+    page = GradioSession(url)
+    page.http.params = {"chat": conversation_id}
+    opened = page.call(page_load(page), [None])  # no time zone (a browser gives its own): UTC
+    if not opened["success"] or opened["output"]["data"][-2] != conversation_id:
+        raise SystemExit(f"the chat did not open: {opened['output']}")
+    return page, opened
+
+
 def chat_tab_with_reloads(url: str, tokens: int, upstream: float) -> float:
     """Seconds from sending a message in the Chat tab to a third page holding the whole reply, two pages having
     followed it for a third of the upstream's time each and gone away."""
@@ -85,17 +110,12 @@ def chat_tab_with_reloads(url: str, tokens: int, upstream: float) -> float:
     if not added["success"]:
         raise SystemExit(f"the message was refused: {added['output']}")
     shown, conversation_id = added["output"]["data"][0], added["output"]["data"][-1]
-    follow_for(first, submit + 1, [shown, None, ""], upstream / 3)
+    follow_for(first, then_of(first, submit), [shown, None, ""], upstream / 3)
     first.close()
     for seconds in (upstream / 3, None):
-        page = GradioSession(url)
-        loaded = next(d["id"] for d in page.config["dependencies"] if d["targets"] and d["targets"][0][1] == "load")
-        page.call(loaded, [])  # the page lists the owner's chats
-        opened = page.call(page.fn_index("chat-list", "input"), [conversation_id])
-        if not opened["success"]:
-            raise SystemExit(f"the chat did not open: {opened['output']}")
-        opening = page.fn_index("chat-list", "input") + 1  # what follows opening: following its reply
-        last = follow_for(page, opening, [opened["output"]["data"][0], None, ""], seconds)
+        page, opened = reloaded_page(url, conversation_id)
+        # What follows the load: following the chat's reply while it is written.
+        last = follow_for(page, then_of(page, page_load(page)), [opened["output"]["data"][0], None, ""], seconds)
         page.close()
     elapsed = time.perf_counter() - began
     assert last is not None

@@ -220,6 +220,27 @@ def postgres():
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def redis_session():
+    """A started ThrowawayRedis (redis-server on a loopback port, with a password); stopped at the end."""
+    from tests.redis_server import ThrowawayRedis, unavailable
+
+    reason = unavailable()
+    require(reason is None, f"Redis is not installed: {reason}")
+    server = ThrowawayRedis().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(redis_session):
+    """The session's throwaway Redis, emptied for this test."""
+    redis_session.flush()
+    return redis_session
+
+
 @pytest.fixture
 def postgres_url(postgres):
     """(url, password) of a new, empty database `switchboard_t<N>`; the URL holds no password."""

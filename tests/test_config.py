@@ -137,3 +137,17 @@ def test_exposed_without_logins_is_refused(flags):
     assert result.returncode == 2
     assert "refusing to serve" in result.stderr and "without logins" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("redis://:hunter2@127.0.0.1:6379/0", "holds a password"),
+        ("http://127.0.0.1:6379", "must start with redis://"),
+    ],
+)
+def test_a_redis_url_with_a_password_or_of_another_kind_is_refused(write_config, url, said):
+    path = write_config(f'[redis]\nurl = "{url}"\n')
+    with pytest.raises(ConfigError, match=said) as caught:
+        load_settings(path)
+    assert "hunter2" not in str(caught.value)

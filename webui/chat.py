@@ -197,8 +197,10 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         at its end when `live` (by default: when one is being generated in it), as the page's follower draws it."""
         if conversation is None:
             return [], gr.update(choices=[], value=None, visible=False)
-        if live is None:
-            live = backend.replies.running(owner, conversation.id) is not None
+        if live is None:  # generated here; or, with replicas, maybe on another (streaming in the store until it ends)
+            live = backend.replies.running(owner, conversation.id) is not None or (
+                backend.replies.relay is not None and history.reply_streaming(conversation)
+            )
         choices = history.version_choices(conversation)
         picker = gr.update(choices=choices, value=history.shown_version(conversation), visible=bool(choices))
         return history.render(backend, owner, conversation, live=live), picker
@@ -212,7 +214,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         anything is saved: a refusal keeps nothing."""
         owner, visitor = owner_of(request), visitor_of(request)
         model_id, system_prompt, temp, top, max_new, seed_value = chosen
-        if conversation is not None and backend.replies.running(owner, conversation.id):
+        if conversation is not None and await backend.replies.find(owner, conversation.id):
             raise refusal("A reply is still being written in this chat: wait for it, or Stop it.")
 
         def answered(target: Conversation) -> None:
@@ -263,7 +265,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         if conversation is None:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
-        running = backend.replies.running(owner, conversation.id)
+        running = await backend.replies.find(owner, conversation.id)
         if running is None:  # it ended already (a quick refusal upstream): show it as stored
             fresh = await reopened(None, conversation.id, owner)
             yield (
@@ -272,7 +274,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 await listed(request, conversation.id, shows.query(request, query)),
             )
             return
-        view = ReplyView(running.record.requested)
+        view = ReplyView(running.requested)
         yield chat_history + view.messages(), gr.skip(), gr.skip(), gr.skip()  # a "waiting" line at once
         async for batch in paced(running, pacer):
             if not shows.still(request, running.conversation_id):
@@ -294,7 +296,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     async def follow_running(chat_history: list, conversation, query: str, request: gr.Request) -> AsyncIterator:
         """`follow`, for a chat opened or reloaded while its reply is written: Stop instead of Send meanwhile."""
         owner = owner_of(request)
-        if conversation is None or backend.replies.running(owner, conversation.id) is None:
+        if conversation is None or await backend.replies.find(owner, conversation.id) is None:
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip(), *idle()
             return
         last = (gr.skip(),) * 4
@@ -343,7 +345,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             raise refusal(error.user_message()) from None
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
-        running = backend.replies.running(owner, conversation.id) if conversation is not None else None
+        running = await backend.replies.find(owner, conversation.id) if conversation is not None else None
         if running is not None:
             # Sent while a reply is written: it waits for that reply to end (the text stays in the box meanwhile),
             # then follows it in the chat.
@@ -482,7 +484,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         message box."""
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
-        if conversation is None or backend.replies.running(owner, conversation.id):
+        if conversation is None or await backend.replies.find(owner, conversation.id):
             return said("Nothing to undo while a reply is being written.", 4)
         try:
             question = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
@@ -506,7 +508,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             conversation = await reopened(None, chat_id, owner)
             if conversation is None or node is None or node in conversation.branch:
                 return gr.skip(), gr.skip(), gr.skip()
-            if backend.replies.running(owner, conversation.id):
+            if await backend.replies.find(owner, conversation.id):
                 return said("Wait for the reply being written (or Stop it) before switching versions.", 3)
             try:
                 stored = await _change(store, owner, conversation, lambda target: target.show(int(node)))
@@ -514,9 +516,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 return said("That version is not part of this chat any more.", 3)
         return *shown(owner, stored), stored
 
-    def stop_reply(conversation_id: str, request: gr.Request):
-        """Stop the reply being written in the open chat (from whichever page started it)."""
-        running = backend.replies.running(owner_of(request), conversation_id or "")
+    async def stop_reply(conversation_id: str, request: gr.Request):
+        """Stop the reply being written in the open chat (from whichever page, or replica, started it)."""
+        running = await backend.replies.find(owner_of(request), conversation_id or "")
         if running is not None:
             running.stop()
         return gr.update(interactive=False)
@@ -629,7 +631,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         if doomed is None:
             return (gr.skip(),) * 5
         owner = owner_of(request)
-        running = backend.replies.running(owner, doomed["id"])
+        running = await backend.replies.find(owner, doomed["id"])
         if running is not None:
             running.stop()
             await running.wait()

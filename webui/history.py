@@ -46,6 +46,11 @@ async def store_user_message(
     return StoredMessage(role="user", text=text, images=references, documents=stored_documents)
 
 
+def reply_streaming(conversation: Conversation) -> bool:
+    """Whether the visible branch ends with a reply being written (as far as this copy of the chat knows)."""
+    return conversation.leaf is not None and conversation.nodes[conversation.leaf].status == "streaming"
+
+
 def render(backend: Backend, owner: str, conversation: Conversation, *, live: bool = False) -> list[dict[str, Any]]:
     """The Chatbot messages for a stored conversation's visible branch; with `live`, without the reply being
     generated at its end (the page follows that one). Images are shown from copies (`viewable_images`)."""

@@ -109,6 +109,8 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     # A reply still being generated when the server stops is stored with its text so far, marked interrupted.
     server.router.on_shutdown.append(backend.replies.aclose)
+    # With replicas (Redis): Stop from other replicas, and the sweep for replies of replicas that died.
+    server.router.on_startup.append(backend.replies.start_relay)
     # Before the UI's mount at "/", which would take every path.
     server.include_router(api_router(backend, users=users, exposed=exposed))
     gr.mount_gradio_app(

@@ -22,7 +22,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
-from backend import RunningReply, StreamEvent
+from backend import RemoteReply, RunningReply, StreamEvent
 
 T = TypeVar("T")
 
@@ -92,9 +92,9 @@ async def batched(events: AsyncIterator[T], pacer: Pacer) -> AsyncIterator[list[
                 await reader
 
 
-async def paced(reply: RunningReply, pacer: Pacer) -> AsyncIterator[list[StreamEvent]]:
-    """A reply being generated on the server, from its first event, in lists at the pacer's rate (`batched` for a
-    reply's own event log: no reader task, and no wake-up per token)."""
+async def paced(reply: RunningReply | RemoteReply, pacer: Pacer) -> AsyncIterator[list[StreamEvent]]:
+    """A reply being generated on the server (here, or on another replica), from its first event, in lists at the
+    pacer's rate (`batched` for a reply's own event log: no reader task, and no wake-up per token)."""
     pacer.streaming += 1
     try:
         async for batch in reply.batches(pacer.interval):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, load_settings
 from ..conversations import ConversationStore
@@ -17,6 +17,9 @@ from .chat import ChatService
 from .images import ImageService
 from .registry import ModelChoice, ModelRegistry
 from .vision import VisionService
+
+if TYPE_CHECKING:
+    from ..relay import Relay
 
 
 class Backend:
@@ -35,7 +38,17 @@ class Backend:
         self.conversations: ConversationStore = self.store
         self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store))
         self.vision = VisionService(self.chat)
-        self.replies = Replies(self.chat, self.store, title_model=settings.defaults.title)
+        self.replies = Replies(self.chat, self.store, title_model=settings.defaults.title, relay=self._relay())
+
+    def _relay(self) -> Relay | None:
+        """The link to other replicas through Redis, when `[redis] url` is set."""
+        redis = self.settings.redis
+        if not redis.url:
+            return None
+        from ..relay import Relay
+
+        password = os.environ.get(redis.password_env) if redis.password_env else None
+        return Relay(redis.url, self.store, password=password)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Backend:
@@ -51,8 +64,10 @@ class Backend:
         conversations, included), so a damaged, locked, unreachable or newer database stops start-up with one
         sentence (ConfigError) rather than the first request."""
         await self.store.open(owners)
-        # One app process per store: a reply still marked running was cut off when the app last stopped.
-        await self.store.interrupt_replies()
+        if self.replies.relay is None:
+            # One app process per store: a reply still marked running was cut off when the app last stopped. (With
+            # replicas, others may be writing theirs: the relay's sweep finds those whose replica died.)
+            await self.store.interrupt_replies()
         await self.store.aclose()  # this loop's connections; the server opens its own
 
     async def aclose(self) -> None:

@@ -317,26 +317,43 @@ class SQLConversationStore:
 
     async def interrupt_replies(self) -> int:
         """Mark every reply still registered as running as interrupted, with its text up to its last checkpoint:
-        for a single app process at start-up, when no reply of an earlier run can still be going. How many."""
-
-        def sweep(connection: Connection) -> list[tuple[str, str, int]]:
-            return [
-                tuple(row)
-                for row in connection.execute(
-                    select(replies.c.owner, replies.c.conversation_id, replies.c.position)
-                ).all()
+        for a single app process at start-up, when no reply of an earlier run can still be going. How many.
+        (Replicas sharing the store leave this to their sweep: backend/relay.py.)"""
+        left = await self.running_replies()
+        interrupted = sum(
+            [
+                await self.interrupt_reply(owner, conversation_id, position)
+                for owner, conversation_id, position, _ in left
             ]
+        )
+        if interrupted:
+            log.info("marked %d reply(ies) cut off by the last stop as interrupted", interrupted)
+        return interrupted
 
-        left = await self._run(sweep)
-        for owner, conversation_id, position in left:
+    async def running_replies(self) -> Sequence[tuple[str, str, int, float]]:
+        """Every reply registered as being generated, by any process: owner, conversation, position, and when it
+        began (time.time())."""
+
+        def registered(connection: Connection) -> list[tuple[str, str, int, float]]:
+            columns = (replies.c.owner, replies.c.conversation_id, replies.c.position, replies.c.started)
+            return [(row[0], row[1], row[2], row[3]) for row in connection.execute(select(*columns)).all()]
+
+        return await self._run(registered)
+
+    async def interrupt_reply(self, owner: str, conversation_id: str, position: int) -> bool:
+        """Store reply `position` as interrupted, with its text up to its last checkpoint, if it is still being
+        written as far as the store knows (its process is gone). Whether it was."""
+        try:
             conversation = await self.get(owner, conversation_id)
-            message = conversation.nodes[position].model_copy()
-            message.status = "interrupted"
-            message.error = "The app stopped while this reply was being written; this is what had arrived."
-            await self.finish_reply(owner, conversation_id, position, message)
-        if left:
-            log.info("marked %d reply(ies) cut off by the last stop as interrupted", len(left))
-        return len(left)
+        except ConversationError:
+            return False
+        if position >= len(conversation.nodes) or conversation.nodes[position].status != "streaming":
+            return False
+        message = conversation.nodes[position].model_copy()
+        message.status = "interrupted"
+        message.error = "The app stopped while this reply was being written; this is what had arrived."
+        await self.finish_reply(owner, conversation_id, position, message)
+        return True
 
     async def save_image(self, owner: str, data: bytes, mime: str) -> str:
         return await self.media.save(owner, data, mime)
