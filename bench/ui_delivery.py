@@ -21,7 +21,6 @@ Medians of `--repeat` deliveries, the parties taking turns.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -56,74 +55,26 @@ def deliver(client, pid: int, tokens: int) -> tuple[float, float]:
     return elapsed, load.cpu_seconds(pid) - cpu
 
 
-def follow_for(session, fn_index: int, data: list, seconds: float | None) -> dict | None:
-    """Start an event of the page's and read its updates for `seconds` (then leave, as a closed page does), or to
-    its end (None): its last message then."""
-    event_id = session.join(fn_index, data)
-    deadline = None if seconds is None else time.perf_counter() + seconds
-    with session.http.stream("GET", "gradio_api/queue/data", params={"session_hash": session.session_hash}) as stream:
-        for line in stream.iter_lines():
-            if deadline is not None and time.perf_counter() > deadline:
-                return None
-            if line.startswith("data:"):
-                message = json.loads(line[5:])
-                if message.get("event_id") == event_id and message.get("msg") == "process_completed":
-                    return dict(message)
-    raise SystemExit("the page's stream ended before the reply")
-
-
-def page_load(session) -> int:
-    """The page-load event that lists the chats and opens the one the page's address names (?chat=ID): the load
-    with the most outputs (others fill in smaller things, such as the presets)."""
-    loads = [dep for dep in session.config["dependencies"] if dep["targets"] and dep["targets"][0][1] == "load"]
-    return max(loads, key=lambda dep: len(dep["outputs"]))["id"]
-
-
-def then_of(session, fn_index: int) -> int:
-    """The event that follows `fn_index` when it ends (its `.then` or `.success`)."""
-    return next(dep["id"] for dep in session.config["dependencies"] if dep.get("trigger_after") == fn_index)
-
-
-def reloaded_page(url: str, conversation_id: str) -> tuple:
-    """A new page at the chat's address (?chat=ID), as a reload opens it: the page sends its address's query with
-    every event, as the browser does, and its load opens the chat. The page and its load's answer."""
-    from tests.gradio_http import GradioSession
-
-    page = GradioSession(url)
-    page.http.params = {"chat": conversation_id}
-    opened = page.call(page_load(page), [None])  # no time zone (a browser gives its own): UTC
-    if not opened["success"] or opened["output"]["data"][-2] != conversation_id:
-        raise SystemExit(f"the chat did not open: {opened['output']}")
-    return page, opened
-
-
 def chat_tab_with_reloads(url: str, tokens: int, upstream: float) -> float:
     """Seconds from sending a message in the Chat tab to a third page holding the whole reply, two pages having
-    followed it for a third of the upstream's time each and gone away."""
-    from tests.gradio_http import GradioSession
+    followed it for a third of the upstream's time each and gone away (each reloaded page opens the chat by its
+    address, ?chat=ID, and its load's next step follows the reply being written)."""
+    from tests.gradio_http import GradioSession, answer_text
 
     first = GradioSession(url)
-    submit = first.fn_index("message", "submit")
-    model = next(c["props"]["value"] for c in first.config["components"] if c["props"].get("elem_id") == "model-picker")
     began = time.perf_counter()
-    added = first.call(submit, [{"text": str(tokens), "files": []}, [], None, model, "", 0.7, 1, 0, -1, "", ""])
-    if not added["success"]:
-        raise SystemExit(f"the message was refused: {added['output']}")
-    shown, conversation_id = added["output"]["data"][0], added["output"]["data"][-1]
-    follow_for(first, then_of(first, submit), [shown, None, ""], upstream / 3)
+    shown, conversation_id = first.send(str(tokens))
+    first.follow(first.then_of(first.fn_index("message", "submit")), [shown, None, ""], upstream / 3)
     first.close()
+    last = None
     for seconds in (upstream / 3, None):
-        page, opened = reloaded_page(url, conversation_id)
-        # What follows the load: following the chat's reply while it is written.
-        last = follow_for(page, then_of(page, page_load(page)), [opened["output"]["data"][0], None, ""], seconds)
+        page = GradioSession(url)
+        opened = page.open_address(conversation_id)
+        last = page.follow(page.then_of(page.page_load()), [opened, None, ""], seconds)
         page.close()
     elapsed = time.perf_counter() - began
     assert last is not None
-    answer = "".join(
-        m["content"] if isinstance(m["content"], str) else "".join(p.get("text", "") for p in m["content"])
-        for m in last["output"]["data"][0]
-        if m["role"] == "assistant" and not (m.get("metadata") or {}).get("title")
-    )
+    answer = answer_text(last["output"]["data"][0])
     if answer.strip() != "".join(numbered_tokens(tokens)).strip():
         raise SystemExit(f"the reply followed across reloads lost or changed tokens ({len(answer)} characters)")
     return elapsed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from typing import Any
 
 import httpx
@@ -60,6 +61,61 @@ class GradioSession:
         joined.raise_for_status()
         return str(joined.json()["event_id"])
 
+    def run(self, fn_index: int, data: list[Any]) -> dict[str, Any]:
+        """Run an event the page calls outside the queue (`queue=False`, such as Stop); Gradio's answer."""
+        body = {"data": data, "event_data": None, "fn_index": fn_index, "trigger_id": None}
+        answered = self.http.post("gradio_api/run/predict", json={**body, "session_hash": self.session_hash})
+        answered.raise_for_status()
+        return dict(answered.json())
+
+    # --- the Chat tab, as its page drives it ------------------------------------------------------------------
+
+    def page_load(self) -> int:
+        """The page-load event that lists the chats and opens the one the page's address names (?chat=ID): the
+        load with the most outputs (others fill in smaller things, such as the presets)."""
+        loads = [dep for dep in self.config["dependencies"] if dep["targets"] and dep["targets"][0][1] == "load"]
+        return int(max(loads, key=lambda dep: len(dep["outputs"]))["id"])
+
+    def then_of(self, fn_index: int) -> int:
+        """The event that follows `fn_index` when it ends (its `.then` or `.success`)."""
+        return int(next(dep["id"] for dep in self.config["dependencies"] if dep.get("trigger_after") == fn_index))
+
+    def send(self, text: str) -> tuple[list[Any], str]:
+        """Send `text` as a new chat's first message with the default model, as the message box does: the chat as
+        shown then, and the new chat's id."""
+        submit = self.fn_index("message", "submit")
+        model = next(
+            c["props"]["value"] for c in self.config["components"] if c["props"].get("elem_id") == "model-picker"
+        )
+        added = self.call(submit, [{"text": text, "files": []}, [], None, model, "", 0.7, 1, 0, -1, "", ""])
+        if not added["success"]:
+            raise AssertionError(f"the message was refused: {added['output']}")
+        return added["output"]["data"][0], added["output"]["data"][-1]
+
+    def open_address(self, conversation_id: str) -> list[Any]:
+        """Load the page at the chat's address (?chat=ID), as a reload does (the page sends its address's query
+        with every event, as the browser does): the chat as its load shows it."""
+        self.http.params = {"chat": conversation_id}
+        opened = self.call(self.page_load(), [None])  # no time zone (a browser gives its own): UTC
+        if not opened["success"] or opened["output"]["data"][-2] != conversation_id:
+            raise AssertionError(f"the chat did not open: {opened['output']}")
+        return list(opened["output"]["data"][0])
+
+    def follow(self, fn_index: int, data: list[Any], seconds: float | None = None) -> dict[str, Any] | None:
+        """Start an event of the page's and read its updates for `seconds` (then leave, as a closed page does), or
+        to its end (None): its last message then."""
+        event_id = self.join(fn_index, data)
+        deadline = None if seconds is None else time.perf_counter() + seconds
+        with self.http.stream("GET", "gradio_api/queue/data", params={"session_hash": self.session_hash}) as stream:
+            for line in stream.iter_lines():
+                if deadline is not None and time.perf_counter() > deadline:
+                    return None
+                if line.startswith("data:"):
+                    message = json.loads(line[5:])
+                    if message.get("event_id") == event_id and message.get("msg") == "process_completed":
+                        return dict(message)
+        raise AssertionError("the page's stream ended before the reply")
+
     def result(self, event_id: str) -> dict[str, Any]:
         """Read this session's queue messages until `event_id` completes; its `process_completed` message."""
         with self.http.stream("GET", "gradio_api/queue/data", params={"session_hash": self.session_hash}) as stream:
@@ -71,3 +127,12 @@ class GradioSession:
                 if message.get("event_id") == event_id and message.get("msg") == "process_completed":
                     return dict(message)
         raise AssertionError(f"event {event_id} never completed")
+
+
+def answer_text(messages: list[dict[str, Any]]) -> str:
+    """The assistant's text in a Chatbot value, without its notes (footers, reasoning: messages with a title)."""
+    return "".join(
+        m["content"] if isinstance(m["content"], str) else "".join(p.get("text", "") for p in m["content"])
+        for m in messages
+        if m["role"] == "assistant" and not (m.get("metadata") or {}).get("title")
+    )
