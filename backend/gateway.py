@@ -128,12 +128,12 @@ def gateway_router(
             body = await _json_body(request)
             chat_request, streaming, usage_chunk = _chat_request(body)
             backend.chat.plan(chat_request)  # an unknown model or a capability it lacks: refused now
-            limits.count(who.visitor)
+            await limits.count(who.visitor)
         except (GatewayError, SwitchboardError) as error:
             return _error(error).response()
         if not streaming:
             try:
-                with limits.hold(who.visitor):
+                async with limits.hold(who.visitor):
                     completion = await collect(backend.chat.stream(chat_request), chat_request.model)
             except SwitchboardError as error:
                 return _error(error).response()
@@ -146,7 +146,7 @@ def gateway_router(
             who = await caller(request)
             body = await _json_body(request)
             image_request, encoding = _image_request(backend, body)
-            with limits.admit(who.visitor):
+            async with limits.admit(who.visitor):
                 stored = await backend.images.generate(image_request, who.owner)
         except (GatewayError, SwitchboardError) as error:
             return _error(error).response()
@@ -181,7 +181,7 @@ async def _stream(
     """The SSE body: chunks as the reply streams, OpenAI's usage chunk when asked for, [DONE]. A failure is
     yielded as a GatewayError (see `_sse`), then the end."""
     try:
-        with limits.hold(who.visitor):
+        async with limits.hold(who.visitor):
             async for chunk in completion_chunks(backend.chat.stream(request), request.model):
                 usage = chunk.usage
                 chunk.usage = None

@@ -1,17 +1,28 @@
 """Per-visitor limits for a shared instance: generations at once, and requests started per minute.
 
 A visitor is whatever key the caller passes (the web UI uses the logged-in user, or the client address without
-logins). Chat, image generation and vision count against the same limits, so no tab is a way around them.
+logins; the API its key). Chat, image generation, vision and the API count against the same limits, so no tab or
+route is a way around them.
+
+`VisitorLimits` counts in this process. With several replicas, `SharedVisitorLimits` counts in Redis, each check
+and count one atomic script, so a visitor gets one allowance across all replicas: the running generations are
+counted per replica (a replica that dies stops renewing its presence, and its count stops counting), the requests
+of the last minute in one sorted set per visitor.
 """
 
 from __future__ import annotations
 
 import contextlib
+import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
 
 from .errors import OwnMessageError
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 WINDOW = 60.0  # seconds
 
@@ -19,6 +30,22 @@ WINDOW = 60.0  # seconds
 class TooManyRequestsError(OwnMessageError):
     """This visitor has reached a limit of the instance (not of a provider); `retry_after` says when a request
     may start again, when it depends on time rather than on a running generation ending."""
+
+
+def _too_many_running(running: int, most: int) -> TooManyRequestsError:
+    plural = "s" if most > 1 else ""
+    return TooManyRequestsError(
+        f"You already have {running} repl{'ies' if running > 1 else 'y'} running (at most "
+        f"{most} generation{plural} at once here); wait for one to finish."
+    )
+
+
+def _too_many_started(started: int, wait: float) -> TooManyRequestsError:
+    return TooManyRequestsError(
+        f"You have started {started} requests in the last minute, the most allowed here; "
+        f"try again in {max(wait, 1.0):.0f} s.",
+        retry_after=max(wait, 1.0),
+    )
 
 
 class VisitorLimits:
@@ -37,21 +64,27 @@ class VisitorLimits:
     def off(cls) -> VisitorLimits:
         return cls(0, 0)
 
-    def check(self, visitor: str) -> None:
+    @property
+    def active(self) -> bool:
+        return bool(self.max_concurrent or self.max_per_minute)
+
+    async def check(self, visitor: str) -> None:
         """Raise TooManyRequestsError if a request from `visitor` would be refused now."""
         self._check_running(visitor)
-        self._check_rate(visitor)
+        self._check_rate(visitor, count=False)
 
-    def count(self, visitor: str) -> None:
+    async def count(self, visitor: str) -> None:
         """Count one request started by `visitor` (refused with TooManyRequestsError when over a limit). A chat
         message is counted when it is saved, before its reply runs under `hold`."""
-        self.check(visitor)
-        if self.max_per_minute:
-            self._started.setdefault(visitor, deque()).append(self._clock())
+        self._check_running(visitor)
+        self._check_rate(visitor, count=True)
 
-    @contextlib.contextmanager
-    def hold(self, visitor: str) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def hold(self, visitor: str) -> AsyncIterator[None]:
         """Hold one of `visitor`'s generation slots until the block ends (the request was counted already)."""
+        if not self.max_concurrent:
+            yield
+            return
         self._check_running(visitor)
         self._running[visitor] = self._running.get(visitor, 0) + 1
         try:
@@ -63,32 +96,26 @@ class VisitorLimits:
             else:
                 del self._running[visitor]  # no entry per visitor ever seen: memory stays flat
 
-    @contextlib.contextmanager
-    def admit(self, visitor: str) -> Iterator[None]:
+    @contextlib.asynccontextmanager
+    async def admit(self, visitor: str) -> AsyncIterator[None]:
         """Count one request from `visitor` and hold one generation slot until the block ends."""
-        self.count(visitor)
-        with self.hold(visitor):
+        await self.count(visitor)
+        async with self.hold(visitor):
             yield
 
     def _check_running(self, visitor: str) -> None:
         running = self._running.get(visitor, 0)
         if self.max_concurrent and running >= self.max_concurrent:
-            plural = "s" if self.max_concurrent > 1 else ""
-            raise TooManyRequestsError(
-                f"You already have {running} repl{'ies' if running > 1 else 'y'} running (at most "
-                f"{self.max_concurrent} generation{plural} at once here); wait for one to finish."
-            )
+            raise _too_many_running(running, self.max_concurrent)
 
-    def _check_rate(self, visitor: str) -> None:
-        if self.max_per_minute:
-            started = self._recent(visitor)
-            if len(started) >= self.max_per_minute:
-                wait = max(started[0] + WINDOW - self._clock(), 1.0)
-                raise TooManyRequestsError(
-                    f"You have started {len(started)} requests in the last minute, the most allowed here; "
-                    f"try again in {wait:.0f} s.",
-                    retry_after=wait,
-                )
+    def _check_rate(self, visitor: str, *, count: bool) -> None:
+        if not self.max_per_minute:
+            return
+        started = self._recent(visitor)
+        if len(started) >= self.max_per_minute:
+            raise _too_many_started(len(started), started[0] + WINDOW - self._clock())
+        if count:
+            self._started.setdefault(visitor, started).append(self._clock())
 
     def _recent(self, visitor: str) -> deque[float]:
         started = self._started.get(visitor)
@@ -100,3 +127,105 @@ class VisitorLimits:
         if not started:
             del self._started[visitor]
         return started
+
+
+# Both scripts get the replica-presence key prefix, and see a replica's count only while its presence key exists.
+_RUNNING = """
+local running = 0
+local counts = redis.call('HGETALL', KEYS[1])
+for i = 1, #counts, 2 do
+  if redis.call('EXISTS', ARGV[1] .. counts[i]) == 1 then running = running + tonumber(counts[i + 1]) end
+end
+"""
+# KEYS: running hash, started zset. ARGV: presence prefix, max running, max per minute, now, window, count?, token
+_ADMIT = (
+    _RUNNING
+    + """
+if tonumber(ARGV[2]) > 0 and running >= tonumber(ARGV[2]) then return {'running', running} end
+if tonumber(ARGV[3]) > 0 then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[5]))
+  local started = redis.call('ZCARD', KEYS[2])
+  if started >= tonumber(ARGV[3]) then
+    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return {'started', started, oldest[2]}
+  end
+  if ARGV[6] == '1' then
+    redis.call('ZADD', KEYS[2], ARGV[4], ARGV[7])
+    redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[5])) + 1)
+  end
+end
+return {'ok'}
+"""
+)
+# KEYS: running hash. ARGV: presence prefix, max running, this replica
+_HOLD = (
+    _RUNNING
+    + """
+if tonumber(ARGV[2]) > 0 and running >= tonumber(ARGV[2]) then return {'running', running} end
+redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+redis.call('EXPIRE', KEYS[1], 86400)
+return {'ok'}
+"""
+)
+_RELEASE = """
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+"""
+
+
+class SharedVisitorLimits(VisitorLimits):
+    """The same limits, counted in Redis across every replica (see the module's docstring). `replica` is this
+    process's id, whose presence key (`presence_prefix` + replica) the relay keeps alive."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        replica: str,
+        presence_prefix: str,
+        max_concurrent: int,
+        max_per_minute: int,
+        prefix: str = "switchboard:limits:",
+    ) -> None:
+        super().__init__(max_concurrent, max_per_minute)
+        self._redis = redis
+        self._replica = replica
+        self._presence = presence_prefix
+        self._prefix = prefix
+        self._admit: Any = redis.register_script(_ADMIT)
+        self._hold: Any = redis.register_script(_HOLD)
+        self._release: Any = redis.register_script(_RELEASE)
+
+    def _keys(self, visitor: str) -> tuple[str, str]:
+        return f"{self._prefix}running:{visitor}", f"{self._prefix}started:{visitor}"
+
+    async def _run_admit(self, visitor: str, *, count: bool) -> None:
+        if not self.active:
+            return
+        args = [self._presence, self.max_concurrent, self.max_per_minute, time.time(), WINDOW]
+        answer = await self._admit(keys=self._keys(visitor), args=[*args, "1" if count else "0", secrets.token_hex(8)])
+        self._raise(answer)
+
+    def _raise(self, answer: list[Any]) -> None:
+        kind = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
+        if kind == "running":
+            raise _too_many_running(int(answer[1]), self.max_concurrent)
+        if kind == "started":
+            raise _too_many_started(int(answer[1]), float(answer[2]) + WINDOW - time.time())
+
+    async def check(self, visitor: str) -> None:
+        await self._run_admit(visitor, count=False)
+
+    async def count(self, visitor: str) -> None:
+        await self._run_admit(visitor, count=True)
+
+    @contextlib.asynccontextmanager
+    async def hold(self, visitor: str) -> AsyncIterator[None]:
+        if not self.max_concurrent:
+            yield
+            return
+        running_key = self._keys(visitor)[0]
+        self._raise(await self._hold(keys=[running_key], args=[self._presence, self.max_concurrent, self._replica]))
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):  # Redis gone: the count goes when this replica's presence does
+                await self._release(keys=[running_key], args=[self._replica])

@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 from .conversations import ConversationStore, StoredMessage
 from .events import StreamEvent
+from .limits import SharedVisitorLimits
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 
 PREFIX = "switchboard:"
 STOP_CHANNEL = PREFIX + "stop"
+PRESENCE = PREFIX + "replica:"  # + a replica's id: exists while that replica runs (what shared limits count by)
 HEARTBEAT_SECONDS = 3.0  # how often a generating replica renews its replies' keys
 HEARTBEAT_TTL = 10  # seconds a key outlives its last renewal: a replica silent this long is taken for dead
 SWEEP_SECONDS = 5.0  # how often each replica looks for replies whose replica died
@@ -141,11 +143,25 @@ class Relay:
             return
         self._started = True
         self._local = local
-        await self.redis.ping()
+        await self.redis.set(PRESENCE + self.replica, "1", ex=HEARTBEAT_TTL)
+        self.spawn(self._present())
         self.spawn(self._listen())
         self.spawn(self._sweep_now_and_then())
 
+    def limits(self, max_concurrent: int, max_per_minute: int) -> SharedVisitorLimits:
+        """Per-visitor limits counted across every replica (backend/limits.py)."""
+        return SharedVisitorLimits(self.redis, self.replica, PRESENCE, max_concurrent, max_per_minute)
+
+    async def _present(self) -> None:
+        """Keep this replica's presence key alive (its running generations count while it does)."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            with contextlib.suppress(Exception):
+                await self.redis.set(PRESENCE + self.replica, "1", ex=HEARTBEAT_TTL)
+
     async def aclose(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.redis.delete(PRESENCE + self.replica)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

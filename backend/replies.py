@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from .conversations import Conversation, ConversationStore, Handover, ReplyPart, StoredMessage
@@ -243,7 +243,7 @@ class Replies:
         owner: str,
         conversation: Conversation,
         request: ChatRequest,
-        release: Callable[[], object] | None = None,
+        release: Callable[[], Awaitable[object]] | None = None,
     ) -> RunningReply:
         """Generate the reply the conversation's visible branch ends with (saved as `streaming`, empty) for
         `request`; `release` is called when it ended (a per-visitor slot the caller took, given back)."""
@@ -254,9 +254,9 @@ class Replies:
         if key in self._running:
             raise SwitchboardError("A reply is already being written in this chat; wait for it or stop it.")
         reply = RunningReply(owner, conversation.id, position, request.model)
-        held = contextlib.ExitStack()
+        held = contextlib.AsyncExitStack()
         if release is not None:
-            held.callback(release)
+            held.push_async_callback(release)
         first_exchange = len(conversation.messages) == 2
         question = conversation.messages[-2].text if len(conversation.messages) >= 2 else ""
         self._running[key] = reply
@@ -274,10 +274,10 @@ class Replies:
             await self.relay.aclose()
 
     async def _run(
-        self, reply: RunningReply, request: ChatRequest, held: contextlib.ExitStack, question: str | None
+        self, reply: RunningReply, request: ChatRequest, held: contextlib.AsyncExitStack, question: str | None
     ) -> None:
         status = "complete"
-        with held:
+        async with held:
             reply._generation = asyncio.create_task(self._generate(reply, request))
             try:
                 await reply._generation

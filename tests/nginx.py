@@ -41,10 +41,13 @@ class ThrowawayNginx:
         self.url = f"http://127.0.0.1:{self.port}/"
         folder = Path(self.folder.name)
         (folder / "switchboard.conf").write_text(site_config(replicas, self.port), encoding="utf-8")
-        temp = " ".join(f"{kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+        temp = " ".join(
+            f"{kind}_temp_path {folder / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
         user = "user root;" if os.geteuid() == 0 else ""  # (as root, workers would run as nobody: the temp dir is ours)
         (folder / "nginx.conf").write_text(
-            f"daemon off; worker_processes 1; pid {folder / 'nginx.pid'}; error_log {folder / 'error.log'} warn; {user}\n"
+            f"daemon off; worker_processes 1; pid {folder / 'nginx.pid'}; {user}\n"
+            f"error_log {folder / 'error.log'} warn;\n"
             "events { worker_connections 1024; }\n"
             f"http {{ access_log off; {temp} include {folder / 'switchboard.conf'}; }}\n",
             encoding="utf-8",

@@ -231,22 +231,22 @@ def test_per_visitor_limits_through_the_app(shared):
     assert len(cloud.chat_requests()) == 4  # the refused ones never reached the provider
 
 
-def test_visitor_limits_policy():
+async def test_visitor_limits_policy():
     now = [0.0]
     limits = VisitorLimits(max_concurrent=2, max_per_minute=3, clock=lambda: now[0])
-    with limits.admit("a"), limits.admit("a"):
+    async with limits.admit("a"), limits.admit("a"):
         with pytest.raises(TooManyRequestsError, match="2 replies running"):
-            limits.check("a")
-        limits.check("b")  # others are counted apart
-    with limits.admit("a"):
+            await limits.check("a")
+        await limits.check("b")  # others are counted apart
+    async with limits.admit("a"):
         pass
     with pytest.raises(TooManyRequestsError, match="try again in 60 s") as caught:
-        limits.check("a")
+        await limits.check("a")
     assert caught.value.retry_after == 60
     now[0] = 61
-    limits.check("a")
+    await limits.check("a")
     assert limits._running == {} and limits._started == {}  # nothing kept per visitor once idle
-    VisitorLimits.off().check("anyone")
+    await VisitorLimits.off().check("anyone")
 
 
 def test_local_use_has_no_visitor_limits(write_config, serve_app, upstream):

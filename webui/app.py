@@ -131,9 +131,12 @@ def visitor_limits(backend: Backend, *, exposed: bool) -> VisitorLimits:
     """Per-visitor limits when the app is `exposed` (logins, a share link, a non-loopback address); none for a
     local single-user app."""
     app = backend.settings.app
-    return (
-        VisitorLimits(app.max_concurrent_per_visitor, app.max_requests_per_minute) if exposed else VisitorLimits.off()
-    )
+    if not exposed:
+        return VisitorLimits.off()
+    relay = backend.replies.relay
+    if relay is not None:  # replicas: one allowance per visitor across all of them
+        return relay.limits(app.max_concurrent_per_visitor, app.max_requests_per_minute)
+    return VisitorLimits(app.max_concurrent_per_visitor, app.max_requests_per_minute)
 
 
 def build_app(backend: Backend, *, exposed: bool = False) -> gr.Blocks:

@@ -229,9 +229,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 "seed": seed_value,
             }
 
-        with contextlib.ExitStack() as held:
+        async with contextlib.AsyncExitStack() as held:
             try:
-                held.enter_context(limits.hold(visitor))
+                await held.enter_async_context(limits.hold(visitor))
             except TooManyRequestsError as error:
                 raise refusal(error.user_message()) from None
             try:
@@ -247,8 +247,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                     max_tokens=int(max_new) if max_new and max_new > 0 else None,
                     seed=int(seed_value) if seed_value is not None and seed_value >= 0 else None,
                 )
-                slot = contextlib.ExitStack()
-                backend.replies.start(owner, stored, chat_request, release=lambda: slot.close())
+                slot = contextlib.AsyncExitStack()
+                backend.replies.start(owner, stored, chat_request, release=lambda: slot.aclose())
                 # Started: the slot goes with the reply, given back when it ends. (Its task runs only once this
                 # handler awaits again, so it cannot end before this line.)
                 slot = held.pop_all()
@@ -340,7 +340,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             limit = backend.settings.app.max_upload_bytes
             images = [await validate_image(path, max_bytes=limit) for path in pictures]
             documents = [await read_document(path, name=name, max_bytes=limit) for path, name in attached]
-            limits.count(visitor_of(request))
+            await limits.count(visitor_of(request))
         except SwitchboardError as error:
             raise refusal(error.user_message()) from None
         owner = owner_of(request)
@@ -389,7 +389,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         problem = await _message_problem(backend, limits, message, model_id or default, request)
         return verdict(problem, inputs=11)
 
-    def check_limits(
+    async def check_limits(
         chat_history,
         conversation,
         conversation_id,
@@ -401,7 +401,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         seed_value,
         request: gr.Request,
     ):
-        return verdict(_limit_problem(limits, request), inputs=9)
+        return verdict(await _limit_problem(limits, request), inputs=9)
 
     async def retry(
         chat_history: list,
@@ -465,7 +465,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     ):
         """Retry and Edit: `question(conversation)` is the change that ends the branch with the question to
         answer; then a new reply to it, as for a sent message."""
-        _count(limits, request)
+        await _count(limits, request)
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
         if conversation is None:
@@ -657,7 +657,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     async def import_chat(path: str, query: str, request: gr.Request):
         owner = owner_of(request)
         try:
-            with limits.admit(visitor_of(request)):  # one import at a time per visitor, counted like a message
+            async with limits.admit(visitor_of(request)):  # one import at a time per visitor, counted like a message
                 conversation = await history.import_file(backend, owner, path)
         except SwitchboardError as error:
             return said(f"Import failed: {error.user_message()}", 5)
@@ -780,7 +780,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         chat_request = ChatRequest(model=model or default, messages=[{"role": "user", "content": message}])
         text = ""
         try:
-            with limits.admit(visitor_of(request)):
+            async with limits.admit(visitor_of(request)):
                 async for batch in batched(backend.chat.stream(chat_request), pacer):
                     text += "".join(event.text for event in batch if isinstance(event, TextDelta))
                     yield text
@@ -895,9 +895,9 @@ def _model_line(backend: Backend) -> Callable[..., str]:
     return describe_model
 
 
-def _limit_problem(limits: VisitorLimits, request: gr.Request | None) -> str | None:
+async def _limit_problem(limits: VisitorLimits, request: gr.Request | None) -> str | None:
     try:
-        limits.check(visitor_of(request))
+        await limits.check(visitor_of(request))
     except TooManyRequestsError as error:
         return error.user_message()
     return None
@@ -911,7 +911,7 @@ async def _message_problem(
     pictures, attached = _attachments(message)
     if not text and not pictures and not attached:
         return "Type a message first."
-    problem = _text_problem(backend, text) or _limit_problem(limits, request)
+    problem = _text_problem(backend, text) or await _limit_problem(limits, request)
     if problem or not (pictures or attached):
         return problem
     limit = backend.settings.app.max_upload_bytes
@@ -941,10 +941,10 @@ def _text_problem(backend: Backend, text: str) -> str | None:
     return None
 
 
-def _count(limits: VisitorLimits, request: gr.Request | None) -> None:
+async def _count(limits: VisitorLimits, request: gr.Request | None) -> None:
     """Count a request that starts a reply (retry, edit) against the visitor's limits, or refuse it."""
     try:
-        limits.count(visitor_of(request))
+        await limits.count(visitor_of(request))
     except TooManyRequestsError as error:
         raise refusal(error.user_message()) from None
 

@@ -115,7 +115,7 @@ async def compare_answers(
     changed = asyncio.Event()
     tasks: list[asyncio.Task[None]] = []
     try:
-        with limits.admit(visitor_of(request)):  # a comparison counts as one message
+        async with limits.admit(visitor_of(request)):  # a comparison counts as one message
             tasks = [
                 asyncio.create_task(_answer(backend, ChatRequest(model=model, messages=messages), view, changed))
                 for model, view in zip(chosen, views, strict=True)

@@ -75,7 +75,7 @@ def build_images_tab(backend: Backend, limits: VisitorLimits):
             seed=int(seed) if seed not in (None, "") and int(seed) >= 0 else None,
         )
         try:
-            with limits.admit(visitor_of(request)):
+            async with limits.admit(visitor_of(request)):
                 stored = await backend.images.generate(image_request, owner_of(request))
         except SwitchboardError as error:
             raise refusal(error.user_message()) from None

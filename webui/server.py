@@ -139,6 +139,8 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
 def create_api_server(backend: Backend, *, users: Users | None = None, exposed: bool = False) -> FastAPI:
     """The OpenAI-compatible API alone (`switchboard serve`): no UI, the same keys, limits and headers."""
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    server.router.on_startup.append(backend.replies.start_relay)  # replicas: their presence counts shared limits
+    server.router.on_shutdown.append(backend.replies.aclose)
     server.include_router(api_router(backend, users=users, exposed=exposed))
     server.add_middleware(Guard, gradio_app=None, logins=False)  # (bounded bodies; the API checks its keys)
     _outer_layers(server, backend)

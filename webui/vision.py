@@ -108,14 +108,14 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
             raise refusal(NOT_A_URL, duration=6)  # never a path on the server, whatever the text names
         visitor = visitor_of(request)
         try:
-            limits.check(visitor)
+            await limits.check(visitor)
             vision_request = await backend.vision.prepare(image or url, question or "", model or default)
         except SwitchboardError as error:
             raise refusal(error.user_message()) from None
         text = ""
         yield "*Waiting for the model…*"
         try:
-            with limits.admit(visitor):
+            async with limits.admit(visitor):
                 async for batch in batched(backend.chat.stream(vision_request), pacer):
                     text += "".join(event.text for event in batch if isinstance(event, TextDelta))
                     yield text
