@@ -18,8 +18,10 @@ import httpx
 class GradioSession:
     """One browser session: logged in (when credentials are given) and with its own session hash."""
 
-    def __init__(self, url: str, username: str | None = None, password: str | None = None) -> None:
-        self.http = httpx.Client(base_url=url, timeout=30)
+    def __init__(
+        self, url: str, username: str | None = None, password: str | None = None, cookies: dict[str, str] | None = None
+    ) -> None:
+        self.http = httpx.Client(base_url=url, timeout=30, cookies=cookies)
         if username is not None:
             response = self.http.post("login", data={"username": username, "password": password or ""})
             response.raise_for_status()

@@ -48,16 +48,20 @@ def replica(config: Path, environment: dict[str, str]) -> Iterator[tuple[subproc
         process.wait(10)
 
 
-def pinned_session(url: str, port: int) -> GradioSession:
-    """A page whose sticky cookie sends it to the replica on `port` (a value found by asking nginx)."""
+def sticky_cookie(url: str, port: int) -> dict[str, str]:
+    """A sticky cookie that sends a visitor to the replica on `port` (a value found by asking nginx)."""
     for number in range(200):
         cookies = {STICKY_COOKIE: f"visitor{number}"}
         answer = httpx.get(f"{url}gradio_api/info", cookies=cookies, trust_env=False)
         if answer.headers.get(REPLICA_HEADER) == f"127.0.0.1:{port}":
-            session = GradioSession(url)
-            session.http.cookies.set(STICKY_COOKIE, f"visitor{number}")
-            return session
+            return cookies
     raise AssertionError(f"no sticky key reaches the replica on port {port}")
+
+
+def last_answer(shown: list) -> str:
+    """The text of the chat's last reply, as its page shows it."""
+    replies = [m for m in shown if m["role"] == "assistant" and not (m.get("metadata") or {}).get("title")]
+    return answer_text(replies[-1:])
 
 
 def served_by(session: GradioSession) -> str:
@@ -96,8 +100,9 @@ password_env = "TEST_REDIS_PASSWORD"
 
 def test_two_replicas_behind_nginx_behave_as_one_app(stack, upstream):
     url, (first, first_port), (_, second_port) = stack
-    ann = pinned_session(url, first_port)  # the page that sends
-    bea = pinned_session(url, second_port)  # the same user's other page, placed on the other replica
+    on_first, on_second = sticky_cookie(url, first_port), sticky_cookie(url, second_port)
+    ann = GradioSession(url, cookies=on_first)  # the page that sends (each new chat from a new page)
+    bea = GradioSession(url, cookies=on_second)  # the same user's other page, placed on the other replica
     assert served_by(ann) == f"127.0.0.1:{first_port}" and served_by(bea) == f"127.0.0.1:{second_port}"
 
     # A reply written by the first replica, followed to its end by a page on the second: every word, in order.
@@ -107,12 +112,13 @@ def test_two_replicas_behind_nginx_behave_as_one_app(stack, upstream):
     opened = bea.open_address(conversation_id)
     last = bea.follow(bea.then_of(bea.page_load()), [opened, None, ""])
     assert last is not None and last["success"]
-    assert answer_text(last["output"]["data"][0]).strip() == "".join(WORDS).strip()
+    assert last_answer(last["output"]["data"][0]).strip() == "".join(WORDS).strip()
     assert served_by(bea) == f"127.0.0.1:{second_port}"  # it stayed on its replica throughout
 
     # Stop, pressed on the second replica's page, stops the reply the first replica writes (and its upstream).
     upstream.enqueue(Reply.text(WORDS, delay=0.2))  # twelve seconds
-    shown, stopped_id = ann.send("Count slowly.")
+    ann = GradioSession(url, cookies=on_first)
+    _, stopped_id = ann.send("Count slowly.")
     assert upstream.wait_for(lambda: len(upstream.chat_requests()) == 2, 10)
     bea.open_address(stopped_id)
     bea.run(bea.fn_index("stop", "click"), [stopped_id])
@@ -122,6 +128,7 @@ def test_two_replicas_behind_nginx_behave_as_one_app(stack, upstream):
     # The first replica killed mid-reply: the second stores that reply as interrupted, with its text so far, and
     # serves the first replica's visitors (nginx moves them).
     upstream.enqueue(Reply.text(WORDS, delay=0.2))
+    ann = GradioSession(url, cookies=on_first)
     _, cut_id = ann.send("Count slowly again.")
     assert upstream.wait_for(lambda: len(upstream.chat_requests()) == 3, 10)
     time.sleep(2.5)  # a checkpoint or two
@@ -134,9 +141,8 @@ def test_two_replicas_behind_nginx_behave_as_one_app(stack, upstream):
             break
         assert time.monotonic() < deadline, f"the reply was left running: {shown}"
         time.sleep(1)
-    text = answer_text(shown)
+    text = last_answer(shown)
     assert "w000 w001 w002 w003 w004" in text and "w059" not in text
-    moved = GradioSession(url)
-    moved.http.cookies.set(STICKY_COOKIE, ann.http.cookies[STICKY_COOKIE])
+    moved = GradioSession(url, cookies=on_first)  # a page of the first replica's visitor, reloaded
     assert served_by(moved) == f"127.0.0.1:{second_port}"
-    assert answer_text(moved.open_address(conversation_id)).strip() == "".join(WORDS).strip()
+    assert last_answer(moved.open_address(conversation_id)).strip() == "".join(WORDS).strip()
