@@ -14,10 +14,12 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from backend import Backend, RemoteReply, TooManyRequestsError, load_settings
 from backend import relay as relay_module
 from tests.conftest import scripted_config
-from tests.test_replies import WORDS, collect, start
+from tests.test_replies import CHILD, WORDS, collect, start
 from tests.upstream import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -96,22 +98,6 @@ async def test_stop_on_one_replica_stops_the_reply_on_the_other(upstream, write_
     await b.aclose()
 
 
-CHILD = """
-import asyncio, sys
-sys.path.insert(0, {root!r})
-from backend import Backend, load_settings
-from tests.test_replies import start
-
-async def main():
-    backend = Backend(load_settings({config!r}))
-    conversation, reply = await start(backend, "ann", "Count slowly.")
-    print(conversation.id, flush=True)
-    await reply.wait()
-
-asyncio.run(main())
-"""
-
-
 def test_a_reply_of_a_replica_killed_mid_reply_is_stored_as_interrupted_by_another(
     upstream, write_config, redis_server, monkeypatch
 ):
@@ -154,8 +140,6 @@ def test_a_reply_of_a_replica_killed_mid_reply_is_stored_as_interrupted_by_anoth
 async def test_a_visitor_has_one_allowance_across_replicas(upstream, write_config, redis_server, monkeypatch):
     """Generations at once and requests a minute are counted in Redis: what one replica holds or counted, another
     sees; a replica that stopped (its presence gone) no longer holds anyone's slots."""
-    import pytest
-
     monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
     a, b = await replicas(write_config(replica_config(upstream, redis_server)))
     assert a.replies.relay is not None and b.replies.relay is not None
