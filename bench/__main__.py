@@ -2,7 +2,7 @@
 
     python -m bench            the full suite (about 23 minutes on 2 cores)
     python -m bench --quick    fewer repetitions and shorter replies, to try a change (not for RESULTS.md)
-    python -m bench --only backend ui concurrency local startup stop load store idle frames
+    python -m bench --only backend ui concurrency local startup stop load store idle frames replicas
 
 Sections and their baselines, each measured in this same run:
   backend      our AsyncClient vs raw httpx + httpx-sse, the openai SDK and litellm      (bench/backend_overhead.py)
@@ -17,6 +17,7 @@ Sections and their baselines, each measured in this same run:
                1,000) in SQLite and PostgreSQL vs the JSON files used before            (bench/store.py)
   idle         CPU at rest, no page and one page open, vs a plain Gradio chat page      (bench/idle.py)
   frames       frame gaps in Chromium while a 2,000-token reply streams, vs the idle page  (bench/frames.py)
+  replicas     100 and 300 chats at once against one app process and two behind nginx   (bench/replicas.py)
 """
 
 from __future__ import annotations
@@ -27,11 +28,23 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import backend_overhead, concurrency, frames, idle, load, local_model, startup, stop, store, ui_delivery
+from bench import (
+    backend_overhead,
+    concurrency,
+    frames,
+    idle,
+    load,
+    local_model,
+    replicas,
+    startup,
+    stop,
+    store,
+    ui_delivery,
+)
 from bench.common import Row
 from bench.report import print_table, write_results
 
-SECTIONS = ("backend", "ui", "concurrency", "local", "startup", "stop", "load", "store", "idle", "frames")
+SECTIONS = ("backend", "ui", "concurrency", "local", "startup", "stop", "load", "store", "idle", "frames", "replicas")
 
 
 def load_rows(chats: int, tokens: int, rounds: int) -> list[Row]:
@@ -84,6 +97,7 @@ def main() -> int:
         "store": lambda: store.run(conversations=1000 if quick else 10_000, repeat=30 if quick else 100),
         "idle": lambda: idle.run(seconds=20 if quick else 60),
         "frames": lambda: frames.run(tokens=2000, rate=100, repeat=1 if quick else 3),
+        "replicas": lambda: replicas.run(loads=(100, 300), tokens=500 if quick else 2000, rate=50),
     }
     rows: list[Row] = []
     for name in args.only:

@@ -154,6 +154,7 @@ class Chat:
 
     nonce: str
     session: str
+    sticky: str = ""  # a load balancer's sticky cookie (deploy/nginx.conf), to place the chat on a replica
     submitted: float = 0.0
     started: float | None = None  # process_starts received
     first_text: float | None = None  # first update carrying text
@@ -221,9 +222,11 @@ async def run_chat(client: httpx.AsyncClient, url: str, fn_index: int, chat: Cha
     closes it (after process_completed, when the session has nothing else pending)."""
     chat.submitted = time.perf_counter()
     body = {"data": [chat.nonce, MODEL], "fn_index": fn_index, "session_hash": chat.session, "event_data": None}
-    (await client.post(f"{url}gradio_api/queue/join", json=body)).raise_for_status()
+    # (An explicit cookie header wins over the client's jar, which holds whatever the last answer set.)
+    headers = {"cookie": f"switchboard_replica={chat.sticky}"} if chat.sticky else None
+    (await client.post(f"{url}gradio_api/queue/join", json=body, headers=headers)).raise_for_status()
     params = {"session_hash": chat.session}
-    async with client.stream("GET", f"{url}gradio_api/queue/data", params=params) as response:
+    async with client.stream("GET", f"{url}gradio_api/queue/data", params=params, headers=headers) as response:
         response.raise_for_status()
         async for line in response.aiter_lines():
             if line.startswith("data:"):

@@ -146,3 +146,39 @@ def test_two_replicas_behind_nginx_behave_as_one_app(stack, upstream):
     moved = GradioSession(url, cookies=on_first)  # a page of the first replica's visitor, reloaded
     assert served_by(moved) == f"127.0.0.1:{second_port}"
     assert last_answer(moved.open_address(conversation_id)).strip() == "".join(WORDS).strip()
+
+
+@pytest.mark.browser
+def test_two_browsers_on_two_replicas_follow_and_stop_one_reply(stack, upstream, page):
+    """In Chromium: a page on each replica (its sticky cookie set before it loads). The second opens the chat the
+    first is being answered in, shows the text so far and follows it live; its Stop ends the reply the first
+    replica writes; both pages settle on the stopped reply."""
+    from playwright.sync_api import expect
+
+    from tests.test_browser import MESSAGE_BOX, THOUGHT_TITLES, WAIT, answer, send, wait_until_idle, words
+
+    url, (_, first_port), (_, second_port) = stack
+    pages = []
+    for port in (first_port, second_port):
+        context = page.context.browser.new_context(viewport={"width": 1280, "height": 900})
+        [(name, value)] = sticky_cookie(url, port).items()
+        context.add_cookies([{"name": name, "value": value, "url": url}])
+        opened = context.new_page()
+        opened.goto(url)
+        expect(opened.locator(MESSAGE_BOX)).to_be_editable(timeout=WAIT)
+        pages.append(opened)
+    ann, bea = pages
+    upstream.enqueue(Reply.text(words(300), delay=0.03))  # nine seconds
+    send(ann, "Tell me a long story.")
+    expect(answer(ann)).to_contain_text("word005", timeout=WAIT)
+    bea.goto(ann.url)  # the chat's address, on the other replica
+    expect(answer(bea)).to_contain_text("word000", timeout=WAIT)  # the text so far at once,
+    expect(answer(bea)).to_contain_text("word030", timeout=WAIT)  # then live
+    bea.locator("#stop").click()
+    request = upstream.chat_requests()[0]
+    assert upstream.wait_for(lambda: request.disconnected_at is not None, 10), "Stop did not reach the other replica"
+    for shown in (ann, bea):
+        expect(shown.locator(THOUGHT_TITLES).last).to_have_text("■ Stopped", timeout=WAIT)
+        wait_until_idle(shown)
+    assert answer(ann).inner_text().strip() == answer(bea).inner_text().strip()
+    assert "word299" not in answer(bea).inner_text()
