@@ -97,12 +97,13 @@ _LAZY = {
     "TooManyRequestsError": ".limits",
     "VisitorLimits": ".limits",
     "Users": ".auth",
+    "SharedFailures": ".auth",
     "load_users": ".auth",
     "hash_password": ".auth",
 }
 
 if TYPE_CHECKING:
-    from .auth import Users, hash_password, load_users
+    from .auth import SharedFailures, Users, hash_password, load_users
     from .client import AsyncClient, AsyncStream, ChatCompletion, Client
     from .config import Settings, load_settings
     from .conversations import (
@@ -193,6 +194,7 @@ __all__ = [
     "RunningReply",
     "ServiceUnavailableError",
     "Settings",
+    "SharedFailures",
     "StaleConversationError",
     "Started",
     "StoredDocument",

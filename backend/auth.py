@@ -51,18 +51,75 @@ def _decoy() -> str:
     return hash_password(secrets.token_hex(16), iterations=ITERATIONS)
 
 
+class _LocalFailures:
+    """Failed logins per user, counted in this process."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()  # Gradio calls the check from worker threads
+
+    def throttled(self, username: str) -> bool:
+        with self._lock:
+            failures = self._failures.get(username)
+            if not failures:
+                return False
+            while failures and failures[0] <= self._clock() - FAILURE_WINDOW:
+                failures.popleft()
+            return len(failures) >= MAX_FAILURES
+
+    def failed(self, username: str) -> None:
+        with self._lock:
+            self._failures.setdefault(username, deque()).append(self._clock())
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username, None)
+
+
+class SharedFailures:
+    """Failed logins per user, counted in Redis (a sorted set per user, the last FAILURE_WINDOW seconds): with
+    several replicas, guessing is throttled across all of them. Called on worker threads: a plain client."""
+
+    def __init__(self, url: str, password: str | None = None, prefix: str = "switchboard:login-failures:") -> None:
+        import redis
+
+        self._redis = redis.Redis.from_url(url, password=password)
+        self._prefix = prefix
+
+    def throttled(self, username: str) -> bool:
+        key = self._prefix + username
+        pipeline = self._redis.pipeline()
+        pipeline.zremrangebyscore(key, "-inf", time.time() - FAILURE_WINDOW)
+        pipeline.zcard(key)
+        return int(pipeline.execute()[1]) >= MAX_FAILURES
+
+    def failed(self, username: str) -> None:
+        key = self._prefix + username
+        pipeline = self._redis.pipeline()
+        pipeline.zadd(key, {secrets.token_hex(8): time.time()})
+        pipeline.expire(key, int(FAILURE_WINDOW) + 1)
+        pipeline.execute()
+
+    def succeeded(self, username: str) -> None:
+        self._redis.delete(self._prefix + username)
+
+
 class Users:
     """The login check Gradio calls: `users(name, password) -> bool`.
 
     Guessing is throttled per user: after MAX_FAILURES failed logins within FAILURE_WINDOW, that user's logins
-    are refused without being checked until the oldest failure leaves the window. Every answer costs the same
-    (one full hash), so timing tells nothing about which names exist."""
+    are refused without being checked until the oldest failure leaves the window (across replicas once
+    `share_failures` is called). Every answer costs the same (one full hash), so timing tells nothing about which
+    names exist."""
 
     def __init__(self, passwords: dict[str, str], clock: Callable[[], float] = time.monotonic) -> None:
         self._passwords = passwords
-        self._clock = clock
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()  # Gradio calls this from worker threads
+        self._failures: _LocalFailures | SharedFailures = _LocalFailures(clock)
+
+    def share_failures(self, failures: SharedFailures) -> None:
+        """Count failed logins where every replica sees them (Redis)."""
+        self._failures = failures
 
     async def verify(self, username: str, password: str) -> bool:
         """The same check, on a worker thread: a hash takes about 0.1 s, which the event loop (every other
@@ -73,27 +130,16 @@ class Users:
         stored = self._passwords.get(username)
         # Every answer costs one full hash: a quick refusal (an unknown name, a throttled one) or a quick
         # check (a password from the environment) would tell which names exist.
-        if stored is None or self._throttled(username):
+        if stored is None or self._failures.throttled(username):
             check_password(_decoy(), password)
             return False
         if not stored.startswith(SCHEME + "$"):
             check_password(_decoy(), password)
         if check_password(stored, password):
-            with self._lock:
-                self._failures.pop(username, None)
+            self._failures.succeeded(username)
             return True
-        with self._lock:
-            self._failures.setdefault(username, deque()).append(self._clock())
+        self._failures.failed(username)
         return False
-
-    def _throttled(self, username: str) -> bool:
-        with self._lock:
-            failures = self._failures.get(username)
-            if not failures:
-                return False
-            while failures and failures[0] <= self._clock() - FAILURE_WINDOW:
-                failures.popleft()
-            return len(failures) >= MAX_FAILURES
 
     def names(self) -> list[str]:
         """Every login name."""

@@ -162,3 +162,21 @@ async def test_a_visitor_has_one_allowance_across_replicas(upstream, write_confi
         await on_b.check("cy")
     await a.aclose()
     await b.aclose()
+
+
+def test_login_guessing_is_throttled_across_replicas(redis_server):
+    """Failed logins are counted in Redis: guesses spread over two replicas lock the name on both, and a right
+    password after that is refused unchecked too, until the window passes."""
+    from backend import SharedFailures, Users, hash_password
+    from backend.auth import MAX_FAILURES
+
+    stored = {"ann": hash_password("right", iterations=1000)}
+    first, second = Users(stored), Users(stored)
+    for replica in (first, second):
+        replica.share_failures(SharedFailures(redis_server.url, redis_server.password))
+    assert first("ann", "right")
+    for guess in range(MAX_FAILURES):
+        assert not (first if guess % 2 else second)("ann", f"wrong{guess}")
+    assert not second("ann", "right") and not first("ann", "right")
+    local = Users(stored)  # a process counting alone is not affected
+    assert local("ann", "right")

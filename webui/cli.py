@@ -13,9 +13,18 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import os
 import sys
 
-from backend import Backend, ConfigError, ConversationError, hash_password, load_settings, load_users
+from backend import (
+    Backend,
+    ConfigError,
+    ConversationError,
+    SharedFailures,
+    hash_password,
+    load_settings,
+    load_users,
+)
 
 # A server's heap is mostly what Gradio builds at start-up, and every full collection walked it again: during 50
 # streaming chats, 10 full collections of up to 100 ms each (the whole tail of time to first token). Collecting
@@ -42,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _check(settings, users)
     backend = Backend(settings)
+    if users is not None and settings.redis.url:  # replicas: guessing is throttled across all of them
+        redis = settings.redis
+        password = os.environ.get(redis.password_env) if redis.password_env else None
+        users.share_failures(SharedFailures(redis.url, password))
     if args.command == "models":
         return _models(backend)
     if args.command == "token":
