@@ -9,6 +9,8 @@ also makes it visible to the others:
 - **Heartbeat.** While it runs, a key names the reply (and its stream) and expires unless renewed: a replica
   that dies stops renewing it.
 - **Stop** from any replica is published on a channel every replica listens to; the one generating it stops it.
+- **Cooldowns.** A provider model rested on one replica (rate limited, failing) is rested on all; a success
+  anywhere ends it everywhere.
 - **Sweep.** Every replica looks now and then for replies the store still has as running whose heartbeat is gone
   (their replica died) and stores them as interrupted, with their text up to the last checkpoint: a reply is
   never left "running" forever. A replica that starts does the same, instead of assuming every running reply
@@ -38,11 +40,13 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
     from .replies import RunningReply
+    from .services.cooldown import Cooldowns
 
 log = logging.getLogger(__name__)
 
 PREFIX = "switchboard:"
 STOP_CHANNEL = PREFIX + "stop"
+COOLDOWN_CHANNEL = PREFIX + "cooldowns"  # rests of provider models, started or ended on one replica
 PRESENCE = PREFIX + "replica:"  # + a replica's id: exists while that replica runs (what shared limits count by)
 HEARTBEAT_SECONDS = 3.0  # how often a generating replica renews its replies' keys
 HEARTBEAT_TTL = 10  # seconds a key outlives its last renewal: a replica silent this long is taken for dead
@@ -122,11 +126,14 @@ class RemoteReply:
 class Relay:
     """One replica's link to the others through Redis (see the module's docstring)."""
 
-    def __init__(self, url: str, store: ConversationStore, *, password: str | None = None) -> None:
+    def __init__(
+        self, url: str, store: ConversationStore, *, password: str | None = None, cooldowns: Cooldowns | None = None
+    ) -> None:
         import redis.asyncio as aioredis
 
         self.redis: aioredis.Redis = aioredis.Redis.from_url(url, password=password)
         self.store = store
+        self.cooldowns = cooldowns
         self.replica = secrets.token_hex(6)
         self._local: Callable[[str, str], RunningReply | None] = lambda owner, conversation_id: None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -146,6 +153,8 @@ class Relay:
         await self.redis.set(PRESENCE + self.replica, "1", ex=HEARTBEAT_TTL)
         self.spawn(self._present())
         self.spawn(self._listen())
+        if self.cooldowns is not None:
+            self.cooldowns.shared = self._tell_cooldown
         self.spawn(self._sweep_now_and_then())
 
     def limits(self, max_concurrent: int, max_per_minute: int) -> SharedVisitorLimits:
@@ -219,15 +228,23 @@ class Relay:
     async def publish_stop(self, owner: str, conversation_id: str, status: str) -> None:
         await self.redis.publish(STOP_CHANNEL, json.dumps([owner, conversation_id, status]))
 
+    def _tell_cooldown(self, target: str, seconds: float, rate_limited: bool) -> None:
+        self.spawn(self.redis.publish(COOLDOWN_CHANNEL, json.dumps([self.replica, target, seconds, rate_limited])))
+
     async def _listen(self) -> None:
-        """Stop, from any replica, for replies generated here."""
+        """Stop, from any replica, for replies generated here; rests of provider models started elsewhere."""
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(STOP_CHANNEL)
+        await pubsub.subscribe(STOP_CHANNEL, COOLDOWN_CHANNEL)
         try:
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue
                 with contextlib.suppress(ValueError, TypeError):
+                    if message.get("channel") == COOLDOWN_CHANNEL.encode():
+                        replica, target, seconds, rate_limited = json.loads(message["data"])
+                        if replica != self.replica and self.cooldowns is not None:
+                            self.cooldowns.apply(str(target), float(seconds), bool(rate_limited))
+                        continue
                     owner, conversation_id, status = json.loads(message["data"])
                     reply = self._local(str(owner), str(conversation_id))
                     if reply is not None:

@@ -180,3 +180,36 @@ def test_login_guessing_is_throttled_across_replicas(redis_server):
     assert not second("ann", "right") and not first("ann", "right")
     local = Users(stored)  # a process counting alone is not affected
     assert local("ann", "right")
+
+
+async def test_a_model_rate_limited_on_one_replica_rests_on_all(upstream, write_config, redis_server, monkeypatch):
+    """A 429 seen by one replica rests that model on the other too (it goes straight to its route's other targets,
+    or says it is resting); a success anywhere ends the rest everywhere."""
+    from backend import ChatRequest, RateLimitError
+
+    monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
+    a, b = await replicas(write_config(replica_config(upstream, redis_server)))
+    target = "scripted/scripted-1"
+    upstream.enqueue(Reply.error(429, "slow down", headers={"retry-after": "30"}))
+    with pytest.raises(RateLimitError):
+        async for _ in a.chat.stream(ChatRequest(target, [{"role": "user", "content": "Hi"}])):
+            pass
+    assert a.chat.cooldowns.remaining(target) > 20
+    for _ in range(100):
+        if b.chat.cooldowns.remaining(target) > 0:
+            break
+        await asyncio.sleep(0.02)
+    assert 20 < b.chat.cooldowns.remaining(target) <= 30
+    requests_before = len(upstream.chat_requests())
+    with pytest.raises(RateLimitError, match="resting"):
+        async for _ in b.chat.stream(ChatRequest(target, [{"role": "user", "content": "Hi"}])):
+            pass
+    assert len(upstream.chat_requests()) == requests_before  # the other replica did not ask the resting model
+    a.chat.cooldowns.succeeded(target)  # it answered again on the first replica
+    for _ in range(100):
+        if b.chat.cooldowns.remaining(target) == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert b.chat.cooldowns.remaining(target) == 0
+    await a.aclose()
+    await b.aclose()

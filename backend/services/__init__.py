@@ -48,7 +48,7 @@ class Backend:
         from ..relay import Relay
 
         password = os.environ.get(redis.password_env) if redis.password_env else None
-        return Relay(redis.url, self.store, password=password)
+        return Relay(redis.url, self.store, password=password, cooldowns=self.chat.cooldowns)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Backend:

@@ -5,6 +5,9 @@ while, so later requests go to the route's other targets at once instead of wait
 - `failures_before_cooldown` retryable failures in a row (5xx, timeouts, drops, malformed streams) rest it for
   `cooldown` seconds. A success resets the count.
 - Errors about the request itself (400, 401, 404...) never start a cooldown: another request may be fine.
+
+With replicas, a rest started (or ended by a success) on one is told to the others (`shared`, set by the relay:
+backend/relay.py), which apply it as their own: a model rate limited for one replica is rested by all.
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ class Cooldowns:
         self._until: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._causes: dict[str, APIError] = {}
+        # Told each rest started here (target, seconds, rate limited?) and each success (seconds 0): the relay.
+        self.shared: Callable[[str, float, bool], None] | None = None
+
+    def apply(self, target: str, seconds: float, rate_limited: bool) -> None:
+        """A rest of `seconds` another replica started for `target` (0: it answered again there)."""
+        if seconds <= 0:
+            self._forget(target)
+            return
+        cause_class = RateLimitError if rate_limited else APIError
+        self._rest(target, seconds, cause_class("resting after failures on another replica"), tell=False)
 
     def remaining(self, target: str) -> float:
         """Seconds until `target` (`provider/model`) may be used again; 0 when it may be used now."""
@@ -49,12 +62,20 @@ class Cooldowns:
         return self._causes.get(target)
 
     def succeeded(self, target: str) -> None:
+        resting = target in self._until
+        self._forget(target)
+        if resting and self.shared is not None:
+            self.shared(target, 0.0, False)
+
+    def _forget(self, target: str) -> None:
         self._failures.pop(target, None)
         self._until.pop(target, None)
         self._causes.pop(target, None)
 
-    def _rest(self, target: str, seconds: float, cause: APIError) -> None:
+    def _rest(self, target: str, seconds: float, cause: APIError, *, tell: bool = True) -> None:
         if seconds > 0:
             self._until[target] = max(self._until.get(target, 0.0), self._clock() + seconds)
             self._causes[target] = cause
+            if tell and self.shared is not None:
+                self.shared(target, seconds, isinstance(cause, RateLimitError))
         self._failures.pop(target, None)
