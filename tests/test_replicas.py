@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +15,7 @@ import pytest
 from backend import Backend, RemoteReply, TooManyRequestsError, load_settings
 from backend import relay as relay_module
 from tests.conftest import scripted_config
-from tests.test_replies import CHILD, WORDS, collect, start
+from tests.test_replies import WORDS, collect, killed_mid_reply, start
 from tests.upstream import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,17 +100,7 @@ def test_a_reply_of_a_replica_killed_mid_reply_is_stored_as_interrupted_by_anoth
     monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
     config = write_config(replica_config(upstream, redis_server))
     upstream.enqueue(Reply.text(WORDS, delay=0.1))  # twelve seconds in all
-    child = subprocess.Popen(
-        [sys.executable, "-c", CHILD.format(root=str(ROOT), config=str(config))], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        conversation_id = child.stdout.readline().strip()
-        assert upstream.wait_for(lambda: upstream.chat_requests(), 20)
-        time.sleep(2.5)  # two checkpoints or so
-        os.kill(child.pid, signal.SIGKILL)
-        child.wait(10)
-    finally:
-        child.kill()
+    conversation_id = killed_mid_reply(config, upstream)
     monkeypatch.setattr(relay_module, "SWEEP_SECONDS", 0.5)
 
     async def survivor() -> tuple:

@@ -142,16 +142,14 @@ asyncio.run(main())
 """
 
 
-def test_a_reply_cut_by_kill_9_is_kept_up_to_its_last_checkpoint_and_marked_interrupted(
-    upstream, write_config, tmp_path
-):
-    config = write_config(scripted_config(upstream))
-    upstream.enqueue(Reply.text(WORDS, delay=0.05))  # six seconds in all
+def killed_mid_reply(config: Path, upstream, environment: dict[str, str] | None = None) -> str:
+    """Start a reply in an app process of its own (CHILD), let it stream for a checkpoint or two, kill -9 that
+    process; the conversation's id."""
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD.format(root=str(ROOT), config=str(config))],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "SWITCHBOARD_APP__DATA_DIR": str(tmp_path / "data")},
+        env={**os.environ, **(environment or {})},
     )
     try:
         conversation_id = child.stdout.readline().strip()
@@ -161,6 +159,15 @@ def test_a_reply_cut_by_kill_9_is_kept_up_to_its_last_checkpoint_and_marked_inte
         child.wait(10)
     finally:
         child.kill()
+    return conversation_id
+
+
+def test_a_reply_cut_by_kill_9_is_kept_up_to_its_last_checkpoint_and_marked_interrupted(
+    upstream, write_config, tmp_path
+):
+    config = write_config(scripted_config(upstream))
+    upstream.enqueue(Reply.text(WORDS, delay=0.05))  # six seconds in all
+    conversation_id = killed_mid_reply(config, upstream, {"SWITCHBOARD_APP__DATA_DIR": str(tmp_path / "data")})
 
     backend = Backend(load_settings(config))
 
