@@ -537,3 +537,23 @@ def test_the_json_export_keeps_every_version_and_the_markdown_the_branch_on_show
     broken = {**conversation.to_export(), "nodes": [{"role": "user", "text": "a", "parent": 1}, {"role": "user"}]}
     with pytest.raises(ConversationError, match="not a valid conversation"):
         parse_import(json.dumps(broken).encode())
+
+
+def test_the_versions_picker_marks_every_version_on_show():
+    """An edited question and a retried answer both have versions; the picker can tick one, so each version on
+    show says so in its label."""
+    from webui.history import version_choices
+
+    chat = Conversation()
+    first = chat.add(StoredMessage(role="user", text="Pick a number."))
+    chat.add(StoredMessage(role="assistant", text="Seven."))
+    chat.add(StoredMessage(role="assistant", text="Eight."), after=first)  # retried
+    chat.add(StoredMessage(role="user", text="Pick a big number."), after=None)  # the question, edited
+    chat.add(StoredMessage(role="assistant", text="Forty-two."))
+    chat.show(first + 1)  # the first question with its first answer
+    labels = [label for label, _ in version_choices(chat)]
+    assert [label for label in labels if label.endswith(" · on show")] == [
+        "Question 1 · 1/2 · Pick a number. · on show",
+        "Answer 1 · 1/2 · Seven. · on show",
+    ]
+    assert "Question 1 · 2/2 · Pick a big number." in labels and "Answer 1 · 2/2 · Eight." in labels

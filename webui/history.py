@@ -126,8 +126,9 @@ def user_node(conversation: Conversation, history: list[dict[str, Any]], index: 
 
 
 def version_choices(conversation: Conversation) -> list[tuple[str, int]]:
-    """For each turn of the visible branch that has versions, each version ("Question 2 · 1/3 · words…", node);
-    then what an undo took off the end of the branch (it is kept: pick it to show it again)."""
+    """For each turn of the visible branch that has versions, each version ("Question 2 · 1/3 · words…", node),
+    the one on show marked so (the picker ticks one only: an edited question's and a retried answer's are both
+    shown); then what an undo took off the end of the branch (it is kept: pick it to show it again)."""
     choices: list[tuple[str, int]] = []
     turn = {"user": 0, "assistant": 0}
     for node in conversation.branch:
@@ -154,7 +155,8 @@ def _version(
     words = " ".join(conversation.nodes[version].text.split())
     preview = words if len(words) <= 40 else words[:39] + "…"
     place = f"{versions.index(version) + 1}/{len(versions)}" + (f" {note}" if note else "")
-    return f"{kind} {turn} · {place} · {preview}", version
+    shown = " · on show" if version in conversation.branch else ""
+    return f"{kind} {turn} · {place} · {preview}{shown}", version
 
 
 def shown_version(conversation: Conversation) -> int | None:
