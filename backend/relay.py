@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -54,6 +55,7 @@ SWEEP_SECONDS = 5.0  # how often each replica looks for replies whose replica di
 STREAM_KEPT = 120  # seconds a reply's event stream stays readable after it ended
 PUBLISH_INTERVAL = 0.04  # seconds between two stream entries of a reply (what one UI update shows)
 READ_BLOCK_MS = 1000  # a follower's blocking read, between two looks at whether the reply is still alive
+_CONVERSATION_ID = re.compile(r"[0-9a-f]{16}")
 _EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in StreamEvent.__args__}
 
 
@@ -214,6 +216,8 @@ class Relay:
 
     async def find(self, owner: str, conversation_id: str) -> RemoteReply | None:
         """The reply another replica is generating in that conversation of `owner`'s, if any."""
+        if not _CONVERSATION_ID.fullmatch(conversation_id):  # (whatever a page sends never shapes a key)
+            return None
         heartbeat = await self.redis.get(_key("reply", owner, conversation_id))
         if heartbeat is None:
             return None
