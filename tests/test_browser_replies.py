@@ -311,6 +311,8 @@ def test_the_chat_follows_a_reply_only_at_its_end_and_typing_goes_on_meanwhile(
     assert state["end"] - state["top"] < 60, state  # following again
     expect(page.locator(USER_MESSAGES)).to_have_count(3, timeout=WAIT)  # sent once the reply ended
     expect(box).to_have_value("")
+    # ... and its reply is shown as it comes (the page follows it, though it still ended the previous one's).
+    expect(answer(page)).to_have_text("Hello from the scripted upstream.", timeout=WAIT)
     wait_for_footer(page, "scripted/scripted-1")
     wait_until_idle(page)
     assert sent_messages(upstream.chat_requests()[-1])[-1] == {"role": "user", "content": "And then?"}
@@ -318,3 +320,20 @@ def test_the_chat_follows_a_reply_only_at_its_end_and_typing_goes_on_meanwhile(
     page.locator("#new-chat").click()
     expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
     expect(box).to_be_focused(timeout=WAIT)  # and after New chat
+
+
+def test_a_message_sent_right_after_another_is_answered_on_the_page(
+    request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream
+):
+    """The second message waits for the first reply, then its own reply is shown as it comes: its step follows it
+    though the first one's is still ending (Gradio drops a second trigger of a step still running unless told
+    otherwise), and the first one's end draws nothing over it."""
+    page = open_chat(request, app_url)
+    upstream.enqueue(Reply.text(["Paris."]), Reply.text(["Madrid", ", ", "of course."], delay=0.3))
+    send(page, "What is the capital of France?")
+    send(page, "And of Spain?")  # at once
+    expect(page.locator(USER_MESSAGES)).to_have_count(2, timeout=WAIT)
+    expect(page.locator("#stop")).to_be_visible(timeout=WAIT)  # while the second reply is written
+    expect(page.locator(ANSWERS)).to_have_text(["Paris.", "Madrid, of course."], timeout=WAIT)
+    wait_until_idle(page)
+    expect(page.locator(ANSWERS)).to_have_text(["Paris.", "Madrid, of course."])

@@ -286,7 +286,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 view.apply(event)
             yield chat_history + view.messages(), gr.skip(), gr.skip(), gr.skip()
         await running.wait()
-        if not shows.still(request, running.conversation_id):
+        if not shows.still(request, running.conversation_id) or await backend.replies.find(
+            owner, running.conversation_id
+        ):
+            # Another chat is on show, or a newer reply in this one (a message sent meanwhile) is being written:
+            # its own step shows it, and this one's last output must not draw over it.
             yield gr.skip(), gr.skip(), gr.skip(), gr.skip()
             return
         fresh = await reopened(None, running.conversation_id, owner)
@@ -523,8 +527,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             running.stop()
         return gr.update(interactive=False)
 
-    def finish():
-        """After a reply was shown to its end (or it stopped): the message box and Send are back."""
+    async def finish(conversation, request: gr.Request):
+        """After a reply was shown to its end (or it stopped): Send is back, unless a message sent meanwhile is
+        being answered now (its own step then gives Send back)."""
+        if conversation is not None and await backend.replies.find(owner_of(request), conversation.id):
+            return busy()
         return idle()
 
     controls = [send, stop]
@@ -545,16 +552,23 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             show_progress="hidden",
             **private,
         )
-        # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply.
-        started.success(follow, [chatbot, current, search], follow_outputs, show_progress="hidden", **private).then(
-            finish, None, controls, js=FOCUS_JS, **quiet
-        )
+        # Our own "waiting" line replaces Gradio's progress dots, which it places oddly after a stopped reply. A
+        # message sent while the previous reply is shown starts its own follow step (Gradio would drop a second
+        # trigger of a step still running), which takes over from the earlier one.
+        started.success(
+            follow,
+            [chatbot, current, search],
+            follow_outputs,
+            show_progress="hidden",
+            trigger_mode="multiple",
+            **private,
+        ).then(finish, current, controls, js=FOCUS_JS, trigger_mode="multiple", **quiet)
     for trigger, handler in ((chatbot.retry, retry), (chatbot.edit, edit)):
         inputs = [chatbot, current, open_id, *settings]
         outputs = [chatbot, versions, textbox, send, stop, current, chats, open_id]
         started = trigger(handler, inputs, outputs, validator=check_limits, **private)
         started.success(follow, [chatbot, current, search], follow_outputs, show_progress="hidden", **private).then(
-            finish, None, controls, js=FOCUS_JS, **quiet
+            finish, current, controls, js=FOCUS_JS, **quiet
         )
     chatbot.undo(undo, [chatbot, current, open_id], [chatbot, versions, textbox, current], **private)
     versions.input(pick_version, [versions, current, open_id], [chatbot, versions, current], **quiet)
