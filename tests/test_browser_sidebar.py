@@ -168,6 +168,14 @@ def test_on_a_phone_the_list_is_a_drawer(forty: Page, upstream: ScriptedUpstream
     page.screenshot(path=str(ARTIFACTS / "chat-mid-reply-phone.png"))
     expect(page.locator(ANSWERS).last).to_contain_text("word199", timeout=WAIT)
 
+    # New chat, pressed in the drawer, closes it too: the empty chat and its message box are what shows.
+    page.locator("#sidebar .toggle-button").click()
+    expect(page.locator("#new-chat")).to_be_in_viewport(ratio=1, timeout=WAIT)
+    page.locator("#new-chat").click()
+    expect(page.locator("#sidebar")).not_to_have_class(re.compile(r"\bopen\b"), timeout=WAIT)
+    expect(page.locator(USER_MESSAGES)).to_have_count(0, timeout=WAIT)
+    assert in_view(page, MESSAGE_BOX)
+
 
 def test_a_hostile_title_is_shown_as_text(
     request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app

@@ -83,12 +83,15 @@ PAGE_JS = """() => {
     };
     clipboard.switchboardPlain = true;
   }
-  // On a phone the sidebar is a drawer, closed at first (and when a window narrows to a phone's width): the chat
-  // and the message box are what the page shows.
+  // On a phone the sidebar is a drawer, closed at first (and when a window narrows to a phone's width, or New chat
+  // is pressed in it): the chat and the message box are what the page shows.
   const narrow = window.matchMedia("(max-width: 768px)");
   const fold = () => document.querySelector("#sidebar.open")?.querySelector(".toggle-button")?.click();
   if (narrow.matches) fold();
   narrow.addEventListener("change", (change) => { if (change.matches) fold(); });
+  document.addEventListener("click", (click) => {
+    if (narrow.matches && click.target.closest?.("#new-chat")) fold();
+  });
   let force = false;
   const follow = () => { force = true; };
   document.addEventListener("keydown", (e) => {
