@@ -33,6 +33,8 @@ footer { display: none !important; }
 #chatbot .prose :is(th, td)[align="center"] { text-align: center; }
 #chatbot .prose table { display: block; max-width: 100%; overflow-x: auto; }
 #chatbot .prose :is(th, td) { overflow-wrap: normal; word-break: normal; min-width: 6em; }
+/* A picker's long choice ends in "…" before its arrow, not under it. */
+#model-row input[role="combobox"] { text-overflow: ellipsis; padding-right: 22px; }
 /* The model line: what the model can do, and how much of its context the chat takes. */
 #model-info { margin: -8px 0 -6px; }
 #model-info .model-info { display: flex; flex-wrap: wrap; gap: 6px; align-items: center; font-size: 0.85em;
@@ -44,11 +46,9 @@ footer { display: none !important; }
 #model-info .bar > span { display: block; height: 100%; background: var(--color-accent); }
 #model-info .context.high .bar > span { background: #d97706; }
 #model-info .context.full .bar > span { background: var(--error-text-color, #b91c1c); }
-/* On a phone: the model and versions pickers one above the other; the offline-model notice in one sentence; the
-   chat a little shorter, so the message box and Send stay on screen. */
+/* On a phone: the offline-model notice in one sentence, so the message box and Send stay on screen (the model and
+   versions pickers share a line, each choice cut short with "…"). */
 @media (max-width: 768px) {
-  #model-row { flex-wrap: wrap; }
-  #model-row > * { min-width: 100% !important; }
   #small-model-note .more { display: none; }
 }
 /* The sidebar belongs to the Chat tab: on the other tabs no room is kept for it. */
