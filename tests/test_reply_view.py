@@ -59,9 +59,9 @@ def test_reasoning_block_stays_open_while_it_streams():
 
 def test_waiting_and_retrying_status_lines_clear_once_text_flows():
     view = ReplyView("local/gemma-3-270m")
-    assert titles(view.messages()) == ["⏳ Waiting for local/gemma-3-270m…"]
+    assert titles(view.messages()) == ["◷ Waiting for local/gemma-3-270m…"]
     view.apply(Queued(ahead=2))
-    assert titles(view.messages()) == ["⏳ Waiting for the model: 2 requests ahead"]
+    assert titles(view.messages()) == ["◷ Waiting for the model: 2 requests ahead"]
     view.apply(Retrying("b", "m2", 1.5, "a/m1 is rate limiting requests."))
     assert titles(view.messages()) == ["↻ a/m1 is rate limiting requests. Trying b/m2 in 1.5 s…"]
     view.apply(Started("b", "m2"))
