@@ -9,8 +9,8 @@ also makes it visible to the others:
 - **Heartbeat.** While it runs, a key names the reply (and its stream) and expires unless renewed: a replica
   that dies stops renewing it.
 - **Stop** from any replica is published on a channel every replica listens to; the one generating it stops it.
-- **Cooldowns.** A provider model rested on one replica (rate limited, failing) is rested on all; a success
-  anywhere ends it everywhere.
+- **Cooldowns.** A provider model rested on one replica (rate limited, failing) is rested on all, a replica that
+  starts later included; a success anywhere ends it everywhere.
 - **Sweep.** Every replica looks now and then for replies the store still has as running whose heartbeat is gone
   (their replica died) and stores them as interrupted, with their text up to the last checkpoint: a reply is
   never left "running" forever. A replica that starts does the same, instead of assuming every running reply
@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 PREFIX = "switchboard:"
 STOP_CHANNEL = PREFIX + "stop"
 COOLDOWN_CHANNEL = PREFIX + "cooldowns"  # rests of provider models, started or ended on one replica
+RESTING = PREFIX + "resting"  # the rests going on (target -> [until, rate limited]), for a replica that starts
 PRESENCE = PREFIX + "replica:"  # + a replica's id: exists while that replica runs (what shared limits count by)
 HEARTBEAT_SECONDS = 3.0  # how often a generating replica renews its replies' keys
 HEARTBEAT_TTL = 10  # seconds a key outlives its last renewal: a replica silent this long is taken for dead
@@ -157,6 +158,7 @@ class Relay:
         self.spawn(self._listen())
         if self.cooldowns is not None:
             self.cooldowns.shared = self._tell_cooldown
+            await self._learn_cooldowns(self.cooldowns)
         self.spawn(self._sweep_now_and_then())
 
     def limits(self, max_concurrent: int, max_per_minute: int) -> SharedVisitorLimits:
@@ -175,7 +177,8 @@ class Relay:
             await self.redis.delete(PRESENCE + self.replica)
         for task in list(self._tasks):
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:  # (a listener cancelled while it subscribes can wait on its connection: not for ever)
+            await asyncio.wait(list(self._tasks), timeout=2)
         await self.redis.aclose()
 
     # --- the generating replica ---------------------------------------------------------------------------------
@@ -233,29 +236,56 @@ class Relay:
         await self.redis.publish(STOP_CHANNEL, json.dumps([owner, conversation_id, status]))
 
     def _tell_cooldown(self, target: str, seconds: float, rate_limited: bool) -> None:
-        self.spawn(self.redis.publish(COOLDOWN_CHANNEL, json.dumps([self.replica, target, seconds, rate_limited])))
+        self.spawn(self._told_cooldown(target, seconds, rate_limited))
+
+    async def _told_cooldown(self, target: str, seconds: float, rate_limited: bool) -> None:
+        if seconds > 0:
+            await self.redis.hset(RESTING, target, json.dumps([time.time() + seconds, rate_limited]))
+        else:
+            await self.redis.hdel(RESTING, target)
+        await self.redis.publish(COOLDOWN_CHANNEL, json.dumps([self.replica, target, seconds, rate_limited]))
+
+    async def _learn_cooldowns(self, cooldowns: Cooldowns) -> None:
+        """The rests other replicas started before this one did (those not over yet)."""
+        for target, value in (await self.redis.hgetall(RESTING)).items():
+            with contextlib.suppress(ValueError, TypeError):
+                until, rate_limited = json.loads(value)
+                if (left := float(until) - time.time()) > 0:
+                    name = target.decode() if isinstance(target, bytes) else str(target)
+                    cooldowns.apply(name, left, bool(rate_limited))
 
     async def _listen(self) -> None:
-        """Stop, from any replica, for replies generated here; rests of provider models started elsewhere."""
+        """Stop, from any replica, for replies generated here; rests of provider models started elsewhere. Redis
+        gone for a moment: listen again a second later."""
+        while True:
+            try:
+                await self._listen_once()
+            except Exception as error:  # (cancelled: the replica is shutting down, and that ends this)
+                log.warning("lost the other replicas' messages (%s); listening again", type(error).__name__)
+            await asyncio.sleep(1.0)
+
+    async def _listen_once(self) -> None:
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(STOP_CHANNEL, COOLDOWN_CHANNEL)
         try:
+            await pubsub.subscribe(STOP_CHANNEL, COOLDOWN_CHANNEL)
             async for message in pubsub.listen():
-                if message.get("type") != "message":
-                    continue
-                with contextlib.suppress(ValueError, TypeError):
-                    if message.get("channel") == COOLDOWN_CHANNEL.encode():
-                        replica, target, seconds, rate_limited = json.loads(message["data"])
-                        if replica != self.replica and self.cooldowns is not None:
-                            self.cooldowns.apply(str(target), float(seconds), bool(rate_limited))
-                        continue
-                    owner, conversation_id, status = json.loads(message["data"])
-                    reply = self._local(str(owner), str(conversation_id))
-                    if reply is not None:
-                        reply.stop("stopped" if status != "interrupted" else "interrupted")
+                if message.get("type") == "message":
+                    self._heard(message.get("channel"), message["data"])
         finally:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
+
+    def _heard(self, channel: bytes | None, data: bytes) -> None:
+        with contextlib.suppress(ValueError, TypeError):
+            if channel == COOLDOWN_CHANNEL.encode():
+                replica, target, seconds, rate_limited = json.loads(data)
+                if replica != self.replica and self.cooldowns is not None:
+                    self.cooldowns.apply(str(target), float(seconds), bool(rate_limited))
+                return
+            owner, conversation_id, status = json.loads(data)
+            reply = self._local(str(owner), str(conversation_id))
+            if reply is not None:
+                reply.stop("stopped" if status != "interrupted" else "interrupted")
 
     async def _sweep_now_and_then(self) -> None:
         while True:

@@ -191,6 +191,9 @@ async def test_a_model_rate_limited_on_one_replica_rests_on_all(upstream, write_
         async for _ in b.chat.stream(ChatRequest(target, [{"role": "user", "content": "Hi"}])):
             pass
     assert len(upstream.chat_requests()) == requests_before  # the other replica did not ask the resting model
+    (late,) = await replicas(write_config(replica_config(upstream, redis_server), "late.toml"), 1)
+    assert 20 < late.chat.cooldowns.remaining(target) <= 30  # a replica that starts now learns of the rest
+    await late.aclose()
     a.chat.cooldowns.succeeded(target)  # it answered again on the first replica
     for _ in range(100):
         if b.chat.cooldowns.remaining(target) == 0:
