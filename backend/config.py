@@ -88,12 +88,23 @@ class AppConfig(_Strict):
         return int(self.max_upload_mb * 1_000_000)
 
 
-class StoreConfig(_Strict):
+_PASSWORD_IN_URL = "holds a password: put it in an environment variable and name it with password_env"
+
+
+class _PasswordFromEnvironment(_Strict):
+    """A service reached by URL whose password (if any) is in the environment variable `password_env` names."""
+
+    password_env: str | None = Field(None, description="environment variable holding the password")
+
+    def password(self) -> str | None:
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
+class StoreConfig(_PasswordFromEnvironment):
     """Where conversations live: one SQLite file under app.data_dir by default, or a PostgreSQL database shared
     by several app processes. The password never goes in this file: name the variable that holds it."""
 
     url: str = Field("", description="empty: SQLite at data_dir/switchboard.db; or postgresql+asyncpg://USER@HOST/DB")
-    password_env: str | None = Field(None, description="environment variable holding the database password")
 
     @field_validator("url")
     @classmethod
@@ -110,7 +121,7 @@ class StoreConfig(_Strict):
         except Exception:
             raise ValueError("is not a database URL") from None
         if password:
-            raise ValueError("holds a password: put it in an environment variable and name it with password_env")
+            raise ValueError(_PASSWORD_IN_URL)
         return value
 
     @field_validator("password_env")
@@ -152,13 +163,12 @@ else:
     ]
 
 
-class RedisConfig(_Strict):
+class RedisConfig(_PasswordFromEnvironment):
     """What is live, shared by several app processes (replicas) behind a load balancer: replies being written (a
     page on any replica follows and stops them), and limits. Empty: one process, which keeps them itself. The
     password never goes in this file: name the variable that holds it."""
 
     url: str = Field("", description="empty: one app process; or redis://HOST:PORT/DB (rediss:// for TLS)")
-    password_env: str | None = Field(None, description="environment variable holding the Redis password")
 
     @field_validator("url")
     @classmethod
@@ -170,7 +180,7 @@ class RedisConfig(_Strict):
         from urllib.parse import urlsplit
 
         if urlsplit(value).password:
-            raise ValueError("holds a password: put it in an environment variable and name it with password_env")
+            raise ValueError(_PASSWORD_IN_URL)
         return value
 
 

@@ -154,7 +154,8 @@ class Relay:
         self._started = True
         self._local = local
         await self.redis.set(PRESENCE + self.replica, "1", ex=HEARTBEAT_TTL)
-        self.spawn(self._present())
+        # This replica's presence: its running generations count in the shared limits while it lasts.
+        self.spawn(self._keep_alive(PRESENCE + self.replica, "1"))
         self.spawn(self._listen())
         if self.cooldowns is not None:
             self.cooldowns.shared = self._tell_cooldown
@@ -165,12 +166,15 @@ class Relay:
         """Per-visitor limits counted across every replica (backend/limits.py)."""
         return SharedVisitorLimits(self.redis, self.replica, PRESENCE, max_concurrent, max_per_minute)
 
-    async def _present(self) -> None:
-        """Keep this replica's presence key alive (its running generations count while it does)."""
+    async def _keep_alive(self, key: str, value: str, *kept: tuple[str, int]) -> None:
+        """Renew `key` (and the expiry of each `kept` key) every HEARTBEAT_SECONDS until cancelled; a missed
+        renewal or two is what HEARTBEAT_TTL allows for."""
         while True:
             await asyncio.sleep(HEARTBEAT_SECONDS)
             with contextlib.suppress(Exception):
-                await self.redis.set(PRESENCE + self.replica, "1", ex=HEARTBEAT_TTL)
+                await self.redis.set(key, value, ex=HEARTBEAT_TTL)
+                for other, seconds in kept:
+                    await self.redis.expire(other, seconds)
 
     async def aclose(self) -> None:
         with contextlib.suppress(Exception):
@@ -194,7 +198,7 @@ class Relay:
             {"position": reply.position, "requested": reply.requested, "stream": stream, "replica": self.replica}
         )
         await self.redis.set(key, heartbeat, ex=HEARTBEAT_TTL)
-        beating = asyncio.ensure_future(self._beat(key, heartbeat, stream))
+        beating = asyncio.ensure_future(self._keep_alive(key, heartbeat, (stream, STREAM_KEPT + HEARTBEAT_TTL)))
         try:
             async for batch in reply.batches(lambda: PUBLISH_INTERVAL):
                 await self.redis.xadd(stream, {"events": encode(batch)})
@@ -207,13 +211,6 @@ class Relay:
             beating.cancel()
             with contextlib.suppress(Exception):
                 await self.redis.delete(key)
-
-    async def _beat(self, key: str, heartbeat: str, stream: str) -> None:
-        while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-            with contextlib.suppress(Exception):  # a missed beat or two is what the TTL allows for
-                await self.redis.set(key, heartbeat, ex=HEARTBEAT_TTL)
-                await self.redis.expire(stream, STREAM_KEPT + HEARTBEAT_TTL)
 
     # --- any replica --------------------------------------------------------------------------------------------
 

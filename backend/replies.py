@@ -143,17 +143,9 @@ class RunningReply:
     async def follow(self) -> AsyncIterator[StreamEvent]:
         """Every event of the reply from its first, then live ones as they come, until it ends. Closing this
         iterator only stops following."""
-        seen = 0
-        while True:
-            if seen < len(self.events):
-                ahead = self.events[seen:]
-                seen += len(ahead)
-                for event in ahead:
-                    yield event
-                continue
-            if self.done:
-                return
-            await self._changed.wait()
+        async for batch in self.batches(lambda: 0.0):
+            for event in batch:
+                yield event
 
     async def batches(self, pause: Callable[[], float]) -> AsyncIterator[list[StreamEvent]]:
         """`follow` in lists: everything that arrived since the last list, the first list at once, then at most

@@ -12,7 +12,6 @@ with no page open, then with one page open in Chromium (its connection and heart
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.common import ROOT, Row, app_config, process, scripted_upstream
+from bench.load import cpu_seconds
 from bench.report import command_line
 from tests.conftest import CHROMIUM, CHROMIUM_ARGS, free_port
 
@@ -31,11 +31,6 @@ with gr.Blocks() as demo:
     box.submit(lambda m, h: (h or []) + [{"role": "user", "content": m}], [box, chat], chat)
 demo.queue().launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), prevent_thread_lock=False)
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def busy_percent(pid: int, seconds: float) -> float:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
-import os
 import sys
 
 from backend import (
@@ -52,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         return _check(settings, users)
     backend = Backend(settings)
     if users is not None and settings.redis.url:  # replicas: guessing is throttled across all of them
-        redis = settings.redis
-        password = os.environ.get(redis.password_env) if redis.password_env else None
-        users.share_failures(SharedFailures(redis.url, password))
+        users.share_failures(SharedFailures(settings.redis.url, settings.redis.password()))
     if args.command == "models":
         return _models(backend)
     if args.command == "token":

@@ -33,8 +33,7 @@ class Backend:
         self.models = ModelRegistry(settings, self.providers)
         self.chat = ChatService(self.models)
         store = settings.store
-        password = os.environ.get(store.password_env) if store.password_env else None
-        self.store = SQLConversationStore.for_settings(settings.app.data_dir, store.url, password)
+        self.store = SQLConversationStore.for_settings(settings.app.data_dir, store.url, store.password())
         self.conversations: ConversationStore = self.store
         self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store))
         self.vision = VisionService(self.chat)
@@ -47,8 +46,7 @@ class Backend:
             return None
         from ..relay import Relay
 
-        password = os.environ.get(redis.password_env) if redis.password_env else None
-        return Relay(redis.url, self.store, password=password, cooldowns=self.chat.cooldowns)
+        return Relay(redis.url, self.store, password=redis.password(), cooldowns=self.chat.cooldowns)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Backend:
