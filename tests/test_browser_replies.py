@@ -331,6 +331,7 @@ def test_a_message_sent_right_after_another_is_answered_on_the_page(
     page = open_chat(request, app_url)
     upstream.enqueue(Reply.text(["Paris."]), Reply.text(["Madrid", ", ", "of course."], delay=0.3))
     send(page, "What is the capital of France?")
+    expect(page.locator(MESSAGE_BOX)).to_have_value("", timeout=WAIT)  # taken (typing earlier races the clearing)
     send(page, "And of Spain?")  # at once
     expect(page.locator(USER_MESSAGES)).to_have_count(2, timeout=WAIT)
     expect(page.locator("#stop")).to_be_visible(timeout=WAIT)  # while the second reply is written
