@@ -26,13 +26,16 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
+import sqlite3
+import threading
 import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -75,6 +78,11 @@ NOT_YOURS = "That conversation does not exist (or is not yours)."
 SEARCH_LIMIT = 50
 PRESETS_KEPT = 100  # system-prompt presets per owner
 _ID = re.compile(r"[0-9a-f]{16}")
+# SQLite's upkeep beside the writer (_Upkeep)
+UPKEEP_EVERY = 0.25  # seconds between rounds, at most
+QUIET = 0.005  # seconds without a write before a merge step
+MERGE_PAGES = 16  # a search index merge step (about 0.7 ms): what a save may wait behind
+WAL_MOST_BYTES = 64 << 20  # the write-ahead log's size at which the writer checkpoints it itself
 
 # The statements the UI's saves and a reply's checkpoints run, built once: building a SQLAlchemy statement costs
 # about as much Python time as running it (each execution gives the values; an update's SET is the keys given).
@@ -87,6 +95,21 @@ _UPDATE_READ_REVISION = update(conversations).where(
 _INSERT_MESSAGES = insert(messages)
 _INSERT_REPLIES = insert(replies)
 _INSERT_PART = insert(reply_parts)
+# PostgreSQL: a new conversation with its messages and its replies being generated as one statement, run on its
+# own (a statement is atomic without a transaction): one round trip instead of five (BEGIN, three inserts,
+# COMMIT), which halves the save a new chat's first message waits on, and an import's write of each chat.
+_CREATE_CONVERSATION_POSTGRES = text(
+    "WITH head AS (INSERT INTO conversations "
+    "(owner, id, created, title, updated, model, settings, revision, search_text, leaf) "
+    "VALUES (:owner, :id, :created, :title, :updated, :model, :settings, :revision, :search_text, :leaf) "
+    "RETURNING owner, id), "
+    "added AS (INSERT INTO messages (owner, conversation_id, position, parent, role, text, details) "
+    "SELECT head.owner, head.id, m.position, m.parent, m.role, m.text, m.details FROM head, unnest("
+    "CAST(:positions AS integer[]), CAST(:parents AS integer[]), CAST(:roles AS text[]), CAST(:texts AS text[]), "
+    "CAST(:details AS text[])) AS m(position, parent, role, text, details)) "
+    "INSERT INTO replies (owner, conversation_id, position, started) "
+    "SELECT head.owner, head.id, r.position, :started FROM head, unnest(CAST(:streaming AS integer[])) AS r(position)"
+)
 
 T = TypeVar("T")
 Operation = Callable[[Connection], T]
@@ -225,18 +248,17 @@ class SQLConversationStore:
         def write(connection: Connection) -> None:
             if conversation.revision == 0:
                 values = {"owner": owner, "id": conversation.id, "created": conversation.created, **head}
-                connection.execute(_INSERT_CONVERSATION, values)
-                _write_messages(connection, key, rows, [])
-            else:
-                read = {"key_owner": owner, "key_id": conversation.id, "read_revision": conversation.revision}
-                changed = connection.execute(_UPDATE_READ_REVISION, {**read, **head})
-                if changed.rowcount != 1:
-                    raise _stale()
-                _write_messages(connection, key, rows, before)
+                _create(connection, values, rows, streaming)
+                return
+            read = {"key_owner": owner, "key_id": conversation.id, "read_revision": conversation.revision}
+            changed = connection.execute(_UPDATE_READ_REVISION, {**read, **head})
+            if changed.rowcount != 1:
+                raise _stale()
+            _write_messages(connection, key, rows, before)
             _register_replies(connection, key, streaming, updated, new_from=len(before or ()))
 
         try:
-            await self._run(write, write=True)
+            await self._run(write, write=True, alone=conversation.revision == 0)
         except IntegrityError:  # a new conversation whose id is taken: another write created it first
             self._known.pop(key, None)
             raise _stale() from None
@@ -482,17 +504,17 @@ class SQLConversationStore:
         """Close this event loop's connections (a later call opens new ones)."""
         await self._database.aclose()
 
-    async def _run(self, operation: Operation[T], *, write: bool = False) -> T:
+    async def _run(self, operation: Operation[T], *, write: bool = False, alone: bool = False) -> T:
         """`operation` in one transaction, committed when it returns. A SQLite write transaction takes the write
         lock when it begins (BEGIN IMMEDIATE), so two writers wait for each other instead of one failing
-        halfway."""
+        halfway. `alone`: the operation runs one statement on PostgreSQL, atomic without a transaction."""
         try:
             if not self._migrated:
                 async with self._lock("migrate"):  # the first calls arrive together: one migrates, all wait
                     if not self._migrated:
                         await self._database.run(lambda connection: _upgrade(connection, self.url), write=True)
                         self._migrated = True
-            return await self._database.run(operation, write=write)
+            return await self._database.run(operation, write=write, alone=alone)
         except (OperationalError, OSError) as error:  # OSError: a server that cannot be reached at all
             raise _unavailable(self.url, error) from None
         except DatabaseError as error:
@@ -534,9 +556,7 @@ class SQLConversationStore:
             for conversation in fresh:
                 head = _head(conversation, conversation.updated, 1, _search_text(conversation))
                 values = {"owner": owner, "id": conversation.id, "created": conversation.created, **head}
-                connection.execute(insert(conversations).values(**values))
-                rows = [_message_row(message) for message in conversation.nodes]
-                _write_messages(connection, (owner, conversation.id), rows, [])
+                _create(connection, values, [_message_row(message) for message in conversation.nodes], [])
             connection.execute(insert(legacy_imports).values(owner=owner, count=len(fresh), at=time.time()))
             if found:
                 log.info("imported %d conversation(s) of %r from JSON files into the database", len(fresh), owner)
@@ -557,8 +577,10 @@ class _SQLite:
         self.path = path
         self._engine: Engine | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._write_lock = threading.Lock()  # this process's writers: the store's thread and _Upkeep's merges
+        self._upkeep = _Upkeep(path, self._write_lock)
 
-    async def run(self, operation: Operation[T], *, write: bool) -> T:
+    async def run(self, operation: Operation[T], *, write: bool, alone: bool = False) -> T:
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="switchboard-sqlite")
         return await asyncio.get_running_loop().run_in_executor(self._thread, self._transaction, operation, write)
@@ -569,6 +591,15 @@ class _SQLite:
             self._engine = create_engine(f"sqlite:///{self.path}", connect_args={"timeout": 10})
             event.listen(self._engine, "connect", _sqlite_connected)
             event.listen(self._engine, "begin", _sqlite_begin)
+        if not write:
+            return self._in_transaction(operation, write)
+        with self._write_lock:
+            result = self._in_transaction(operation, write)
+        self._upkeep.after_write()
+        return result
+
+    def _in_transaction(self, operation: Operation[T], write: bool) -> T:
+        assert self._engine is not None
         with self._engine.connect() as connection:
             if write:
                 connection = connection.execution_options(switchboard_write=True)
@@ -582,6 +613,96 @@ class _SQLite:
             if engine is not None:
                 await asyncio.get_running_loop().run_in_executor(thread, engine.dispose)
             thread.shutdown(wait=False)
+        self._upkeep.close()
+
+
+class _Upkeep:
+    """Work SQLite would otherwise do inside whichever commit crosses a mark, done beside the writer on a thread of
+    its own, in rounds at most UPKEEP_EVERY seconds apart, begun by writes:
+
+    - copying the write-ahead log into the database file (SQLite's own checkpoint runs in the commit that takes the
+      log past 1,000 pages, fsync and all: one save in thirty waited 5-10 ms for it). A checkpoint beside the
+      writer (PASSIVE) never blocks it, but the log only starts over when a write finds it all copied; should
+      steady writes keep it growing to WAL_MOST_BYTES, the writer checkpoints it itself once, as SQLite would;
+    - merging the search index's segments (FTS5 merges them in the save that fills a level: one save in twenty
+      waited 3-15 ms; migration 0006 turns that off). A merge writes, so it takes the writer's lock, a few pages at
+      a time and only once no write came for QUIET seconds: a save rarely waits, and then for one step at most.
+      Under writes that never pause, FTS5 merges a level itself when it reaches 64 segments.
+    """
+
+    def __init__(self, path: str, write_lock: threading.Lock) -> None:
+        self.path = path
+        self._write_lock = write_lock
+        self._thread: ThreadPoolExecutor | None = None
+        self._running: Future[None] | None = None
+        self._round = 0.0  # when the last round began
+        self._written = 0.0  # when the last write ended
+        self._connection: sqlite3.Connection | None = None
+
+    def after_write(self) -> None:
+        """Called on the writer's thread after each write transaction (its lock released)."""
+        self._written = now = time.monotonic()
+        if self._running is not None and not self._running.done():
+            return
+        if _file_size(self.path + "-wal") >= WAL_MOST_BYTES:
+            self._checkpoint()  # on the writer's thread: no write comes between, so the log starts over
+            return
+        if now - self._round < UPKEEP_EVERY:
+            return
+        self._round = now
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="switchboard-sqlite-upkeep")
+        self._running = self._thread.submit(self._upkeep)
+
+    def _upkeep(self) -> None:
+        """Merge step by step while writes pause, until no merge is due (or a second of trying); then checkpoint."""
+        try:
+            ends = time.monotonic() + 1.0
+            while time.monotonic() < ends:
+                quiet = time.monotonic() - self._written
+                if quiet < QUIET:
+                    time.sleep(QUIET - quiet)
+                elif not self._merge_step():
+                    break
+            self._checkpoint()
+        except sqlite3.Error as error:  # FTS5's own crisis merges and the writer's checkpoint still bound both
+            log.warning("store: upkeep of %s failed: %s", self.path, error)
+
+    def _merge_step(self) -> bool:
+        """Merge about MERGE_PAGES pages of a search index level that has 4 segments or more; whether there was
+        any (FTS5 counts a merge's work as two changes or more)."""
+        connection = self._connect()
+        with self._write_lock:
+            before = connection.total_changes
+            connection.execute(
+                "INSERT INTO conversation_search(conversation_search, rank) VALUES ('merge', ?)", (MERGE_PAGES,)
+            )
+            return connection.total_changes - before >= 2
+
+    def _checkpoint(self) -> None:
+        self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
+            for pragma in ("synchronous=NORMAL", "wal_autocheckpoint=0"):  # as the writer's (_sqlite_connected)
+                self._connection.execute(f"PRAGMA {pragma}")
+        return self._connection
+
+    def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.shutdown(wait=True)
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return 0
 
 
 class _Postgres:
@@ -593,20 +714,23 @@ class _Postgres:
         self.password = password
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
 
-    async def run(self, operation: Operation[T], *, write: bool) -> T:
+    async def run(self, operation: Operation[T], *, write: bool, alone: bool = False) -> T:
         try:
-            return await self._run(operation)
+            return await self._run(operation, alone)
         except DBAPIError as error:
             if not error.connection_invalidated:
                 raise
         # A pooled connection the server had closed (a restart, an idle timeout): the pool has dropped it and
         # the ones opened with it; the operation, which failed on its first statement, runs again on a new one.
         # (Cheaper than asking the server whether each connection is alive before every use.)
-        return await self._run(operation)
+        return await self._run(operation, alone)
 
-    async def _run(self, operation: Operation[T]) -> T:
-        async with self._engine().connect() as connection, connection.begin():
-            return await connection.run_sync(operation)
+    async def _run(self, operation: Operation[T], alone: bool) -> T:
+        async with self._engine().connect() as connection:
+            if alone:  # no BEGIN and COMMIT: two round trips fewer
+                connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with connection.begin():
+                return await connection.run_sync(operation)
 
     def _engine(self) -> AsyncEngine:
         loop = asyncio.get_running_loop()
@@ -695,6 +819,22 @@ def _write_messages(
         connection.execute(_INSERT_MESSAGES, added)
 
 
+def _create(connection: Connection, values: dict[str, Any], rows: Sequence[_Row], streaming: Sequence[int]) -> None:
+    """Insert a new conversation (`values`: its row), its messages and its replies being generated, as
+    registered from `values["updated"]`. IntegrityError when the id is taken."""
+    key = (values["owner"], values["id"])
+    if connection.dialect.name != "postgresql":
+        connection.execute(_INSERT_CONVERSATION, values)
+        _write_messages(connection, key, rows, [])
+        _register_replies(connection, key, streaming, values["updated"], new_from=0)
+        return
+    parents, roles, texts, details = zip(*rows, strict=True) if rows else ((), (), (), ())
+    columns = {"parents": parents, "roles": roles, "texts": texts, "details": details}
+    listed = {name: list(column) for name, column in columns.items()}
+    positions = {"positions": list(range(len(rows))), "streaming": list(streaming)}
+    connection.execute(_CREATE_CONVERSATION_POSTGRES, {**values, **listed, **positions, "started": values["updated"]})
+
+
 def _register_replies(
     connection: Connection, key: tuple[str, str], positions: Sequence[int], started: float, new_from: int
 ) -> None:
@@ -773,7 +913,10 @@ def _sqlite_connected(connection: Any, _record: Any) -> None:
     wait instead of an error while another process writes; transactions begun by us, not by the driver."""
     connection.isolation_level = None
     cursor = connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+    pragmas = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000")
+    # The log is checkpointed beside the writer (_Upkeep), and cut back once it starts over.
+    sizes = ("wal_autocheckpoint=0", f"journal_size_limit={WAL_MOST_BYTES // 4}")
+    for pragma in (*pragmas, *sizes):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
