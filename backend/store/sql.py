@@ -638,6 +638,7 @@ class _Upkeep:
         self._round = 0.0  # when the last round began
         self._written = 0.0  # when the last write ended
         self._connection: sqlite3.Connection | None = None
+        self._closing = False
 
     def after_write(self) -> None:
         """Called on the writer's thread after each write transaction (its lock released)."""
@@ -658,7 +659,7 @@ class _Upkeep:
         """Merge step by step while writes pause, until no merge is due (or a second of trying); then checkpoint."""
         try:
             ends = time.monotonic() + 1.0
-            while time.monotonic() < ends:
+            while time.monotonic() < ends and not self._closing:
                 quiet = time.monotonic() - self._written
                 if quiet < QUIET:
                     time.sleep(QUIET - quiet)
@@ -692,7 +693,9 @@ class _Upkeep:
     def close(self) -> None:
         thread, self._thread = self._thread, None
         if thread is not None:
+            self._closing = True  # a round waiting for writes to pause ends now
             thread.shutdown(wait=True)
+            self._closing = False
         if self._connection is not None:
             self._connection.close()
             self._connection = None
