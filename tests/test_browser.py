@@ -252,12 +252,15 @@ def test_retry_undo_edit(chat: Page, upstream: ScriptedUpstream):
     expect(chat.locator(ANSWERS)).to_have_count(1)
     expect(chat.locator("#chatbot")).not_to_contain_text("First answer.")
 
-    # Undo: the exchange goes, its message comes back to the box; nothing is sent upstream.
+    # Undo: the exchange goes, its message comes back to the box, before what was typed there (which stays);
+    # nothing is sent upstream.
+    chat.locator(MESSAGE_BOX).fill("A draft.")
     chat.locator("#chatbot button[aria-label='Undo']").last.click()
-    expect(chat.locator(MESSAGE_BOX)).to_have_value("Pick a number.", timeout=WAIT)
+    expect(chat.locator(MESSAGE_BOX)).to_have_value("Pick a number.\n\nA draft.", timeout=WAIT)
     expect(chat.locator(USER_MESSAGES)).to_have_count(0)
     expect(chat.locator(BOT_GROUPS)).to_have_count(0)
     assert len(upstream.chat_requests()) == 2
+    chat.locator(MESSAGE_BOX).fill("Pick a number.")
 
     # Two exchanges, then edit the first user message: the second exchange goes, the edited text is sent alone.
     upstream.enqueue(Reply.text(["Seven."]), Reply.text(["Fourteen."]), Reply.text(["Forty-two."]))

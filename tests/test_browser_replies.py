@@ -322,12 +322,42 @@ def test_the_chat_follows_a_reply_only_at_its_end_and_typing_goes_on_meanwhile(
     expect(box).to_be_focused(timeout=WAIT)  # and after New chat
 
 
+def test_a_message_sent_while_a_reply_is_written_is_answered_on_the_page_and_words_typed_after_it_stay(
+    request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream
+):
+    """A message sent while a reply is written waits for it to end (a toast says so), its text in the box till
+    then; then it is sent and its own reply is shown as it comes (its step follows it though the first one's is
+    still ending: Gradio drops a second trigger of a step still running unless told otherwise, which the page
+    did about two times in three). What is typed after it meanwhile stays in the box; only what was there at
+    Enter is sent. Five rounds; each first reply waits (its upstream stalls) until Stop ends it."""
+    page = open_chat(request, app_url)
+    box = page.locator(MESSAGE_BOX)
+    for round in range(5):
+        stalled = Reply.text([f"w{n} " for n in range(10)], stall_after=4)
+        upstream.enqueue(stalled, Reply.text([f"Answer {round}."]))
+        send(page, f"Question {round}.")
+        expect(page.locator(ANSWERS)).to_have_count(2 * round + 1, timeout=WAIT)  # its reply is being written
+        send(page, f"Follow-up {round}.")
+        if round == 0:
+            toast(page, "Your message is sent when the reply being written ends.")
+        box.press("End")
+        # Typed as a person types, keys 40 ms apart: Gradio reads the box when it sends the event, a few
+        # milliseconds after Enter, and a key typed before that would be sent with the message.
+        box.press_sequentially(f" Typed meanwhile {round}.", delay=40)
+        expect(page.locator(USER_MESSAGES)).to_have_count(2 * round + 1)  # still waiting for the reply
+        page.locator("#stop").click()
+        expect(page.locator(ANSWERS).last).to_have_text(f"Answer {round}.", timeout=WAIT)
+        wait_until_idle(page)
+        assert sent_messages(upstream.chat_requests()[-1])[-1] == {"role": "user", "content": f"Follow-up {round}."}
+        expect(box).to_have_value(f"Typed meanwhile {round}.")
+    expect(page.locator(USER_MESSAGES)).to_have_count(10)
+
+
 def test_a_message_sent_right_after_another_is_answered_on_the_page(
     request: pytest.FixtureRequest, app_url: str, upstream: ScriptedUpstream
 ):
-    """The second message waits for the first reply, then its own reply is shown as it comes: its step follows it
-    though the first one's is still ending (Gradio drops a second trigger of a step still running unless told
-    otherwise), and the first one's end draws nothing over it."""
+    """A second message sent as soon as the box took the first waits for the first reply, then its own reply is
+    shown as it comes, and the first one's end draws nothing over it."""
     page = open_chat(request, app_url)
     upstream.enqueue(Reply.text(["Paris."]), Reply.text(["Madrid", ", ", "of course."], delay=0.3))
     send(page, "What is the capital of France?")

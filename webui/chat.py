@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
@@ -72,6 +73,16 @@ ADDRESS_JS = """(id) => {
 FOCUS_JS = """(...inputs) => {
   setTimeout(() => document.querySelector("#message textarea")?.focus({preventScroll: true}), 0);
   return inputs.length === 1 ? inputs[0] : inputs;
+}"""
+
+# A message sent takes from the message box what it sent, in the page (not by the server emptying the box): words
+# typed while it was on its way, or while it waited for the reply being written to end, stay in the box.
+TAKEN_JS = """(box, taken) => {
+  const sent = JSON.parse(taken || "null");
+  if (!sent || !box) return box;
+  const text = (box.text || "").trimStart();
+  const rest = text.startsWith(sent.text) ? text.slice(sent.text.length).trimStart() : text;
+  return {text: rest, files: (box.files || []).filter((file) => !sent.files.includes(file.path))};
 }"""
 
 # The page's time zone (minutes behind UTC), for the chat list's date groups (Today, Yesterday...).
@@ -168,6 +179,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     # state when it evicts the session (app.max_sessions) or restarts, and the tab must then go on with the same
     # conversation, not a new one. In the DOM (hidden), so its change can update the address bar.
     open_id = gr.Textbox(visible="hidden", elem_id="open-chat-id")
+    taken = gr.Textbox(visible="hidden")  # what the last message sent took from the box (TAKEN_JS), as JSON
     zone = gr.Number(visible=False)  # the page's time zone, given by the page when it loads (ZONE_JS)
 
     settings = [model, system, temperature, top_p, max_tokens, seed]
@@ -313,8 +325,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
 
     def busy():
         """While a reply is written: Stop instead of Send. (The message box stays open for the next message: sent
-        meanwhile, it is refused in one sentence at the box, and stays there. It is no output of the steps that
-        follow a reply, or Gradio would hold it as pending and show nothing.)"""
+        meanwhile, it is sent when the reply ends. It is no output of the steps that follow a reply, or Gradio
+        would hold it as pending and show nothing.)"""
         return gr.update(visible=False), gr.update(visible=True, interactive=True)
 
     def idle():
@@ -351,8 +363,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         conversation = await reopened(conversation, conversation_id, owner)
         running = await backend.replies.find(owner, conversation.id) if conversation is not None else None
         if running is not None:
-            # Sent while a reply is written: it waits for that reply to end (the text stays in the box meanwhile),
-            # then follows it in the chat.
+            # Sent while a reply is written: it waits for that reply to end (the text stays in the box meanwhile,
+            # and what is typed after it stays once it is sent: TAKEN_JS), then follows it in the chat.
+            gr.Info("Your message is sent when the reply being written ends.", duration=4)
             await running.wait()
             conversation = await reopened(None, running.conversation_id, owner)
         question = await history.store_user_message(backend, owner, text, images, documents)
@@ -371,7 +384,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         chat_listing = await listed(request, stored.id, query)
         messages, picker = shown(owner, stored, live=True)
         shows.chat(request, stored.id)
-        return messages, picker, gr.update(value=None), *busy(), stored, chat_listing, stored.id
+        files = [_file_path(file) for file in (message or {}).get("files") or []]
+        sent = json.dumps({"text": text, "files": files})
+        return messages, picker, sent, *busy(), stored, chat_listing, stored.id
 
     async def check_message(
         message: dict | None,
@@ -483,9 +498,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         shows.chat(request, stored.id)
         return messages, picker, gr.skip(), *busy(), stored, gr.skip(), gr.skip()
 
-    async def undo(chat_history: list, conversation, conversation_id, data: gr.UndoData, request: gr.Request):
+    async def undo(
+        chat_history: list, conversation, conversation_id, draft: dict | None, data: gr.UndoData, request: gr.Request
+    ):
         """Take the last exchange off the visible branch (it stays a version) and put its question back in the
-        message box."""
+        message box, before what was typed there (which stays)."""
         owner = owner_of(request)
         conversation = await reopened(conversation, conversation_id, owner)
         if conversation is None or await backend.replies.find(owner, conversation.id):
@@ -500,7 +517,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         except SwitchboardError as error:
             return said(error.user_message(), 4)
         files = history.viewable_images(backend, owner, question.images)
-        return *shown(owner, stored), {"text": question.text, "files": files}, stored
+        typed = ((draft or {}).get("text") or "").strip()
+        text = f"{question.text}\n\n{typed}" if typed else question.text
+        return *shown(owner, stored), {"text": text, "files": [*files, *((draft or {}).get("files") or [])]}, stored
 
     async def pick_version(node, conversation, conversation_id, request: gr.Request):
         """Show another version of a turn (and what followed it)."""
@@ -543,7 +562,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         started = trigger(
             add_message,
             sent,
-            [chatbot, versions, textbox, send, stop, current, chats, open_id],
+            [chatbot, versions, taken, send, stop, current, chats, open_id],
             validator=check_message,
             # A message sent while a reply is written is not ignored (Gradio's default for a trigger whose last
             # event still runs): it is sent when that reply ends. No progress overlay meanwhile: the chat keeps
@@ -563,6 +582,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             trigger_mode="multiple",
             **private,
         ).then(finish, current, controls, js=FOCUS_JS, trigger_mode="multiple", **quiet)
+        started.success(None, [textbox, taken], textbox, js=TAKEN_JS, trigger_mode="multiple", **quiet)
     for trigger, handler in ((chatbot.retry, retry), (chatbot.edit, edit)):
         inputs = [chatbot, current, open_id, *settings]
         outputs = [chatbot, versions, textbox, send, stop, current, chats, open_id]
@@ -570,7 +590,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         started.success(follow, [chatbot, current, search], follow_outputs, show_progress="hidden", **private).then(
             finish, current, controls, js=FOCUS_JS, **quiet
         )
-    chatbot.undo(undo, [chatbot, current, open_id], [chatbot, versions, textbox, current], **private)
+    chatbot.undo(undo, [chatbot, current, open_id, textbox], [chatbot, versions, textbox, current], **private)
     versions.input(pick_version, [versions, current, open_id], [chatbot, versions, current], **quiet)
     # Stop ends the reply on the server; the step showing it then ends by itself and gives Send back.
     stop.click(stop_reply, open_id, stop, queue=False, js=FOCUS_JS, **private)
