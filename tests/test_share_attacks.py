@@ -289,3 +289,24 @@ def test_forged_message_positions_get_one_sentence_and_no_traceback(shared, capf
     assert [(m.role, m.text) for m in after.nodes] == [(m.role, m.text) for m in before.nodes]  # nothing stored
     assert len(cloud.chat_requests()) == 1  # nothing sent
     alice.close()
+
+
+def test_undo_takes_no_server_file_for_a_draft(shared):  # noqa: F811
+    """The attack: Undo takes the message box's draft and gives it back with the question, attachments and all, so
+    a script names a server file (/etc/passwd) as the draft's attachment, to have it served back. Gradio refuses
+    any file a user did not upload before Undo runs; the file stays unreadable."""
+    url, cloud, backend = shared()
+    alice = GradioSession(url, "alice", "alice-secret")
+    shown, chat_id = alice.send("Pick a number.")
+    assert cloud.wait_for(lambda: not backend.replies.active(), 10)
+    undo = alice.fn_index("chatbot", "undo")
+    attached = {"path": "/etc/passwd", "orig_name": "passwd", "meta": {"_type": "gradio.FileData"}}
+    outcome = alice.call(
+        undo, [shown, None, chat_id, {"text": "draft", "files": [attached]}], event_data={"index": 0, "value": ""}
+    )
+    assert not outcome["success"]
+    assert "not uploaded by a user" in outcome["output"]["error"]
+    assert alice.http.get("gradio_api/file=/etc/passwd").status_code == 403
+    stored = asyncio.run(backend.conversations.get("alice", chat_id))
+    assert [stored.nodes[node].role for node in stored.branch] == ["user", "assistant"]  # nothing was undone
+    alice.close()
