@@ -115,9 +115,19 @@ class RemoteReply:
                 await asyncio.sleep(interval)
 
     async def wait(self) -> StoredMessage:
-        """The reply as stored (once it ended; or, if its replica died, as the sweep stores it)."""
-        while await self._relay.alive(self.owner, self.conversation_id):
-            await asyncio.sleep(0.25)
+        """The reply as stored, once it ended (a blocking read of its stream wakes at the end entry, written once
+        it is stored), or once its replica stopped answering for it (as the sweep stores it)."""
+        redis = self._relay.redis
+        newest: Any = await redis.xrevrange(self._stream, count=1)
+        last = newest[0][0] if newest else "0"
+        ended = bool(newest) and b"end" in newest[0][1]
+        while not ended:
+            found: Any = await redis.xread({self._stream: last}, block=READ_BLOCK_MS, count=100)
+            if found:
+                last = found[0][1][-1][0]
+                ended = any(b"end" in fields for _, fields in found[0][1])
+            elif not await self._relay.alive(self.owner, self.conversation_id):
+                break
         conversation = await self._relay.store.get(self.owner, self.conversation_id)
         return conversation.nodes[self.position]
 
