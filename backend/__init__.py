@@ -98,12 +98,13 @@ _LAZY = {
     "VisitorLimits": ".limits",
     "Users": ".auth",
     "SharedFailures": ".auth",
+    "SharedSessions": ".auth",
     "load_users": ".auth",
     "hash_password": ".auth",
 }
 
 if TYPE_CHECKING:
-    from .auth import SharedFailures, Users, hash_password, load_users
+    from .auth import SharedFailures, SharedSessions, Users, hash_password, load_users
     from .client import AsyncClient, AsyncStream, ChatCompletion, Client
     from .config import Settings, load_settings
     from .conversations import (
@@ -195,6 +196,7 @@ __all__ = [
     "ServiceUnavailableError",
     "Settings",
     "SharedFailures",
+    "SharedSessions",
     "StaleConversationError",
     "Started",
     "StoredDocument",

@@ -202,3 +202,41 @@ async def test_a_model_rate_limited_on_one_replica_rests_on_all(upstream, write_
     assert b.chat.cooldowns.remaining(target) == 0
     await a.aclose()
     await b.aclose()
+
+
+def test_a_sign_in_holds_on_every_replica_and_signing_out_ends_it_on_all(
+    upstream, write_config, redis_server, serve_app, monkeypatch
+):
+    """Gradio keeps sign-ins in its process; with Redis they are shared: the cookie a visitor got on one replica
+    signs them in on the other (where nginx moves them when theirs goes away), and signing out on one ends the
+    session on both (within a replica's two-second look-up)."""
+    import httpx
+
+    from backend import load_users
+    from backend.auth import RECHECK_SECONDS
+    from tests.gradio_http import GradioSession
+
+    monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
+    monkeypatch.setenv("TEAM", "alice:alice-secret")
+    path = write_config(replica_config(upstream, redis_server) + '\n[auth]\nusers_env = "TEAM"\n')
+    first, second = (serve_app(Backend(load_settings(path)), users=load_users(None, "TEAM")) for _ in range(2))
+    signed_in = GradioSession(first, "alice", "alice-secret")
+    cookies = dict(signed_in.http.cookies)
+    assert any(name.startswith("access-token") for name in cookies)
+
+    elsewhere = GradioSession(second, cookies=cookies)  # the same browser, moved to the other replica
+    assert elsewhere.http.get("gradio_api/user").json() == "alice"
+    _, conversation_id = elsewhere.send("Hello from the other replica.")
+    assert upstream.wait_for(lambda: len(upstream.chat_requests()) == 1, 10)
+    signed_in.open_address(conversation_id)  # alice's chat, on the first replica too
+    assert httpx.get(f"{second}gradio_api/user", trust_env=False).status_code == 401  # a stranger is not
+
+    assert elsewhere.http.get("logout", follow_redirects=False).status_code == 302  # signed out there...
+    time.sleep(RECHECK_SECONDS + 0.5)
+    for url in (first, second):  # ... and the session's cookie signs in nowhere now
+        assert httpx.get(f"{url}gradio_api/user", cookies=cookies, trust_env=False).status_code == 401
+    assert (
+        GradioSession(first, "alice", "alice-secret").http.get("gradio_api/user").json() == "alice"
+    )  # signing in again
+    signed_in.close()
+    elsewhere.close()

@@ -267,7 +267,7 @@ def test_forged_message_positions_get_one_sentence_and_no_traceback(shared, capf
     before = asyncio.run(backend.conversations.get("alice", summary.id))
     capfd.readouterr()
     settings = ["cloud/chat", "", 0.7, 1, 0, -1]
-    for trigger, extra in (("undo", []), ("retry", settings), ("edit", settings)):
+    for trigger, extra in (("undo", [None]), ("retry", settings), ("edit", settings)):
         # (Event data without the keys Gradio reads, e.g. none at all, fails inside Gradio before any handler of
         # ours, with its own message: these have them, with forged values.)
         for index in ("x", None, {"a": 1}):

@@ -517,7 +517,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         except SwitchboardError as error:
             return said(error.user_message(), 4)
         files = history.viewable_images(backend, owner, question.images)
-        typed = ((draft or {}).get("text") or "").strip()
+        typed = ((draft or {}).get("text") or "").strip()  # (Gradio has checked the box's value)
         text = f"{question.text}\n\n{typed}" if typed else question.text
         return *shown(owner, stored), {"text": text, "files": [*files, *((draft or {}).get("files") or [])]}, stored
 

@@ -35,7 +35,7 @@ from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from backend import Backend, Users, VisitorLimits, gateway_router
+from backend import Backend, SharedSessions, Users, VisitorLimits, gateway_router
 
 from .app import CSS, PAGE_JS, build_app, visitor_limits
 
@@ -128,6 +128,11 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
         allowed_paths=[],
     )
     gradio_app = server.routes[-1].app  # type: ignore[attr-defined]  # the Mount just added
+    if users is not None and backend.settings.redis.url:
+        # Replicas: a sign-in holds on all of them (a visitor moved off a replica that went away stays signed in).
+        sessions = SharedSessions(backend.settings.redis.url, backend.settings.redis.password())
+        gradio_app.tokens = sessions
+        gradio_app.cookie_id = sessions.cookie_id()
     # Gradio checks that a file named in an event's input was uploaded by a visitor (not any server path) only
     # once its Blocks "have launched", which `launch()` marks and mounting does not.
     blocks.has_launched = True
@@ -217,7 +222,7 @@ class Guard:
         if not self.logins or path.startswith(API_PREFIX):
             await self.app(scope, receive, send)
             return
-        user = self._user(scope)
+        user = await self._user(scope)
         if user is None and not _is_public(path):
             await _refuse(send, 401, "Not authenticated.")
             return
@@ -260,17 +265,22 @@ class Guard:
         response = templates.TemplateResponse(request=request, name="frontend/index.html", context=context)
         await response(scope, receive, send)
 
-    def _user(self, scope: Scope) -> str | None:
-        """The login of Gradio's access-token cookie, or None."""
+    async def _user(self, scope: Scope) -> str | None:
+        """The login of Gradio's access-token cookie, or None. With replicas, the session is looked up in Redis
+        first, where Gradio's routes then find it."""
         cookies: SimpleCookie = SimpleCookie()
         for name, value in scope.get("headers", []):
             if name == b"cookie":
                 with contextlib.suppress(CookieError):
                     cookies.load(value.decode("latin-1"))
         cookie_id = self.gradio.cookie_id
+        tokens = self.gradio.tokens
         for name in (f"access-token-{cookie_id}", f"access-token-unsecure-{cookie_id}"):
             morsel = cookies.get(name)
-            if morsel is not None and (user := self.gradio.tokens.get(morsel.value)):
+            if morsel is None:
+                continue
+            user = await tokens.check(morsel.value) if isinstance(tokens, SharedSessions) else tokens.get(morsel.value)
+            if user:
                 return str(user)
         return None
 
