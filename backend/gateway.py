@@ -25,7 +25,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiofiles
 from fastapi import APIRouter, Request
@@ -51,6 +51,9 @@ from .imagegen import ImageRequest
 from .limits import TooManyRequestsError, VisitorLimits
 from .request import PASS_THROUGH, ChatRequest
 from .services import Backend
+
+if TYPE_CHECKING:
+    from .relay import Relay
 
 LOCAL_OWNER = "local"
 FILE_SECONDS = 3600  # how long an image URL answers
@@ -88,7 +91,7 @@ def gateway_router(
     """The `/v1` routes over `backend`. `keys_required`: every request needs an API key (logins are on);
     `served` False: every request is refused with 403 (an app reachable from other machines without logins)."""
     router = APIRouter(prefix=prefix)
-    files = _Files()
+    files = _Files(backend.settings.app.data_dir / "images", backend.replies.relay)
 
     async def caller(request: Request) -> Caller:
         if not served:
@@ -156,7 +159,7 @@ def gateway_router(
                 async with aiofiles.open(image.path, "rb") as file:  # (megabytes: not on the event loop)
                     data.append({"b64_json": base64.b64encode(await file.read()).decode("ascii")})
             else:
-                data.append({"url": str(request.url_for("gateway_file", token=files.add(image.path)))})
+                data.append({"url": str(request.url_for("gateway_file", token=await files.add(image.path)))})
             if image.revised_prompt:
                 data[-1]["revised_prompt"] = image.revised_prompt
         return JSONResponse({"created": int(time.time()), "data": data})
@@ -165,7 +168,7 @@ def gateway_router(
     async def gateway_file(token: str) -> Response:
         """A generated image by the unguessable token its URL carries (as OpenAI's image URLs: no key needed,
         valid for an hour)."""
-        path = files.get(token)
+        path = await files.get(token)
         if path is None or not path.is_file():
             return GatewayError(
                 404, "No such file (image URLs answer for an hour).", "invalid_request_error"
@@ -331,20 +334,31 @@ def _models(backend: Backend) -> list[dict[str, Any]]:
 
 
 class _Files:
-    """Generated images by unguessable tokens, for an hour (the newest FILES_KEPT)."""
+    """Generated images by unguessable tokens, for an hour (the newest FILES_KEPT in this process). With replicas,
+    a token is kept in Redis too, so a URL answers on any replica that shares the images folder (deploy/'s one
+    volume); a path found there is served only from inside that folder."""
 
-    def __init__(self) -> None:
+    def __init__(self, folder: Path, relay: Relay | None) -> None:
+        self._folder = folder.expanduser().resolve()
+        self._relay = relay
         self._paths: OrderedDict[str, tuple[Path, float]] = OrderedDict()
 
-    def add(self, path: Path) -> str:
+    async def add(self, path: Path) -> str:
         token = secrets.token_urlsafe(24) + path.suffix
         self._paths[token] = (path, time.monotonic() + FILE_SECONDS)
         while len(self._paths) > FILES_KEPT:
             self._paths.popitem(last=False)
+        if self._relay is not None:
+            await self._relay.share_file(token, path, FILE_SECONDS)
         return token
 
-    def get(self, token: str) -> Path | None:
+    async def get(self, token: str) -> Path | None:
         found = self._paths.get(token)
-        if found is None or found[1] < time.monotonic():
+        if found is not None:
+            return found[0] if found[1] >= time.monotonic() else None
+        if self._relay is None:
             return None
-        return found[0]
+        shared = await self._relay.shared_file(token)
+        if shared is None or not shared.resolve().is_relative_to(self._folder):
+            return None
+        return shared

@@ -30,6 +30,7 @@ import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -50,6 +51,7 @@ STOP_CHANNEL = PREFIX + "stop"
 COOLDOWN_CHANNEL = PREFIX + "cooldowns"  # rests of provider models, started or ended on one replica
 RESTING = PREFIX + "resting"  # the rests going on (target -> [until, rate limited]), for a replica that starts
 PRESENCE = PREFIX + "replica:"  # + a replica's id: exists while that replica runs (what shared limits count by)
+FILES = PREFIX + "file:"  # + an image URL's token: the image's path (backend/gateway.py)
 HEARTBEAT_SECONDS = 3.0  # how often a generating replica renews its replies' keys
 HEARTBEAT_TTL = 10  # seconds a key outlives its last renewal: a replica silent this long is taken for dead
 SWEEP_SECONDS = 5.0  # how often each replica looks for replies whose replica died
@@ -238,6 +240,14 @@ class Relay:
 
     async def alive(self, owner: str, conversation_id: str) -> bool:
         return bool(await self.redis.exists(_key("reply", owner, conversation_id)))
+
+    async def share_file(self, token: str, path: Path, seconds: int) -> None:
+        """A generated image's URL token, for the replicas that serve the same images folder (backend/gateway.py)."""
+        await self.redis.set(FILES + token, str(path), ex=seconds)
+
+    async def shared_file(self, token: str) -> Path | None:
+        found = await self.redis.get(FILES + token)
+        return None if found is None else Path(found.decode() if isinstance(found, bytes) else found)
 
     async def publish_stop(self, owner: str, conversation_id: str, status: str) -> None:
         await self.redis.publish(STOP_CHANNEL, json.dumps([owner, conversation_id, status]))

@@ -21,10 +21,10 @@ from tests.upstream import Reply
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def replica_config(upstream, redis_server) -> str:
+def replica_config(upstream, redis_server, extra: str = "") -> str:
     """Two replicas' config: the scripted upstream, one store (the same SQLite file), Redis with its password."""
     return (
-        scripted_config(upstream)
+        scripted_config(upstream, extra=extra)
         + f"""
 [redis]
 url = "{redis_server.url}"
@@ -240,3 +240,31 @@ def test_a_sign_in_holds_on_every_replica_and_signing_out_ends_it_on_all(
     )  # signing in again
     signed_in.close()
     elsewhere.close()
+
+
+def test_an_image_url_answers_on_every_replica_and_names_no_other_file(
+    upstream, write_config, redis_server, serve_app, monkeypatch
+):
+    """An image generated through the API on one replica is fetched by its URL from the other (they share the
+    images folder, as deploy/'s volume); a token planted in Redis for a file outside that folder gets a 404."""
+    import base64
+
+    import httpx
+    import openai
+    import redis
+
+    from backend.relay import FILES
+    from tests.test_gateway import DOT_PNG, json_reply
+
+    monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
+    path = write_config(replica_config(upstream, redis_server, extra='image_models = ["painter"]\n'))
+    first, second = (serve_app(Backend(load_settings(path))) for _ in range(2))
+    upstream.enqueue(json_reply({"created": 1, "data": [{"b64_json": DOT_PNG}]}))
+    client = openai.OpenAI(base_url=first + "v1", api_key="unused", max_retries=0, timeout=30)
+    url = client.images.generate(model="scripted/painter", prompt="a dot").data[0].url
+    assert url.startswith(first)
+    fetched = httpx.get(second + url[len(first) :], timeout=10, trust_env=False)
+    assert fetched.status_code == 200 and fetched.content == base64.b64decode(DOT_PNG)
+    planted = redis.Redis.from_url(redis_server.url, password=redis_server.password)
+    planted.set(FILES + "planted.txt", "/etc/passwd", ex=60)
+    assert httpx.get(f"{second}v1/files/planted.txt", timeout=10, trust_env=False).status_code == 404
