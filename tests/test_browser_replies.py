@@ -328,8 +328,8 @@ def test_a_message_sent_while_a_reply_is_written_is_answered_on_the_page_and_wor
     """A message sent while a reply is written waits for it to end (a toast says so), its text in the box till
     then; then it is sent and its own reply is shown as it comes (its step follows it though the first one's is
     still ending: Gradio drops a second trigger of a step still running unless told otherwise, which the page
-    did about two times in three). What is typed after it meanwhile stays in the box; only what was there at
-    Enter is sent. Five rounds; each first reply waits (its upstream stalls) until Stop ends it."""
+    did about two times in three). What is typed meanwhile, after it or before it, stays in the box; only what
+    was there at Enter is sent. Five rounds; each first reply waits (its upstream stalls) until Stop ends it."""
     page = open_chat(request, app_url)
     box = page.locator(MESSAGE_BOX)
     for round in range(5):
@@ -340,10 +340,12 @@ def test_a_message_sent_while_a_reply_is_written_is_answered_on_the_page_and_wor
         send(page, f"Follow-up {round}.")
         if round == 0:
             toast(page, "Your message is sent when the reply being written ends.")
-        box.press("End")
         # Typed as a person types, keys 40 ms apart: Gradio reads the box when it sends the event, a few
-        # milliseconds after Enter, and a key typed before that would be sent with the message.
-        box.press_sequentially(f" Typed meanwhile {round}.", delay=40)
+        # milliseconds after Enter, and a key typed before that would be sent with the message. After the text
+        # waiting there, or before it.
+        box.press("End" if round % 2 == 0 else "Home")
+        added = f" Typed meanwhile {round}." if round % 2 == 0 else f"Typed meanwhile {round}. "
+        box.press_sequentially(added, delay=40)
         expect(page.locator(USER_MESSAGES)).to_have_count(2 * round + 1)  # still waiting for the reply
         page.locator("#stop").click()
         expect(page.locator(ANSWERS).last).to_have_text(f"Answer {round}.", timeout=WAIT)

@@ -76,12 +76,19 @@ FOCUS_JS = """(...inputs) => {
 }"""
 
 # A message sent takes from the message box what it sent, in the page (not by the server emptying the box): words
-# typed while it was on its way, or while it waited for the reply being written to end, stay in the box.
+# typed while it was on its way, or while it waited for the reply being written to end, stay in the box, wherever
+# they were typed into it. (If the sent text itself was changed meanwhile, the box is left as it is.)
 TAKEN_JS = """(box, taken) => {
   const sent = JSON.parse(taken || "null");
   if (!sent || !box) return box;
   const text = (box.text || "").trimStart();
-  const rest = text.startsWith(sent.text) ? text.slice(sent.text.length).trimStart() : text;
+  const want = sent.text;
+  let head = 0;
+  while (head < want.length && head < text.length && text[head] === want[head]) head++;
+  let tail = 0;
+  while (tail < want.length - head && tail < text.length - head
+         && text[text.length - 1 - tail] === want[want.length - 1 - tail]) tail++;
+  const rest = head + tail === want.length ? text.slice(head, text.length - tail).trim() : text;
   return {text: rest, files: (box.files || []).filter((file) => !sent.files.includes(file.path))};
 }"""
 
