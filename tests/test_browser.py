@@ -257,6 +257,8 @@ def test_retry_undo_edit(chat: Page, upstream: ScriptedUpstream):
     chat.locator(MESSAGE_BOX).fill("A draft.")
     chat.locator("#chatbot button[aria-label='Undo']").last.click()
     expect(chat.locator(MESSAGE_BOX)).to_have_value("Pick a number.\n\nA draft.", timeout=WAIT)
+    # The versions picker lists the undone exchange, and says what it is for (nothing of it is on show).
+    expect(chat.locator("#versions input[role='combobox']")).to_have_value("Pick a version to show it")
     expect(chat.locator(USER_MESSAGES)).to_have_count(0)
     expect(chat.locator(BOT_GROUPS)).to_have_count(0)
     assert len(upstream.chat_requests()) == 2

@@ -92,6 +92,8 @@ TAKEN_JS = """(box, taken) => {
   return {text: rest, files: (box.files || []).filter((file) => !sent.files.includes(file.path))};
 }"""
 
+PICK_VERSION = "Pick a version to show it"
+
 # The page's time zone (minutes behind UTC), for the chat list's date groups (Today, Yesterday...).
 ZONE_JS = "() => new Date().getTimezoneOffset()"
 
@@ -221,7 +223,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 backend.replies.relay is not None and history.reply_streaming(conversation)
             )
         choices = history.version_choices(conversation)
-        picker = gr.update(choices=choices, value=history.shown_version(conversation), visible=bool(choices))
+        on_show = history.shown_version(conversation)
+        # No turn on show has versions (an exchange was undone): the picker says what it is for, not nothing.
+        picker = gr.update(choices=choices, value=PICK_VERSION if on_show is None else on_show, visible=bool(choices))
         return history.render(backend, owner, conversation, live=live), picker
 
     async def reply_to(
