@@ -51,6 +51,10 @@ footer { display: none !important; }
 @media (max-width: 768px) {
   #small-model-note .more { display: none; }
 }
+/* The closed sidebar's handle, clear of the window's edge (it was cut in half). */
+#sidebar:not(.open) .toggle-button { transform: translateX(8px); }
+/* The empty chat's hint, centred with room on each side (on a phone it ran against the frame). */
+#chatbot .placeholder { margin: auto; padding: 0 20px; text-align: center; }
 /* The sidebar belongs to the Chat tab: on the other tabs no room is kept for it. */
 .sidebar-parent:has(.tabitem[style*="display: none"] #sidebar) { padding-left: 0 !important; }
 #sidebar .sidebar-content { height: 100%; display: flex; flex-direction: column; }
