@@ -608,8 +608,9 @@ async def test_sqlite_merges_its_search_index_and_checkpoints_beside_the_writer(
     automerge = reader.execute("SELECT v FROM conversation_search_config WHERE k = 'automerge'").fetchone()
     assert automerge == (0,)
     size_before = database.stat().st_size
-    for number in range(24):
+    for number in range(24):  # a burst with short pauses (the upkeep must come back after its last write)
         await store.save("alice", sample(f"Chat number {number}: how do tides work near islands?"))
+        await asyncio.sleep(0.008)
 
     def segments() -> int:
         return reader.execute("SELECT count(DISTINCT segid) FROM conversation_search_idx").fetchone()[0]
@@ -622,4 +623,22 @@ async def test_sqlite_merges_its_search_index_and_checkpoints_beside_the_writer(
     assert database.stat().st_size > size_before  # checkpointed: the saves' pages are in the database file
     assert len(await store.list("alice", "islands")) == 24
     reader.close()
+    await store.aclose()
+
+
+async def test_sqlite_writes_that_never_pause_keep_the_log_bounded(tmp_path, monkeypatch):
+    """With no pause for the upkeep to work in, the writer copies the write-ahead log itself once it passes its
+    bound (as SQLite would have), so the log starts over instead of growing with every write."""
+    import backend.store.sql as sql
+
+    monkeypatch.setattr(sql, "WAL_MOST_BYTES", 256 * 1024)
+    monkeypatch.setattr(sql, "UPKEEP_EVERY", 3600.0)  # the upkeep never gets a round in
+    store = SQLConversationStore.for_settings(tmp_path)
+    log = tmp_path / "switchboard.db-wal"
+    sizes = []
+    for number in range(80):
+        await store.save("alice", sample(f"Chat number {number}: " + "tides and islands " * 40))
+        sizes.append(log.stat().st_size)
+    assert max(sizes) < 1024 * 1024, sizes  # 80 saves wrote several megabytes through it
+    assert len(await store.list("alice", "islands")) == 50  # (a page of results) everything is there
     await store.aclose()

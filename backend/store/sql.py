@@ -35,7 +35,7 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -604,7 +604,13 @@ class _SQLite:
             if write:
                 connection = connection.execution_options(switchboard_write=True)
             with connection.begin():
-                return operation(connection)
+                result = operation(connection)
+            if write and self._upkeep.log_too_long():
+                # The writer copies the log itself, as SQLite would have: no write comes between, so it starts over.
+                raw = connection.connection.driver_connection  # (outside SQLAlchemy's transactions)
+                assert raw is not None
+                raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            return result
 
     async def aclose(self) -> None:
         thread, self._thread = self._thread, None
@@ -618,12 +624,12 @@ class _SQLite:
 
 class _Upkeep:
     """Work SQLite would otherwise do inside whichever commit crosses a mark, done beside the writer on a thread of
-    its own, in rounds at most UPKEEP_EVERY seconds apart, begun by writes:
+    its own, in rounds UPKEEP_EVERY seconds apart while writes come (the last one after the last write):
 
     - copying the write-ahead log into the database file (SQLite's own checkpoint runs in the commit that takes the
       log past 1,000 pages, fsync and all: one save in thirty waited 5-10 ms for it). A checkpoint beside the
       writer (PASSIVE) never blocks it, but the log only starts over when a write finds it all copied; should
-      steady writes keep it growing to WAL_MOST_BYTES, the writer checkpoints it itself once, as SQLite would;
+      steady writes keep it growing to WAL_MOST_BYTES, the writer checkpoints it itself, as SQLite would;
     - merging the search index's segments (FTS5 merges them in the save that fills a level: one save in twenty
       waited 3-15 ms; migration 0006 turns that off). A merge writes, so it takes the writer's lock, a few pages at
       a time and only once no write came for QUIET seconds: a save rarely waits, and then for one step at most.
@@ -634,40 +640,46 @@ class _Upkeep:
         self.path = path
         self._write_lock = write_lock
         self._thread: ThreadPoolExecutor | None = None
-        self._running: Future[None] | None = None
-        self._round = 0.0  # when the last round began
+        self._state = threading.Lock()  # between the writer's thread and the upkeep's
+        self._active = False  # the upkeep runs (and goes round again if writes come meanwhile)
         self._written = 0.0  # when the last write ended
+        self._closing = threading.Event()
         self._connection: sqlite3.Connection | None = None
-        self._closing = False
 
     def after_write(self) -> None:
         """Called on the writer's thread after each write transaction (its lock released)."""
-        self._written = now = time.monotonic()
-        if self._running is not None and not self._running.done():
-            return
-        if _file_size(self.path + "-wal") >= WAL_MOST_BYTES:
-            self._checkpoint()  # on the writer's thread: no write comes between, so the log starts over
-            return
-        if now - self._round < UPKEEP_EVERY:
-            return
-        self._round = now
+        with self._state:
+            self._written = time.monotonic()
+            if self._active:
+                return  # the upkeep running sees this write, and goes round once more
+            self._active = True
         if self._thread is None:
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="switchboard-sqlite-upkeep")
-        self._running = self._thread.submit(self._upkeep)
+        self._thread.submit(self._upkeep)
 
     def _upkeep(self) -> None:
-        """Merge step by step while writes pause, until no merge is due (or a second of trying); then checkpoint."""
-        try:
-            ends = time.monotonic() + 1.0
-            while time.monotonic() < ends and not self._closing:
-                quiet = time.monotonic() - self._written
-                if quiet < QUIET:
-                    time.sleep(QUIET - quiet)
-                elif not self._merge_step():
-                    break
-            self._checkpoint()
-        except sqlite3.Error as error:  # FTS5's own crisis merges and the writer's checkpoint still bound both
-            log.warning("store: upkeep of %s failed: %s", self.path, error)
+        """Rounds UPKEEP_EVERY apart for as long as writes come, the last one after the last write: each merges
+        the index step by step while writes pause (until no merge is due, or for a second), then checkpoints."""
+        while not self._closing.wait(UPKEEP_EVERY):
+            began = time.monotonic()
+            try:
+                self._checkpoint()  # what writes added since the last round (it never waits for them)
+                ends = began + 1.0
+                while time.monotonic() < ends and not self._closing.is_set():
+                    quiet = time.monotonic() - self._written
+                    if quiet < QUIET:
+                        time.sleep(QUIET - quiet)
+                    elif not self._merge_step():
+                        break
+                self._checkpoint()
+            except sqlite3.Error as error:  # FTS5's own crisis merges and the writer's checkpoint still bound both
+                log.warning("store: upkeep of %s failed: %s", self.path, error)
+            with self._state:
+                if self._written < began:
+                    self._active = False
+                    return
+        with self._state:
+            self._active = False
 
     def _merge_step(self) -> bool:
         """Merge about MERGE_PAGES pages of a search index level that has 4 segments or more; whether there was
@@ -683,6 +695,10 @@ class _Upkeep:
     def _checkpoint(self) -> None:
         self._connect().execute("PRAGMA wal_checkpoint(PASSIVE)")
 
+    def log_too_long(self) -> bool:
+        """Whether steady writes kept the write-ahead log from starting over until it reached WAL_MOST_BYTES."""
+        return _file_size(self.path + "-wal") >= WAL_MOST_BYTES
+
     def _connect(self) -> sqlite3.Connection:
         if self._connection is None:
             self._connection = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
@@ -693,9 +709,9 @@ class _Upkeep:
     def close(self) -> None:
         thread, self._thread = self._thread, None
         if thread is not None:
-            self._closing = True  # a round waiting for writes to pause ends now
+            self._closing.set()  # a round waiting (for its time, or for writes to pause) ends now
             thread.shutdown(wait=True)
-            self._closing = False
+            self._closing.clear()
         if self._connection is not None:
             self._connection.close()
             self._connection = None
