@@ -136,8 +136,13 @@ class SharedSessions(dict[str, str]):
     def cookie_id(self) -> str:
         """The suffix of the sign-in cookie's name, the same on every replica (Gradio picks a random one per
         process; the first replica's is kept)."""
-        self._redis.set(COOKIE_ID_KEY, secrets.token_urlsafe(16), nx=True)
-        return str(self._redis.get(COOKIE_ID_KEY))
+        import redis
+
+        try:
+            self._redis.set(COOKIE_ID_KEY, secrets.token_urlsafe(16), nx=True)
+            return str(self._redis.get(COOKIE_ID_KEY))
+        except (redis.RedisError, OSError) as error:
+            raise ConfigError(f"redis: cannot keep sign-ins there: {error}") from None
 
     async def check(self, token: str) -> str | None:
         """The login `token` signs in, as Redis has it (looked up again once RECHECK_SECONDS passed)."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import secrets
 import time
@@ -54,6 +55,8 @@ from .services import Backend
 
 if TYPE_CHECKING:
     from .relay import Relay
+
+log = logging.getLogger(__name__)
 
 LOCAL_OWNER = "local"
 FILE_SECONDS = 3600  # how long an image URL answers
@@ -349,7 +352,10 @@ class _Files:
         while len(self._paths) > FILES_KEPT:
             self._paths.popitem(last=False)
         if self._relay is not None:
-            await self._relay.share_file(token, path, FILE_SECONDS)
+            try:
+                await self._relay.share_file(token, path, FILE_SECONDS)
+            except Exception:  # Redis unreachable: the URL still answers here
+                log.warning("could not share an image URL with the other replicas", exc_info=True)
         return token
 
     async def get(self, token: str) -> Path | None:
@@ -358,7 +364,11 @@ class _Files:
             return found[0] if found[1] >= time.monotonic() else None
         if self._relay is None:
             return None
-        shared = await self._relay.shared_file(token)
+        try:
+            shared = await self._relay.shared_file(token)
+        except Exception:  # Redis unreachable: only this replica's URLs answer
+            log.warning("could not look up an image URL of another replica", exc_info=True)
+            return None
         if shared is None or not shared.resolve().is_relative_to(self._folder):
             return None
         return shared

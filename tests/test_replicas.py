@@ -268,3 +268,18 @@ def test_an_image_url_answers_on_every_replica_and_names_no_other_file(
     planted = redis.Redis.from_url(redis_server.url, password=redis_server.password)
     planted.set(FILES + "planted.txt", "/etc/passwd", ex=60)
     assert httpx.get(f"{second}v1/files/planted.txt", timeout=10, trust_env=False).status_code == 404
+
+
+def test_an_unreachable_redis_with_logins_is_one_sentence_at_start_up(write_config, monkeypatch, capsys, tmp_path):
+    """Replicas keep sign-ins in Redis: with none listening there, the app stops at start-up in one sentence."""
+    from tests.conftest import free_port
+    from webui.cli import main
+
+    monkeypatch.setenv("TEAM", "alice:alice-secret")
+    monkeypatch.setenv("SWITCHBOARD_APP__DATA_DIR", str(tmp_path / "data"))
+    provider = '[providers.x]\nkind = "openai"\nbase_url = "http://127.0.0.1:9"\nmodels = ["m"]\n'
+    redis = f'[redis]\nurl = "redis://127.0.0.1:{free_port()}/0"\n[auth]\nusers_env = "TEAM"\n'
+    config = write_config("[app]\nembedded_model = false\n" + provider + redis)
+    assert main(["--config", str(config), "--port", "9"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("switchboard: redis: cannot keep sign-ins there: ") and "\n" not in error

@@ -176,13 +176,13 @@ def _run(backend: Backend, users, args) -> int:
 
     try:
         prepare(backend, users.names() if users else [LOCAL_OWNER])
+        if args.command == "serve":
+            server = create_api_server(backend, users=users, exposed=exposed)
+        else:
+            server = create_server(backend, users=users, exposed=exposed)
     except ConfigError as error:
         print(f"switchboard: {error}", file=sys.stderr)
         return 2
-    if args.command == "serve":
-        server = create_api_server(backend, users=users, exposed=exposed)
-    else:
-        server = create_server(backend, users=users, exposed=exposed)
     gc.collect()
     gc.freeze()  # what start-up built lives as long as the server: no collection needs to walk it again
     port = args.port or backend.settings.app.port

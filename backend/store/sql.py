@@ -79,7 +79,7 @@ SEARCH_LIMIT = 50
 PRESETS_KEPT = 100  # system-prompt presets per owner
 _ID = re.compile(r"[0-9a-f]{16}")
 # SQLite's upkeep beside the writer (_Upkeep)
-UPKEEP_EVERY = 0.25  # seconds between rounds, at most
+UPKEEP_EVERY = 0.25  # seconds between two rounds (while writes come)
 QUIET = 0.005  # seconds without a write before a merge step
 MERGE_PAGES = 16  # a search index merge step (about 0.7 ms): what a save may wait behind
 WAL_MOST_BYTES = 64 << 20  # the write-ahead log's size at which the writer checkpoints it itself
