@@ -112,12 +112,14 @@ class Engine:
         opener: Callable[[], Any],
         note: str = "",
         settle: Callable[[], Awaitable[None]] | None = None,
+        indexed: Callable[[], Awaitable[float]] | None = None,
     ) -> None:
         self.key = key
         self.name = NAMES[key]
         self.open = opener
         self.note = note
         self.settle = settle  # what the server does on its own soon after a bulk write (PostgreSQL: ANALYZE)
+        self.indexed = indexed  # the seconds until the search index has what the store indexes after a write
 
 
 async def close(store: Any) -> None:
@@ -169,6 +171,8 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
         # "no such table") and run its per-owner import of JSON files twice (PostgreSQL: a duplicate key).
         await newest(store, engine.key)
         results["load"] = [await load(store, engine.name, conversations)]
+        if engine.indexed is not None:  # the load's last conversations: work the store does once writes pause
+            results["indexed after load"] = [await engine.indexed()]
         await newest(
             store, engine.key
         )  # warm: the engine's connection pool, the JSON index (both already used by the load)
@@ -197,6 +201,8 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
         fresh = [conversation(conversations + number, conversations) for number in range(repeat)]
         fresh_iter = iter(fresh)
         results["save"] = await timings(lambda: store.save(OWNER, next(fresh_iter)), repeat)
+        if engine.indexed is not None:
+            results["indexed after"] = [await engine.indexed()]
         for saved in fresh:
             await store.delete(OWNER, saved.id)
 
@@ -291,6 +297,8 @@ def engines(folder: Path, wanted: tuple[str, ...], stack: list[Callable[[], None
     if "sqlite" in wanted:
         found.append(Engine("sqlite", lambda: SQLConversationStore.for_settings(folder / "sqlite")))
     if "postgresql" in wanted:
+        from sqlalchemy import text as sql
+
         from tests.postgres import ThrowawayPostgres, unavailable
 
         reason = unavailable()
@@ -305,16 +313,31 @@ def engines(folder: Path, wanted: tuple[str, ...], stack: list[Callable[[], None
             stack.append(server.stop)
             url = server.new_database("bench_store")
 
+            def connect() -> Any:
+                from sqlalchemy.ext.asyncio import create_async_engine
+
+                return create_async_engine(url, connect_args={"password": server.password})
+
             async def analyze() -> None:
                 """What autovacuum does within a minute or so of a bulk write: statistics for the planner. Without
                 them it expects few rows per owner and filters every one of the owner's rows by the search."""
-                from sqlalchemy import text as sql
-                from sqlalchemy.ext.asyncio import create_async_engine
-
-                admin = create_async_engine(url, connect_args={"password": server.password})
-                async with admin.begin() as connection:
+                database = connect()
+                async with database.begin() as connection:
                     await connection.execute(sql("ANALYZE"))
-                await admin.dispose()
+                await database.dispose()
+
+            async def indexed() -> float:
+                """Seconds until no conversation waits for its search vector (made once writes pause)."""
+                database = connect()
+                waiting = sql("SELECT count(*) FROM conversations WHERE search_vector IS NULL")
+                async with database.connect() as connection:
+                    began = time.perf_counter()
+                    while await connection.scalar(waiting):
+                        await connection.commit()  # the next count in a new snapshot
+                        await asyncio.sleep(0.005)
+                    took = time.perf_counter() - began
+                await database.dispose()
+                return took
 
             found.append(
                 Engine(
@@ -322,6 +345,7 @@ def engines(folder: Path, wanted: tuple[str, ...], stack: list[Callable[[], None
                     lambda: SQLConversationStore(url, folder / "postgresql", password=server.password),
                     note="local throwaway cluster, fsync off; ANALYZE after the load",
                     settle=analyze,
+                    indexed=indexed,
                 )
             )
     return found
@@ -338,7 +362,9 @@ OPERATIONS = {
 }
 
 
-def rows_for(results: dict[str, dict[str, list[float]]], conversations: int, notes: dict[str, str]) -> list[Row]:
+def rows_for(
+    results: dict[str, dict[str, list[float]]], conversations: int, notes: dict[str, str], repeat: int
+) -> list[Row]:
     rows: list[Row] = []
     baseline = results.get("json")
     for operation, (title, target) in OPERATIONS.items():
@@ -400,6 +426,17 @@ def rows_for(results: dict[str, dict[str, list[float]]], conversations: int, not
                 )
             )
     for key, samples in results.items():
+        for sample, what in (("indexed after", f"the {repeat} new conversations"), ("indexed after load", "the load")):
+            if sample in samples:
+                rows.append(
+                    Row(
+                        section,
+                        f"{NAMES[key]}: search vectors of {what} all made, after the last write",
+                        samples[sample][0],
+                        note="the store makes them once writes pause; search finds a chat without one meanwhile",
+                    )
+                )
+    for key, samples in results.items():
         rows.append(
             Row(
                 section,
@@ -425,7 +462,7 @@ def run(conversations: int = 10_000, repeat: int = 100, stores: tuple = ("json",
         finally:
             for stop in reversed(cleanup):
                 stop()
-    return rows_for(results, conversations, notes)
+    return rows_for(results, conversations, notes, repeat)
 
 
 def main() -> None:

@@ -595,6 +595,65 @@ async def test_a_new_chat_is_saved_by_one_statement_on_postgresql(postgres_url, 
     await store.aclose()
 
 
+async def test_postgresql_indexes_a_new_chat_after_its_write_and_search_finds_it_meanwhile(
+    postgres_url, tmp_path, monkeypatch
+):
+    """PostgreSQL writes a new conversation without its search vector (making 6 KB of text a vector was half of
+    an import's write): search finds it from the moment it is written all the same, with its snippet; a text that
+    changes gets its vector in the same statement (never a stale one); the store computes the missing ones once
+    writes pause, and those a stopped process left are done by the next process's first round."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    import backend.store.sql as sql
+
+    url, password = postgres_url
+    database = create_async_engine(url, connect_args={"password": password})
+
+    async def indexed(conversation_id: str) -> bool:
+        statement = text("SELECT search_vector IS NOT NULL FROM conversations WHERE id = :id")
+        async with database.connect() as connection:
+            return bool(await connection.scalar(statement, {"id": conversation_id}))
+
+    async def indexed_soon(conversation_id: str) -> bool:
+        for _ in range(200):
+            if await indexed(conversation_id):
+                return True
+            await asyncio.sleep(0.05)
+        return False
+
+    monkeypatch.setattr(sql, "INDEX_QUIET", 600.0)  # this process stops before its round
+    monkeypatch.setattr(sql, "INDEX_WITHIN", 600.0)
+    first = SQLConversationStore(url, tmp_path, password=password)
+    tides = sample("How do tides work near a xylophonist's harbour?")
+    await first.save("alice", tides)
+    assert not await indexed(tides.id)
+    found = await first.list("alice", "xylophon")
+    assert [(hit.id, "xylophonist" in hit.snippet) for hit in found] == [(tides.id, True)]
+    assert await first.list("bob", "xylophon") == []
+    tides.title = "Marimba harbour tides"
+    await first.save("alice", tides)  # the text changed: its vector is computed in the same statement
+    async with database.connect() as connection:
+        query = text("SELECT search_vector @@ to_tsquery('simple', 'marimba') FROM conversations WHERE id = :id")
+        assert await connection.scalar(query, {"id": tides.id})
+    moons = sample("What do moons of a xylophonist look like?")
+    await first.save("alice", moons)
+    await first.aclose()
+    assert not await indexed(moons.id)
+
+    monkeypatch.setattr(sql, "INDEX_QUIET", 0.05)
+    monkeypatch.setattr(sql, "INDEX_WITHIN", 1.0)
+    second = SQLConversationStore(url, tmp_path, password=password)
+    assert {hit.id for hit in await second.list("alice", "xylophonist")} == {tides.id, moons.id}
+    assert await indexed_soon(moons.id)  # the next process's first round
+    stars = sample("Why do stars twinkle for a xylophonist?")
+    await second.save("alice", stars)
+    assert await indexed_soon(stars.id)  # once writes pause
+    assert {hit.id for hit in await second.list("alice", "xylophonist")} == {tides.id, moons.id, stars.id}
+    await second.aclose()
+    await database.dispose()
+
+
 async def test_sqlite_merges_its_search_index_and_checkpoints_beside_the_writer(tmp_path):
     """Saves leave SQLite's upkeep to the store's own thread, which does it once writes pause: the search index's
     segments are merged (FTS5 no longer merges inside saves), and the write-ahead log is copied into the database

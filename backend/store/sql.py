@@ -12,7 +12,8 @@ through the async engine (`run_sync`), for SQLite whole on the store's own threa
 
 The schema comes from Alembic migrations (`backend/store/migrations`), applied when the store opens; a database
 written by a newer version is refused with one sentence, as is a damaged or locked one. Search uses the engine's
-full-text index (SQLite FTS5, PostgreSQL tsvector), ranked, with a snippet around the match.
+full-text index (SQLite FTS5, PostgreSQL tsvector), ranked, with a snippet around the match. On PostgreSQL a new
+conversation's search vector is made just after its write (`_Indexer`); search finds it meanwhile all the same.
 
 Every query names the owner: the owner is the first column of every key. Every save states the revision it read
 and is refused (StaleConversationError) when the stored one moved on. A reply being generated is written apart
@@ -83,6 +84,10 @@ UPKEEP_EVERY = 0.25  # seconds between two rounds (while writes come)
 QUIET = 0.005  # seconds without a write before a merge step
 MERGE_PAGES = 16  # a search index merge step (about 0.7 ms): what a save may wait behind
 WAL_MOST_BYTES = 64 << 20  # the write-ahead log's size at which the writer checkpoints it itself
+# PostgreSQL's search vectors of new conversations, computed after their write (_Indexer)
+INDEX_QUIET = 0.05  # seconds without an insert before a round
+INDEX_WITHIN = 1.0  # seconds after the first insert waiting, at most
+INDEX_BATCH = 50  # conversations a statement (about 35 ms of the server's time)
 
 # The statements the UI's saves and a reply's checkpoints run, built once: building a SQLAlchemy statement costs
 # about as much Python time as running it (each execution gives the values; an update's SET is the keys given).
@@ -109,6 +114,12 @@ _CREATE_CONVERSATION_POSTGRES = text(
     "CAST(:details AS text[])) AS m(position, parent, role, text, details)) "
     "INSERT INTO replies (owner, conversation_id, position, started) "
     "SELECT head.owner, head.id, r.position, :started FROM head, unnest(CAST(:streaming AS integer[])) AS r(position)"
+)
+
+# Rows other statements hold are skipped (a save's, another process's round): a later round does them.
+_INDEX_WAITING = text(
+    "UPDATE conversations SET search_vector = to_tsvector('simple', search_text) WHERE (owner, id) IN "
+    "(SELECT owner, id FROM conversations WHERE search_vector IS NULL LIMIT :batch FOR UPDATE SKIP LOCKED)"
 )
 
 T = TypeVar("T")
@@ -174,9 +185,11 @@ class SQLConversationStore:
             statement = text(
                 "SELECT c.id, c.title, c.updated, ts_headline('simple', c.search_text, q, "
                 '\'MaxWords=14, MinWords=6, StartSel="", StopSel="", MaxFragments=1\') AS snippet '
-                "FROM conversations c, to_tsquery('simple', :query) q "
-                "WHERE c.owner = :owner AND c.search_vector @@ q "
-                "ORDER BY ts_rank(c.search_vector, q) DESC, c.updated DESC LIMIT :limit"
+                "FROM conversations c, to_tsquery('simple', :query) q, "
+                "coalesce(c.search_vector, to_tsvector('simple', c.search_text)) v "
+                "WHERE c.owner = :owner AND (c.search_vector @@ q "
+                "OR c.search_vector IS NULL AND to_tsvector('simple', c.search_text) @@ q) "
+                "ORDER BY ts_rank(v, q) DESC, c.updated DESC LIMIT :limit"
             )
             query = " & ".join(f"{word}:*" for word in words)
         else:
@@ -262,6 +275,8 @@ class SQLConversationStore:
         except IntegrityError:  # a new conversation whose id is taken: another write created it first
             self._known.pop(key, None)
             raise _stale() from None
+        if conversation.revision == 0:
+            self._inserted()
         conversation.updated = updated
         conversation.revision += 1
         self._remember(key, conversation.revision, rows, search_text)
@@ -514,6 +529,7 @@ class SQLConversationStore:
                     if not self._migrated:
                         await self._database.run(lambda connection: _upgrade(connection, self.url), write=True)
                         self._migrated = True
+                        self._inserted()  # what a process that stopped left unindexed
             return await self._database.run(operation, write=write, alone=alone)
         except (OperationalError, OSError) as error:  # OSError: a server that cannot be reached at all
             raise _unavailable(self.url, error) from None
@@ -521,6 +537,11 @@ class SQLConversationStore:
             if self._migrated:
                 raise
             raise _unavailable(self.url, error) from None
+
+    def _inserted(self) -> None:
+        """Conversations were inserted: on PostgreSQL, without their search vectors, computed soon after."""
+        if isinstance(self._database, _Postgres):
+            self._database.index_soon()
 
     def _lock(self, name: str) -> asyncio.Lock:
         """A lock of this event loop's (an asyncio.Lock belongs to one loop)."""
@@ -547,10 +568,10 @@ class SQLConversationStore:
         found = await legacy_conversations(self.data_dir / "conversations", owner)
         analyze = self.dialect == "postgresql"
 
-        def write(connection: Connection) -> None:
+        def write(connection: Connection) -> int:
             done = connection.scalar(select(legacy_imports.c.owner).where(legacy_imports.c.owner == owner))
             if done is not None:
-                return
+                return 0
             known = set(connection.scalars(select(conversations.c.id).where(conversations.c.owner == owner)).all())
             fresh = [conversation for conversation in found if conversation.id not in known]
             for conversation in fresh:
@@ -563,8 +584,10 @@ class SQLConversationStore:
             if fresh and analyze:
                 # Statistics for the rows just added, or searches scan them all until autovacuum gets to it.
                 connection.exec_driver_sql("ANALYZE conversations")
+            return len(fresh)
 
-        await self._run(write, write=True)
+        if await self._run(write, write=True):
+            self._inserted()
 
 
 class _SQLite:
@@ -732,6 +755,7 @@ class _Postgres:
         self.url = url
         self.password = password
         self._engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine] = weakref.WeakKeyDictionary()
+        self._indexers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Indexer] = weakref.WeakKeyDictionary()
 
     async def run(self, operation: Operation[T], *, write: bool, alone: bool = False) -> T:
         try:
@@ -764,10 +788,78 @@ class _Postgres:
             self._engines[loop] = engine
         return engine
 
+    def index_soon(self) -> None:
+        """Conversations were inserted without their search vectors (migration 0007): compute them soon."""
+        loop = asyncio.get_running_loop()
+        indexer = self._indexers.get(loop)
+        if indexer is None:
+            indexer = self._indexers[loop] = _Indexer(self._index_batch)
+        indexer.inserted()
+
+    async def _index_batch(self) -> int:
+        return await self.run(_index_waiting, write=True, alone=True)
+
     async def aclose(self) -> None:
-        engine = self._engines.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        indexer = self._indexers.pop(loop, None)
+        if indexer is not None:
+            await indexer.close()
+        engine = self._engines.pop(loop, None)
         if engine is not None:
             await engine.dispose()
+
+
+class _Indexer:
+    """PostgreSQL: the search vectors of conversations inserted without one, computed on one event loop once
+    inserts pause for INDEX_QUIET seconds (at most INDEX_WITHIN after the first waiting), in statements of
+    INDEX_BATCH rows, so that making a chat's text a vector is not part of the write a page waits on (half of it).
+    Search computes a missing vector itself: this keeps searches quick, never decides what they find. Rows a
+    stopped process left are done by the next process's first round."""
+
+    def __init__(self, index_batch: Callable[[], Awaitable[int]]) -> None:
+        self._index_batch = index_batch  # one statement; the rows it did
+        self._first: float | None = None  # when the first insert not yet in a round came (loop time)
+        self._timer: asyncio.TimerHandle | None = None
+        self._round: asyncio.Task[None] | None = None
+        self._again = False  # inserts came while a round ran: it goes round once more
+        self._closing = False
+
+    def inserted(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._first is None:
+            self._first = now
+        self._timer = loop.call_at(min(now + INDEX_QUIET, self._first + INDEX_WITHIN), self._start)
+
+    def _start(self) -> None:
+        self._timer = self._first = None
+        if self._round is not None:
+            self._again = True
+        elif not self._closing:
+            self._round = asyncio.get_running_loop().create_task(self._index())
+
+    async def _index(self) -> None:
+        try:
+            again = True
+            while again and not self._closing:
+                self._again = False
+                while await self._index_batch() == INDEX_BATCH and not self._closing:
+                    pass
+                again = self._again
+        except (SQLAlchemyError, OSError) as error:  # search computes the vectors still missing meanwhile
+            log.warning("store: computing new conversations' search vectors failed: %s", error)
+        finally:
+            self._round = None  # a done task would keep its event loop (this indexer's key) alive
+
+    async def close(self) -> None:
+        """Stop (a statement running ends first)."""
+        self._closing = True
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._round is not None:
+            await self._round
 
 
 def _read(
@@ -896,6 +988,11 @@ def _waiting_question(connection: Connection, owner: str, conversation_id: str, 
     if answered is not None:
         return []
     return [connection.scalar(select(messages.c.text).where(*where, messages.c.position == parent)) or ""]
+
+
+def _index_waiting(connection: Connection) -> int:
+    """Compute the search vectors of up to INDEX_BATCH conversations inserted without one; how many it did."""
+    return connection.execute(_INDEX_WAITING, {"batch": INDEX_BATCH}).rowcount
 
 
 def _forget_reply(connection: Connection, owner: str, conversation_id: str, position: int) -> None:
