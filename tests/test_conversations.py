@@ -559,10 +559,11 @@ def test_the_versions_picker_marks_every_version_on_show():
     assert "Question 1 · 2/2 · Pick a big number." in labels and "Answer 1 · 2/2 · Eight." in labels
 
 
-async def test_a_new_chat_is_saved_by_one_statement_on_postgresql(postgres_url, tmp_path):
+async def test_a_new_chat_and_a_message_sent_are_each_saved_by_one_statement_on_postgresql(postgres_url, tmp_path):
     """A new chat's first save (the question and the reply being generated) is one statement on PostgreSQL, run
-    outside a transaction: one round trip where it took five. All of it lands: both messages, the reply registered
-    as running; and an id that is taken is still refused as stale."""
+    outside a transaction: one round trip where it took five; so is a save that only adds messages (the next
+    question and its reply). All of it lands: the messages, the replies registered as running; an id that is taken
+    is still refused as stale, and so is an addition to a revision another tab moved on from, writing nothing."""
     from sqlalchemy import Engine, event
 
     url, password = postgres_url
@@ -573,17 +574,22 @@ async def test_a_new_chat_is_saved_by_one_statement_on_postgresql(postgres_url, 
     def executed(_connection, _cursor, statement, *_rest) -> None:
         statements.append(statement)
 
-    conversation = Conversation(
-        messages=[StoredMessage(role="user", text="Why is the sky blue?"), StoredMessage(role="assistant")]
-    )
-    conversation.nodes[1].status = "streaming"
-    event.listen(Engine, "before_cursor_execute", executed)
-    try:
-        await store.save("alice", conversation)
-    finally:
-        event.remove(Engine, "before_cursor_execute", executed)
-    assert len(statements) == 1, statements
+    async def saved_by(conversation: Conversation, by: SQLConversationStore = store) -> list[str]:
+        statements.clear()
+        event.listen(Engine, "before_cursor_execute", executed)
+        try:
+            await by.save("alice", conversation)
+        finally:
+            event.remove(Engine, "before_cursor_execute", executed)
+        return list(statements)
 
+    def ask(conversation: Conversation, question: str) -> None:
+        conversation.add(StoredMessage(role="user", text=question))
+        conversation.add(StoredMessage(role="assistant", status="streaming"))
+
+    conversation = Conversation()
+    ask(conversation, "Why is the sky blue?")
+    assert len(await saved_by(conversation)) == 1, statements
     stored = await store.get("alice", conversation.id)
     assert [(m.role, m.text, m.status, m.parent) for m in stored.nodes] == [
         ("user", "Why is the sky blue?", "complete", None),
@@ -592,6 +598,26 @@ async def test_a_new_chat_is_saved_by_one_statement_on_postgresql(postgres_url, 
     assert [row[:3] for row in await store.running_replies()] == [("alice", conversation.id, 1)]
     with pytest.raises(StaleConversationError):
         await store.save("alice", Conversation(id=conversation.id, messages=[StoredMessage(role="user", text="x")]))
+
+    await store.finish_reply("alice", conversation.id, 1, StoredMessage(role="assistant", text="Scattering.", parent=0))
+    other_tab = await store.get("alice", conversation.id)
+    elsewhere = SQLConversationStore(url, tmp_path, password=password)  # another app process
+    this_tab = await elsewhere.get("alice", conversation.id)
+    ask(this_tab, "And sunsets?")
+    assert len(await saved_by(this_tab, elsewhere)) == 1, statements
+    await elsewhere.aclose()
+    ask(other_tab, "Is that all?")
+    with pytest.raises(StaleConversationError):
+        await store.save("alice", other_tab)  # one statement too, which finds the revision moved on
+    stored = await store.get("alice", conversation.id)
+    assert [(m.role, m.text, m.status, m.parent) for m in stored.nodes] == [
+        ("user", "Why is the sky blue?", "complete", None),
+        ("assistant", "Scattering.", "complete", 0),
+        ("user", "And sunsets?", "complete", 1),
+        ("assistant", "", "streaming", 2),
+    ]
+    assert stored.revision == this_tab.revision and stored.leaf == 3
+    assert [row[:3] for row in await store.running_replies()] == [("alice", conversation.id, 3)]
     await store.aclose()
 
 

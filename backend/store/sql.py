@@ -102,19 +102,36 @@ _INSERT_REPLIES = insert(replies)
 _INSERT_PART = insert(reply_parts)
 # PostgreSQL: a new conversation with its messages and its replies being generated as one statement, run on its
 # own (a statement is atomic without a transaction): one round trip instead of five (BEGIN, three inserts,
-# COMMIT), which halves the save a new chat's first message waits on, and an import's write of each chat.
+# COMMIT), which halves the save a new chat's first message waits on, and an import's write of each chat. A save
+# that only adds messages to a conversation (a message sent) is one statement too: its row updated if the revision
+# read is still the stored one, the messages and replies added only then (`head` is empty otherwise).
+_ADD_MESSAGES_AND_REPLIES = (
+    "added AS (INSERT INTO messages (owner, conversation_id, position, parent, role, text, details) "
+    "SELECT head.owner, head.id, m.position, m.parent, m.role, m.text, m.details FROM head, unnest("
+    "CAST(:positions AS integer[]), CAST(:parents AS integer[]), CAST(:roles AS text[]), CAST(:texts AS text[]), "
+    "CAST(:details AS text[])) AS m(position, parent, role, text, details)), "
+    "running AS (INSERT INTO replies (owner, conversation_id, position, started) "
+    "SELECT head.owner, head.id, r.position, :started FROM head, unnest(CAST(:streaming AS integer[])) AS r(position)) "
+    "SELECT count(*) FROM head"
+)
 _CREATE_CONVERSATION_POSTGRES = text(
     "WITH head AS (INSERT INTO conversations "
     "(owner, id, created, title, updated, model, settings, revision, search_text, leaf) "
     "VALUES (:owner, :id, :created, :title, :updated, :model, :settings, :revision, :search_text, :leaf) "
-    "RETURNING owner, id), "
-    "added AS (INSERT INTO messages (owner, conversation_id, position, parent, role, text, details) "
-    "SELECT head.owner, head.id, m.position, m.parent, m.role, m.text, m.details FROM head, unnest("
-    "CAST(:positions AS integer[]), CAST(:parents AS integer[]), CAST(:roles AS text[]), CAST(:texts AS text[]), "
-    "CAST(:details AS text[])) AS m(position, parent, role, text, details)) "
-    "INSERT INTO replies (owner, conversation_id, position, started) "
-    "SELECT head.owner, head.id, r.position, :started FROM head, unnest(CAST(:streaming AS integer[])) AS r(position)"
+    f"RETURNING owner, id), {_ADD_MESSAGES_AND_REPLIES}"
 )
+_HEAD_SET = (
+    "title = :title, updated = :updated, model = :model, settings = :settings, revision = :revision, leaf = :leaf"
+)
+# ... whether the search text changed too or not (it changes once per exchange: see finish_reply)
+_ADD_TO_CONVERSATION_POSTGRES = {
+    searched: text(
+        f"WITH head AS (UPDATE conversations SET {_HEAD_SET}{', search_text = :search_text' if searched else ''} "
+        "WHERE owner = :key_owner AND id = :key_id AND revision = :read_revision RETURNING owner, id), "
+        f"{_ADD_MESSAGES_AND_REPLIES}"
+    )
+    for searched in (False, True)
+}
 
 # Rows other statements hold are skipped (a save's, another process's round): a later round does them.
 _INDEX_WAITING = text(
@@ -257,6 +274,7 @@ class SQLConversationStore:
             del head["search_text"]  # unchanged: the search index is left as it is
         before = None if known is None else known.rows
         streaming = [n for n, message in enumerate(conversation.nodes) if message.status == "streaming"]
+        only_added = self.dialect == "postgresql" and _only_added(before, rows, streaming)
 
         def write(connection: Connection) -> None:
             if conversation.revision == 0:
@@ -264,6 +282,10 @@ class SQLConversationStore:
                 _create(connection, values, rows, streaming)
                 return
             read = {"key_owner": owner, "key_id": conversation.id, "read_revision": conversation.revision}
+            if only_added:
+                if not _add_postgres(connection, {**read, **head}, rows, len(before or ()), streaming):
+                    raise _stale()
+                return
             changed = connection.execute(_UPDATE_READ_REVISION, {**read, **head})
             if changed.rowcount != 1:
                 raise _stale()
@@ -271,7 +293,7 @@ class SQLConversationStore:
             _register_replies(connection, key, streaming, updated, new_from=len(before or ()))
 
         try:
-            await self._run(write, write=True, alone=conversation.revision == 0)
+            await self._run(write, write=True, alone=conversation.revision == 0 or only_added)
         except IntegrityError:  # a new conversation whose id is taken: another write created it first
             self._known.pop(key, None)
             raise _stale() from None
@@ -939,11 +961,39 @@ def _create(connection: Connection, values: dict[str, Any], rows: Sequence[_Row]
         _write_messages(connection, key, rows, [])
         _register_replies(connection, key, streaming, values["updated"], new_from=0)
         return
-    parents, roles, texts, details = zip(*rows, strict=True) if rows else ((), (), (), ())
+    connection.execute(_CREATE_CONVERSATION_POSTGRES, {**values, **_added(rows, 0, streaming, values["updated"])})
+
+
+def _only_added(before: Sequence[_Row] | None, rows: Sequence[_Row], streaming: Sequence[int]) -> bool:
+    """Whether a save only adds messages (and replies being generated among them) to what is stored: a message
+    sent, the save a page waits on most."""
+    if before is None or len(rows) <= len(before):
+        return False
+    return tuple(rows[: len(before)]) == tuple(before) and all(position >= len(before) for position in streaming)
+
+
+def _add_postgres(
+    connection: Connection, values: dict[str, Any], rows: Sequence[_Row], first: int, streaming: Sequence[int]
+) -> bool:
+    """PostgreSQL: update the conversation's row (`values`: its new values, its key and the revision read) and
+    add its messages from position `first` on and its replies being generated, as one statement; whether the
+    revision read was the stored one (if not, nothing was written)."""
+    statement = _ADD_TO_CONVERSATION_POSTGRES["search_text" in values]
+    return connection.execute(statement, {**values, **_added(rows, first, streaming, values["updated"])}).scalar() == 1
+
+
+def _added(rows: Sequence[_Row], first: int, streaming: Sequence[int], started: float) -> dict[str, Any]:
+    """The values _ADD_MESSAGES_AND_REPLIES takes: the messages from position `first` on, as arrays of their
+    columns, and the positions of the replies being generated, registered as started at `started`."""
+    added = rows[first:]
+    parents, roles, texts, details = zip(*added, strict=True) if added else ((), (), (), ())
     columns = {"parents": parents, "roles": roles, "texts": texts, "details": details}
-    listed = {name: list(column) for name, column in columns.items()}
-    positions = {"positions": list(range(len(rows))), "streaming": list(streaming)}
-    connection.execute(_CREATE_CONVERSATION_POSTGRES, {**values, **listed, **positions, "started": values["updated"]})
+    return {
+        **{name: list(column) for name, column in columns.items()},
+        "positions": list(range(first, len(rows))),
+        "streaming": list(streaming),
+        "started": started,
+    }
 
 
 def _register_replies(
