@@ -296,8 +296,9 @@ def test_new_search_rename_delete(
     request: pytest.FixtureRequest, upstream: ScriptedUpstream, write_config, serve_app, tmp_path: Path
 ):
     """New chat starts an empty one; search narrows the list by message text and clearing it brings all back;
-    Rename (in a chat's menu) retitles it in place; Delete asks first, Cancel keeps it, and confirming removes it
-    from the list and from disk and empties the chat area when it was the open chat."""
+    Rename (in a chat's menu) retitles it in place, leaving it where it is in the list; Delete asks first, Cancel
+    keeps it, and confirming removes it from the list and from disk and empties the chat area when it was the open
+    chat."""
     backend = Backend(load_settings(write_config(scripted_config(upstream))))
     page = open_chat(request, serve_app(backend))
     upstream.enqueue(Reply.text(["Apples ", "are ", "crunchy."]), Reply.text(["Bananas ", "hold ", "potassium."]))
@@ -339,6 +340,9 @@ def test_new_search_rename_delete(
     listed(page, "Banana facts")
     page.locator(SEARCH_BOX).fill("")
     listed(page, "Banana facts", "Tell me about apples")
+    rename_chat(page, "Tell me about apples", "Apple notes")  # a rename keeps the chat's place in the list
+    listed(page, "Banana facts", "Apple notes")
+    rename_chat(page, "Apple notes", "Tell me about apples")
 
     # Delete: asks first; Cancel keeps it.
     chat_menu(page, "Banana facts", "Delete")

@@ -104,8 +104,14 @@ async def test_list_is_newest_first_and_delete(store):
     await store.save("alice", second)
     assert [s.title for s in await store.list("alice")] == ["second", "first"]
     assert [s.title for s in await store.list("alice", limit=1)] == ["second"]
+    first.title = "first, renamed"  # a rename keeps the chat's place and date
+    await store.save("alice", first, touch=False)
+    assert [s.title for s in await store.list("alice")] == ["second", "first, renamed"]
+    assert (await store.get("alice", first.id)).updated == first.updated
+    await store.save("alice", first)  # any other save dates it now: first in the list
+    assert [s.title for s in await store.list("alice")] == ["first, renamed", "second"]
     await store.delete("alice", second.id)
-    assert [s.title for s in await store.list("alice")] == ["first"]
+    assert [s.title for s in await store.list("alice")] == ["first, renamed"]
     with pytest.raises(ConversationError):
         await store.get("alice", second.id)
 

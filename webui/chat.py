@@ -664,7 +664,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         if target is None:
             return said("That chat does not exist (or is not yours).", 2)
         try:
-            renamed = await _change(store, owner, target, lambda fresh: setattr(fresh, "title", wanted["title"]))
+            renamed = await _change(store, owner, target, _retitled(wanted["title"]), touch=False)  # keeps its place
         except SwitchboardError as error:
             return said(error.user_message(), 2)
         return renamed if is_open else gr.skip(), await listed(request, conversation_id or None, query)
@@ -904,17 +904,30 @@ class _Showing:
         return self._chats.get(session or "", conversation_id) == conversation_id
 
 
+def _retitled(title: str) -> Callable[[Conversation], None]:
+    def retitle(conversation: Conversation) -> None:
+        conversation.title = title
+
+    return retitle
+
+
 async def _change(
-    store: ConversationStore, owner: str, conversation: Conversation, change: Callable[[Conversation], object]
+    store: ConversationStore,
+    owner: str,
+    conversation: Conversation,
+    change: Callable[[Conversation], object],
+    *,
+    touch: bool = True,
 ) -> Conversation:
-    """Make this page's `change` to the conversation and store it. When another tab (or page, or process) changed
-    the stored conversation since this page read it, nothing of either is lost: the change is made again to what
-    is stored now, and that is what the page shows from then on (returned, a new object). Changes name messages
-    by their node numbers, which never change (messages are only ever added), so they mean the same there."""
+    """Make this page's `change` to the conversation and store it (`touch`: dated now, first in the list). When
+    another tab (or page, or process) changed the stored conversation since this page read it, nothing of either
+    is lost: the change is made again to what is stored now, and that is what the page shows from then on
+    (returned, a new object). Changes name messages by their node numbers, which never change (messages are only
+    ever added), so they mean the same there."""
     changed = conversation.model_copy(deep=True)  # the session's copy stays as it was if this fails
     change(changed)
     try:
-        await store.save(owner, changed)
+        await store.save(owner, changed, touch=touch)
         return changed
     except StaleConversationError:
         try:
@@ -922,7 +935,7 @@ async def _change(
         except SwitchboardError:
             raise ConversationError("This chat was deleted in another tab or window; start a new one.") from None
         change(fresh)
-        await store.save(owner, fresh)
+        await store.save(owner, fresh, touch=touch)
         gr.Info("This chat was changed in another tab meanwhile; it now shows both changes.")
         return fresh
 

@@ -251,9 +251,10 @@ class SQLConversationStore:
 
     # --- writing ------------------------------------------------------------------------------------------------
 
-    async def save(self, owner: str, conversation: Conversation) -> None:
+    async def save(self, owner: str, conversation: Conversation, *, touch: bool = True) -> None:
         """Write the conversation if the stored revision is the one it was read at (0: a new one); then
         `conversation.revision` is the new revision. StaleConversationError when another write came first.
+        `touch`: the conversation is dated now (first in the list); without, it keeps its date (a rename).
 
         Only what changed since this process last read or wrote that revision is written (the search index only
         when the text changed). A reply being generated is its task's to write: a save adds it (as streaming,
@@ -268,7 +269,7 @@ class SQLConversationStore:
         known = self._known.get(key)
         if known is not None and known.revision != conversation.revision:
             known = None
-        updated = time.time()
+        updated = time.time() if touch else conversation.updated
         head = _head(conversation, updated, conversation.revision + 1, search_text)
         if known is not None and known.search_text == search_text:
             del head["search_text"]  # unchanged: the search index is left as it is
