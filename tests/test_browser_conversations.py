@@ -90,7 +90,7 @@ def open_id(page: Page) -> str:
 
 def listed(page: Page, *titles: str) -> None:
     """Wait until the sidebar lists exactly `titles`, in this order (newest first)."""
-    expect(page.locator(CHAT_ITEMS)).to_have_text(list(titles), timeout=WAIT)
+    expect(page.locator(f"{CHAT_ITEMS} button.pick")).to_have_text(list(titles), timeout=WAIT)
 
 
 def item_titled(page: Page, title: str, index: int = 0):
@@ -314,9 +314,11 @@ def test_new_search_rename_delete(
     assert sent_messages(upstream.chat_requests()[1]) == [{"role": "user", "content": "Tell me about bananas"}]
     assert set(stored_ids(tmp_path)) == {apples, bananas}
 
-    # Search: a word only in the second chat's answer.
+    # Search: a word only in the second chat's answer, shown with the text around it.
     page.locator(SEARCH_BOX).fill("potassium")
     listed(page, "Tell me about bananas")
+    found = "Tell me about bananas Bananas hold potassium."
+    expect(page.locator(f"{CHAT_ITEMS} p.snippet")).to_have_text([found], timeout=WAIT)
     page.locator(SEARCH_BOX).fill("crunchy apples")
     listed(page, "Tell me about apples")
     page.locator(SEARCH_BOX).fill("durian")
@@ -324,6 +326,7 @@ def test_new_search_rename_delete(
     expect(page.locator("#chat-list")).to_contain_text("No chats match")
     page.locator(SEARCH_BOX).fill("")
     listed(page, "Tell me about bananas", "Tell me about apples")
+    expect(page.locator(f"{CHAT_ITEMS} p.snippet")).to_have_count(0)  # the list of all chats: titles alone
     expect(page.locator("#chat-list")).not_to_contain_text("No chats match")
     assert open_id(page) == bananas  # searching does not change which chat is open
 
@@ -558,7 +561,7 @@ def test_search_filter_holds_while_chatting(
     listed(page, "Tell me about bananas")
     exchange(page, "More about bananas", "Hello from the scripted upstream.")
     expect(page.locator(SEARCH_BOX)).to_have_value("bananas")
-    expect(page.locator(CHAT_ITEMS)).to_have_text(["Tell me about bananas"], timeout=FIX_WAIT)
+    expect(page.locator(f"{CHAT_ITEMS} button.pick")).to_have_text(["Tell me about bananas"], timeout=FIX_WAIT)
     assert open_id(page)  # the open chat matches the filter and stays marked
     page.locator(SEARCH_BOX).fill("")
     listed(page, "Tell me about bananas", "Tell me about apples")

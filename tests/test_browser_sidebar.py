@@ -24,6 +24,13 @@ pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+# The sidebar's handle (a whole pill) is clear of the window's edges, and of the tabs beside it.
+HANDLE_CLEAR = """() => {
+  const handle = document.querySelector("#sidebar .toggle-button").getBoundingClientRect();
+  const tab = document.querySelector("button[role=tab]").getBoundingClientRect();
+  const clear = handle.left >= 2 && handle.right <= window.innerWidth - 2;
+  return clear && (document.querySelector("#sidebar.open") !== null || handle.right <= tab.left);
+}"""
 DAY = 86400
 # Chat i was last changed AGES[i % 8] days ago (and i minutes earlier): every group gets some.
 AGES = [0, 0, 1, 1, 3, 6, 12, 40]
@@ -151,10 +158,12 @@ def test_on_a_phone_the_list_is_a_drawer(forty: Page, upstream: ScriptedUpstream
     for selector in (MESSAGE_BOX, "#send"):
         assert in_view(page, selector), selector
     expect(page.locator("#new-chat")).not_to_be_in_viewport()
+    page.wait_for_function(HANDLE_CLEAR, timeout=WAIT)
     page.screenshot(path=str(ARTIFACTS / "chat-empty-phone.png"))
 
     page.locator("#sidebar .toggle-button").click()
     expect(page.locator("#new-chat")).to_be_in_viewport(ratio=1, timeout=WAIT)  # slid all the way in
+    page.wait_for_function(HANDLE_CLEAR, timeout=WAIT)  # the drawer takes the whole width: its handle is inside
     expect(page.locator("#chat-list section.group h3").first).to_have_text("Today")
     page.screenshot(path=str(ARTIFACTS / "sidebar-40-chats-phone.png"))
     item_titled(page, "Sourdough starter 1").locator("button.pick").click()

@@ -57,8 +57,9 @@ def test_titles_reach_the_template_inert():
         "&#36;&#123;document.title=&#x27;pwned&#x27;&#125;&#96;&#92;x41&lt;img src=x onerror=alert(1)&gt;"
         "&amp;&quot;&#x27;"
     )
-    value = listing([Summary(id="d" * 16, title=hostile, updated=0)], None, now=0)
+    value = listing([Summary(id="d" * 16, title=hostile, updated=0, snippet=hostile)], None, now=0)
     assert value["groups"][0]["chats"][0]["title"] == made
+    assert value["groups"][0]["chats"][0]["snippet"] == made  # a search's text around the words found
 
 
 def test_actions_from_the_browser_are_checked():

@@ -51,8 +51,13 @@ footer { display: none !important; }
 @media (max-width: 768px) {
   #small-model-note .more { display: none; }
 }
-/* The closed sidebar's handle, clear of the window's edge (it was cut in half). */
-#sidebar:not(.open) .toggle-button { transform: translateX(8px); }
+/* The sidebar's handle: a whole pill, clear of the window's edges (Gradio draws half of one against the edge,
+   which reads as cut off), and on a phone inside the open drawer, which takes the whole width. */
+#sidebar .toggle-button { border: 1px solid var(--border-color-primary); border-radius: 999px; }
+#sidebar:not(.open) .toggle-button { transform: translateX(2px); }
+@media (max-width: 768px) {
+  #sidebar.open .toggle-button { transform: translateX(-6px) rotate(180deg); }
+}
 /* The empty chat's hint, centred with room on each side (on a phone it ran against the frame). */
 #chatbot .placeholder { margin: auto; padding: 0 20px; text-align: center; }
 /* The sidebar belongs to the Chat tab: on the other tabs no room is kept for it. */

@@ -158,7 +158,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             )
             with gr.Row(equal_height=True):
                 textbox = gr.MultimodalTextbox(
-                    placeholder="Message (Enter to send); attach documents, or images for vision models",
+                    placeholder="Message (Enter to send), or attach files",
                     show_label=False,
                     file_types=["image", *sorted(DOCUMENT_EXTENSIONS)],
                     file_count="multiple",

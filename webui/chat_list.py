@@ -1,6 +1,7 @@
 """The sidebar's chat list: chats grouped by date (Today, Yesterday, Previous 7 days, Older), the open one marked,
-each with a menu (rename, export, delete). A `gr.HTML` with a template; what the visitor does in it comes back as
-an `action` in its value, through one event per kind (select: open, edit: rename, delete, download: export).
+each with a menu (rename, export, delete); in a search's results, each with the text around the words found. A
+`gr.HTML` with a template; what the visitor does in it comes back as an `action` in its value, through one event
+per kind (select: open, edit: rename, delete, download: export).
 
 Titles are the visitor's own text. Gradio evaluates an HTML template as a JavaScript template literal after
 Handlebars has filled it in, and Handlebars escapes neither `$`, `{` nor `\\`: a title such as `${...}` would run
@@ -38,6 +39,7 @@ TEMPLATE = """
 <button type="button" class="more" aria-label="Rename, export or delete" title="Rename, export or delete">
 <svg viewBox="0 0 16 16" width="16" height="16" aria-hidden="true"><circle cx="3" cy="8" r="1.5"/>
 <circle cx="8" cy="8" r="1.5"/><circle cx="13" cy="8" r="1.5"/></svg></button>
+{{#if this.snippet}}<p class="snippet">{{{this.snippet}}}</p>{{/if}}
 </li>
 {{/each}}
 </ul></section>
@@ -51,7 +53,11 @@ p.empty { color: var(--body-text-color-subdued); margin: 8px 4px; }
 section.group h3 { font-size: 0.8em; font-weight: 600; color: var(--body-text-color-subdued);
   margin: 0 8px 4px; }
 section.group ul { list-style: none; margin: 0; padding: 0; }
-li.chat { display: flex; align-items: center; border-radius: 8px; position: relative; }
+li.chat { display: grid; grid-template-columns: minmax(0, 1fr) auto; align-items: center; border-radius: 8px;
+  position: relative; }
+li.chat p.snippet { grid-column: 1 / -1; margin: -4px 8px 6px; font-size: 0.82em; line-height: 1.35;
+  color: var(--body-text-color-subdued); overflow: hidden; display: -webkit-box; -webkit-box-orient: vertical;
+  -webkit-line-clamp: 2; cursor: pointer; }
 li.chat:hover { background: var(--background-fill-primary); }
 li.chat.open { background: var(--color-accent-soft); box-shadow: inset 3px 0 0 var(--color-accent); }
 li.chat button.pick { flex: 1; min-width: 0; text-align: left; padding: 7px 8px; background: none; border: 0;
@@ -241,10 +247,23 @@ def listing(
     now = time.time() if now is None else now
     groups: dict[str, list[dict[str, Any]]] = {}
     for summary in summaries:
-        chat = {"id": inert(summary.id), "title": inert(summary.title or "New chat"), "open": summary.id == open_id}
+        chat = {
+            "id": inert(summary.id),
+            "title": inert(summary.title or "New chat"),
+            "snippet": inert(_snippet(summary)),
+            "open": summary.id == open_id,
+        }
         groups.setdefault(group_of(summary.updated, now, offset_minutes), []).append(chat)
     ordered = [{"name": inert(name), "chats": groups[name]} for name in GROUPS if name in groups]
     return {"groups": ordered, "empty": inert(empty) if not summaries else ""}
+
+
+def _snippet(summary: Summary) -> str:
+    """A search's text around the words found, on one line, without the title it may start with (what search
+    looks in starts with the title, shown just above)."""
+    snippet = " ".join(summary.snippet.split())
+    title = " ".join(summary.title.split())
+    return snippet[len(title) :].lstrip() if title and snippet.startswith(title + " ") else snippet
 
 
 def action(value: Any, kind: str) -> dict[str, str] | None:

@@ -18,8 +18,8 @@ from .scratch import fresh_folder
 
 SIZES = ["1024x1024", "1024x1536", "1536x1024", "512x512", "768x768", "512x768", "768x512"]
 NO_MODELS = (
-    "**No image model is configured.** Add `image_models` to an OpenAI-compatible provider (e.g. "
-    '`image_models = ["gpt-image-1"]`) or add an AUTOMATIC1111/Forge server (`kind = "automatic1111"`), as the '
+    "**No image model is configured.** Add `image_models` to an OpenAI-compatible provider, e.g. "
+    '`image_models = ["gpt-image-1"]`, or add an AUTOMATIC1111/Forge server with `kind = "automatic1111"`, as the '
     "README shows; then pick it here."
 )
 
