@@ -100,6 +100,12 @@ def toast(page: Page, text: str, timeout: int = WAIT):
     return message
 
 
+def close_toasts(page: Page) -> None:
+    for button in page.locator(f"{TOAST} [data-testid='toast-close']").all():
+        button.click()
+    expect(page.locator(TOAST)).to_have_count(0, timeout=WAIT)
+
+
 def sent_messages(request: Recorded) -> list[dict]:
     """The chat messages the app sent upstream in one request."""
     assert isinstance(request.body, dict), request.body

@@ -48,6 +48,7 @@ from tests.test_browser import (
     USER_MESSAGES,
     WAIT,
     answer,
+    close_toasts,
     open_chat,
     toast,
     wait_until_idle,
@@ -141,12 +142,6 @@ def pick(page: Page, dropdown: str, label: str) -> None:
     combobox.click()
     page.get_by_role("option", name=label, exact=True).click()
     expect(combobox).to_have_value(label, timeout=WAIT)
-
-
-def close_toasts(page: Page) -> None:
-    for button in page.locator(f"{TOAST} [data-testid='toast-close']").all():
-        button.click()
-    expect(page.locator(TOAST)).to_have_count(0, timeout=WAIT)
 
 
 def set_count(page: Page, count: int) -> None:

@@ -20,6 +20,7 @@ from tests.test_browser import (
     USER_MESSAGES,
     WAIT,
     answer,
+    close_toasts,
     open_chat,
     send,
     sent_messages,
@@ -338,12 +339,12 @@ def test_a_message_sent_while_a_reply_is_written_is_answered_on_the_page_and_wor
         send(page, f"Question {round}.")
         expect(page.locator(ANSWERS)).to_have_count(2 * round + 1, timeout=WAIT)  # its reply is being written
         send(page, f"Follow-up {round}.")
-        if round == 0:
-            toast(page, "Your message is sent when the reply being written ends.")
-        # Typed as a person types, a moment after Enter and keys 40 ms apart: Gradio reads the box when it sends
-        # the event, after Enter by a few milliseconds (more on a busy machine), and a key typed before that would
-        # be sent with the message. After the text waiting there, or before it.
-        page.wait_for_timeout(300)
+        # Typed as a person types, keys 40 ms apart, once the message is on its way (its toast): Gradio reads the
+        # box when it sends the event, after Enter by a few milliseconds (more on a busy machine: CI's 300 ms
+        # were once too few), and a key typed before that is sent with the message. After the text waiting there,
+        # or before it.
+        toast(page, "Your message is sent when the reply being written ends.")
+        close_toasts(page)  # (the next round's is a new one)
         box.press("End" if round % 2 == 0 else "Home")
         added = f" Typed meanwhile {round}." if round % 2 == 0 else f"Typed meanwhile {round}. "
         box.press_sequentially(added, delay=40)

@@ -60,8 +60,6 @@ footer { display: none !important; }
 }
 /* The empty chat's hint, centred with room on each side (on a phone it ran against the frame). */
 #chatbot .placeholder { margin: auto; padding: 0 20px; text-align: center; }
-/* The sidebar belongs to the Chat tab: on the other tabs no room is kept for it. */
-.sidebar-parent:has(.tabitem[style*="display: none"] #sidebar) { padding-left: 0 !important; }
 #sidebar .sidebar-content { height: 100%; display: flex; flex-direction: column; }
 #sidebar .sidebar-content > .column { flex: 1 1 auto; min-height: 0; flex-wrap: nowrap; }
 #sidebar .sidebar-content > .column > * { flex-shrink: 0; }
@@ -162,12 +160,13 @@ def build_app(backend: Backend, *, exposed: bool = False) -> gr.Blocks:
     pacer = Pacer(settings.app.stream_interval_ms / 1000, settings.app.updates_per_second)
     with gr.Blocks(title="Switchboard", fill_height=True, analytics_enabled=False) as app:
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat"):
-                build_chat_tab(backend, limits, pacer, app)
+            with gr.Tab("Chat", id="chat", elem_id="chat-tab"):
+                sidebar = build_chat_tab(backend, limits, pacer, app)
             with gr.Tab("Images", id="images") as images_tab:
                 refresh_history, history = build_images_tab(backend, limits)
             with gr.Tab("Vision", id="vision"):
                 build_vision_tab(backend, limits, pacer)
+        sidebar.render()  # beside the tabs, not in one: on show whichever tab is (the tabs stay where they are)
         images_tab.select(refresh_history, None, history, api_visibility="private")
     # Queue estimates once a second, not to every waiting visitor each time any event starts (O(n²) messages
     # when many arrive together; here events rarely wait at all).

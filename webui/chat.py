@@ -74,6 +74,10 @@ FOCUS_JS = """(...inputs) => {
   setTimeout(() => document.querySelector("#message textarea")?.focus({preventScroll: true}), 0);
   return inputs.length === 1 ? inputs[0] : inputs;
 }"""
+# A chat picked in the sidebar (opened, new, imported) on another tab: the Chat tab comes on show with it.
+SHOW_CHAT_JS = FOCUS_JS.replace(
+    "(...inputs) => {", '(...inputs) => {\n  document.querySelector("#chat-tab-button[aria-selected=false]")?.click();'
+)
 
 # A message sent takes from the message box what it sent, in the page (not by the server emptying the box): words
 # typed while it was on its way, or while it waited for the reply being written to end, stay in the box, wherever
@@ -111,9 +115,11 @@ DOWNLOAD_JS = """() => {
 }"""
 
 
-def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: gr.Blocks) -> None:
+def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: gr.Blocks) -> gr.Sidebar:
     """Lay out the Chat tab inside the current Blocks context and wire its events, and what `page` does when it
-    opens: list the owner's chats, open the one its address names, follow its reply if one is being written."""
+    opens: list the owner's chats, open the one its address names, follow its reply if one is being written.
+    The sidebar (the chat list) is returned unrendered, for the page to place outside its tabs: it stays where it
+    is whichever tab is on show, and what is picked in it shows on the Chat tab (SHOW_CHAT_JS)."""
     choices = [(choice.label, choice.id) for choice in backend.models.chat_choices()]
     default = backend.models.default_chat
     store = backend.conversations
@@ -121,7 +127,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
 
     # The sidebar: new chat and search at its top, the chat list scrolling under them, import at its foot.
     # Collapsible on a desktop; on a phone a drawer, closed at first (the chat and the message box come first).
-    with gr.Sidebar(width=290, elem_id="sidebar"):
+    with gr.Sidebar(width=290, elem_id="sidebar", render=False) as sidebar:
         new_chat = gr.Button("+ New chat", elem_id="new-chat")
         search = gr.Textbox(placeholder="Search chats", show_label=False, elem_id="chat-search")
         chats = chat_list()
@@ -715,13 +721,13 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         )
 
     new_chat_outputs = [chatbot, versions, current, chats, download, open_id]
-    new_chat.click(start_new, search, new_chat_outputs, js=FOCUS_JS, **quiet)
+    new_chat.click(start_new, search, new_chat_outputs, js=SHOW_CHAT_JS, **quiet)
     # The Chatbot's own clear (trash) button empties only the view; the next message would then reach the model
     # with a context the page no longer shows. Clearing starts a new chat instead; the old one stays in the list.
     chatbot.clear(start_new, search, new_chat_outputs, **quiet)
     opened_outputs = [chatbot, versions, current, *settings, download, open_id]
     # A chat opened while its reply is being written shows the reply live (from its start) to its end.
-    chats.select(open_listed, chats, opened_outputs, js=FOCUS_JS, **quiet).then(
+    chats.select(open_listed, chats, opened_outputs, js=SHOW_CHAT_JS, **quiet).then(
         follow_running, [chatbot, current, search], [*follow_outputs, *controls], **quiet
     )
     search.change(find, [search, open_id], chats, **quiet)
@@ -729,7 +735,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     chats.delete(delete_chat, [chats, open_id, search], [chatbot, versions, current, chats, open_id], **quiet)
     # The export is downloaded at once.
     chats.download(export_chat, chats, download, **quiet).then(None, js=DOWNLOAD_JS, **private)
-    importer.upload(import_chat, [importer, search], [chatbot, versions, current, chats, open_id], **quiet)
+    imported = [chatbot, versions, current, chats, open_id]
+    importer.upload(import_chat, [importer, search], imported, js=SHOW_CHAT_JS, **quiet)
 
     # Compare: one prompt to several models side by side; the answer picked continues the chat.
     compare_outputs = [*comparing.panes, *comparing.picks, comparing.results]
@@ -833,6 +840,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             raise refusal(error.user_message()) from None
 
     gr.api(chat, api_name="chat", concurrency_limit=backend.settings.app.concurrency)
+    return sidebar
 
 
 class _Turns:
