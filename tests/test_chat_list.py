@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from backend import Summary
+from backend import Backend, Summary, load_settings
+from webui.app import build_app
 from webui.chat_list import action, group_of, inert, listing
 
 UTC = dt.UTC
@@ -80,3 +81,23 @@ def test_actions_from_the_browser_are_checked():
     assert len(action(value(kind="rename", id="f" * 16, title="t" * 999), "rename")["title"]) == 120
     assert action(value(kind="export", id="f" * 16, format="json"), "export") == {"id": "f" * 16, "format": "json"}
     assert action(value(kind="export", id="f" * 16, format="../../etc/passwd"), "export") is None
+
+
+def test_the_search_box_holds_text_from_the_start(write_config, tmp_path):
+    """Every handler of the sidebar gets the search box's value. A text box given no value is None in the page until
+    it is drawn, and a message sent before the sidebar was drawn reached the handler with None as the search (a CI
+    run: 'NoneType' object has no attribute 'strip', the reply never shown)."""
+    config = f"""
+        [app]
+        data_dir = "{tmp_path / "data"}"
+        [providers.cloud]
+        kind = "openai"
+        base_url = "http://127.0.0.1:9/v1"
+        models = ["seer"]
+        """
+    app = build_app(Backend(load_settings(write_config(config))))
+    values = {
+        component["props"].get("elem_id"): component["props"].get("value")
+        for component in app.get_config_file()["components"]
+    }
+    assert values["chat-search"] == ""

@@ -129,7 +129,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     # Collapsible on a desktop; on a phone a drawer, closed at first (the chat and the message box come first).
     with gr.Sidebar(width=290, elem_id="sidebar", render=False) as sidebar:
         new_chat = gr.Button("+ New chat", elem_id="new-chat")
-        search = gr.Textbox(placeholder="Search chats", show_label=False, elem_id="chat-search")
+        # Empty text from the start: a box given no value is None in the page until it is drawn, and a message sent
+        # before that would send None as the search.
+        search = gr.Textbox("", placeholder="Search chats", show_label=False, elem_id="chat-search")
         chats = chat_list()
         # An export's file: in the page (hidden) for the download the page starts at once (DOWNLOAD_JS).
         download = gr.File(label="Export", visible="hidden", interactive=False, elem_id="download")
@@ -215,7 +217,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     async def listed(request: gr.Request, selected: str | None = None, query: str = ""):
         """The owner's chats matching the search box, grouped by date in the page's time zone, `selected` marked;
         a search that finds none says so where the list would be."""
-        found = await store.list(owner_of(request), query or "")
+        query = query or ""  # (the page sends None for a search box it has not drawn yet)
+        found = await store.list(owner_of(request), query)
         empty = "No chats match" if query.strip() else "No chats yet"
         return listing(found, selected, empty=empty, offset_minutes=shows.offset(request))
 
