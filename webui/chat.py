@@ -68,16 +68,21 @@ ADDRESS_JS = """(id) => {
   return [];
 }"""
 
-# The message box gets the focus back after a reply, Stop, New chat and opening a chat: the next message needs no
-# click. (Runs in the page before the step's own work; it passes the step's inputs through unchanged.)
-FOCUS_JS = """(...inputs) => {
-  setTimeout(() => document.querySelector("#message textarea")?.focus({preventScroll: true}), 0);
+
+def _focusing(first: str = "") -> str:
+    """A step's page-side function that does `first` and gives the message box the focus back (after a reply,
+    Stop, New chat, opening a chat: the next message needs no click). It runs before the step's own work and
+    passes the step's inputs through unchanged."""
+    return f"""(...inputs) => {{
+  {first}
+  setTimeout(() => document.querySelector("#message textarea")?.focus({{preventScroll: true}}), 0);
   return inputs.length === 1 ? inputs[0] : inputs;
-}"""
+}}"""
+
+
+FOCUS_JS = _focusing()
 # A chat picked in the sidebar (opened, new, imported) on another tab: the Chat tab comes on show with it.
-SHOW_CHAT_JS = FOCUS_JS.replace(
-    "(...inputs) => {", '(...inputs) => {\n  document.querySelector("#chat-tab-button[aria-selected=false]")?.click();'
-)
+SHOW_CHAT_JS = _focusing('document.querySelector("#chat-tab-button[aria-selected=false]")?.click();')
 
 # A message sent takes from the message box what it sent, in the page (not by the server emptying the box): words
 # typed while it was on its way, or while it waited for the reply being written to end, stay in the box, wherever
@@ -217,7 +222,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     async def listed(request: gr.Request, selected: str | None = None, query: str = ""):
         """The owner's chats matching the search box, grouped by date in the page's time zone, `selected` marked;
         a search that finds none says so where the list would be."""
-        query = query or ""  # (the page sends None for a search box it has not drawn yet)
+        query = query or ""  # as the page sends it (None, from a page that had not drawn the box)
         found = await store.list(owner_of(request), query)
         empty = "No chats match" if query.strip() else "No chats yet"
         return listing(found, selected, empty=empty, offset_minutes=shows.offset(request))
