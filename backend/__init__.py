@@ -96,7 +96,10 @@ _LAZY = {
     "StoredImage": ".imagegen",
     "TooManyRequestsError": ".limits",
     "VisitorLimits": ".limits",
+    "login_visitor": ".limits",
     "Users": ".auth",
+    "LoginRefusedError": ".auth",
+    "Sessions": ".auth",
     "SharedFailures": ".auth",
     "SharedSessions": ".auth",
     "load_users": ".auth",
@@ -104,7 +107,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .auth import SharedFailures, SharedSessions, Users, hash_password, load_users
+    from .auth import LoginRefusedError, Sessions, SharedFailures, SharedSessions, Users, hash_password, load_users
     from .client import AsyncClient, AsyncStream, ChatCompletion, Client
     from .config import Settings, load_settings
     from .conversations import (
@@ -126,7 +129,7 @@ if TYPE_CHECKING:
     from .gateway import gateway_router
     from .imagegen import ImageRequest, StoredImage
     from .in_code import Provider, RetryProvider
-    from .limits import TooManyRequestsError, VisitorLimits
+    from .limits import TooManyRequestsError, VisitorLimits, login_visitor
     from .media import Image, InvalidImageError, validate_image
     from .providers import ModelInfo
     from .relay import RemoteReply
@@ -177,6 +180,7 @@ __all__ = [
     "ImageRequest",
     "InternalServerError",
     "InvalidImageError",
+    "LoginRefusedError",
     "ModelInfo",
     "NotFoundError",
     "PermissionDeniedError",
@@ -194,6 +198,7 @@ __all__ = [
     "Retrying",
     "RunningReply",
     "ServiceUnavailableError",
+    "Sessions",
     "Settings",
     "SharedFailures",
     "SharedSessions",
@@ -221,6 +226,7 @@ __all__ = [
     "is_document",
     "load_settings",
     "load_users",
+    "login_visitor",
     "model_messages",
     "parse_import",
     "read_document",

@@ -2,31 +2,52 @@
 environment variable. Passwords are never written in the TOML config.
 
 A users file has one `name:pbkdf2_sha256$iterations$salt$hash` line per user (`switchboard passwd NAME` prints
-one). The environment variable form is `alice:secret1,bob:secret2`, for containers and CI.
+one). The environment variable form is `alice:secret1,bob:secret2`, for containers and CI. The file is read again
+while the app runs, once it changes (`Users.follow_file`): a login taken out of it stops working everywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import concurrent.futures
 import functools
 import hashlib
 import hmac
+import ipaddress
+import logging
 import os
 import secrets
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, OwnMessageError
+
+log = logging.getLogger(__name__)
 
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000
 MAX_FAILURES = 10  # failed logins per user within FAILURE_WINDOW before further tries are refused unchecked
+MAX_ADDRESS_FAILURES = 30  # failed logins from one address (any names) within FAILURE_WINDOW, likewise
 FAILURE_WINDOW = 600.0  # seconds
+FAILURES_KEPT = 10_000  # keys counted in one process before those with no failure left in the window are dropped
+# Password checks run on threads of their own, never on the event loop or the default thread pool, and wait in a
+# line served one address at a time (_CheckingLine). One full hash takes about 0.14 s of a core here: one thread
+# checks about 7 sign-ins a second and leaves the other core to the event loop (every visitor's stream).
+HASHING_THREADS = 1
+IN_LINE_PER_ADDRESS = 4  # sign-ins of one address being checked or waiting; more at once are refused unchecked
+IN_LINE = 32  # sign-ins of all addresses in line: at most about 5 s of waiting; more are refused unchecked
+RELOAD_SECONDS = 1.0  # how often the users file is looked at (a stat; it is read again only when it changed)
+ADDRESS_FAILURES_KEY = "switchboard:login-address-failures:"
+
+
+class LoginRefusedError(OwnMessageError):
+    """A sign-in refused before its password was checked: its address failed too often lately, or has too many
+    sign-ins in line already, or the line is full. Answered with 429, this sentence and `retry_after` (at most)."""
 
 
 def hash_password(password: str, *, iterations: int = ITERATIONS) -> str:
@@ -53,57 +74,152 @@ def _decoy() -> str:
 
 
 class _LocalFailures:
-    """Failed logins per user, counted in this process."""
+    """Failed logins per key (a user, an address), counted in this process: `most` within FAILURE_WINDOW
+    throttle the key."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], most: int = MAX_FAILURES) -> None:
         self._clock = clock
+        self._most = most
         self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()  # Gradio calls the check from worker threads
+        self._sweep_at = FAILURES_KEPT
+        self._lock = threading.Lock()  # called from the hashing threads
 
-    def throttled(self, username: str) -> bool:
+    def throttled(self, key: str) -> bool:
         with self._lock:
-            failures = self._failures.get(username)
+            failures = self._failures.get(key)
             if not failures:
                 return False
             while failures and failures[0] <= self._clock() - FAILURE_WINDOW:
                 failures.popleft()
-            return len(failures) >= MAX_FAILURES
+            return len(failures) >= self._most
 
-    def failed(self, username: str) -> None:
+    def failed(self, key: str) -> None:
         with self._lock:
-            self._failures.setdefault(username, deque()).append(self._clock())
+            self._failures.setdefault(key, deque()).append(self._clock())
+            if len(self._failures) >= self._sweep_at:
+                self._sweep()
 
-    def succeeded(self, username: str) -> None:
+    def succeeded(self, key: str) -> None:
         with self._lock:
-            self._failures.pop(username, None)
+            self._failures.pop(key, None)
+
+    def _sweep(self) -> None:
+        """Forget keys whose failures all left the window: a flood from ever new addresses leaves nothing behind
+        (swept again once the keys kept have doubled, so a sweep costs nothing per failure on average)."""
+        horizon = self._clock() - FAILURE_WINDOW
+        for key in [key for key, failures in self._failures.items() if failures[-1] <= horizon]:
+            del self._failures[key]
+        self._sweep_at = max(FAILURES_KEPT, 2 * len(self._failures))
 
 
 class SharedFailures:
-    """Failed logins per user, counted in Redis (a sorted set per user, the last FAILURE_WINDOW seconds): with
-    several replicas, guessing is throttled across all of them. Called on worker threads: a plain client."""
+    """Failed logins per key (a user, an address), counted in Redis (a sorted set per key, the last
+    FAILURE_WINDOW seconds): with several replicas, guessing is throttled across all of them. Called on the hashing
+    threads: a plain client."""
 
-    def __init__(self, url: str, password: str | None = None, prefix: str = "switchboard:login-failures:") -> None:
+    def __init__(
+        self,
+        url: str,
+        password: str | None = None,
+        prefix: str = "switchboard:login-failures:",
+        most: int = MAX_FAILURES,
+    ) -> None:
         import redis
 
         self._redis = redis.Redis.from_url(url, password=password)
         self._prefix = prefix
+        self._most = most
 
-    def throttled(self, username: str) -> bool:
-        key = self._prefix + username
+    def throttled(self, key: str) -> bool:
+        stored = self._prefix + key
         pipeline = self._redis.pipeline()
-        pipeline.zremrangebyscore(key, "-inf", time.time() - FAILURE_WINDOW)
-        pipeline.zcard(key)
-        return int(pipeline.execute()[1]) >= MAX_FAILURES
+        pipeline.zremrangebyscore(stored, "-inf", time.time() - FAILURE_WINDOW)
+        pipeline.zcard(stored)
+        return int(pipeline.execute()[1]) >= self._most
 
-    def failed(self, username: str) -> None:
-        key = self._prefix + username
+    def failed(self, key: str) -> None:
+        stored = self._prefix + key
         pipeline = self._redis.pipeline()
-        pipeline.zadd(key, {secrets.token_hex(8): time.time()})
-        pipeline.expire(key, int(FAILURE_WINDOW) + 1)
+        pipeline.zadd(stored, {secrets.token_hex(8): time.time()})
+        pipeline.expire(stored, int(FAILURE_WINDOW) + 1)
         pipeline.execute()
 
-    def succeeded(self, username: str) -> None:
-        self._redis.delete(self._prefix + username)
+    def succeeded(self, key: str) -> None:
+        self._redis.delete(self._prefix + key)
+
+
+def address_key(address: str) -> str:
+    """What per-address throttling counts for a client address: an IPv4 address (also when written as IPv6), or
+    the /64 network of an IPv6 address: a home or a server is given a whole /64, so counting single IPv6
+    addresses would give one machine 2**64 fresh starts."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+_Waiting = tuple[Callable[[], bool], "concurrent.futures.Future[bool]"]  # a check, and where its answer goes
+
+
+class _CheckingLine:
+    """Password checks waiting for HASHING_THREADS threads of their own, served one address at a time in turn:
+    however many sign-ins one address sends, a sign-in from any other address is checked after at most one of
+    them per thread. A flood waits behind itself, and past IN_LINE_PER_ADDRESS of one address, or IN_LINE in all,
+    a sign-in is refused at once, unchecked. (Measured: during 300 sign-ins with random names, 100 at once, from
+    one address, a real user's took 7.7 s when every check went to the shared thread pool, 0.3 s in this line.)"""
+
+    def __init__(self, threads: int, per_address: int, in_all: int) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="switchboard-login")
+        self._per_address = per_address
+        self._in_all = in_all
+        self._lock = threading.Lock()
+        # address -> its checks waiting, in turn order: the first address is served next, then goes to the back
+        self._turns: OrderedDict[str, deque[_Waiting]] = OrderedDict()
+        self._in_line: dict[str, int] = {}  # address -> its checks waiting or running
+        self._total = 0
+
+    async def run(self, address: str, check: Callable[[], bool]) -> bool:
+        """`check()`'s answer once its turn came (LoginRefusedError at once when the line is too long)."""
+        future: concurrent.futures.Future[bool] = concurrent.futures.Future()
+        with self._lock:
+            if self._in_line.get(address, 0) >= self._per_address:
+                raise LoginRefusedError(
+                    "Too many sign-ins from your address at once; try again in a moment.", retry_after=1
+                )
+            if self._total >= self._in_all:
+                raise LoginRefusedError("Too many sign-ins are waiting; try again in a moment.", retry_after=1)
+            self._in_line[address] = self._in_line.get(address, 0) + 1
+            self._total += 1
+            self._turns.setdefault(address, deque()).append((check, future))
+        self._executor.submit(self._next)  # one run of _next per check: every check runs once
+        return await asyncio.wrap_future(future)  # (a sign-in given up while waiting is skipped: cancelled)
+
+    def _next(self) -> None:
+        """Run the check whose turn it is (not necessarily the one whose submission started this run)."""
+        with self._lock:
+            address, waiting = self._turns.popitem(last=False)
+            check, future = waiting.popleft()
+            if waiting:
+                self._turns[address] = waiting  # to the back of the line
+        try:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(check())
+                except BaseException as error:
+                    future.set_exception(error)
+        finally:
+            with self._lock:
+                self._total -= 1
+                left = self._in_line[address] - 1
+                if left:
+                    self._in_line[address] = left
+                else:
+                    del self._in_line[address]
 
 
 SESSION_SECONDS = 30 * 24 * 3600  # a sign-in kept in Redis this long (in one process, Gradio keeps it till a restart)
@@ -112,7 +228,21 @@ SESSIONS_CACHED = 10_000
 COOKIE_ID_KEY = "switchboard:login-cookie-id"
 
 
-class SharedSessions(dict[str, str]):
+class Sessions(dict[str, str]):
+    """Gradio's sign-ins (the access-token cookie's token -> login name) in this process, which sign in only a
+    login that is active now (`Users.active`): Gradio and the app's guard read them with `get`, so a login taken out
+    of the users file is signed out of every session at its next request, on every route."""
+
+    def __init__(self, users: Users) -> None:
+        super().__init__()
+        self._users = users
+
+    def get(self, token: str | None, default: None = None) -> str | None:  # type: ignore[override]
+        user = super().get(token) if token is not None else None
+        return user if user is not None and self._users.active(user) else default
+
+
+class SharedSessions(Sessions):
     """Gradio's sign-ins (the access-token cookie's token -> login name) kept in Redis, for every replica: a visitor
     whose replica went away stays signed in on the one they land on, and signing out (of every session, as
     Gradio's /logout does) holds on all of them.
@@ -122,8 +252,10 @@ class SharedSessions(dict[str, str]):
     most every RECHECK_SECONDS per session). Gradio's sign-in and sign-out write through to Redis with a plain
     client (rare, and quick on loopback)."""
 
-    def __init__(self, url: str, password: str | None = None, prefix: str = "switchboard:session:") -> None:
-        super().__init__()
+    def __init__(
+        self, users: Users, url: str, password: str | None = None, prefix: str = "switchboard:session:"
+    ) -> None:
+        super().__init__(users)
         import redis
         import redis.asyncio as aioredis
 
@@ -145,10 +277,11 @@ class SharedSessions(dict[str, str]):
             raise ConfigError(f"redis: cannot keep sign-ins there: {error}") from None
 
     async def check(self, token: str) -> str | None:
-        """The login `token` signs in, as Redis has it (looked up again once RECHECK_SECONDS passed)."""
+        """The login `token` signs in, as Redis has it (looked up again once RECHECK_SECONDS passed), while that
+        login is active."""
         checked = self._checked.get(token)
         if checked is not None and time.monotonic() - checked < RECHECK_SECONDS:
-            return super().get(token)
+            return self.get(token)
         found = await self._async.get(self._prefix + token)
         if found is None:
             self._forget(token)
@@ -158,7 +291,7 @@ class SharedSessions(dict[str, str]):
         self._checked[token] = time.monotonic()
         while len(self._checked) > SESSIONS_CACHED:
             self._forget(next(iter(self._checked)))
-        return user
+        return self.get(token)
 
     def _forget(self, token: str) -> None:
         super().pop(token, None)
@@ -190,27 +323,63 @@ class SharedSessions(dict[str, str]):
 
 
 class Users:
-    """The login check Gradio calls: `users(name, password) -> bool`.
+    """Who may sign in (`verify`, the login check Gradio calls) and who may act now (`active`).
 
-    Guessing is throttled per user: after MAX_FAILURES failed logins within FAILURE_WINDOW, that user's logins
-    are refused without being checked until the oldest failure leaves the window (across replicas once
-    `share_failures` is called). Every answer costs the same (one full hash), so timing tells nothing about which
-    names exist."""
+    Guessing is throttled per user and per address: after MAX_FAILURES failed logins for one name, or
+    MAX_ADDRESS_FAILURES from one address whatever the names, within FAILURE_WINDOW, that name's (that address's)
+    logins are refused without being checked until the oldest failure leaves the window (across replicas once
+    `share_failures` is called). Every answer about a name costs the same (one full hash), so timing tells nothing
+    about which names exist; an address's refusals cost nothing, and say so. Checks wait in a line of their own
+    (`_CheckingLine`), one address at a time."""
 
-    def __init__(self, passwords: dict[str, str], clock: Callable[[], float] = time.monotonic) -> None:
-        self._passwords = passwords
+    def __init__(
+        self,
+        passwords: dict[str, str],
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        users_file: Path | None = None,
+    ) -> None:
+        """`passwords` are the logins from the environment; `users_file`'s are read now (ConfigError when it
+        cannot be used) and again whenever it changes (`follow_file`)."""
+        self._file = _UsersFile(users_file) if users_file is not None else None
+        self._fixed = passwords
+        self._passwords = {**(self._file.read() if self._file else {}), **passwords}
         self._failures: _LocalFailures | SharedFailures = _LocalFailures(clock)
+        self._address_failures: _LocalFailures | SharedFailures = _LocalFailures(clock, MAX_ADDRESS_FAILURES)
+        self._line = _CheckingLine(HASHING_THREADS, IN_LINE_PER_ADDRESS, IN_LINE)
 
-    def share_failures(self, failures: SharedFailures) -> None:
-        """Count failed logins where every replica sees them (Redis)."""
-        self._failures = failures
+    def share_failures(self, url: str, password: str | None = None) -> None:
+        """Count failed logins, per name and per address, where every replica sees them (Redis)."""
+        self._failures = SharedFailures(url, password)
+        self._address_failures = SharedFailures(url, password, ADDRESS_FAILURES_KEY, MAX_ADDRESS_FAILURES)
 
-    async def verify(self, username: str, password: str) -> bool:
-        """The same check, on a worker thread: a hash takes about 0.1 s, which the event loop (every other
-        visitor's stream) must not wait for."""
-        return await asyncio.to_thread(self, username, password)
+    def active(self, name: str) -> bool:
+        """Whether login `name` may act now: a session signs it in and its API keys work only while this holds,
+        checked at each use. Now: it is in the users file as last read (`follow_file`) or in the environment."""
+        return name in self._passwords
+
+    async def verify(self, username: str, password: str, address: str = "unknown") -> bool:
+        """Gradio's login check for a sign-in from `address` (the client's, as the app's trusted proxies give it),
+        run in the checking line: never on the event loop (a hash takes about 0.14 s, which every other visitor's
+        stream would wait for), nor on the shared thread pool. LoginRefusedError, unchecked, when the address
+        failed too often lately or has too many sign-ins in line."""
+        where = address_key(address)
+        return await self._line.run(where, functools.partial(self._check, username, password, where))
+
+    def _check(self, username: str, password: str, address: str) -> bool:
+        if self._address_failures.throttled(address):
+            minutes = round(FAILURE_WINDOW / 60)
+            raise LoginRefusedError(
+                f"Too many failed sign-ins from your address in the last {minutes} minutes; try again later.",
+                retry_after=FAILURE_WINDOW,
+            )
+        if self(username, password):
+            return True
+        self._address_failures.failed(address)  # (never cleared by a success: one login would reset the count)
+        return False
 
     def __call__(self, username: str, password: str) -> bool:
+        """The password check alone, on the caller's thread, throttled per name only."""
         stored = self._passwords.get(username)
         # Every answer costs one full hash: a quick refusal (an unknown name, a throttled one) or a quick
         # check (a password from the environment) would tell which names exist.
@@ -225,6 +394,30 @@ class Users:
         self._failures.failed(username)
         return False
 
+    async def follow_file(self) -> None:
+        """Keep the logins as the users file has them, until cancelled: it is looked at every RELOAD_SECONDS on a
+        worker thread (a stat, no hash) and read again when its time, size or inode changed. A file that cannot be
+        read or has a malformed line is logged and changes nothing until it is fixed."""
+        if self._file is None:
+            return
+        while True:
+            await asyncio.sleep(RELOAD_SECONDS)
+            await asyncio.to_thread(self._reload)
+
+    def _reload(self) -> None:
+        assert self._file is not None
+        if not self._file.changed():
+            return
+        try:
+            from_file = self._file.read()
+        except ConfigError as error:
+            log.warning("%s; the logins stay as they were until it is fixed", error)
+            return
+        before = set(self._passwords)
+        self._passwords = {**from_file, **self._fixed}
+        gone = len(before - set(self._passwords))
+        log.info("auth.users_file read again: %d login(s), %d gone", len(self._passwords), gone)
+
     def names(self) -> list[str]:
         """Every login name."""
         return list(self._passwords)
@@ -233,22 +426,46 @@ class Users:
         return len(self._passwords)
 
 
-def load_users(users_file: Path | None, users_env: str | None) -> Users | None:
-    """The configured users, or None when authentication is off."""
-    passwords: dict[str, str] = {}
-    if users_file is not None:
-        path = users_file.expanduser()
+class _UsersFile:
+    """A users file, and whether it changed since it was last read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path.expanduser()
+        self._read_as: tuple[int, int, int] | None = None
+
+    def read(self) -> dict[str, str]:
+        """name -> stored hash; ConfigError naming the file (and the line) when it cannot be used."""
+        self._read_as = self._signature()  # before reading: a change made meanwhile is read next time
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            lines = self.path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise ConfigError(f"auth.users_file: cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(f"auth.users_file: cannot read {self.path}: {exc.strerror}") from None
+        passwords: dict[str, str] = {}
         for number, line in enumerate(lines, 1):
             if not line.strip() or line.lstrip().startswith("#"):
                 continue
             name, _, stored = line.strip().partition(":")
             if not name or not stored.startswith(SCHEME + "$"):
-                raise ConfigError(f"{path}: line {number}: expected name:{SCHEME}$... (make one: switchboard passwd)")
+                raise ConfigError(
+                    f"{self.path}: line {number}: expected name:{SCHEME}$... (make one: switchboard passwd)"
+                )
             passwords[name] = stored
+        return passwords
+
+    def changed(self) -> bool:
+        return self._signature() != self._read_as
+
+    def _signature(self) -> tuple[int, int, int] | None:
+        try:
+            status = self.path.stat()
+        except OSError:
+            return None
+        return status.st_mtime_ns, status.st_size, status.st_ino
+
+
+def load_users(users_file: Path | None, users_env: str | None) -> Users | None:
+    """The configured users, or None when authentication is off."""
+    passwords: dict[str, str] = {}
     if users_env is not None:
         raw = os.environ.get(users_env, "")
         if not raw:
@@ -258,7 +475,8 @@ def load_users(users_file: Path | None, users_env: str | None) -> Users | None:
             if not name or not password:
                 raise ConfigError(f"auth.users_env: {users_env} must look like alice:secret1,bob:secret2")
             passwords[name] = password
-    return Users(passwords) if passwords else None
+    users = Users(passwords, users_file=users_file)
+    return users if len(users) else None
 
 
 def _b64(data: bytes) -> str:

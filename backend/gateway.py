@@ -9,9 +9,11 @@ own typed errors: 400 a bad request, 401 no valid key, 403 the API is off here, 
 too large, 429 a limit (with Retry-After), 502/503/504 the upstream failed.
 
 Who calls: with logins (`auth`), each request needs `Authorization: Bearer <key>`, a key made by
-`switchboard token NAME` (stored hashed; revocable), and acts as that login (limits per key). Without logins the
-API answers only on a loopback address, as the local owner: an app reachable from other machines without logins
-serves no API, as it serves no UI.
+`switchboard token NAME` (stored hashed; revocable), and acts as that login: its images, and its one allowance
+of the per-visitor limits, shared with its page and its other keys. A key works only while its login is active
+(`Users.active`, asked at every request): a login taken out of the users file loses its keys with it. Without
+logins the API answers only on a loopback address, as the local owner: an app reachable from other machines
+without logins serves no API, as it serves no UI.
 """
 
 from __future__ import annotations
@@ -49,11 +51,12 @@ from .errors import (
     UnsupportedCapabilityError,
 )
 from .imagegen import ImageRequest
-from .limits import TooManyRequestsError, VisitorLimits
+from .limits import TooManyRequestsError, VisitorLimits, login_visitor
 from .request import PASS_THROUGH, ChatRequest
 from .services import Backend
 
 if TYPE_CHECKING:
+    from .auth import Users
     from .relay import Relay
 
 log = logging.getLogger(__name__)
@@ -70,7 +73,7 @@ PASSED = tuple(name for name in PASS_THROUGH if name != "max_tokens")
 @dataclass(frozen=True, slots=True)
 class Caller:
     owner: str  # whose images and limits
-    visitor: str  # what per-visitor limits count: the key, or the local owner
+    visitor: str  # what per-visitor limits count: the key's login (as its page counts), or the local owner
 
 
 class GatewayError(Exception):
@@ -89,10 +92,10 @@ class GatewayError(Exception):
 
 
 def gateway_router(
-    backend: Backend, limits: VisitorLimits, *, keys_required: bool, served: bool = True, prefix: str = "/v1"
+    backend: Backend, limits: VisitorLimits, *, logins: Users | None, served: bool = True, prefix: str = "/v1"
 ) -> APIRouter:
-    """The `/v1` routes over `backend`. `keys_required`: every request needs an API key (logins are on);
-    `served` False: every request is refused with 403 (an app reachable from other machines without logins)."""
+    """The `/v1` routes over `backend`. `logins`: every request needs an API key of an active login; `served`
+    False: every request is refused with 403 (an app reachable from other machines without logins)."""
     router = APIRouter(prefix=prefix)
     files = _Files(backend.settings.app.data_dir / "images", backend.replies.relay)
 
@@ -104,7 +107,7 @@ def gateway_router(
                 "it with API keys, or run it on a loopback address.",
                 "permission_error",
             )
-        if not keys_required:
+        if logins is None:
             return Caller(LOCAL_OWNER, LOCAL_OWNER)
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
@@ -116,8 +119,12 @@ def gateway_router(
                 "invalid_request_error",
                 "invalid_api_key",
             )
-        owner, key_id = found
-        return Caller(owner, f"key:{key_id}")
+        owner, _ = found
+        if not logins.active(owner):
+            raise GatewayError(
+                401, "This API key's login is no longer active here.", "invalid_request_error", "invalid_api_key"
+            )
+        return Caller(owner, login_visitor(owner))
 
     @router.get("/models")
     async def models(request: Request) -> Response:

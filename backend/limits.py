@@ -1,8 +1,9 @@
 """Per-visitor limits for a shared instance: generations at once, and requests started per minute.
 
-A visitor is whatever key the caller passes (the web UI uses the logged-in user, or the client address without
-logins; the API its key). Chat, image generation, vision and the API count against the same limits, so no tab or
-route is a way around them.
+A visitor is whatever key the caller passes: with logins, the user (`login_visitor`), for the page and for every
+API key of that login alike; without logins, the client address (the page) or the local owner (the API on
+loopback). Chat, image generation, vision and the API count against the same limits, so no tab, route or second
+key is a way around them.
 
 `VisitorLimits` counts in this process. With several replicas, `SharedVisitorLimits` counts in Redis, each check
 and count one atomic script, so a visitor gets one allowance across all replicas: the running generations are
@@ -25,6 +26,13 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
 WINDOW = 60.0  # seconds
+
+
+def login_visitor(name: str) -> str:
+    """The visitor that a login's requests count as, from the page and from each of its API keys: one allowance
+    per user (measured: counted per key, 3 chats in the page and 3 streams on each of two keys gave one user 9
+    generations at once where 3 were allowed)."""
+    return f"user:{name}"
 
 
 class TooManyRequestsError(OwnMessageError):

@@ -160,3 +160,33 @@ def test_two_users_never_see_each_others_data(shared_app, tmp_path):
             owners = [row[0] for row in database.execute("SELECT owner FROM conversations")]
         assert owners == ["alice"]
         browser.close()
+
+
+async def test_the_users_file_is_followed_and_a_malformed_edit_changes_nothing(tmp_path, caplog):
+    """The running app reads the users file again when it changes: a login taken out of it is no longer active; an
+    edit that leaves a malformed line is logged (without the line) and changes nothing until it is fixed."""
+    import asyncio
+    import logging
+    import time
+
+    path = tmp_path / "users"
+    alice, bob = (f"{name}:{hash_password(name, iterations=1000)}\n" for name in ("alice", "bob"))
+    path.write_text(alice + bob)
+    users = load_users(path, None)
+    assert users.active("alice") and users.active("bob") and not users.active("mallory")
+    caplog.set_level(logging.INFO, logger="backend.auth")
+    following = asyncio.create_task(users.follow_file())
+
+    async def until(condition) -> None:
+        deadline = time.monotonic() + 10  # the file is looked at every second
+        while not condition():
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.05)
+
+    path.write_text(alice + "bob:hunter2\n")  # an edit gone wrong
+    await until(lambda: "line 2: expected name:pbkdf2_sha256$" in caplog.text)
+    assert users.active("bob") and "hunter2" not in caplog.text
+    path.write_text(alice)
+    await until(lambda: not users.active("bob"))
+    assert users.active("alice") and users("alice", "alice") and not users("bob", "bob")
+    following.cancel()

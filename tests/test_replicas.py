@@ -153,13 +153,13 @@ async def test_a_visitor_has_one_allowance_across_replicas(upstream, write_confi
 def test_login_guessing_is_throttled_across_replicas(redis_server):
     """Failed logins are counted in Redis: guesses spread over two replicas lock the name on both, and a right
     password after that is refused unchecked too, until the window passes."""
-    from backend import SharedFailures, Users, hash_password
+    from backend import Users, hash_password
     from backend.auth import MAX_FAILURES
 
     stored = {"ann": hash_password("right", iterations=1000)}
     first, second = Users(stored), Users(stored)
     for replica in (first, second):
-        replica.share_failures(SharedFailures(redis_server.url, redis_server.password))
+        replica.share_failures(redis_server.url, redis_server.password)
     assert first("ann", "right")
     for guess in range(MAX_FAILURES):
         assert not (first if guess % 2 else second)("ann", f"wrong{guess}")
@@ -283,3 +283,68 @@ def test_an_unreachable_redis_with_logins_is_one_sentence_at_start_up(write_conf
     assert main(["--config", str(config), "--port", "9"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("switchboard: redis: cannot keep sign-ins there: ") and "\n" not in error
+
+
+async def test_failed_logins_from_one_address_are_counted_across_replicas(redis_server):
+    """Failures from one address, whatever the names, are counted in Redis: a flood spread over two replicas
+    locks that address out of both (refused unchecked, in one sentence), and no other address."""
+    from backend import LoginRefusedError, Users, hash_password
+    from backend.auth import MAX_ADDRESS_FAILURES
+
+    stored = {"ann": hash_password("right", iterations=1000)}
+    first, second = Users(stored), Users(stored)
+    for replica in (first, second):
+        replica.share_failures(redis_server.url, redis_server.password)
+    for guess in range(MAX_ADDRESS_FAILURES):
+        assert not await (first if guess % 2 else second).verify(f"name{guess}", "wrong", "203.0.113.9")
+    for replica in (first, second):
+        with pytest.raises(LoginRefusedError, match="Too many failed sign-ins from your address"):
+            await replica.verify("ann", "right", "203.0.113.9")
+    assert await second.verify("ann", "right", "198.51.100.4")
+
+
+def test_a_login_is_one_allowance_and_ends_on_every_replica(
+    upstream, write_config, redis_server, serve_app, monkeypatch, tmp_path
+):
+    """Alice's page on one replica and her API key on the other share one allowance (2 at once here); taken out of
+    the users file, her key and her session stop working on both, each replica reading the file on its own."""
+    import httpx
+    from gradio_client import Client
+
+    from backend import hash_password, load_users
+    from tests.gradio_http import GradioSession
+
+    monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
+    users_file = tmp_path / "users"
+    lines = {name: f"{name}:{hash_password(f'{name}-secret', iterations=1000)}\n" for name in ("alice", "bob")}
+    users_file.write_text("".join(lines.values()))
+    config = replica_config(upstream, redis_server).replace("[app]\n", "[app]\nmax_concurrent_per_visitor = 2\n")
+    path = write_config(config + f'\n[auth]\nusers_file = "{users_file}"\n')
+    backends = [Backend(load_settings(path)) for _ in range(2)]
+    first, second = (serve_app(backend, users=load_users(users_file, None)) for backend in backends)
+    _, key = asyncio.run(backends[0].conversations.create_api_key("alice"))
+    headers = {"authorization": f"Bearer {key}"}
+    body = {"model": "scripted/scripted-1", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+
+    long_answer = [f"w{i} " for i in range(40)]
+    upstream.enqueue(*[Reply.text(long_answer, delay=0.05) for _ in range(2)])
+    page = Client(first, auth=("alice", "alice-secret"), verbose=False)
+    chats = [page.submit(message=f"chat {n}", api_name="/chat") for n in range(2)]
+    assert upstream.wait_for(lambda: len(upstream.chat_requests()) == 2, timeout=30)
+    refused = httpx.post(second + "v1/chat/completions", json=body, headers=headers, timeout=30, trust_env=False)
+    assert refused.status_code == 429 and "You already have 2 replies running" in refused.json()["error"]["message"]
+    assert [chat.result(timeout=60) for chat in chats] == ["".join(long_answer)] * 2
+
+    session = GradioSession(first, "alice", "alice-secret")
+    for url in (first, second):
+        assert httpx.get(url + "v1/models", headers=headers, timeout=10, trust_env=False).status_code == 200
+    users_file.write_text(lines["bob"])  # alice is taken out
+    for url in (first, second):
+        deadline = time.monotonic() + 10  # each replica looks at the file every second
+        while httpx.get(url + "v1/models", headers=headers, timeout=10, trust_env=False).status_code == 200:
+            assert time.monotonic() < deadline, f"alice's key still works on {url}"
+            time.sleep(0.1)
+        cookies = dict(session.http.cookies)
+        assert httpx.get(url + "gradio_api/user", cookies=cookies, timeout=10, trust_env=False).status_code == 401
+    assert len(upstream.chat_requests()) == 2
+    session.close()

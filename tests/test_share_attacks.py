@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
+import time
 
 import httpx
+import openai
 import pytest
 from starlette.routing import Mount
 
@@ -310,3 +313,169 @@ def test_undo_takes_no_server_file_for_a_draft(shared):  # noqa: F811
     stored = asyncio.run(backend.conversations.get("alice", chat_id))
     assert [stored.nodes[node].role for node in stored.branch] == ["user", "assistant"]  # nothing was undone
     alice.close()
+
+
+# --- logins, keys and one allowance per user (issue 24) -------------------------------------------------------------
+
+
+@pytest.fixture
+def team_file(tmp_path, write_config, serve_app):
+    """The real app with logins from a users file (alice, bob), forwarded addresses trusted from loopback (as
+    behind a proxy), and one scripted provider that chats and draws."""
+    from backend import Backend, hash_password, load_settings, load_users
+    from tests.upstream import ScriptedUpstream
+
+    users_file = tmp_path / "users"
+    lines = {name: f"{name}:{hash_password(f'{name}-secret', iterations=1000)}\n" for name in ("alice", "bob")}
+    users_file.write_text("".join(lines.values()))
+    with ScriptedUpstream(models=["chat"]) as cloud:
+        config = f"""
+        [app]
+        embedded_model = false
+        trusted_proxies = ["127.0.0.1"]
+        [auth]
+        users_file = "{users_file}"
+        [providers.cloud]
+        kind = "openai"
+        base_url = "{cloud.base_url}"
+        models = ["chat"]
+        image_models = ["draw"]
+        max_retries = 0
+        """
+        settings = load_settings(write_config(config))
+        backend = Backend(settings)
+        url = serve_app(backend, users=load_users(settings.auth.users_file, None))
+        yield url, cloud, backend, users_file, lines
+
+
+def test_a_removed_login_loses_its_api_keys_and_its_sessions(team_file):
+    """The attack: Bob, taken out of the users file, kept a working API key for chat and images (the file was
+    read once, at start-up, and a key was checked only against the store). Now the running app reads the file
+    again when it changes, and a key, like a session, works only while its login is there."""
+    from tests.test_browser_media import json_reply
+    from tests.test_gateway import DOT_PNG, sdk
+
+    url, cloud, backend, users_file, lines = team_file
+    _, bobs_key = asyncio.run(backend.conversations.create_api_key("bob"))
+    _, alices_key = asyncio.run(backend.conversations.create_api_key("alice"))
+    bob = GradioSession(url, "bob", "bob-secret")
+    chat = {"model": "cloud/chat", "messages": [{"role": "user", "content": "Hi"}]}
+    drawing = {"model": "cloud/draw", "prompt": "a dot", "response_format": "b64_json"}
+    key = {"authorization": f"Bearer {bobs_key}"}
+    assert httpx.post(url + "v1/chat/completions", json=chat, headers=key, timeout=30).status_code == 200
+    cloud.enqueue(json_reply({"created": 1, "data": [{"b64_json": DOT_PNG}]}))
+    assert httpx.post(url + "v1/images/generations", json=drawing, headers=key, timeout=30).status_code == 200
+    assert bob.http.get("config").status_code == 200
+    sent = len(cloud.requests)
+
+    users_file.write_text(lines["alice"])  # bob is taken out, while the app runs
+    deadline = time.monotonic() + 10  # the file is looked at every second
+    while httpx.get(url + "v1/models", headers=key, timeout=10).status_code == 200:
+        assert time.monotonic() < deadline, "the removed login's key still works"
+        time.sleep(0.1)
+    for path, body in (("v1/chat/completions", chat), ("v1/images/generations", drawing)):
+        refused = httpx.post(url + path, json=body, headers=key, timeout=30)
+        assert refused.status_code == 401, path
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+        assert refused.json()["error"]["message"] == "This API key's login is no longer active here."
+    with pytest.raises(openai.AuthenticationError):
+        sdk(url + "v1", bobs_key).chat.completions.create(**chat)
+    assert len(cloud.requests) == sent  # nothing of bob's reached the provider
+    assert bob.http.get("config").status_code == 401  # nor does his browser's session work
+    assert bob.http.get("gradio_api/user").status_code == 401
+    assert httpx.post(url + "login", data={"username": "bob", "password": "bob-secret"}, timeout=30).status_code == 400
+    # Alice, still in the file, is unaffected.
+    assert sdk(url + "v1", alices_key).chat.completions.create(**chat).choices[0].message.content
+    assert GradioSession(url, "alice", "alice-secret").http.get("config").status_code == 200
+    bob.close()
+
+
+def test_a_login_flood_from_one_address_does_not_hold_up_anyone_else(team_file):
+    """The attack: 100 sign-ins at once with random names from one address made a real user's sign-in take 16 s
+    (every check went to the shared thread pool, and unknown names were never throttled). Now checks wait in a
+    line of their own served one address at a time, an address has at most a few in it, and its failures are
+    counted whatever the names: the flood is refused (429, one sentence) and Alice, from another address, signs
+    in at once. (Bound: 5 s, about ten times what it takes here; the figure is printed.)"""
+    import concurrent.futures
+    import threading
+
+    url, _, _, _, _ = team_file
+    answered = threading.Event()
+
+    async def flood() -> list[httpx.Response]:
+        async def attempts(client: httpx.AsyncClient) -> list[httpx.Response]:
+            got = []
+            for _ in range(3):
+                name = secrets.token_hex(6)
+                got.append(await client.post("login", data={"username": name, "password": "guess"}))
+                answered.set()
+            return got
+
+        limits = httpx.Limits(max_connections=100)
+        headers = {"X-Forwarded-For": "203.0.113.7"}
+        async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=120) as client:
+            rounds = await asyncio.gather(*(attempts(client) for _ in range(100)))
+        return [response for responses in rounds for response in responses]
+
+    with concurrent.futures.ThreadPoolExecutor(1) as attacker:
+        flooding = attacker.submit(asyncio.run, flood())
+        assert answered.wait(60)  # the server is at work on the flood
+        started = time.perf_counter()
+        alice = httpx.post(
+            url + "login",
+            data={"username": "alice", "password": "alice-secret"},
+            headers={"X-Forwarded-For": "198.51.100.2"},
+            timeout=120,
+        )
+        took = time.perf_counter() - started
+        answers = flooding.result(timeout=300)
+    print(f"\nAlice's sign-in during a flood of 300 (100 at once): {took:.2f} s")
+    assert alice.status_code == 200 and alice.json() == {"success": True}
+    assert took < 5
+    statuses = {response.status_code for response in answers}
+    assert statuses <= {400, 429}, statuses
+    refused = [response.json()["detail"] for response in answers if response.status_code == 429]
+    assert len(refused) > 200  # the most of them, unchecked
+    assert {sentence for sentence in refused} <= {
+        "Too many sign-ins from your address at once; try again in a moment.",
+        "Too many failed sign-ins from your address in the last 10 minutes; try again later.",
+    }
+
+
+def test_one_allowance_per_user_across_the_page_and_every_key(shared):  # noqa: F811
+    """The attack: with at most 3 generations at once per user, 3 chats in the page and 3 streams on each of two API
+    keys of the same login ran 9 at once (the API counted each key apart, in limits of its own). Now a key counts
+    as its login, against the page's own limits: at most 3 at once and 5 a minute across the page and both keys,
+    while another user is served."""
+    from gradio_client import Client
+
+    url, cloud, backend = shared("max_concurrent_per_visitor = 3\nmax_requests_per_minute = 5")
+    keys = [asyncio.run(backend.conversations.create_api_key("alice"))[1] for _ in range(2)]
+    _, bobs_key = asyncio.run(backend.conversations.create_api_key("bob"))
+    long_answer = [f"w{i} " for i in range(40)]
+    cloud.enqueue(*[Reply.text(long_answer, delay=0.05) for _ in range(3)])
+    page = Client(url, auth=("alice", "alice-secret"), verbose=False)
+    chats = [page.submit(message=f"chat {n}", api_name="/chat") for n in range(3)]
+    assert cloud.wait_for(lambda: len(cloud.chat_requests()) == 3, timeout=30)
+
+    def stream(key: str) -> httpx.Response:
+        body = {"model": "cloud/chat", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
+        headers = {"authorization": f"Bearer {key}"}
+        return httpx.post(url + "v1/chat/completions", json=body, headers=headers, timeout=30)
+
+    for key in keys:
+        refused = stream(key)
+        assert refused.status_code == 429
+        assert refused.json()["error"]["message"] == (
+            "You already have 3 replies running (at most 3 generations at once here); wait for one to finish."
+        )
+    assert stream(bobs_key).status_code == 200  # another user is counted apart
+    assert [chat.result(timeout=60) for chat in chats] == ["".join(long_answer)] * 3
+
+    assert stream(keys[0]).status_code == 200  # the 4th and 5th requests of alice's minute
+    assert stream(keys[1]).status_code == 200
+    limited = stream(keys[0])
+    assert limited.status_code == 429 and "started 5 requests in the last minute" in limited.json()["error"]["message"]
+    with pytest.raises(Exception, match="started 5 requests in the last minute"):
+        page.predict(message="and one more", api_name="/chat")
+    assert len(cloud.chat_requests()) == 3 + 1 + 2  # alice's page, bob's key, alice's keys: nothing refused got out

@@ -236,21 +236,23 @@ def test_every_login_answer_costs_one_full_hash(monkeypatch):
     auth._decoy.cache_clear()
 
 
-async def test_login_checks_run_off_the_event_loop():
+async def test_login_checks_run_off_the_event_loop_and_the_shared_thread_pool():
+    """A hash takes 0.14 s: not on the event loop (every stream would wait), nor on the thread pool other work
+    shares (a flood of sign-ins filled it for 16 s), but on the sign-ins' own thread."""
     users = Users({"alice": "secret"})
-    loop_thread = threading.get_ident()
-    seen: list[int] = []
+    seen: list[threading.Thread] = []
     real = users.__class__.__call__
 
     class Watched(Users):
         def __call__(self, username: str, password: str) -> bool:
-            seen.append(threading.get_ident())
+            seen.append(threading.current_thread())
             return real(self, username, password)
 
     watched = Watched({"alice": "secret"})
     assert await watched.verify("alice", "secret") is True
     assert await watched.verify("alice", "nope") is False
-    assert seen and loop_thread not in seen
+    assert len(seen) == 2 and threading.current_thread() not in seen
+    assert all(thread.name.startswith("switchboard-login") for thread in seen)
 
 
 # --- imports and the store ----------------------------------------------------------------------------------------

@@ -149,13 +149,15 @@ def visitor_limits(backend: Backend, *, exposed: bool) -> VisitorLimits:
     return VisitorLimits(app.max_concurrent_per_visitor, app.max_requests_per_minute)
 
 
-def build_app(backend: Backend, *, exposed: bool = False) -> gr.Blocks:
+def build_app(backend: Backend, *, exposed: bool = False, limits: VisitorLimits | None = None) -> gr.Blocks:
     """The whole UI. Call `prepare(backend)` first so the model picker lists every model.
 
     Per-visitor limits (`app.max_concurrent_per_visitor`, `app.max_requests_per_minute`) apply when the app has
-    logins or is `exposed` (a share link, a non-loopback address); a local single-user app has none."""
+    logins or is `exposed` (a share link, a non-loopback address); a local single-user app has none. `limits`:
+    the ones the app's API counts against too (one allowance per visitor across both)."""
     settings = backend.settings
-    limits = visitor_limits(backend, exposed=exposed or settings.auth.enabled)
+    if limits is None:
+        limits = visitor_limits(backend, exposed=exposed or settings.auth.enabled)
     # One pace for every streaming reply of the app, whichever tab or API call it comes from.
     pacer = Pacer(settings.app.stream_interval_ms / 1000, settings.app.updates_per_second)
     with gr.Blocks(title="Switchboard", fill_height=True, analytics_enabled=False) as app:

@@ -19,7 +19,6 @@ from backend import (
     Backend,
     ConfigError,
     ConversationError,
-    SharedFailures,
     hash_password,
     load_settings,
     load_users,
@@ -51,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         return _check(settings, users)
     backend = Backend(settings)
     if users is not None and settings.redis.url:  # replicas: guessing is throttled across all of them
-        users.share_failures(SharedFailures(settings.redis.url, settings.redis.password()))
+        users.share_failures(settings.redis.url, settings.redis.password())
     if args.command == "models":
         return _models(backend)
     if args.command == "token":

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import gradio as gr
 
+from backend import login_visitor
+
 LOCAL_OWNER = "local"  # the one owner when the app runs without logins
 
 
@@ -13,11 +15,12 @@ def owner_of(request: gr.Request | None) -> str:
 
 
 def visitor_of(request: gr.Request | None) -> str:
-    """The logged-in user; without logins, the client's address. The address is the TCP peer's, or what a proxy
-    listed in `app.trusted_proxies` forwards for (see webui/server.py); a header from anyone else is ignored,
-    or every request could claim a new address and escape its limits."""
+    """The logged-in user, as the API counts each of that user's keys; without logins, the client's address. The
+    address is the TCP peer's, or what a proxy listed in `app.trusted_proxies` forwards for (see
+    webui/server.py); a header from anyone else is ignored, or every request could claim a new address and escape
+    its limits."""
     username = getattr(request, "username", None)
     if username:
-        return f"user:{username}"
+        return login_visitor(username)
     client = getattr(request, "client", None)
     return f"address:{getattr(client, 'host', None) or 'unknown'}"

@@ -17,25 +17,28 @@ The FastAPI app, not Gradio, owns what a browser trusts:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
+import math
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
+from contextvars import ContextVar
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 from urllib.parse import parse_qs
 
 import gradio as gr
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from backend import Backend, SharedSessions, Users, VisitorLimits, gateway_router
+from backend import Backend, LoginRefusedError, Sessions, SharedSessions, Users, VisitorLimits, gateway_router
 
 from .app import CSS, PAGE_JS, build_app, visitor_limits
 
@@ -98,7 +101,9 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     `users` turns on the login page; `exposed` (a share link or a non-loopback address) turns on per-visitor
     limits even without logins."""
     settings = backend.settings.app
-    blocks = build_app(backend, exposed=exposed)
+    # One allowance per visitor: the page and the API count against the same limits.
+    limits = visitor_limits(backend, exposed=exposed or users is not None or backend.settings.auth.enabled)
+    blocks = build_app(backend, exposed=exposed, limits=limits)
     # What `launch()` would set: Gradio's queue runs at most max_threads events at once, all listeners together
     # (default 40), which would cap replies below app.concurrency; and Gradio keeps about 150 KB for every
     # session until this many newer ones exist (the default 10,000 lets memory grow by 1.5 GB).
@@ -111,13 +116,14 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     server.router.on_shutdown.append(backend.replies.aclose)
     # With replicas (Redis): Stop from other replicas, and the sweep for replies of replicas that died.
     server.router.on_startup.append(backend.replies.start_relay)
+    _follow_users_file(server, users)
     # Before the UI's mount at "/", which would take every path.
-    server.include_router(api_router(backend, users=users, exposed=exposed))
+    server.include_router(api_router(backend, users=users, exposed=exposed, limits=limits))
     gr.mount_gradio_app(
         server,
         blocks,
         path="/",
-        auth=users.verify if users else None,
+        auth=_login_check(users) if users else None,
         auth_message="Switchboard: sign in to see your conversations." if users else None,
         footer_links=["api"],
         run_history=False,  # conversations live on the server, per user; not in each browser's storage
@@ -130,13 +136,17 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     gradio_app = server.routes[-1].app  # type: ignore[attr-defined]  # the Mount just added
     if users is not None and backend.settings.redis.url:
         # Replicas: a sign-in holds on all of them (a visitor moved off a replica that went away stays signed in).
-        sessions = SharedSessions(backend.settings.redis.url, backend.settings.redis.password())
+        sessions = SharedSessions(users, backend.settings.redis.url, backend.settings.redis.password())
         gradio_app.tokens = sessions
         gradio_app.cookie_id = sessions.cookie_id()
+    elif users is not None:
+        gradio_app.tokens = Sessions(users)  # a session signs in only a login that is still active
     # Gradio checks that a file named in an event's input was uploaded by a visitor (not any server path) only
     # once its Blocks "have launched", which `launch()` marks and mounting does not.
     blocks.has_launched = True
     server.add_middleware(Guard, gradio_app=gradio_app, logins=users is not None)
+    if users is not None:
+        server.add_middleware(LoginAddress)
     _outer_layers(server, backend)
     return server
 
@@ -146,17 +156,69 @@ def create_api_server(backend: Backend, *, users: Users | None = None, exposed: 
     server = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
     server.router.on_startup.append(backend.replies.start_relay)  # replicas: their presence counts shared limits
     server.router.on_shutdown.append(backend.replies.aclose)
+    _follow_users_file(server, users)
     server.include_router(api_router(backend, users=users, exposed=exposed))
     server.add_middleware(Guard, gradio_app=None, logins=False)  # (bounded bodies; the API checks its keys)
     _outer_layers(server, backend)
     return server
 
 
-def api_router(backend: Backend, *, users: Users | None, exposed: bool):
-    """`/v1`: with logins, every request needs an API key; reachable from other machines without logins, it
-    answers only 403 (as the UI would not be served)."""
-    limits: VisitorLimits = visitor_limits(backend, exposed=exposed or users is not None)
-    return gateway_router(backend, limits, keys_required=users is not None, served=users is not None or not exposed)
+def api_router(backend: Backend, *, users: Users | None, exposed: bool, limits: VisitorLimits | None = None):
+    """`/v1`: with logins, every request needs an API key of an active login; reachable from other machines
+    without logins, it answers only 403 (as the UI would not be served). `limits`: the page's, when there is one."""
+    if limits is None:
+        limits = visitor_limits(backend, exposed=exposed or users is not None)
+    return gateway_router(backend, limits, logins=users, served=users is not None or not exposed)
+
+
+def _follow_users_file(server: FastAPI, users: Users | None) -> None:
+    """Logins follow the users file while the server runs: a login taken out of it loses its sessions and its API
+    keys within about a second (see Users.follow_file)."""
+    if users is None:
+        return
+    following: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        following.append(asyncio.create_task(users.follow_file(), name="switchboard-users-file"))
+
+    async def stop() -> None:
+        for task in following:
+            task.cancel()
+
+    server.router.on_startup.append(start)
+    server.router.on_shutdown.append(stop)
+
+
+# The address of the sign-in being handled: Gradio hands its login check only the name and password.
+_SIGNING_IN_FROM: ContextVar[str] = ContextVar("signing_in_from", default="unknown")
+
+
+def _login_check(users: Users) -> Callable[[str, str], Awaitable[bool]]:
+    """Gradio's `auth`: `users.verify` with the client's address; a sign-in refused unchecked (too many failures
+    or sign-ins from its address, a full line) is a 429 with its sentence, not Gradio's "Incorrect credentials"."""
+
+    async def check(username: str, password: str) -> bool:
+        try:
+            return await users.verify(username, password, _SIGNING_IN_FROM.get())
+        except LoginRefusedError as error:
+            wait = {"retry-after": str(math.ceil(error.retry_after or 1))}
+            raise HTTPException(429, detail=error.user_message(), headers=wait) from None
+
+    return check
+
+
+class LoginAddress:
+    """Tells the login check who signs in: the client's address, after ProxyHeadersMiddleware put there what a
+    trusted proxy forwards for (this runs inside it), as every per-address count of the app has it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in ("/login", "/login/"):
+            client = scope.get("client")
+            _SIGNING_IN_FROM.set(client[0] if client else "unknown")
+        await self.app(scope, receive, send)
 
 
 def _outer_layers(server: FastAPI, backend: Backend) -> None:
