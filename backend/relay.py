@@ -290,7 +290,7 @@ class Relay:
                     self._heard(message.get("channel"), message["data"])
         finally:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(pubsub.aclose(), 2)  # type: ignore[no-untyped-call]
+                await asyncio.wait_for(pubsub.aclose(), 2)
 
     def _heard(self, channel: bytes | None, data: bytes) -> None:
         with contextlib.suppress(ValueError, TypeError):
