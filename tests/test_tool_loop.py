@@ -231,10 +231,10 @@ async def test_reaching_max_tool_steps_stops_with_a_sentence(upstream, write_con
 async def test_the_deadline_stops_the_loop_and_cuts_the_calls_running(upstream, write_config, monkeypatch):
     upstream.script = ToolScript("openai", [[("test__slow", {"seconds": 30})]], endless=True)
     backend = backend_for(upstream, write_config, monkeypatch, "openai", OUR_TOOL)
-    events = await run_loop(backend, question(), ["test"], deadline=2)
+    events = await run_loop(backend, question(), ["test"], deadline=3)
     [result] = [event for event in events if isinstance(event, ToolResult)]
     assert result.error and "did not answer within" in result.content
-    assert text(events).endswith("\n\n(Stopped: the tools of this reply ran out of time (2 s).)")
+    assert text(events).endswith("\n\n(Stopped: the tools of this reply ran out of time (3 s).)")
 
 
 async def test_stop_during_a_tool_call_cancels_the_call_on_the_server(upstream, write_config, monkeypatch, tmp_path):

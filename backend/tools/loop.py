@@ -9,9 +9,9 @@ its `tool_calls` and one `role: "tool"` message per result, in the model's order
 sends and what a caller stores.
 
 It stops, with a sentence the person reads as the end of the answer, when the model asks for more than
-`max_steps` rounds of calls, or when `deadline` seconds have passed since it began (time waiting for a person's
-OK counts: a reply does not hold a visitor's slot for ever). Closing the stream, or cancelling its task (Stop),
-cancels the calls running and the model request alike.
+`max_steps` rounds of calls, or when `deadline` seconds have passed since its first step began (time waiting for
+a person's OK counts: a reply does not hold a visitor's slot for ever). Closing the stream, or cancelling its task
+(Stop), cancels the calls running and the model request alike.
 """
 
 from __future__ import annotations
@@ -48,9 +48,8 @@ async def tool_loop(
     """Stream `request` with `tools` offered to the model, running the calls it makes (see the module's
     docstring). The request's `tools` become the tool set's specs (after any it already had) and its messages grow
     step by step. With no tool in the set (none chosen, or none could start) this is one plain request."""
-    began = time.monotonic()
-    ends = began + deadline
-    specs = await tools.specs()
+    specs = await tools.specs()  # starting the servers is bounded by their own start_timeout
+    ends = time.monotonic() + deadline
     if specs:
         request.tools = [*(request.tools or ()), *specs]
         request.server_tools = True
