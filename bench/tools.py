@@ -1,14 +1,17 @@
 """The tool loop's own cost per step: what `tool_loop` adds beyond the model's time and the tool's.
 
 A scripted upstream (in this process) plays a model that asks for one tool call per step, `steps` times, then
-answers; the tool is a real MCP server over stdio (mcp-server-time's get_current_time). Each repetition measures
+answers; the tool is a real MCP server over stdio (mcp-server-time's get_current_time). Each repetition runs the
+whole conversation through `tool_loop` and measures, in that same run,
 
-  loop       the whole conversation through `tool_loop(ChatService.stream, ...)`, and, in the same run,
-  model      each of its model requests again, alone, through `ChatService.stream` (the same request bodies,
-             so the same answers), and
-  tool       each of its calls again, alone, through `ToolSet.run`;
+  loop       its time from start to end,
+  model      the time spent inside `ChatService.stream` (a wrapper adds up each wait for its next event), and
+  tool       the time the calls took (each `ToolResult.seconds`);
 
-the loop's overhead per step is (loop - model - tool) / steps. Medians of the repetitions.
+the loop's own time per step is (loop - model - tool) / steps: collecting the calls, building the messages,
+starting and gathering the call tasks, the events it adds. Medians of the repetitions. (Measuring the model
+requests and calls again apart and subtracting was tried first: on a shared 2-core machine their noise, a few
+ms, buried the figure.)
 
     python -m bench.tools [--steps 8] [--repeat 20]
 """
@@ -16,11 +19,12 @@ the loop's overhead per step is (loop - model - tool) / steps. Medians of the re
 from __future__ import annotations
 
 import asyncio
-import copy
 import shutil
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from bench.common import Row, median
 from bench.report import command_line
@@ -45,38 +49,39 @@ command = ["{command}"]
 
 async def measure(config: Path, steps: int, repeat: int) -> tuple[list[float], list[float], list[float]]:
     from backend import Backend, ChatRequest, ToolResult, load_settings, tool_access, tool_loop
-    from backend.tools import ToolCall
 
     backend = Backend(load_settings(config))
     tools = backend.tools.select(["time"], tool_access(admin=True))
-    specs = await tools.specs()  # the server starts here, not in the first measured loop
+    await tools.specs()  # the server starts here, not in the first measured loop
+    in_model = 0.0
+
+    async def timed_stream(request: ChatRequest) -> AsyncIterator[Any]:
+        """ChatService.stream, adding up the time spent inside it (the model's time, as the loop sees it)."""
+        nonlocal in_model
+        events = backend.chat.stream(request)
+        while True:
+            began = time.perf_counter()
+            try:
+                event = await anext(events)
+            except StopAsyncIteration:
+                in_model += time.perf_counter() - began
+                return
+            in_model += time.perf_counter() - began
+            yield event
+
     overheads, model_times, tool_times = [], [], []
     try:
         for _ in range(repeat + 1):  # the first round warms connections and caches, and is not counted
             request = ChatRequest(model="scripted/caller", messages=[{"role": "user", "content": "What time is it?"}])
+            in_model = 0.0
             began = time.perf_counter()
-            events = [event async for event in tool_loop(backend.chat.stream, request, tools, max_steps=steps)]
+            events = [event async for event in tool_loop(timed_stream, request, tools, max_steps=steps)]
             loop = time.perf_counter() - began
-            calls = [ToolCall(e.id, e.name, e.arguments) for e in events if isinstance(e, ToolResult)]
-            assert len(calls) == steps, f"{len(calls)} tool steps, expected {steps}"
-            model = 0.0
-            for end in [i for i, m in enumerate(request.messages) if m["role"] == "assistant"] + [None]:
-                alone = ChatRequest(
-                    model="scripted/caller", messages=copy.deepcopy(request.messages[:end]), tools=specs
-                )
-                alone.server_tools = True
-                began = time.perf_counter()
-                async for _event in backend.chat.stream(alone):
-                    pass
-                model += time.perf_counter() - began
-            tool = 0.0
-            for call in calls:
-                began = time.perf_counter()
-                await tools.run(call)
-                tool += time.perf_counter() - began
-            overheads.append((loop - model - tool) / steps)
-            model_times.append(model / (steps + 1))
-            tool_times.append(tool / steps)
+            in_tools = sum(event.seconds for event in events if isinstance(event, ToolResult))
+            assert sum(isinstance(event, ToolResult) for event in events) == steps
+            overheads.append((loop - in_model - in_tools) / steps)
+            model_times.append(in_model / (steps + 1))
+            tool_times.append(in_tools / steps)
     finally:
         await backend.aclose()
     return overheads[1:], model_times[1:], tool_times[1:]

@@ -84,5 +84,5 @@ async def tool_loop(
         async with aclosing(tools.run_all(calls, confirm=confirm, deadline=ends)) as finished:
             async for call, outcome, seconds in finished:
                 results[call.id] = outcome
-                yield ToolResult(call.id, call.name, call.arguments, outcome.text, outcome.error, round(seconds, 3))
+                yield ToolResult(call.id, call.name, call.arguments, outcome.text, outcome.error, seconds)
         request.messages.extend(tool_message(call, results[call.id]) for call in calls)
