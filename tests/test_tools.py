@@ -167,9 +167,7 @@ async def test_a_server_that_cannot_start_is_one_sentence_for_each_call_and_in_c
             "time__get_current_time",
             "time__convert_time",
         ]
-        assert tools.problems == {
-            "gone": "The tool server gone could not start: program /nonexistent/mcp-server not found."
-        }
+        assert tools.problems == {"gone": "The tool server gone could not start: /nonexistent/mcp-server not found."}
         checked = await box.check()
         assert checked["gone"] == tools.problems["gone"]
         assert checked["time"] == ["time__get_current_time", "time__convert_time"]
@@ -391,5 +389,5 @@ def test_switchboard_check_lists_each_tool_or_its_problem(write_config):
     )
     assert done.returncode == 0, done.stderr
     assert "  tool time [mcp]: time__get_current_time, time__convert_time" in done.stdout
-    broken = "The tool server broken could not start: program /nonexistent/mcp-server not found."
+    broken = "The tool server broken could not start: /nonexistent/mcp-server not found."
     assert f"  tool broken [mcp: shared]: {broken}" in done.stdout

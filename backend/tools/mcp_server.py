@@ -305,11 +305,9 @@ def _sentence(error: BaseException) -> str:
 def _start_failure(error: BaseException) -> str:
     """Why a server did not start, as the end of a sentence beginning with its name."""
     error = _leaf(error)
-    if isinstance(error, FileNotFoundError):
-        return f"could not start: program {error.filename or ''} not found.".replace("  ", " ")
-    if isinstance(error, PermissionError):
-        return f"could not start: {error.filename or 'its program'} may not be run."
-    if isinstance(error, NotADirectoryError | OSError) and getattr(error, "filename", None):
+    if isinstance(error, FileNotFoundError) and error.filename:  # its program, or its cwd
+        return f"could not start: {error.filename} not found."
+    if isinstance(error, OSError) and error.filename:
         return f"could not start: {error.strerror or error} ({error.filename})."
     from mcp import MCPError
 
