@@ -8,7 +8,8 @@ Public surface (everything else is internal):
     from backend import RateLimitError, AuthenticationError, ...     # the typed error tree
     from backend import Conversation, StoredMessage, model_messages  # conversations (backend.conversations)
     from backend import VisitorLimits, Users, validate_image         # what a shared UI needs to stay safe
-    backend.models.info("openai/gpt-4o")                             # a ModelInfo: vision, images, reasoning...
+    backend.models.info("openai/gpt-4o")                             # a ModelInfo: vision, images, tools...
+    from backend import ToolBox, tool_loop, tool_access              # tools that act ([tools.*]: MCP, web search)
 
 This package never imports gradio: the web UI is one consumer among others, and imports nothing but these.
 """
@@ -46,6 +47,8 @@ from .events import (
     StreamEvent,
     TextDelta,
     ToolCallDelta,
+    ToolCallStarted,
+    ToolResult,
     Usage,
 )
 
@@ -104,6 +107,11 @@ _LAZY = {
     "SharedSessions": ".auth",
     "load_users": ".auth",
     "hash_password": ".auth",
+    "ToolBox": ".tools",
+    "ToolCall": ".tools",
+    "ToolSet": ".tools",
+    "tool_access": ".tools",
+    "tool_loop": ".tools",
 }
 
 if TYPE_CHECKING:
@@ -136,6 +144,7 @@ if TYPE_CHECKING:
     from .replies import Replies, ReplyRecord, RunningReply
     from .request import ChatRequest
     from .services import Backend, ChatService
+    from .tools import ToolBox, ToolCall, ToolSet, tool_access, tool_loop
 
 
 def __getattr__(name: str) -> object:
@@ -213,7 +222,12 @@ __all__ = [
     "SwitchboardError",
     "TextDelta",
     "TooManyRequestsError",
+    "ToolBox",
+    "ToolCall",
     "ToolCallDelta",
+    "ToolCallStarted",
+    "ToolResult",
+    "ToolSet",
     "UnknownModelError",
     "UnsupportedCapabilityError",
     "Usage",
@@ -230,5 +244,7 @@ __all__ = [
     "model_messages",
     "parse_import",
     "read_document",
+    "tool_access",
+    "tool_loop",
     "validate_image",
 ]

@@ -12,9 +12,10 @@ API keys never live in the file: a provider names the environment variable that 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeAlias, Union
+from typing import TYPE_CHECKING, Annotated, Literal, TypeAlias, Union
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
@@ -44,10 +45,13 @@ __all__ = [
     "Defaults",
     "GeminiProviderConfig",
     "LlamaCppProviderConfig",
+    "McpToolConfig",
     "OllamaProviderConfig",
     "OpenAIProviderConfig",
     "ProviderConfig",
     "Settings",
+    "ToolConfig",
+    "WebSearchToolConfig",
     "find_config_file",
     "load_settings",
 ]
@@ -81,6 +85,11 @@ class AppConfig(_Strict):
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses of reverse proxies whose X-Forwarded-For names the visitor (e.g. 127.0.0.1)",
+    )
+    # A reply that calls tools ([tools.*]): how far it may go before it stops with one sentence.
+    max_tool_steps: int = Field(8, ge=1, le=100, description="rounds of tool calls in one reply")
+    tool_deadline: float = Field(
+        300.0, gt=0, description="seconds one reply may spend on its tool steps, waiting for confirmations included"
     )
 
     @property
@@ -163,6 +172,85 @@ else:
     ]
 
 
+class _ToolBase(_Strict):
+    """What every `[tools.NAME]` table has, whatever the tool. Subclasses set `kind` to their one `Literal`."""
+
+    kind: str
+    confirm: bool = Field(False, description="each call waits for the person's OK (Approve / Deny)")
+    shared: bool = Field(
+        False, description="visitors of a shared instance other than admins may use it (default: owner and admins)"
+    )
+    default: bool = Field(False, description="on in new chats; otherwise each chat turns it on")
+    timeout: float = Field(30.0, gt=0, description="seconds one call may take before it is cancelled")
+    max_result_chars: int = Field(
+        100_000, ge=100, description="a longer result is cut to this many characters before the model reads it"
+    )
+
+
+class McpToolConfig(_ToolBase):
+    """An MCP server: a command run over stdio (`command`, `env`, `pass_env`, `cwd`) or a streamable-HTTP
+    endpoint (`url`, `headers_env`). Each of its tools reaches the model as `NAME__TOOL`."""
+
+    kind: Literal["mcp"]
+    command: list[str] = Field(default_factory=list, description="the server's program and its arguments")
+    env: dict[str, str] = Field(default_factory=dict, description="variables set for the server (no secrets)")
+    pass_env: list[str] = Field(
+        default_factory=list, description="names of the app's environment variables passed on to the server"
+    )
+    cwd: Path | None = Field(None, description="the server's working directory")
+    url: str = Field("", description="a streamable-HTTP server's endpoint, e.g. http://127.0.0.1:8000/mcp")
+    headers_env: dict[str, str] = Field(
+        default_factory=dict, description="HTTP header name -> environment variable holding its value"
+    )
+    allowed_tools: list[str] | None = Field(None, description="only these of the server's tools; empty: all")
+    start_timeout: float = Field(60.0, gt=0, description="seconds the server may take to start and list its tools")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpToolConfig:
+        if bool(self.command) == bool(self.url):
+            raise ValueError('give either command = ["program", "arg", ...] (stdio) or url = "http://..." (HTTP)')
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"url must start with http:// or https:// (got {self.url[:40]!r})")
+        if self.command and (self.headers_env or not self.command[0]):
+            raise ValueError("headers_env is for url servers; command needs a program name first")
+        if self.url and (self.env or self.pass_env or self.cwd):
+            raise ValueError("env, pass_env and cwd are for command servers (stdio)")
+        for header, variable in self.headers_env.items():
+            if not os.environ.get(variable):
+                raise ValueError(f"headers_env.{header}: environment variable {variable} is not set")
+        for variable in self.pass_env:
+            if variable not in os.environ:
+                raise ValueError(f"pass_env: environment variable {variable} is not set")
+        return self
+
+
+class WebSearchToolConfig(_ToolBase):
+    """Web search through a SearXNG instance's JSON API (its `search.formats` must include json)."""
+
+    kind: Literal["web_search"]
+    url: str = Field(description="the SearXNG instance, e.g. https://searx.example.org")
+    max_results: int = Field(5, ge=1, le=20, description="results given to the model per search")
+    allow_private: bool = Field(
+        False, description="let url point at a loopback or private address (a SearXNG on this machine)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must start with http:// or https:// (got {value[:40]!r})")
+        return value.rstrip("/")
+
+
+if TYPE_CHECKING:
+    ToolConfig: TypeAlias = McpToolConfig | WebSearchToolConfig
+else:
+    ToolConfig = Annotated[McpToolConfig | WebSearchToolConfig, Field(discriminator="kind")]
+TOOL_KINDS = ("mcp", "web_search")
+# A tool's name is part of the function names models see, which most APIs limit to these characters.
+_TOOL_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
 class RedisConfig(_PasswordFromEnvironment):
     """What is live, shared by several app processes (replicas) behind a load balancer: replies being written (a
     page on any replica follows and stops them), and limits. Empty: one process, which keeps them itself. The
@@ -196,6 +284,7 @@ class Settings(BaseSettings):
     defaults: Defaults = Field(default_factory=Defaults)
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     routes: dict[str, list[str]] = Field(default_factory=dict)
+    tools: dict[str, ToolConfig] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -218,6 +307,9 @@ class Settings(BaseSettings):
             self.providers[LOCAL_PROVIDER] = LlamaCppProviderConfig(kind="llama_cpp")
         if not self.providers:
             raise ValueError("no providers: add a [providers.NAME] table or set app.embedded_model = true")
+        for name in self.tools:
+            if not _TOOL_NAME.fullmatch(name):
+                raise ValueError(f"tool name {name!r} must be 1 to 40 letters, digits, '_' or '-'")
         for route, targets in self.routes.items():
             if route in self.providers or "/" in route:
                 raise ValueError(f"route name {route!r} must contain no '/' and differ from every provider name")
@@ -248,8 +340,8 @@ class Settings(BaseSettings):
         return self
 
     def capable_models(self, task: str) -> list[str]:
-        """Every `provider/model` id configured for `task`: "chat", "vision" or "image"."""
-        names = {"chat": "model_names", "vision": "vision_names", "image": "image_names"}[task]
+        """Every `provider/model` id configured for `task`: "chat", "vision", "image" or "tools"."""
+        names = {"chat": "model_names", "vision": "vision_names", "image": "image_names", "tools": "tool_names"}[task]
         return [f"{p}/{m}" for p, config in self.providers.items() for m in getattr(config, names)()]
 
     def _unknown_model(self, model_id: str) -> str | None:
@@ -321,17 +413,20 @@ def _describe(exc: ValidationError) -> str:
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":
         message = "unknown field"
-    elif first["type"] == "union_tag_invalid":
-        message = f"unknown kind {first['input'].get('kind')!r} (expected one of: {', '.join(KINDS)})"
-    elif first["type"] == "union_tag_not_found":
-        message = f'missing "kind" (one of: {", ".join(KINDS)})'
+    elif first["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        kinds = ", ".join(TOOL_KINDS if first["loc"][:1] == ("tools",) else KINDS)
+        if first["type"] == "union_tag_invalid":
+            message = f"unknown kind {first['input'].get('kind')!r} (expected one of: {kinds})"
+        else:
+            message = f'missing "kind" (one of: {kinds})'
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     return f"{loc + ': ' if loc else ''}{message}{more}"
 
 
 def _field_path(loc: tuple[int | str, ...]) -> str:
     parts = [str(part) for part in loc]
-    # pydantic puts the union tag in the location (providers.openai.openai.base_url); readers want the TOML path.
-    if len(parts) >= 3 and parts[0] == "providers" and parts[2] in KINDS:
+    # pydantic puts the union tag in the location (providers.openai.openai.base_url, tools.docs.mcp.url); readers
+    # want the TOML path.
+    if len(parts) >= 3 and parts[2] in {"providers": KINDS, "tools": TOOL_KINDS}.get(parts[0], ()):
         del parts[2]
     return ".".join(parts)

@@ -4,7 +4,8 @@ Nothing above `backend/providers` knows a wire format: services, the Python clie
 They are plain slotted records, not frozen ones: one is made per token, and a frozen dataclass costs nearly three
 times as much to make (each field is set through object.__setattr__). Treat them as read-only all the same.
 `Started`, `Resumed`, `Retrying` and `Queued` are status events added by the service layer and the local model's
-queue.
+queue; `ToolCallStarted` and `ToolResult` are added by the tool loop (backend/tools/loop.py) around the calls it
+runs for the model.
 """
 
 from __future__ import annotations
@@ -95,4 +96,40 @@ class Queued:
     ahead: int
 
 
-StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Finish | Started | Resumed | Retrying | Queued
+@dataclass(slots=True)
+class ToolCallStarted:
+    """The app runs the model's call `id` of tool `name` (a function name the model was offered) with `arguments`
+    (JSON text); with `confirm`, it first waits for the person's OK. A `ToolResult` with the same `id` follows."""
+
+    id: str
+    name: str
+    arguments: str
+    confirm: bool = False
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """What call `id` gave back, as the model reads it: `content` is untrusted text (the tool's, or one sentence
+    saying why there is none: an error, a timeout, a refusal), `error` says which; `seconds` it took to run."""
+
+    id: str
+    name: str
+    arguments: str
+    content: str
+    error: bool = False
+    seconds: float = 0.0
+
+
+StreamEvent = (
+    TextDelta
+    | ReasoningDelta
+    | ToolCallDelta
+    | Usage
+    | Finish
+    | Started
+    | Resumed
+    | Retrying
+    | Queued
+    | ToolCallStarted
+    | ToolResult
+)

@@ -13,9 +13,7 @@ import base64
 import binascii
 import hashlib
 import io
-import ipaddress
 import os
-import socket
 import threading
 import warnings
 from collections import OrderedDict
@@ -26,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import OwnMessageError
+from .public_fetch import FetchRefused, fetch_public
+from .public_fetch import is_public_address as is_public_address  # where tests and callers found it first
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -261,67 +261,31 @@ async def fetch_image(url: str, *, allow_private: bool, max_bytes: int, timeout:
 
 
 async def fetch_bytes(url: str, *, allow_private: bool, max_bytes: int, timeout: float) -> bytes:
-    """GET an http(s) URL as a stranger would: no credentials, no proxy or cookies from the environment, no
-    redirects; at most `max_bytes`; all of it (resolving, connecting, reading) within `timeout` seconds, so a
-    server sending a byte a second cannot hold a slot. Unless `allow_private`, the host must resolve only to
-    public addresses (IPv4 embedded in NAT64, 6to4 and Teredo addresses counted), and the connection goes to
-    the address that was checked, so a second DNS answer cannot point it elsewhere."""
-    import httpx
-
-    parts = urlsplit(url)
-    host = parts.hostname
-    if parts.scheme not in ("http", "https") or not host:
-        raise InvalidImageError("An image URL must start with http:// or https://.")
+    """GET an http(s) image URL as a stranger would (see backend/public_fetch.py): no credentials, no redirects, at
+    most `max_bytes`, all within `timeout` seconds; unless `allow_private`, only from public addresses (IPv4
+    embedded in NAT64, 6to4 and Teredo addresses counted), connecting to the address that was checked."""
     try:
-        async with asyncio.timeout(timeout):
-            address = await _checked_address(host, allow_private)
-            pinned = httpx.URL(url).copy_with(host=address)
-            extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-            async with (
-                httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=False) as client,
-                client.stream(
-                    "GET", pinned, headers={"Host": parts.netloc.rpartition("@")[2]}, extensions=extensions
-                ) as response,
-            ):
-                if response.status_code != 200:
-                    raise InvalidImageError(f"The image URL answered HTTP {response.status_code}.")
-                data = bytearray()
-                async for chunk in response.aiter_bytes():
-                    data += chunk
-                    if len(data) > max_bytes:
-                        raise InvalidImageError(f"The image at that URL is larger than {max_bytes / 1e6:.0f} MB.")
-    except (TimeoutError, httpx.TimeoutException):
-        raise InvalidImageError(f"The image URL did not deliver the image within {timeout:g} s.") from None
-    except httpx.HTTPError as exc:
-        raise InvalidImageError(f"Could not download the image: {type(exc).__name__}.") from None
-    return bytes(data)
+        return await fetch_public(url, allow_private=allow_private, max_bytes=max_bytes, timeout=timeout)
+    except FetchRefused as refused:
+        raise InvalidImageError(_image_problem(refused, url, max_bytes, timeout)) from None
 
 
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-
-
-def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Whether `address` is a public one, looking through IPv6 forms that carry an IPv4 address inside."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = address.ipv4_mapped or address.sixtofour or (address.teredo[1] if address.teredo else None)
-        if embedded is None and any(address in network for network in _NAT64):
-            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-        if embedded is not None and not embedded.is_global:
-            return False
-    return address.is_global
-
-
-async def _checked_address(host: str, allow_private: bool) -> str:
-    """The address to connect to for `host`: the first it resolves to, all of them public unless allowed."""
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    except socket.gaierror:
-        raise InvalidImageError(f"Cannot resolve the image host {host}.") from None
-    addresses = [ipaddress.ip_address(info[4][0]) for info in infos]
-    for address in addresses:
-        if not allow_private and not is_public_address(address):
-            raise InvalidImageError(
-                f"Refusing to fetch an image from {host} ({address}): loopback, private and link-local addresses "
-                "are blocked (set app.allow_private_image_urls = true to allow them)."
-            )
-    return str(addresses[0])
+def _image_problem(refused: FetchRefused, url: str, max_bytes: int, timeout: float) -> str:
+    """The sentence for an image URL not fetched, in the Vision tab's words."""
+    host = urlsplit(url).hostname or url
+    if refused.reason == "scheme":
+        return "An image URL must start with http:// or https://."
+    if refused.reason == "resolve":
+        return f"Cannot resolve the image host {host}."
+    if refused.reason == "private":
+        return (
+            refused.message.replace("Refusing to fetch from", "Refusing to fetch an image from").removesuffix(".")
+            + " (set app.allow_private_image_urls = true to allow them)."
+        )
+    if refused.reason == "size":
+        return f"The image at that URL is larger than {max_bytes / 1e6:.0f} MB."
+    if refused.reason == "timeout":
+        return f"The image URL did not deliver the image within {timeout:g} s."
+    if refused.reason == "status":
+        return refused.message.replace("The URL", "The image URL")
+    return refused.message.replace("Could not fetch the URL", "Could not download the image")

@@ -43,6 +43,8 @@ class ChatRequest:
     tool_choice: str | dict[str, Any] | None = None
     timeout: float | None = None
     extra_body: dict[str, Any] = field(default_factory=dict)
+    # `tools` holds the app's own tools ([tools.*]), not a caller's: only models in `tool_models` may serve it.
+    server_tools: bool = False
 
     def params(self) -> dict[str, Any]:
         """The pass-through parameters that were set."""

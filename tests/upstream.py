@@ -4,6 +4,11 @@ Tests and benchmarks queue replies (text pieces, reasoning, tool calls, usage, H
 faults (stall, drop mid-stream, malformed events, error events, UTF-8 split across network writes); the server
 records every request, including when the client hung up. It runs its own event loop in a thread, so sync
 tests, async tests and a Gradio app in the same process can all use it.
+
+A `ToolScript` set as `upstream.script` plays a model that calls tools, in any of the four wire formats (OpenAI,
+Anthropic, Gemini, Ollama): each request is answered by the step its conversation has reached (how many rounds
+of tool calls it already holds), the calls streamed in pieces, then a final text; `tool_results` reads back what
+the app sent as the tools' results, in that wire format's own shape.
 """
 
 from __future__ import annotations
@@ -118,6 +123,7 @@ class ScriptedUpstream:
         self.default = default or Reply.text(["Hello", " from", " the", " scripted", " upstream."])
         self.replies: deque[Reply] = deque()
         self.listing: Reply | None = None  # answers GET …/models instead of the list of `models`
+        self.script: ToolScript | None = None  # answers chat requests by the conversation's step, before the queue
         self.requests: list[Recorded] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -189,6 +195,8 @@ class ScriptedUpstream:
             return True
         if request.method == "GET" and request.path.endswith("/models"):
             reply = self.listing
+        elif self.script is not None and request.method == "POST":
+            reply = self.script.reply(request.body)
         else:
             reply = self.replies.popleft() if self.replies else self.default
         watcher = asyncio.ensure_future(_watch_disconnect(reader, request))
@@ -258,6 +266,120 @@ async def _write_plain(writer: asyncio.StreamWriter, status: int, headers: dict[
     head += [f"{k}: {v}" for k, v in headers.items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
     await writer.drain()
+
+
+@dataclass
+class ToolScript:
+    """A model that calls tools, in wire format `wire` ("openai", "anthropic", "gemini" or "ollama").
+
+    `steps[n]` is what the model asks for once its conversation holds n rounds of tool calls: a list of
+    `(name, arguments)` calls (made at once), streamed after `preamble` text; from `len(steps)` rounds on it answers
+    `final`. With `endless`, the last step repeats for ever (a model that never stops calling tools). Each answer
+    goes out cut in `piece_bytes` network writes, and OpenAI's and Anthropic's arguments in three pieces each."""
+
+    wire: str
+    steps: list[list[tuple[str, dict[str, Any]]]]
+    final: str = "All done."
+    preamble: str = "Let me check."
+    endless: bool = False
+    piece_bytes: int = 40
+
+    def reply(self, body: Any) -> Reply:
+        from tests.wire import rechunked
+
+        step = self.rounds(body)
+        if step >= len(self.steps) and self.endless:
+            step = len(self.steps) - 1
+        if step >= len(self.steps):
+            answer = self._text_reply([self.final[: len(self.final) // 2], self.final[len(self.final) // 2 :]])
+        else:
+            answer = self._calls_reply(self.steps[step], step)
+        return rechunked(answer, self.piece_bytes, delay=0)
+
+    def rounds(self, body: Any) -> int:
+        """How many rounds of tool calls the conversation in a request body already holds."""
+        if not isinstance(body, dict):
+            return 0
+        if self.wire == "gemini":
+            return sum(
+                1
+                for content in body.get("contents", ())
+                if content.get("role") == "model" and any("functionCall" in part for part in content.get("parts", ()))
+            )
+        if self.wire == "anthropic":
+            return sum(
+                1
+                for message in body.get("messages", ())
+                if message.get("role") == "assistant"
+                and any(isinstance(b, dict) and b.get("type") == "tool_use" for b in message.get("content", ()))
+            )
+        return sum(1 for m in body.get("messages", ()) if m.get("role") == "assistant" and m.get("tool_calls"))
+
+    def tool_results(self, body: Any) -> list[tuple[str, Any]]:
+        """(the call's id, or its name where the wire format matches results by name; the result) for every tool
+        result in a request body, as that wire format carries it."""
+        if self.wire == "gemini":
+            return [
+                (part["functionResponse"]["name"], part["functionResponse"]["response"])
+                for content in body.get("contents", ())
+                for part in content.get("parts", ())
+                if "functionResponse" in part
+            ]
+        if self.wire == "anthropic":
+            return [
+                (block["tool_use_id"], "".join(piece.get("text", "") for piece in block.get("content", ())))
+                for message in body.get("messages", ())
+                if isinstance(message.get("content"), list)
+                for block in message["content"]
+                if block.get("type") == "tool_result"
+            ]
+        key = "tool_name" if self.wire == "ollama" else "tool_call_id"
+        return [(m.get(key), m.get("content")) for m in body.get("messages", ()) if m.get("role") == "tool"]
+
+    def call_id(self, step: int, number: int) -> str:
+        """The id this script gives a call (Anthropic and OpenAI send one; Gemini and Ollama none)."""
+        return f"{'toolu' if self.wire == 'anthropic' else 'call'}_s{step}n{number}"
+
+    def _calls_reply(self, calls: list[tuple[str, dict[str, Any]]], step: int) -> Reply:
+        from tests.wire import anthropic_reply, gemini_reply, ollama_reply
+
+        pieces = [self.preamble] if self.preamble else []
+        if self.wire == "anthropic":
+            blocks = [
+                {"id": self.call_id(step, n), "name": name, "json": _thirds(json.dumps(arguments))}
+                for n, (name, arguments) in enumerate(calls)
+            ]
+            return anthropic_reply(pieces, tool_calls=blocks, stop_reason="tool_use")
+        if self.wire == "gemini":
+            return gemini_reply(pieces, function_calls=[{"name": name, "args": args} for name, args in calls])
+        if self.wire == "ollama":
+            return ollama_reply(
+                pieces, tool_calls=[{"function": {"name": name, "arguments": args}} for name, args in calls]
+            )
+        deltas = []
+        for n, (name, arguments) in enumerate(calls):
+            first, *rest = _thirds(json.dumps(arguments))
+            head = {"index": n, "id": self.call_id(step, n), "type": "function"}
+            deltas.append({**head, "function": {"name": name, "arguments": first}})
+            deltas += [{"index": n, "function": {"arguments": piece}} for piece in rest]
+        return Reply.text(pieces, tool_calls=deltas, finish="tool_calls")
+
+    def _text_reply(self, pieces: list[str]) -> Reply:
+        from tests.wire import anthropic_reply, gemini_reply, ollama_reply
+
+        if self.wire == "anthropic":
+            return anthropic_reply(pieces)
+        if self.wire == "gemini":
+            return gemini_reply(pieces)
+        if self.wire == "ollama":
+            return ollama_reply(pieces)
+        return Reply.text(pieces)
+
+
+def _thirds(text: str) -> list[str]:
+    """`text` in three pieces (cut anywhere, as a model streams JSON)."""
+    third = max(1, len(text) // 3)
+    return [text[:third], text[third : 2 * third], text[2 * third :]]
 
 
 def tagged_tokens(tag: str, count: int) -> list[str]:

@@ -19,6 +19,7 @@ from backend import (
     Backend,
     ConfigError,
     ConversationError,
+    ToolBox,
     hash_password,
     load_settings,
     load_users,
@@ -112,7 +113,32 @@ def _check(settings, users) -> int:
     for route, targets in settings.routes.items():
         print(f"  route {route}: {' → '.join(targets)}")
     print(f"  default chat model: {settings.defaults.chat}")
+    if settings.tools:
+        _check_tools(settings)
     return 0
+
+
+def _check_tools(settings) -> None:
+    """Start each tool server once and list what it offers the model, or the one sentence saying why it cannot.
+    A tool's problem is not a config error: the app runs, and a chat simply cannot use that tool."""
+    import asyncio
+
+    async def check() -> dict:
+        tools = ToolBox(settings.tools)
+        try:
+            return await tools.check()
+        finally:
+            await tools.aclose()
+
+    for name, found in asyncio.run(check()).items():
+        config = settings.tools[name]
+        flags = ", ".join(
+            flag
+            for flag, on in (("confirm", config.confirm), ("shared", config.shared), ("default", config.default))
+            if on
+        )
+        head = f"  tool {name} [{config.kind}{': ' + flags if flags else ''}]"
+        print(f"{head}: {', '.join(found) or '(no tools)'}" if isinstance(found, list) else f"{head}: {found}")
 
 
 def _models(backend: Backend) -> int:

@@ -52,6 +52,10 @@ class _ProviderBase(_Strict):
     def image_names(self) -> list[str]:
         return []
 
+    def tool_names(self) -> list[str]:
+        """Models the app may offer its own tools ([tools.*]) to."""
+        return []
+
     def context_length(self, model: str) -> int | None:
         """Tokens of context `model` takes, when the configuration says."""
         return None
@@ -69,6 +73,9 @@ class _HTTPProviderBase(_ProviderBase):
     models: list[str] = Field(default_factory=list, description="chat models; empty: ask the endpoint")
     vision_models: list[str] = Field(default_factory=list, description="models that also read images")
     image_models: list[str] = Field(default_factory=list, description="models that generate images")
+    tool_models: list[str] = Field(
+        default_factory=list, description="models that call tools: the app's own tools ([tools.*]) go only to them"
+    )
     reasoning_models: list[str] = Field(
         default_factory=list, description="models that think before they answer (their reasoning shows apart)"
     )
@@ -112,14 +119,17 @@ class _HTTPProviderBase(_ProviderBase):
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
     def model_names(self) -> list[str]:
-        """Chat-capable models: `models`, then vision models not already listed."""
-        return list(dict.fromkeys([*self.models, *self.vision_models]))
+        """Chat-capable models: `models`, then vision and tool models not already listed."""
+        return list(dict.fromkeys([*self.models, *self.vision_models, *self.tool_models]))
 
     def vision_names(self) -> list[str]:
         return list(self.vision_models)
 
     def image_names(self) -> list[str]:
         return list(self.image_models)
+
+    def tool_names(self) -> list[str]:
+        return list(self.tool_models)
 
     def context_length(self, model: str) -> int | None:
         return self.context_lengths.get(model)

@@ -31,6 +31,7 @@ class ModelInfo:
     images: bool = False  # generates images
     negative_prompt: bool = False  # image generation honours a negative prompt
     reasoning: bool = False  # thinks before it answers (its configuration says so)
+    tools: bool = False  # may be offered the app's own tools (its provider's `tool_models`)
     context_length: int | None = None  # tokens of context, when known
     bundled: bool = False  # the small offline model that ships with the app
 
@@ -80,6 +81,7 @@ class Provider(ABC, Generic[ConfigT]):
             images=model in self.config.image_names(),
             negative_prompt=self.takes_negative_prompt and model in self.config.image_names(),
             reasoning=self.config.reasons(model),
+            tools=model in self.config.tool_names(),
             context_length=self.config.context_length(model),
         )
 
@@ -104,6 +106,13 @@ class Provider(ABC, Generic[ConfigT]):
             raise UnsupportedCapabilityError(
                 "this model does not read images; pick a vision model, or list it under vision_models in the "
                 "config if it does.",
+                provider=self.name,
+                model=request.model,
+            )
+        if request.server_tools and request.model not in self.config.tool_names():
+            raise UnsupportedCapabilityError(
+                "this model is not offered the app's tools; pick a model that calls tools, or list it under "
+                "tool_models in the config if it does.",
                 provider=self.name,
                 model=request.model,
             )

@@ -13,6 +13,7 @@ from ..imagegen import ImageStore
 from ..providers import Provider, create_provider
 from ..replies import Replies
 from ..store import SQLConversationStore
+from ..tools import ToolBox
 from .chat import ChatService
 from .images import ImageService
 from .registry import ModelChoice, ModelRegistry
@@ -38,6 +39,7 @@ class Backend:
         self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store))
         self.vision = VisionService(self.chat)
         self.replies = Replies(self.chat, self.store, title_model=settings.defaults.title, relay=self._relay())
+        self.tools = ToolBox(settings.tools)  # MCP servers start when a reply first needs them
 
     def _relay(self) -> Relay | None:
         """The link to other replicas through Redis, when `[redis] url` is set."""
@@ -70,7 +72,9 @@ class Backend:
 
     async def aclose(self) -> None:
         await self.replies.aclose()
-        await asyncio.gather(*(provider.aclose() for provider in self.providers.values()), self.store.aclose())
+        await asyncio.gather(
+            *(provider.aclose() for provider in self.providers.values()), self.store.aclose(), self.tools.aclose()
+        )
 
 
 __all__ = ["Backend", "ChatService", "ImageService", "ModelChoice", "ModelRegistry", "VisionService"]

@@ -78,6 +78,7 @@ class ModelRegistry:
             images=any(info.images for info in described),
             negative_prompt=any(info.negative_prompt for info in described),
             reasoning=any(info.reasoning for info in described),
+            tools=any(info.tools for info in described),
             context_length=min((info.context_length for info in described if info.context_length), default=None),
             bundled=all(info.bundled for info in described),
         )
