@@ -6,9 +6,10 @@ Public surface (everything else is internal):
     from backend import create_client                                # one model, plain-text helpers
     from backend import Backend, ChatRequest, load_settings          # the service layer the UI uses
     from backend import RateLimitError, AuthenticationError, ...     # the typed error tree
+    from backend import ChatCompletionRole, TooManyRequests, models  # the typed SDK's names (client.chat.create)
     from backend import Conversation, StoredMessage, model_messages  # conversations (backend.conversations)
     from backend import VisitorLimits, Users, validate_image         # what a shared UI needs to stay safe
-    backend.models.info("openai/gpt-4o")                             # a ModelInfo: vision, images, reasoning...
+    Backend(settings).models.info("openai/gpt-4o")                   # a ModelInfo: vision, images, reasoning...
 
 This package never imports gradio: the web UI is one consumer among others, and imports nothing but these.
 """
@@ -22,17 +23,24 @@ from .errors import (
     APIError,
     APITimeoutError,
     AuthenticationError,
+    BadRequest,
     BadRequestError,
     ConfigError,
     CoolingDownError,
+    Forbidden,
     InternalServerError,
+    NotFound,
     NotFoundError,
     PermissionDeniedError,
     ProviderUnavailableError,
     RateLimitError,
+    SDKError,
+    ServiceUnavailable,
     ServiceUnavailableError,
     StreamError,
     SwitchboardError,
+    TooManyRequests,
+    Unauthorized,
     UnknownModelError,
     UnsupportedCapabilityError,
 )
@@ -95,6 +103,8 @@ _LAZY = {
     "ModelInfo": ".providers",
     "StoredImage": ".imagegen",
     "TooManyRequestsError": ".limits",
+    "ChatCompletionEvent": ".typed_sdk",
+    "ChatCompletionRole": ".typed_sdk",
     "VisitorLimits": ".limits",
     "Users": ".auth",
     "SharedFailures": ".auth",
@@ -104,6 +114,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from . import typed_sdk as models
     from .auth import SharedFailures, SharedSessions, Users, hash_password, load_users
     from .client import AsyncClient, AsyncStream, ChatCompletion, Client
     from .config import Settings, load_settings
@@ -133,9 +144,18 @@ if TYPE_CHECKING:
     from .replies import Replies, ReplyRecord, RunningReply
     from .request import ChatRequest
     from .services import Backend, ChatService
+    from .typed_sdk import ChatCompletionEvent, ChatCompletionRole
+
+
+# The typed SDK's `models` namespace (`except models.TooManyRequests`) is the module of that dialect itself.
+_NAMESPACES = {"models": ".typed_sdk"}
 
 
 def __getattr__(name: str) -> object:
+    if name in _NAMESPACES:
+        value: object = import_module(_NAMESPACES[name], __name__)
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'backend' has no attribute {name!r}")
@@ -158,9 +178,12 @@ __all__ = [
     "AsyncStream",
     "AuthenticationError",
     "Backend",
+    "BadRequest",
     "BadRequestError",
     "ChatClient",
     "ChatCompletion",
+    "ChatCompletionEvent",
+    "ChatCompletionRole",
     "ChatRequest",
     "ChatService",
     "Client",
@@ -172,12 +195,14 @@ __all__ = [
     "Document",
     "DocumentError",
     "Finish",
+    "Forbidden",
     "Handover",
     "Image",
     "ImageRequest",
     "InternalServerError",
     "InvalidImageError",
     "ModelInfo",
+    "NotFound",
     "NotFoundError",
     "PermissionDeniedError",
     "Preset",
@@ -193,6 +218,8 @@ __all__ = [
     "RetryProvider",
     "Retrying",
     "RunningReply",
+    "SDKError",
+    "ServiceUnavailable",
     "ServiceUnavailableError",
     "Settings",
     "SharedFailures",
@@ -207,8 +234,10 @@ __all__ = [
     "Summary",
     "SwitchboardError",
     "TextDelta",
+    "TooManyRequests",
     "TooManyRequestsError",
     "ToolCallDelta",
+    "Unauthorized",
     "UnknownModelError",
     "UnsupportedCapabilityError",
     "Usage",
@@ -222,6 +251,7 @@ __all__ = [
     "load_settings",
     "load_users",
     "model_messages",
+    "models",
     "parse_import",
     "read_document",
     "validate_image",
