@@ -6,9 +6,10 @@ Public surface (everything else is internal):
     from backend import create_client                                # one model, plain-text helpers
     from backend import Backend, ChatRequest, load_settings          # the service layer the UI uses
     from backend import RateLimitError, AuthenticationError, ...     # the typed error tree
+    from backend import ChatCompletionRole, TooManyRequests, models  # the typed SDK's names (client.chat.create)
     from backend import Conversation, StoredMessage, model_messages  # conversations (backend.conversations)
     from backend import VisitorLimits, Users, validate_image         # what a shared UI needs to stay safe
-    backend.models.info("openai/gpt-4o")                             # a ModelInfo: vision, images, tools...
+    Backend(settings).models.info("openai/gpt-4o")                   # a ModelInfo: vision, images, tools...
     from backend import ToolBox, tool_loop, tool_access              # tools that act ([tools.*]: MCP, web search)
 
 This package never imports gradio: the web UI is one consumer among others, and imports nothing but these.
@@ -23,17 +24,24 @@ from .errors import (
     APIError,
     APITimeoutError,
     AuthenticationError,
+    BadRequest,
     BadRequestError,
     ConfigError,
     CoolingDownError,
+    Forbidden,
     InternalServerError,
+    NotFound,
     NotFoundError,
     PermissionDeniedError,
     ProviderUnavailableError,
     RateLimitError,
+    SDKError,
+    ServiceUnavailable,
     ServiceUnavailableError,
     StreamError,
     SwitchboardError,
+    TooManyRequests,
+    Unauthorized,
     UnknownModelError,
     UnsupportedCapabilityError,
 )
@@ -98,6 +106,8 @@ _LAZY = {
     "ModelInfo": ".providers",
     "StoredImage": ".imagegen",
     "TooManyRequestsError": ".limits",
+    "ChatCompletionEvent": ".typed_sdk",
+    "ChatCompletionRole": ".typed_sdk",
     "VisitorLimits": ".limits",
     "login_visitor": ".limits",
     "Users": ".auth",
@@ -115,6 +125,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from . import typed_sdk as models
     from .auth import LoginRefusedError, Sessions, SharedFailures, SharedSessions, Users, hash_password, load_users
     from .client import AsyncClient, AsyncStream, ChatCompletion, Client
     from .config import Settings, load_settings
@@ -145,9 +156,18 @@ if TYPE_CHECKING:
     from .request import ChatRequest
     from .services import Backend, ChatService
     from .tools import ToolBox, ToolCall, ToolSet, tool_access, tool_loop
+    from .typed_sdk import ChatCompletionEvent, ChatCompletionRole
+
+
+# The typed SDK's `models` namespace (`except models.TooManyRequests`) is the module of that dialect itself.
+_NAMESPACES = {"models": ".typed_sdk"}
 
 
 def __getattr__(name: str) -> object:
+    if name in _NAMESPACES:
+        value: object = import_module(_NAMESPACES[name], __name__)
+        globals()[name] = value
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'backend' has no attribute {name!r}")
@@ -170,9 +190,12 @@ __all__ = [
     "AsyncStream",
     "AuthenticationError",
     "Backend",
+    "BadRequest",
     "BadRequestError",
     "ChatClient",
     "ChatCompletion",
+    "ChatCompletionEvent",
+    "ChatCompletionRole",
     "ChatRequest",
     "ChatService",
     "Client",
@@ -184,6 +207,7 @@ __all__ = [
     "Document",
     "DocumentError",
     "Finish",
+    "Forbidden",
     "Handover",
     "Image",
     "ImageRequest",
@@ -191,6 +215,7 @@ __all__ = [
     "InvalidImageError",
     "LoginRefusedError",
     "ModelInfo",
+    "NotFound",
     "NotFoundError",
     "PermissionDeniedError",
     "Preset",
@@ -206,6 +231,8 @@ __all__ = [
     "RetryProvider",
     "Retrying",
     "RunningReply",
+    "SDKError",
+    "ServiceUnavailable",
     "ServiceUnavailableError",
     "Sessions",
     "Settings",
@@ -221,6 +248,7 @@ __all__ = [
     "Summary",
     "SwitchboardError",
     "TextDelta",
+    "TooManyRequests",
     "TooManyRequestsError",
     "ToolBox",
     "ToolCall",
@@ -228,6 +256,7 @@ __all__ = [
     "ToolCallStarted",
     "ToolResult",
     "ToolSet",
+    "Unauthorized",
     "UnknownModelError",
     "UnsupportedCapabilityError",
     "Usage",
@@ -242,6 +271,7 @@ __all__ = [
     "load_users",
     "login_visitor",
     "model_messages",
+    "models",
     "parse_import",
     "read_document",
     "tool_access",

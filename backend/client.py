@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import threading
 import time
 import uuid
@@ -25,9 +26,10 @@ from . import media
 from .config import Settings, load_settings
 from .events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
 from .imagegen import ImageRequest
-from .in_code import InCode, Naming, settings_in_code
+from .in_code import Naming, settings_in_code
 from .request import ChatRequest, Message
 from .services import Backend
+from .typed_sdk import AsyncTypedChat, ClientOptions, TypedChat, in_code
 from .types import (
     ChatCompletion as ChatCompletionObject,
 )
@@ -224,9 +226,9 @@ class AsyncCompletions:
     @overload
     def create(
         self,
+        model: str | None = None,
         *,
         messages: str | Sequence[Message],
-        model: str | None = None,
         stream: Literal[False] = False,
         temperature: float | None = None,
         top_p: float | None = None,
@@ -245,9 +247,9 @@ class AsyncCompletions:
     @overload
     def create(
         self,
+        model: str | None = None,
         *,
         messages: str | Sequence[Message],
-        model: str | None = None,
         stream: Literal[True],
         temperature: float | None = None,
         top_p: float | None = None,
@@ -266,9 +268,9 @@ class AsyncCompletions:
     @overload
     def create(
         self,
+        model: str | None = None,
         *,
         messages: str | Sequence[Message],
-        model: str | None = None,
         stream: bool,
         temperature: float | None = None,
         top_p: float | None = None,
@@ -286,9 +288,9 @@ class AsyncCompletions:
 
     def create(
         self,
+        model: str | None = None,
         *,
         messages: str | Sequence[Message],
-        model: str | None = None,
         stream: bool = False,
         temperature: float | None = None,
         top_p: float | None = None,
@@ -305,12 +307,18 @@ class AsyncCompletions:
     ) -> AsyncStream | Coroutine[Any, Any, ChatCompletionObject]:
         """A coroutine returning a `ChatCompletion`, or with `stream=True` an `AsyncStream` of chunks.
 
-        `model` is `provider/model` or a route name; None means the configured default. `image` (bytes, a path,
-        a file object, a PIL image, a data URL or an http(s) URL) is attached to the last user message.
+        `model` (by name, or first as g4f's examples pass it) is `provider/model` or a route name; None means the
+        configured default. `image` (bytes, a path, a file object, a PIL image, a data URL or an http(s) URL) is
+        attached to the last user message.
         """
+        with_image = self._with_image(_messages(messages), image)
         request = ChatRequest(
-            model=self._naming.chat(model) if self._naming else model or self._backend.models.default_chat,
-            messages=self._with_image(_messages(messages), image),
+            model=(
+                self._naming.chat(model, images=media.has_images(with_image))
+                if self._naming
+                else model or self._backend.models.default_chat
+            ),
+            messages=with_image,
             temperature=temperature,
             top_p=top_p,
             max_tokens=max_tokens,
@@ -343,8 +351,9 @@ class AsyncCompletions:
         return [*messages, {"role": "user", "content": [image_part]}]
 
 
-class AsyncChat:
-    """`client.chat`: where `completions` lives, as in openai-python."""
+class AsyncChat(AsyncTypedChat):
+    """`client.chat`: where `completions` lives, as in openai-python; `create` and `stream` are the typed SDK's
+    (backend/typed_sdk.py)."""
 
     def __init__(self, completions: AsyncCompletions) -> None:
         self.completions = completions
@@ -355,16 +364,21 @@ class AsyncClient:
 
     `config`: a path to a TOML file (default: the app's search order), or pass ready `settings`; or, as gpt4free's
     clients take them, `provider` (a kind name, a `Provider`, or a `RetryProvider` chain) and `image_provider`,
-    with `api_key`, `base_url` and `proxies` for those that do not set their own (backend/in_code.py). Then model
-    names are passed as the provider knows them (`model="gpt-4o-mini"`).
+    with `api_key`, `base_url` and `proxies` for those that do not set their own (backend/in_code.py); given
+    those three alone, the provider is an OpenAI-compatible endpoint at `base_url` (api.openai.com without one).
+    `api_key_auth` and `server_url` are the typed SDK's names for `api_key` and `base_url`. Model names are then
+    passed as the provider knows them (`model="gpt-4o-mini"`).
     """
 
     def __init__(
-        self, config: str | None = None, *, settings: Settings | None = None, **in_code: Unpack[InCode]
+        self, config: str | None = None, *, settings: Settings | None = None, **options: Unpack[ClientOptions]
     ) -> None:
         naming = None
-        if in_code.get("provider") is not None or in_code.get("image_provider") is not None:
-            settings, naming = settings_in_code(**in_code)
+        given = in_code(options)
+        if any(value is not None for value in given.values()):
+            if config is not None or settings is not None:
+                raise ValueError("pass a config (or settings) or providers in code, not both")
+            settings, naming = settings_in_code(**given)
         self.backend = Backend(settings or load_settings(config))
         self.chat = AsyncChat(AsyncCompletions(self.backend, naming))
         self.images = AsyncImages(self.backend, naming)
@@ -399,6 +413,10 @@ class _LoopThread:
             raise
 
     def stop(self) -> None:
+        """Stop the loop once the async generators it still holds are closed: a stream abandoned mid-way (a
+        failover, a `break`) is then finalised on its own loop, not after the loop is gone."""
+        with contextlib.suppress(Exception):
+            self.run(self.loop.shutdown_asyncgens())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(timeout=5)
 
@@ -410,34 +428,41 @@ class Completions:
 
     @overload
     def create(
-        self, *, messages: str | Sequence[Message], stream: Literal[False] = False, **kwargs: Any
+        self,
+        model: str | None = None,
+        *,
+        messages: str | Sequence[Message],
+        stream: Literal[False] = False,
+        **kwargs: Any,
     ) -> ChatCompletionObject: ...
 
     @overload
     def create(
-        self, *, messages: str | Sequence[Message], stream: Literal[True], **kwargs: Any
+        self, model: str | None = None, *, messages: str | Sequence[Message], stream: Literal[True], **kwargs: Any
     ) -> Iterator[ChatCompletionChunk]: ...
 
     @overload
     def create(
-        self, *, messages: str | Sequence[Message], stream: bool, **kwargs: Any
+        self, model: str | None = None, *, messages: str | Sequence[Message], stream: bool, **kwargs: Any
     ) -> ChatCompletionObject | Iterator[ChatCompletionChunk]: ...
 
     def create(
-        self, *, messages: str | Sequence[Message], stream: bool = False, **kwargs: Any
+        self, model: str | None = None, *, messages: str | Sequence[Message], stream: bool = False, **kwargs: Any
     ) -> ChatCompletionObject | Iterator[ChatCompletionChunk]:
         """Like `AsyncCompletions.create`, synchronous: a `ChatCompletion`, or an iterator of chunks. The keyword
         arguments are those of `AsyncCompletions.create`."""
         if not stream:
 
             async def complete() -> ChatCompletionObject:
-                completion: ChatCompletionObject = await self._async.create(messages=messages, stream=False, **kwargs)
+                completion: ChatCompletionObject = await self._async.create(
+                    model, messages=messages, stream=False, **kwargs
+                )
                 return completion
 
             return self._runner.run(complete())
 
         async def start() -> AsyncStream:
-            chunks: AsyncStream = self._async.create(messages=messages, stream=True, **kwargs)
+            chunks: AsyncStream = self._async.create(model, messages=messages, stream=True, **kwargs)
             return chunks
 
         return self._iterate(self._runner.run(start()))
@@ -457,12 +482,12 @@ class Client:
     """The synchronous twin of `AsyncClient`; call `close()` (or use `with`) when done."""
 
     def __init__(
-        self, config: str | None = None, *, settings: Settings | None = None, **in_code: Unpack[InCode]
+        self, config: str | None = None, *, settings: Settings | None = None, **options: Unpack[ClientOptions]
     ) -> None:
         self._runner = _LoopThread()
-        self._async = AsyncClient(config, settings=settings, **in_code)
+        self._async = AsyncClient(config, settings=settings, **options)
         self.backend = self._async.backend
-        self.chat = Chat(Completions(self._runner, self._async.chat.completions))
+        self.chat = Chat(Completions(self._runner, self._async.chat.completions), self._async.chat, self._runner)
         self.images = Images(self._runner, self._async.images)
 
     def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
@@ -485,11 +510,13 @@ class Client:
         self.close()
 
 
-class Chat:
-    """`client.chat` of the synchronous client."""
+class Chat(TypedChat):
+    """`client.chat` of the synchronous client: `completions`, and the typed SDK's `create` and `stream`."""
 
-    def __init__(self, completions: Completions) -> None:
+    def __init__(self, completions: Completions, twin: AsyncChat, runner: _LoopThread) -> None:
         self.completions = completions
+        self.twin = twin
+        self.runner = runner
 
 
 class Images:

@@ -219,3 +219,16 @@ def redact(text: str, secrets: list[str]) -> str:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     return text
+
+
+# The typed SDK's names for the same errors (seed 003: `except models.TooManyRequests`), one class each, so code
+# catching either name catches the same thing. Here ServiceUnavailable (503) is a kind of InternalServerError (500),
+# and SDKError, any other 4xx-5xx, is the base of them all. (TooManyRequests is the upstream's 429; a shared UI's
+# own visitor limit is limits.TooManyRequestsError.)
+BadRequest = BadRequestError
+Unauthorized = AuthenticationError
+Forbidden = PermissionDeniedError
+NotFound = NotFoundError
+TooManyRequests = RateLimitError
+ServiceUnavailable = ServiceUnavailableError
+SDKError = APIError

@@ -85,7 +85,9 @@ class ChatClient:
         With `return_error=True` nothing is raised: the result is `(texts, None)` or `([], error)`."""
         try:
             reply = self.client.chat.completions.create(
-                model=self.model, messages=messages, **_params(max_tokens, temperature, top_p, n, timeout, guided_json)
+                model=self.model,
+                messages=_texts_as_content(messages),
+                **_params(max_tokens, temperature, top_p, n, timeout, guided_json),
             )
         except SwitchboardError as error:
             if return_error:
@@ -108,7 +110,7 @@ class ChatClient:
         """The reply text as it streams. With `return_error=True` a failure ends the stream with its message."""
         chunks = self.client.chat.completions.create(
             model=self.model,
-            messages=messages,
+            messages=_texts_as_content(messages),
             stream=True,
             **_params(max_tokens, temperature, top_p, n, timeout, guided_json),
         )
@@ -130,6 +132,18 @@ class ChatClient:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _texts_as_content(messages: list[Message]) -> list[Message]:
+    """Messages whose content is a list of plain strings (a `run_chat_completions` result put back into the
+    conversation, as seed 002's multi-turn example does) with that content as text: providers take a string or
+    content parts, never bare strings. Several texts (n > 1) are kept, a blank line apart."""
+    return [
+        {**message, "content": "\n\n".join(content)}
+        if isinstance(content := message.get("content"), list) and content and all(isinstance(p, str) for p in content)
+        else message
+        for message in messages
+    ]
 
 
 def _params(

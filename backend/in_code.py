@@ -69,24 +69,47 @@ class Naming:
 
     def __init__(self, settings: Settings, chain: list[str]) -> None:
         self.settings, self.chain = settings, chain
+        # Providers given no list of models: they take any name (a list given in code is kept to).
+        self._unlisted = {
+            name
+            for name in chain
+            if isinstance(config := settings.providers[name], _HTTPProviderBase) and not config.model_names()
+        }
 
-    def chat(self, model: str | None) -> str:
+    def chat(self, model: str | None, *, images: bool = False) -> str:
+        """The id for `model`; `images`: the request carries images."""
         if not model:
             raise ValueError("pass model=... (the provider's own name for it)")
+        for name in self.chain:
+            self._declare(name, model, images)
         if len(self.chain) == 1:
             return f"{self.chain[0]}/{model}"
         route = f"retry:{model}"
         self.settings.routes.setdefault(route, [f"{name}/{model}" for name in self.chain])
         return route
 
+    def _declare(self, provider: str, model: str, images: bool) -> None:
+        """On a provider given no list of models, list `model` as code uses it, and as reading images once it is
+        sent one: the kinds take only listed models once any is listed, and send images only to models listed as
+        reading them. What such a model can do is the caller's to know, and the upstream's to refuse."""
+        config = self.settings.providers[provider]
+        if provider not in self._unlisted or not isinstance(config, _HTTPProviderBase):
+            return
+        if model not in config.models:
+            config.models.append(model)
+        if images and model not in config.vision_models:
+            config.vision_models.append(model)
+
     def image(self, model: str | None) -> str:
-        """The image model's id; it is added to the image provider's list (the kinds refuse unlisted ones)."""
+        """The image model's id; it is added to the image provider's list (the kinds refuse unlisted ones). No model
+        is the provider's first image model: listed in its options (`image_models=[...]`), else the first asked for."""
         config = self.settings.providers.get(IMAGES)
         if config is None:
             raise ValueError("pass image_provider=... to generate images")
+        assert isinstance(config, _HTTPProviderBase)
+        model = model or next(iter(config.image_models), None)
         if not model:
             raise ValueError("pass model=... (the image provider's own name for it)")
-        assert isinstance(config, _HTTPProviderBase)
         if model not in config.image_models:
             config.image_models.append(model)
         return f"{IMAGES}/{model}"
@@ -101,8 +124,9 @@ def settings_in_code(
     proxies: str | dict[str, str] | None = None,
 ) -> tuple[Settings, Naming]:
     """Settings for providers given in code, and the naming of their models. `api_key`, `base_url` and `proxies`
-    apply to every provider that does not set its own. With an `image_provider` only, it chats too."""
-    provider = provider or image_provider or ""
+    apply to every provider that does not set its own. With an `image_provider` only, it chats too; with neither,
+    the provider is kind "openai" (any compatible endpoint: `base_url`, else api.openai.com)."""
+    provider = provider or image_provider or "openai"
     chain = provider.providers if isinstance(provider, RetryProvider) else [_as_provider(provider)]
     retries = None
     if isinstance(provider, RetryProvider):

@@ -6,7 +6,24 @@ import asyncio
 
 import pytest
 
-from backend import AsyncClient, ChatCompletion, Client, RateLimitError, UnknownModelError, load_settings
+from backend import (
+    APIError,
+    AsyncClient,
+    AuthenticationError,
+    BadRequestError,
+    ChatCompletion,
+    ChatCompletionEvent,
+    ChatCompletionRole,
+    Client,
+    InternalServerError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServiceUnavailableError,
+    UnknownModelError,
+    load_settings,
+    models,
+)
 from backend.types import ChatCompletion as CompletionObject
 from backend.types import ChatCompletionChunk
 from tests.conftest import scripted_config
@@ -155,3 +172,84 @@ def test_chat_completion_facade_strings(facade, upstream):
 async def test_chat_completion_create_async(facade, upstream):
     upstream.enqueue(Reply.text(["async", " text"]))
     assert await ChatCompletion.create_async(messages=[{"role": "user", "content": "x"}]) == "async text"
+
+
+# --- The typed SDK's dialect (seed 003): chat.create / chat.stream with a request dict or keywords ---------------
+
+
+def test_typed_create_and_stream_take_a_request_or_keywords(upstream):
+    upstream.enqueue(Reply.text(["whole"]), Reply.text(["in", " parts"]))
+    with Client(api_key_auth="sk-typed", server_url=upstream.base_url) as s:
+        reply = s.chat.create(
+            request={"model": "small", "messages": [{"role": ChatCompletionRole.SYSTEM, "content": "Be brief."}]},
+            random_seed=7,
+            safe_prompt=True,
+        )
+        events = list(s.chat.stream(model="small", messages=[{"role": ChatCompletionRole.USER, "content": "hi"}]))
+    assert reply.choices[0].message.content == "whole"
+    assert all(isinstance(event, ChatCompletionEvent) for event in events)
+    assert "".join(event.data.choices[0].delta.content or "" for event in events) == "in parts"
+    created, streamed = (request.body for request in upstream.chat_requests())
+    assert created["messages"] == [{"role": "system", "content": "Be brief."}]
+    assert created["seed"] == 7 and created["safe_prompt"] is True  # a field create does not name goes as it is
+    assert streamed["model"] == "small" and streamed["messages"][0]["role"] == "user"
+    assert upstream.chat_requests()[0].headers["authorization"] == "Bearer sk-typed"
+
+
+def test_typed_stream_raises_at_the_call(upstream):
+    upstream.enqueue(Reply.error(401, "no such key"))
+    with Client(api_key_auth="sk-typed", server_url=upstream.base_url) as s:
+        with pytest.raises(models.Unauthorized) as refused:
+            s.chat.stream(request={"model": "small", "messages": "hi"})  # before any iteration
+    assert refused.value.status_code == 401
+
+
+def test_typed_stream_left_early_closes_the_upstream(upstream):
+    upstream.enqueue(Reply.text([f"w{i}" for i in range(400)], delay=0.02))
+    with Client(server_url=upstream.base_url) as s, s.chat.stream(model="small", messages="hi") as events:
+        next(events)
+    sent = upstream.chat_requests()[0]
+    assert upstream.wait_for(lambda: sent.disconnected_at is not None, timeout=5)
+
+
+async def test_typed_async_twins(upstream):
+    upstream.default = Reply.text(["a", "b"])
+    request = {"model": "small", "messages": [{"role": "user", "content": "hi"}]}
+    async with AsyncClient(server_url=upstream.base_url) as client:
+        created = await client.chat.create(request=request)
+        streamed = [event async for event in await client.chat.stream(request=request)]
+        also = await client.chat.create_async(request=request)
+    with Client(server_url=upstream.base_url) as s:  # the SDK's async names on the sync client, from this loop
+        from_sync = await s.chat.create_async(request=request)
+        async with await s.chat.stream_async(**request) as events:
+            from_sync_streamed = [event async for event in events]
+    assert [c.choices[0].message.content for c in (created, also, from_sync)] == ["ab"] * 3
+    for events in (streamed, from_sync_streamed):
+        assert "".join(event.data.choices[0].delta.content or "" for event in events) == "ab"
+
+
+def test_typed_requests_that_contradict_themselves(upstream):
+    with Client(server_url=upstream.base_url) as s:
+        with pytest.raises(ValueError, match=r"use chat\.stream"):
+            s.chat.create(request={"model": "small", "messages": "hi", "stream": True})
+        with pytest.raises(ValueError, match="random_seed or seed"):
+            s.chat.create(model="small", messages="hi", random_seed=1, seed=2)
+    with pytest.raises(ValueError, match="api_key_auth or api_key"):
+        Client(api_key_auth="one", api_key="two", server_url=upstream.base_url)
+    assert upstream.chat_requests() == []
+
+
+def test_the_typed_sdk_names_are_our_errors():
+    assert (models.BadRequest, models.Unauthorized, models.Forbidden, models.NotFound) == (
+        BadRequestError,
+        AuthenticationError,
+        PermissionDeniedError,
+        NotFoundError,
+    )
+    assert (models.TooManyRequests, models.ServiceUnavailable, models.SDKError) == (
+        RateLimitError,
+        ServiceUnavailableError,
+        APIError,
+    )
+    assert models.InternalServerError is InternalServerError
+    assert [role.value for role in ChatCompletionRole] == ["user", "assistant", "system", "tool"]

@@ -7,7 +7,8 @@ import base64
 
 import pytest
 
-from backend import APIError, AsyncClient, Client, Provider, RetryProvider
+from backend import APIError, AsyncClient, Client, Provider, RetryProvider, UnsupportedCapabilityError
+from tests.conftest import scripted_config
 from tests.test_browser_media import json_reply
 from tests.upstream import Reply, ScriptedUpstream
 
@@ -82,3 +83,37 @@ async def test_async_client_with_an_image_provider_through_a_proxy():
     assert base64.b64decode(images.data[0].b64_json) == picture
     assert painted.path == "http://painter.invalid/v1/images/generations"
     assert painted.body["model"] == "dall-e-3" and painted.headers["authorization"] == "Bearer shared-key"
+
+
+def test_a_key_and_an_endpoint_alone_are_an_openai_compatible_provider():
+    with ScriptedUpstream(models=[]) as upstream, Client(api_key="sk-alone", base_url=upstream.base_url) as client:
+        reply = client.chat.completions.create(model="any-model", messages=[{"role": "user", "content": "Hi"}])
+        assert reply.choices[0].message.content == HELLO
+        sent = upstream.chat_requests()[-1]
+        assert sent.body["model"] == "any-model" and sent.headers["authorization"] == "Bearer sk-alone"
+
+
+def test_a_config_and_providers_in_code_are_not_mixed(upstream, write_config):
+    with pytest.raises(ValueError, match="not both"):
+        Client(str(write_config(scripted_config(upstream))), api_key="sk-for-which")
+
+
+def test_images_go_to_any_model_named_in_code_but_a_listed_provider_keeps_to_its_list():
+    picture = base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    question = [{"role": "user", "content": "What is this?"}]
+    with ScriptedUpstream() as upstream:
+        with Client(provider=Provider("openai", base_url=upstream.base_url)) as client:
+            client.chat.completions.create(model="text-model", messages=question)
+            client.chat.completions.create("eyes-model", messages=question, image=picture)
+            client.chat.completions.create(model="text-model", messages=question)  # still taken after
+        assert [request.body["model"] for request in upstream.chat_requests()] == [
+            "text-model",
+            "eyes-model",
+            "text-model",
+        ]
+        assert upstream.chat_requests()[1].body["messages"][0]["content"][1]["type"] == "image_url"
+        listed = Provider("openai", base_url=upstream.base_url, models=["text-model"])
+        with Client(provider=listed) as client, pytest.raises(UnsupportedCapabilityError):
+            client.chat.completions.create(model="text-model", messages=question, image=picture)
