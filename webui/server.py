@@ -13,6 +13,8 @@ The FastAPI app, not Gradio, owns what a browser trusts:
   the OpenAI-compatible API (`/v1`, which needs an API key instead: backend/gateway.py); a Gradio session hash
   belongs to the login that used it first, and no other login (or anonymous caller) may read, cancel or join it;
   request bodies are bounded.
+- **Connections** (webui/connections.py): a request's head must be complete within seconds, a body must not stall,
+  and one address may hold only so many connections.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from backend import Backend, LoginRefusedError, Sessions, SharedSessions, Users, VisitorLimits, gateway_router
 
 from .app import CSS, PAGE_JS, build_app, visitor_limits
+from .connections import ConnectionLimits, http_protocol
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +226,7 @@ class LoginAddress:
 
 def _outer_layers(server: FastAPI, backend: Backend) -> None:
     """Outermost last: headers on every answer, then the visitor's address, then CORS (a preflight carries no
-    login)."""
+    login). And how the server holds its connections (`serve`)."""
     settings = backend.settings.app
     server.add_middleware(
         CORSMiddleware,
@@ -235,6 +238,7 @@ def _outer_layers(server: FastAPI, backend: Backend) -> None:
     if settings.trusted_proxies:
         server.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))
     server.add_middleware(SecurityHeaders)
+    server.state.connection_limits = ConnectionLimits(uncapped=tuple(settings.trusted_proxies))
 
 
 class SecurityHeaders:
@@ -454,8 +458,7 @@ class ServerThread:
     """The app served by uvicorn on a background thread (tests, benchmarks); `close()` stops it."""
 
     def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", proxy_headers=False)
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(_uvicorn_config(app, host, port, lifespan="on"))
         self.thread = threading.Thread(target=self.server.run, daemon=True, name="switchboard-http")
         self.url = f"http://{host}:{port}/"
 
@@ -475,6 +478,13 @@ class ServerThread:
 
 def serve(app: FastAPI, host: str, port: int) -> None:
     """Serve the app in the foreground until interrupted."""
-    # Forwarded headers are trusted only from app.trusted_proxies (create_server), never by uvicorn's default.
-    # Its event loop and HTTP parser are uvloop and httptools (dependencies: "auto" picks them when installed).
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2, proxy_headers=False)
+    uvicorn.Server(_uvicorn_config(app, host, port, timeout_graceful_shutdown=2)).run()
+
+
+def _uvicorn_config(app: FastAPI, host: str, port: int, **options: Any) -> uvicorn.Config:
+    """uvicorn as the app is served: forwarded headers trusted only from app.trusted_proxies (create_server), never
+    by uvicorn's default; uvloop (a dependency: "auto" picks it) and httptools with the connection limits of
+    webui/connections.py (`app.state.connection_limits`); no WebSockets (Gradio's page uses none)."""
+    limits = getattr(app.state, "connection_limits", ConnectionLimits())
+    options.update(log_level="warning", proxy_headers=False, http=http_protocol(limits), ws="none")
+    return uvicorn.Config(app, host=host, port=port, **options)
