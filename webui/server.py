@@ -9,10 +9,18 @@ The FastAPI app, not Gradio, owns what a browser trusts:
 - **Headers**: a Content-Security-Policy that keeps model output inert: images only from this server (a reply
   cannot smuggle chat text out through an image URL), forms submit only here, no plugins, no framing by other
   sites; and no Referer leaves the page (Gradio puts session hashes in URLs).
+- **Same-origin writes**: a request that could change anything (any method but GET, HEAD and OPTIONS) from
+  another site's page is refused on every route (`SameOriginWrites`), so no page elsewhere can sign a visitor in to
+  an account of its choosing, out, or act as them.
 - **Guard** (with logins): every route needs a login except the few the login page itself uses (`PUBLIC`) and
   the OpenAI-compatible API (`/v1`, which needs an API key instead: backend/gateway.py); a Gradio session hash
   belongs to the login that used it first, and no other login (or anonymous caller) may read, cancel or join it;
   request bodies are bounded.
+- **Sign-out** only by a POST from this site's own pages: `GET /logout` signs nobody out (an image in a reply, or
+  another site, could make the browser ask for it); it answers a page with a Sign out button. A page of the app
+  signs out with `fetch("logout", {method: "POST"})` (then loads `./`, the login page), or a
+  `<form method="post" action="logout">`; Gradio's own sign-out runs then, ending every session of the login (on
+  every replica). `?all_session=false` ends only this browser's.
 - **Connections** (webui/connections.py): a request's head must be complete within seconds, a body must not stall,
   and one address may hold only so many connections.
 """
@@ -31,13 +39,15 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import gradio as gr
 import uvicorn
 from fastapi import FastAPI, HTTPException
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
+from starlette.responses import HTMLResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from backend import Backend, LoginRefusedError, Sessions, SharedSessions, Users, VisitorLimits, gateway_router
@@ -80,6 +90,13 @@ API_PREFIX = "/v1/"  # answered by the API, which checks its own keys
 MAX_BODY_BYTES = 16_000_000
 UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/upload/")
 SESSIONS_KEPT = 100_000  # session hashes remembered with their login; the oldest are forgotten first
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # what a request from another site's page may use
+SIGN_OUT_PAGE = (
+    '<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
+    '<title>Sign out</title><body style="font-family: sans-serif; margin: 3em auto; max-width: 30em">'
+    '<form method="post" action="logout"><p>Sign out of Switchboard on every device?</p>'
+    '<button type="submit">Sign out</button></form></body></html>'
+)
 
 CONTENT_SECURITY_POLICY = "; ".join(
     [
@@ -147,6 +164,7 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     # Gradio checks that a file named in an event's input was uploaded by a visitor (not any server path) only
     # once its Blocks "have launched", which `launch()` marks and mounting does not.
     blocks.has_launched = True
+    server.add_middleware(SignOutByPost)
     server.add_middleware(Guard, gradio_app=gradio_app, logins=users is not None)
     if users is not None:
         server.add_middleware(LoginAddress)
@@ -226,8 +244,9 @@ class LoginAddress:
 
 def _outer_layers(server: FastAPI, backend: Backend) -> None:
     """Outermost last: headers on every answer, then the visitor's address, then CORS (a preflight carries no
-    login). And how the server holds its connections (`serve`)."""
+    login), then the refusal of other sites' writes. And how the server holds its connections (`serve`)."""
     settings = backend.settings.app
+    server.add_middleware(SameOriginWrites, allowed_origins=settings.allowed_origins)
     server.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.allowed_origins),
@@ -258,6 +277,54 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, with_headers)
+
+
+class SameOriginWrites:
+    """Refuses (403) a request from another site's page that could change something: any method but GET, HEAD and
+    OPTIONS, on every route, `/login` and `/logout` included, unless its origin is in `app.allowed_origins`.
+
+    Browsers say where a request comes from: `Sec-Fetch-Site` (every current browser), else `Origin`, compared
+    with the Host the request was sent to. A request with neither (curl, gradio_client, the OpenAI SDKs) is no
+    other site's page, and passes: cookies only make a cross-site request dangerous when a browser adds them."""
+
+    def __init__(self, app: ASGIApp, allowed_origins: list[str]) -> None:
+        self.app = app
+        self.allowed_origins = frozenset(allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS and self._cross_site(Headers(scope=scope)):
+            sentence = "Refused: this request was sent by another site's page."
+            await _refuse(send, 403, sentence, api=scope["path"].startswith(API_PREFIX))
+            return
+        await self.app(scope, receive, send)
+
+    def _cross_site(self, headers: Headers) -> bool:
+        origin = headers.get("origin")
+        if origin is not None and origin in self.allowed_origins:
+            return False
+        fetch_site = headers.get("sec-fetch-site")
+        if fetch_site is not None:
+            return fetch_site not in ("same-origin", "none")  # ("none": typed or bookmarked by the visitor)
+        if origin is None:
+            return False
+        return urlsplit(origin).netloc.lower() != headers.get("host", "").lower()  # ("null" has no host)
+
+
+class SignOutByPost:
+    """`POST /logout` runs Gradio's own sign-out (a GET route of Gradio's); `GET /logout` only answers a page whose
+    button sends that POST: an image or a link anywhere (a reply, an imported chat, another site) signs no one
+    out, and SameOriginWrites refuses other sites' POSTs."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/logout":
+            await self.app(scope, receive, send)
+        elif scope["method"] == "POST":
+            await self.app({**scope, "method": "GET"}, receive, send)
+        else:
+            await HTMLResponse(SIGN_OUT_PAGE, headers={"cache-control": "no-store"})(scope, receive, send)
 
 
 class Guard:
