@@ -115,6 +115,8 @@ _LAZY = {
     "Sessions": ".auth",
     "SharedFailures": ".auth",
     "SharedSessions": ".auth",
+    "SessionOwners": ".session_owners",
+    "SharedSessionOwners": ".session_owners",
     "load_users": ".auth",
     "hash_password": ".auth",
     "ToolBox": ".tools",
@@ -155,6 +157,7 @@ if TYPE_CHECKING:
     from .replies import Replies, ReplyRecord, RunningReply
     from .request import ChatRequest
     from .services import Backend, ChatService
+    from .session_owners import SessionOwners, SharedSessionOwners
     from .tools import ToolBox, ToolCall, ToolSet, tool_access, tool_loop
     from .typed_sdk import ChatCompletionEvent, ChatCompletionRole
 
@@ -234,9 +237,11 @@ __all__ = [
     "SDKError",
     "ServiceUnavailable",
     "ServiceUnavailableError",
+    "SessionOwners",
     "Sessions",
     "Settings",
     "SharedFailures",
+    "SharedSessionOwners",
     "SharedSessions",
     "StaleConversationError",
     "Started",

@@ -13,9 +13,10 @@ The FastAPI app, not Gradio, owns what a browser trusts:
   another site's page is refused on every route (`SameOriginWrites`), so no page elsewhere can sign a visitor in to
   an account of its choosing, out, or act as them.
 - **Guard** (with logins): every route needs a login except the few the login page itself uses (`PUBLIC`) and
-  the OpenAI-compatible API (`/v1`, which needs an API key instead: backend/gateway.py); a Gradio session hash
-  belongs to the login that used it first, and no other login (or anonymous caller) may read, cancel or join it;
-  request bodies are bounded.
+  the OpenAI-compatible API (`/v1`, which needs an API key instead: backend/gateway.py); a Gradio session hash or
+  event id belongs to the login that used it first, and no other login (or anonymous caller) may read, cancel or
+  join it (webui/session_guard.py: read as Gradio reads it; shared by replicas through Redis); request bodies
+  are bounded.
 - **Sign-out** only by a POST from this site's own pages: `GET /logout` signs nobody out (an image in a reply, or
   another site, could make the browser ask for it); it answers a page with a Sign out button. A page of the app
   signs out with `fetch("logout", {method: "POST"})` (then loads `./`, the login page), or a
@@ -34,12 +35,11 @@ import logging
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, MutableMapping
 from contextvars import ContextVar
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import gradio as gr
 import uvicorn
@@ -50,10 +50,21 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from backend import Backend, LoginRefusedError, Sessions, SharedSessions, Users, VisitorLimits, gateway_router
+from backend import (
+    Backend,
+    LoginRefusedError,
+    SessionOwners,
+    Sessions,
+    SharedSessionOwners,
+    SharedSessions,
+    Users,
+    VisitorLimits,
+    gateway_router,
+)
 
 from .app import CSS, PAGE_JS, build_app, visitor_limits
 from .connections import ConnectionLimits, http_protocol
+from .session_guard import NOT_YOURS, Refusal, SessionRoutes, bind_events, read_request
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +100,7 @@ API_PREFIX = "/v1/"  # answered by the API, which checks its own keys
 # many times over; a forged 50 MB "message" does not get parsed.
 MAX_BODY_BYTES = 16_000_000
 UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/upload/")
-SESSIONS_KEPT = 100_000  # session hashes remembered with their login; the oldest are forgotten first
+LOGIN_PATHS = ("/login", "/login/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # what a request from another site's page may use
 SIGN_OUT_PAGE = (
     '<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">'
@@ -154,18 +165,24 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
         allowed_paths=[],
     )
     gradio_app = server.routes[-1].app  # type: ignore[attr-defined]  # the Mount just added
+    owners = SessionOwners()
     if users is not None and backend.settings.redis.url:
-        # Replicas: a sign-in holds on all of them (a visitor moved off a replica that went away stays signed in).
+        # Replicas: a sign-in holds on all of them (a visitor moved off a replica that went away stays signed in),
+        # and so does whose each Gradio session is.
         sessions = SharedSessions(users, backend.settings.redis.url, backend.settings.redis.password())
         gradio_app.tokens = sessions
         gradio_app.cookie_id = sessions.cookie_id()
+        owners = SharedSessionOwners(backend.settings.redis.url, backend.settings.redis.password())
+        server.router.on_shutdown.append(owners.aclose)
     elif users is not None:
         gradio_app.tokens = Sessions(users)  # a session signs in only a login that is still active
+    if users is not None:
+        bind_events(blocks._queue, owners)
     # Gradio checks that a file named in an event's input was uploaded by a visitor (not any server path) only
     # once its Blocks "have launched", which `launch()` marks and mounting does not.
     blocks.has_launched = True
     server.add_middleware(SignOutByPost)
-    server.add_middleware(Guard, gradio_app=gradio_app, logins=users is not None)
+    server.add_middleware(Guard, gradio_app=gradio_app, logins=users is not None, owners=owners)
     if users is not None:
         server.add_middleware(LoginAddress)
     _outer_layers(server, backend)
@@ -330,49 +347,54 @@ class SignOutByPost:
 class Guard:
     """Logins on every route but PUBLIC ones, session hashes bound to their login, bounded bodies, Lax cookies."""
 
-    def __init__(self, app: ASGIApp, gradio_app: Any, logins: bool) -> None:
+    def __init__(self, app: ASGIApp, gradio_app: Any, logins: bool, owners: SessionOwners | None = None) -> None:
         self.app = app
         self.gradio = gradio_app
         self.logins = logins
-        self.owners: OrderedDict[str, str] = OrderedDict()  # session hash or event id -> login
+        self.owners = owners or SessionOwners()
+        self.session_routes = SessionRoutes(gradio_app) if gradio_app is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        body = b""
+        body: bytes | None = None  # (read here, but for uploads, which Gradio bounds and streams to disk itself)
         if scope["method"] == "POST" and path not in UPLOAD_PATHS:
-            read = await _read_body(receive, MAX_BODY_BYTES)
-            if read is None:
+            body = await _read_body(receive, MAX_BODY_BYTES)
+            if body is None:
                 too_large = f"Request body larger than {MAX_BODY_BYTES // 1_000_000} MB."
                 await _refuse(send, 413, too_large, api=path.startswith(API_PREFIX))
                 return
-            body = read
-            receive = _replay(body, receive)
-        if path in ("/login", "/login/"):
+        if path in LOGIN_PATHS:
             send = _lax_cookies(send)
-        if not self.logins or path.startswith(API_PREFIX):
-            await self.app(scope, receive, send)
-            return
-        user = await self._user(scope)
-        if user is None and not _is_public(path):
-            await _refuse(send, 401, "Not authenticated.")
-            return
-        if user is None and path == "/" and scope["method"] in ("GET", "HEAD"):
-            await self._login_page(scope, receive, send)
-            return
-        if user is not None:
-            for key in _session_keys(scope["method"], path, scope.get("query_string", b""), body):
-                if self.owners.setdefault(key, user) != user:
-                    await _refuse(send, 403, "This session belongs to another login.")
-                    return
-                self.owners.move_to_end(key)
-            while len(self.owners) > SESSIONS_KEPT:
-                self.owners.popitem(last=False)
-            if path.startswith("/gradio_api/call/") and scope["method"] == "POST":
-                send = self._bind_event_ids(send, user)
-        await self.app(scope, receive, send)
+        if self.logins and not path.startswith(API_PREFIX):
+            user = await self._user(scope)
+            if user is None and path == "/" and scope["method"] in ("GET", "HEAD"):
+                await self._login_page(scope, receive, send)
+                return
+            try:
+                scope, body = await self._as_checked(scope, body, user)
+            except Refusal as refusal:
+                await _refuse(send, refusal.status, str(refusal))
+                return
+        await self.app(scope, receive if body is None else _replay(body, receive), send)
+
+    async def _as_checked(self, scope: Scope, body: bytes | None, user: str | None) -> tuple[Scope, bytes | None]:
+        """The request as Gradio is to see it, once `user` may send it (Refusal otherwise): a login, unless the
+        path is public; and every session hash and event id it names, wherever Gradio reads them, `user`'s."""
+        if user is None:
+            if not _is_public(scope["path"]):
+                raise Refusal(401, "Not authenticated.")
+            return scope, body
+        scope, body, named = read_request(scope, body, self.session_routes)
+        for session in named:
+            mine = await self.owners.claim(session, user)
+            if mine is None:
+                raise Refusal(503, "Sessions cannot be checked just now; try again in a moment.")
+            if not mine:
+                raise Refusal(403, NOT_YOURS)
+        return scope, body
 
     async def _login_page(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Gradio's login page without what Gradio's own route adds to it for strangers too: the description of
@@ -416,42 +438,6 @@ class Guard:
             if user:
                 return str(user)
         return None
-
-    def _bind_event_ids(self, send: Send, user: str) -> Send:
-        """The REST `call` API answers with an event id whose results are read at a URL of their own: bind it."""
-
-        async def binding(message: Message) -> None:
-            if message["type"] == "http.response.body":
-                try:
-                    event_id = json.loads(message.get("body") or b"{}").get("event_id")
-                except (ValueError, AttributeError):
-                    event_id = None
-                if isinstance(event_id, str):
-                    self.owners[f"event:{event_id}"] = user
-            await send(message)
-
-        return binding
-
-
-def _session_keys(method: str, path: str, query: bytes, body: bytes) -> list[str]:
-    """The session hashes (and REST event ids) a Gradio request names."""
-    keys = [f"session:{value}" for value in parse_qs(query.decode("latin-1")).get("session_hash", [])]
-    parts = path.strip("/").split("/")
-    # /heartbeat/{session_hash}, /stream/{session_hash}/{run}/...
-    if (parts[:2] == ["gradio_api", "heartbeat"] and len(parts) == 3) or (
-        parts[:2] == ["gradio_api", "stream"] and len(parts) >= 4
-    ):
-        keys.append(f"session:{parts[2]}")
-    elif method == "GET" and parts[:2] == ["gradio_api", "call"] and len(parts) >= 4:  # .../{api_name}/{event_id}
-        keys.append(f"event:{parts[-1]}")
-    if body.startswith(b"{"):
-        try:
-            session_hash = json.loads(body).get("session_hash")
-        except ValueError:
-            session_hash = None
-        if isinstance(session_hash, str):
-            keys.append(f"session:{session_hash}")
-    return keys
 
 
 def _is_public(path: str) -> bool:
