@@ -18,10 +18,14 @@ client stay outside. The replicas, not the machine, are then the bottleneck, so 
 buy shows on a 2-core machine (3 x 0.4 = 1.2 cores). Without it every process shares the machine's cores.
 
 Reported: all chats' tokens per second together (N replicas against one: the ratio), the per-chat rate (median and
-slowest tenth) as a fraction of the upstream's pace, time to first token p95, and whether every reply was exact;
-then, for each count, the most chats at once kept at 90 % of the pace, per core of quota. Targets (issues 15 and
-31): at a load where one replica falls below 90 % of the pace, two give >= 1.6x and three >= 2.2x its tokens a
-second. `--plot PATH` draws tokens a second against load for each count (a PNG).
+slowest tenth, from a chat's first text to its last) as a fraction of the upstream's pace, time to first token
+p95, and whether every reply was exact; then, for each count, the most chats at once kept at the pace, per core of
+quota. A load is kept at the pace when all chats together get 90 % of the tokens a second they ask for (chats x
+rate): a replica short of CPU starts new visitors' chats late (Gradio builds each one's session), and each then
+streams at its pace, so the per-chat rate alone would hide it. Targets (issues 15 and 31): at a load where one
+replica falls below the pace, two give >= 1.6x and three >= 2.2x its tokens a second, or keep the pace themselves
+(where the chats ask for less than that, it is all they can give). `--plot PATH` draws tokens a second against
+load for each count (a PNG).
 
     python -m bench.replicas [--loads 25 50 100 150 200 300] [--tokens 2000] [--rate 50] [--counts 1 2 3]
                              [--cpu-quota 0.4] [--plot bench/replicas.png]
@@ -51,7 +55,7 @@ from tests.redis_server import ThrowawayRedis
 
 PLOT = Path(__file__).resolve().parent / "replicas.png"
 FIGURE = f"![Tokens a second against chats at once, for 1, 2 and 3 replicas]({PLOT.name})"  # in RESULTS.md
-PACE = 0.9  # a chat keeps pace when it streams at 90 % of the upstream's rate or more
+PACE = 0.9  # replicas keep pace when the chats together get 90 % of the tokens a second they ask for, or more
 SCALING_TARGETS = {2: 1.6, 3: 2.2}  # N replicas' tokens a second against one, where one falls below the pace
 REDIS_PASSWORD_VARIABLE = "SWITCHBOARD_BENCH_REDIS_PASSWORD"
 STICKY_PROBE = "/switchboard-bench-where"  # any path: nginx names the replica on every answer (tests/nginx.py)
@@ -148,8 +152,15 @@ class Outcome:
         timed = [c for c in self.exact() if c.finished and c.first_text]
         return [self.tokens / (c.finished - c.first_text) for c in timed] or [0.0]
 
+    def pace(self) -> float:
+        """The tokens a second all chats got, as a fraction of what they asked for (chats x rate)."""
+        return self.throughput() / (len(self.chats) * self.rate)
+
     def keeps_pace(self) -> bool:
-        return median(self.rates()) >= PACE * self.rate
+        """All chats together got at least 90 % of the tokens a second they asked for. (Not each chat's own
+        rate: a replica short of CPU starts the chats late, one after another, and each then streams at its pace,
+        or faster, catching up with what the upstream has sent meanwhile.)"""
+        return self.pace() >= PACE
 
     def first_tokens(self) -> list[float]:
         return [c.first_text - c.submitted for c in self.exact() if c.first_text] or [float("nan")]
@@ -253,15 +264,22 @@ def rows(scaling: Scaling) -> list[Row]:
 def count_rows(section: str, count: int, outcome: Outcome, one: Outcome) -> list[Row]:
     rates, rate = outcome.rates(), outcome.rate
     exact = len(outcome.exact())
-    throughput = Row(section, f"{label(count)}: tokens a second, all chats", outcome.throughput(), unit="tokens/s")
+    throughput = Row(
+        section,
+        f"{label(count)}: tokens a second, all chats",
+        outcome.throughput(),
+        unit="tokens/s",
+        note=f"{outcome.pace():.0%} of the pace",
+    )
+    wanted = SCALING_TARGETS.get(count)
     if count > 1:
         throughput.baseline = one.throughput()
-        wanted = SCALING_TARGETS.get(count)
-        if wanted is not None and not one.keeps_pace():
-            throughput.target = f"≥ {wanted:g}x 1 replica's, which is below {PACE:.0%} of the pace"
-            throughput.ok = outcome.throughput() >= wanted * one.throughput()
-        elif wanted is not None:
-            throughput.note = "1 replica keeps pace at this load: nothing to gain"
+    if wanted is not None and one.keeps_pace():
+        throughput.note += "; 1 replica keeps pace at this load: nothing to gain"
+    elif wanted is not None:
+        # Where the chats ask for less than the target, keeping their pace is all replicas can give.
+        throughput.target = f"≥ {wanted:g}x 1 replica's (below the pace here), or the pace"
+        throughput.ok = outcome.throughput() >= wanted * one.throughput() or outcome.keeps_pace()
     return [
         throughput,
         Row(

@@ -21,6 +21,13 @@ NOTES = """## Notes
 
 - **Setting.** Upstream, app and measuring client each run in a process of their own, all on this machine's two
   cores; nothing leaves 127.0.0.1. The scripted upstream sends each token as its own network write, as models do.
+- **Replicas under quotas.** `replicas` holds each app process to 0.4 of a core in a cgroup of its own (cgroup v2's
+  `cpu.max` or v1's `cpu.cfs_quota_us`, whichever is writable; bench/cpu_quota.py), so 1, 2 and 3 replicas (1.2
+  cores) leave the upstream, nginx, Redis and the client room on two cores; the groups are removed at the end, after
+  Ctrl-C or SIGTERM too. Where no cgroup is writable the section says so in one sentence and runs without quotas.
+- **Gateway.** Both gateways check a key on every request (`switchboard serve` with logins and a key from
+  `switchboard token`; LiteLLM's proxy with a master key, which it needs to start) and reach the same upstreams;
+  the readers take turns, so drift touches all three alike.
 - **Concurrency.** The chats of a level start within 2 s of each other (people press Enter at different times)
   and then all stream together. *Burst* rows send them in the same instant: Gradio spends about 12 ms of CPU
   starting each event (its routes, queue and SSE messages; py-spy), all on one event loop, so the last of 50
