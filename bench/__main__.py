@@ -1,6 +1,6 @@
 """Every benchmark in one run: `python -m bench` prints the table and writes bench/RESULTS.md.
 
-    python -m bench            the full suite (about 23 minutes on 2 cores)
+    python -m bench            the full suite (about 45 minutes on 2 cores)
     python -m bench --quick    fewer repetitions and shorter replies, to try a change (not for RESULTS.md)
     python -m bench --only backend gateway ui concurrency local startup stop load store idle frames replicas
 
