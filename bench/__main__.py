@@ -1,11 +1,14 @@
 """Every benchmark in one run: `python -m bench` prints the table and writes bench/RESULTS.md.
 
-    python -m bench            the full suite (about 23 minutes on 2 cores)
+    python -m bench            the full suite (about 45 minutes on 2 cores)
     python -m bench --quick    fewer repetitions and shorter replies, to try a change (not for RESULTS.md)
-    python -m bench --only backend ui concurrency local startup stop load store idle frames replicas tools
+    python -m bench --only backend gateway ui concurrency local startup stop load store idle frames replicas tools
 
 Sections and their baselines, each measured in this same run:
   backend      our AsyncClient vs raw httpx + httpx-sse, the openai SDK and litellm      (bench/backend_overhead.py)
+  gateway      /v1 (`switchboard serve`) vs LiteLLM's proxy vs the upstream straight,
+               read with the openai SDK: a 5,000-chunk stream, first tokens at 1 and
+               50 streams at once, server CPU per 1,000 tokens                           (bench/gateway.py)
   ui           a 20,000-token reply through the app vs the upstream, and a per-token
                gr.ChatInterface                                                          (bench/ui_delivery.py)
   concurrency  1, 10 and 50 chats at once through the app vs reading the upstream       (bench/concurrency.py)
@@ -17,7 +20,8 @@ Sections and their baselines, each measured in this same run:
                1,000) in SQLite and PostgreSQL vs the JSON files used before            (bench/store.py)
   idle         CPU at rest, no page and one page open, vs a plain Gradio chat page      (bench/idle.py)
   frames       frame gaps in Chromium while a 2,000-token reply streams, vs the idle page  (bench/frames.py)
-  replicas     100 and 300 chats at once against one app process and two behind nginx   (bench/replicas.py)
+  replicas     25 to 300 chats at once against 1, 2 and 3 app processes (2 and 3 behind
+               nginx, sharing Redis), each held to 0.4 of a core; bench/replicas.png     (bench/replicas.py)
   tools        the tool loop's own time per step, beyond the model's and the tool's      (bench/tools.py)
 """
 
@@ -33,6 +37,7 @@ from bench import (
     backend_overhead,
     concurrency,
     frames,
+    gateway,
     idle,
     load,
     local_model,
@@ -48,6 +53,7 @@ from bench.report import print_table, write_results
 
 SECTIONS = (
     "backend",
+    "gateway",
     "ui",
     "concurrency",
     "local",
@@ -60,6 +66,7 @@ SECTIONS = (
     "replicas",
     "tools",
 )
+REPLICA_QUOTA = 0.4  # of a core per replica: 3 replicas (1.2 cores) leave the rest of 2 cores room to run
 
 
 def load_rows(chats: int, tokens: int, rounds: int) -> list[Row]:
@@ -101,8 +108,10 @@ def main() -> int:
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     args = parser.parse_args()
     quick = args.quick
+    writing = not quick and args.only == list(SECTIONS)  # only a full run of everything writes RESULTS.md
     runs = {
         "backend": lambda: backend_overhead.run(chunks=5000, repeat=3 if quick else 7),
+        "gateway": lambda: gateway.run(chunks=5000, repeat=3 if quick else 10, rounds=3 if quick else 10),
         "ui": lambda: ui_delivery.run(tokens=8000 if quick else 20_000, rate=2000, repeat=1 if quick else 3),
         "concurrency": lambda: concurrency.run(levels=(1, 10, 50), tokens=300, rate=50, spread=2.0),
         "local": lambda: local_model.run(tokens=100 if quick else 200, repeat=1 if quick else 3),
@@ -112,7 +121,14 @@ def main() -> int:
         "store": lambda: store.run(conversations=1000 if quick else 10_000, repeat=30 if quick else 100),
         "idle": lambda: idle.run(seconds=20 if quick else 60),
         "frames": lambda: frames.run(tokens=2000, rate=100, repeat=1 if quick else 3),
-        "replicas": lambda: replicas.run(loads=(100, 300), tokens=500 if quick else 2000, rate=50),
+        "replicas": lambda: replicas.run(
+            loads=(50, 150) if quick else (25, 50, 100, 150, 200, 300),
+            tokens=500 if quick else 2000,
+            rate=50,
+            counts=(1, 2, 3),
+            cpu_quota=REPLICA_QUOTA,
+            plot=str(replicas.PLOT) if writing else "",
+        ),
         "tools": lambda: tools.run(steps=8, repeat=5 if quick else 20),
     }
     rows: list[Row] = []
@@ -122,8 +138,8 @@ def main() -> int:
         rows += runs[name]()
         print(f"   {time.perf_counter() - began:.0f} s", file=sys.stderr, flush=True)
     print_table(rows)
-    if not quick and args.only == list(SECTIONS):
-        write_results(rows, "python -m bench")
+    if writing:
+        write_results(rows, "python -m bench", figures=[replicas.FIGURE])
     return 0
 
 

@@ -89,16 +89,20 @@ def tail(log: Path | None, lines: int = 30) -> str:
 
 
 def wait_for_http(
-    url: str, process: subprocess.Popen | None = None, timeout: float = 120.0, log: Path | None = None
+    url: str,
+    process: subprocess.Popen | None = None,
+    timeout: float = 120.0,
+    log: Path | None = None,
+    headers: dict[str, str] | None = None,
 ) -> float:
-    """Poll `url` until it answers 200; the seconds it took. Fails, with the end of `log`, if `process` exits
-    first or the time runs out."""
+    """Poll `url` (with `headers`) until it answers 200; the seconds it took. Fails, with the end of `log`, if
+    `process` exits first or the time runs out."""
     began = time.perf_counter()
     while time.perf_counter() - began < timeout:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"{process.args} exited with {process.returncode} before answering\n{tail(log)}")
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(url, timeout=2, trust_env=False).status_code == 200:
+            if httpx.get(url, headers=headers, timeout=2, trust_env=False).status_code == 200:
                 return time.perf_counter() - began
         time.sleep(0.02)
     raise RuntimeError(f"{url} did not answer within {timeout:.0f} s\n{tail(log)}")
@@ -116,16 +120,22 @@ def stop(child: subprocess.Popen) -> None:
 
 @contextmanager
 def process(
-    command: list[str], ready_url: str | None = None, *, log: Path | None = None, **options
+    command: list[str],
+    ready_url: str | None = None,
+    *,
+    log: Path | None = None,
+    ready_headers: dict[str, str] | None = None,
+    **options,
 ) -> Iterator[subprocess.Popen]:
     """A server process for the duration of the block (stopped after it), in `child_env()` unless `env` is
-    given; waits for `ready_url` if given. Its output goes to `log` (shown if it fails to start), or nowhere."""
+    given; waits for `ready_url` (asked with `ready_headers`) if given. Its output goes to `log` (shown if it
+    fails to start), or nowhere."""
     options.setdefault("env", child_env())
     with log.open("wb") if log is not None else contextlib.nullcontext(subprocess.DEVNULL) as sink:
         child = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, **options)
     try:
         if ready_url is not None:
-            wait_for_http(ready_url, child, log=log)
+            wait_for_http(ready_url, child, log=log, headers=ready_headers)
         yield child
     finally:
         stop(child)

@@ -10,7 +10,7 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.common import Row
@@ -21,6 +21,13 @@ NOTES = """## Notes
 
 - **Setting.** Upstream, app and measuring client each run in a process of their own, all on this machine's two
   cores; nothing leaves 127.0.0.1. The scripted upstream sends each token as its own network write, as models do.
+- **Replicas under quotas.** `replicas` holds each app process to 0.4 of a core in a cgroup of its own (cgroup v2's
+  `cpu.max` or v1's `cpu.cfs_quota_us`, whichever is writable; bench/cpu_quota.py), so 1, 2 and 3 replicas (1.2
+  cores) leave the upstream, nginx, Redis and the client room on two cores; the groups are removed at the end, after
+  Ctrl-C or SIGTERM too. Where no cgroup is writable the section says so in one sentence and runs without quotas.
+- **Gateway.** Both gateways check a key on every request (`switchboard serve` with logins and a key from
+  `switchboard token`; LiteLLM's proxy with a master key, which it needs to start) and reach the same upstreams;
+  the readers take turns, so drift touches all three alike.
 - **Concurrency.** The chats of a level start within 2 s of each other (people press Enter at different times)
   and then all stream together. *Burst* rows send them in the same instant: Gradio spends about 12 ms of CPU
   starting each event (its routes, queue and SSE messages; py-spy), all on one event loop, so the last of 50
@@ -89,13 +96,14 @@ def print_table(rows: list[Row]) -> None:
 
 def command_line(run: Callable[..., list[Row]], description: str | None) -> None:
     """Run one section alone and print its table: each keyword of `run` is an option with its default
-    (`--repeat 5`; a tuple default takes several values)."""
+    (`--repeat 5`, `--cpu-quota 0.4` for `cpu_quota`; a tuple default takes several values)."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     for name, parameter in inspect.signature(run).parameters.items():
         default = parameter.default
         several = isinstance(default, tuple)
         kind = type(default[0] if several else default)
-        parser.add_argument(f"--{name}", type=kind, default=default, nargs="+" if several else None)
+        option = f"--{name.replace('_', '-')}"
+        parser.add_argument(option, dest=name, type=kind, default=default, nargs="+" if several else None)
     options = vars(parser.parse_args())
     print_table(run(**{name: tuple(v) if isinstance(v, list) else v for name, v in options.items()}))
 
@@ -132,7 +140,9 @@ def _written_sections() -> list[str]:
     return kept
 
 
-def write_results(rows: list[Row], command: str) -> None:
+def write_results(rows: list[Row], command: str, figures: Sequence[str] = ()) -> None:
+    """RESULTS.md: the header, the tables, `figures` (Markdown images beside RESULTS.md, drawn by this run), the
+    sections written by hand, the notes."""
     import gradio
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
@@ -150,6 +160,7 @@ def write_results(rows: list[Row], command: str) -> None:
     failed = [row for row in rows if row.ok is False]
     summary = "All targets met." if not failed else f"Targets not met: {', '.join(r.name for r in failed)}."
     kept = _written_sections()
-    RESULTS.write_text("\n".join([*header, summary, *lines(rows), "", *kept, NOTES]), encoding="utf-8")
+    drawn = [line for figure in figures for line in ("", figure)]
+    RESULTS.write_text("\n".join([*header, summary, *lines(rows), *drawn, "", *kept, NOTES]), encoding="utf-8")
     print(f"\nwritten to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
     sys.stdout.flush()
