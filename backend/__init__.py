@@ -79,6 +79,7 @@ _LAZY = {
     "DOCUMENT_EXTENSIONS": ".documents",
     "Document": ".documents",
     "DocumentError": ".documents",
+    "DocumentReader": ".documents",
     "check_fits": ".documents",
     "is_document": ".documents",
     "read_document": ".documents",
@@ -145,7 +146,15 @@ if TYPE_CHECKING:
         model_messages,
         parse_import,
     )
-    from .documents import DOCUMENT_EXTENSIONS, Document, DocumentError, check_fits, is_document, read_document
+    from .documents import (
+        DOCUMENT_EXTENSIONS,
+        Document,
+        DocumentError,
+        DocumentReader,
+        check_fits,
+        is_document,
+        read_document,
+    )
     from .factory import ChatClient, create_client
     from .gateway import gateway_router
     from .imagegen import ImageRequest, StoredImage
@@ -209,6 +218,7 @@ __all__ = [
     "CoolingDownError",
     "Document",
     "DocumentError",
+    "DocumentReader",
     "Finish",
     "Forbidden",
     "Handover",

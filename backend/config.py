@@ -75,6 +75,9 @@ class AppConfig(_Strict):
     data_dir: Path = Field(Path("~/.local/share/switchboard"), description="generated images and their details")
     allow_private_image_urls: bool = Field(False, description="let image URLs point at private/loopback hosts")
     image_fetch_timeout: float = Field(15.0, gt=0)
+    document_read_timeout: float = Field(
+        20.0, gt=0, description="CPU seconds reading one attached PDF may take (2,000 pages of text: ~6 s)"
+    )
     # Per visitor (the logged-in user; without logins, the client address), across chat, images, vision and API.
     max_concurrent_per_visitor: int = Field(3, ge=0, description="replies generated at once; 0: no limit")
     max_requests_per_minute: int = Field(30, ge=0, description="requests started in any 60 s; 0: no limit")

@@ -20,6 +20,7 @@ from backend import (
     Conversation,
     ConversationError,
     ConversationStore,
+    Document,
     InvalidImageError,
     StaleConversationError,
     StoredMessage,
@@ -30,7 +31,6 @@ from backend import (
     check_fits,
     is_document,
     model_messages,
-    read_document,
     validate_image,
 )
 
@@ -380,7 +380,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         try:
             limit = backend.settings.app.max_upload_bytes
             images = [await validate_image(path, max_bytes=limit) for path in pictures]
-            documents = [await read_document(path, name=name, max_bytes=limit) for path, name in attached]
+            documents = [await _read(backend, path, name, request) for path, name in attached]
             await limits.count(visitor_of(request))
         except SwitchboardError as error:
             raise refusal(error.user_message()) from None
@@ -991,8 +991,9 @@ async def _message_problem(
     limit = backend.settings.app.max_upload_bytes
     try:
         info = backend.models.info(model_id)
-        # Documents by their content (a PDF must parse, text must be UTF-8), off the event loop.
-        documents = [await read_document(path, name=name, max_bytes=limit) for path, name in attached]
+        # Documents by their content (a PDF must parse, text must be UTF-8), off the event loop; read once: the
+        # step that saves the message gets this result back.
+        documents = [await _read(backend, path, name, request) for path, name in attached]
         check_fits(documents, model_id, info.context_length, text)
     except SwitchboardError as error:
         return error.user_message()
@@ -1006,6 +1007,11 @@ async def _message_problem(
     if pictures and not info.vision:
         return f"{model_id} does not read images; pick a vision model, or send the text alone."
     return None
+
+
+async def _read(backend: Backend, path: str, name: str, request: gr.Request | None) -> Document:
+    """An attached document, read for the visitor (their reading counted: backend/documents.py)."""
+    return await backend.documents.read(path, name=name, visitor=visitor_of(request))
 
 
 def _text_problem(backend: Backend, text: str) -> str | None:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings, load_settings
 from ..conversations import ConversationStore
+from ..documents import DocumentReader
 from ..imagegen import ImageStore
 from ..providers import Provider, create_provider
 from ..replies import Replies
@@ -38,6 +39,9 @@ class Backend:
         self.conversations: ConversationStore = self.store
         self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store))
         self.vision = VisionService(self.chat)
+        self.documents = DocumentReader(
+            max_bytes=settings.app.max_upload_bytes, seconds=settings.app.document_read_timeout
+        )
         self.replies = Replies(self.chat, self.store, title_model=settings.defaults.title, relay=self._relay())
         self.tools = ToolBox(settings.tools)  # MCP servers start when a reply first needs them
 

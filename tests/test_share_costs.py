@@ -1,0 +1,130 @@
+"""Attacks on what a shared instance spends, each reproduced against the real app over HTTP: a small PDF that costs
+hours to read, uploads that fill the disk, and prompts larger than a message may be."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+
+from tests.gradio_http import GradioSession
+from tests.test_documents import pdf_with_text
+from tests.test_share_mode import FILE_META, shared  # noqa: F401  (the fixture)
+
+# What an answer that needs no work takes here is about a second at most (a login is one PBKDF2 hash, ~0.4 s); the
+# bound is ten times that. Without the limits on reading documents, a login took 121 s.
+ANSWER_BOUND = 10.0
+
+
+def costly_pdf(pages: int = 100, operators: int = 300_000) -> bytes:
+    """A PDF of a few kilobytes whose pages all point at one compressed content stream of `operators` text
+    operators: pypdf parses it again for every page (3.4 s a page here: 100 pages, over five minutes)."""
+    content = zlib.compress(b"BT /F1 1 Tf " + b"(a) Tj " * operators + b"ET", 9)
+    kids = " ".join(f"{5 + n} 0 R" for n in range(pages))
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        f"<< /Type /Pages /Kids [{kids}] /Count {pages} /MediaBox [0 0 612 792] "
+        "/Resources << /Font << /F1 3 0 R >> >> >>".encode(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+        b"<< /Length %d /Filter /FlateDecode >>\nstream\n" % len(content) + content + b"\nendstream",
+    ]
+    objects += [b"<< /Type /Page /Parent 2 0 R /Contents 4 0 R >>"] * pages  # (the rest inherited from Pages)
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def upload(session: GradioSession, name: str, data: bytes, mime: str = "application/pdf") -> dict:
+    """The file uploaded through Gradio's upload route, as the message box then names it."""
+    response = session.http.post("gradio_api/upload", files={"files": (name, data, mime)})
+    response.raise_for_status()
+    return {"path": response.json()[0], "orig_name": name, "meta": FILE_META}
+
+
+def send(session: GradioSession, text: str, files: list[dict], system_prompt: str = "") -> str:
+    """Send a message as the message box does: "saved", or the sentence it was refused with (at the box: Gradio
+    answers the join with 422; in a toast: the event's error)."""
+    message = [{"text": text, "files": files}, [], None, "cloud/chat", system_prompt, 0.7, 1, 0, -1, "", ""]
+    try:
+        outcome = session.call(session.fn_index("message", "submit"), message)
+    except httpx.HTTPStatusError as error:
+        return validator_refusal(error)
+    return "saved" if outcome["success"] else outcome["output"]["error"]
+
+
+def validator_refusal(error: httpx.HTTPStatusError) -> str:
+    """The sentence an event's validator refused it with (Gradio answers the join with 422)."""
+    assert error.response.status_code == 422
+    return str(next(item["message"] for item in error.response.json()["detail"] if item["message"]))
+
+
+# --- documents ---------------------------------------------------------------------------------------------------
+
+
+def test_a_costly_pdf_is_refused_and_starves_nobody(shared, monkeypatch):  # noqa: F811
+    """The attack: a 13 KB PDF that takes pypdf over five minutes, sent six times at once; reading it on the server's
+    worker threads made another user's login take 121 s. Now each send is refused in one sentence (read in a
+    process of its own held to `document_read_timeout` of CPU, two at a time, one per visitor), and meanwhile
+    another user signs in and chats as usual. A file refused once is not read again."""
+    monkeypatch.setenv("TEAM", "alice:alice-secret,bob:bob-secret,carol:carol-secret,dave:dave-secret")
+    url, cloud, backend = shared("document_read_timeout = 2")
+    costly = costly_pdf()
+    assert len(costly) < 20_000
+    attackers = [GradioSession(url, name, f"{name}-secret") for name in ("alice", "carol", "dave")]
+    files = [upload(session, "costly.pdf", costly) for session in attackers]
+    with ThreadPoolExecutor(6) as pool:
+        sends = [pool.submit(send, attackers[n % 3], "Summarise it.", [files[n % 3]]) for n in range(6)]
+        assert cloud.wait_for(lambda: backend.documents.parsed >= 2, timeout=30)  # two are being read
+
+        started = time.perf_counter()
+        signed_in = httpx.post(url + "login", data={"username": "bob", "password": "bob-secret"}, timeout=60)
+        assert signed_in.status_code == 200 and time.perf_counter() - started < ANSWER_BOUND
+        started = time.perf_counter()
+        bob = GradioSession(url, "bob", "bob-secret")
+        answered = bob.call(bob.api_fn_index("chat"), ["hi", "cloud/chat"])
+        assert answered["success"] and answered["output"]["data"][0] == "Hello from the scripted upstream."
+        assert time.perf_counter() - started < ANSWER_BOUND
+        outcomes = [future.result(timeout=120) for future in sends]
+
+    assert "saved" not in outcomes
+    assert all(outcome.count(". ") == 0 and outcome.endswith(".") for outcome in outcomes), outcomes
+    too_long = "costly.pdf: this PDF takes too long to read (more than 2 s); attach a part of it, or its text."
+    assert outcomes.count(too_long) >= 2, outcomes
+    assert set(outcomes) <= {
+        too_long,
+        "costly.pdf: another of your documents is being read; send this one after it.",
+        "costly.pdf: the server is busy reading other documents; try again in a minute.",
+    }, outcomes
+    # Sent again, it is known by its content: refused at once, not read again.
+    parsed = backend.documents.parsed
+    assert send(attackers[0], "And now?", [upload(attackers[0], "again.pdf", costly)]) == too_long.replace(
+        "costly.pdf", "again.pdf"
+    )
+    assert backend.documents.parsed == parsed
+    assert len(cloud.chat_requests()) == 1  # Bob's chat only
+    assert all(not asyncio.run(backend.conversations.list(name)) for name in ("alice", "carol", "dave"))
+    for session in (*attackers, bob):
+        session.close()
+
+
+def test_a_document_is_read_once_for_its_check_and_its_send(shared):  # noqa: F811
+    """The message box's check and the send read an attached PDF once between them (its text is known by its
+    content the second time), and the model gets its text."""
+    url, cloud, backend = shared()
+    alice = GradioSession(url, "alice", "alice-secret")
+    report = upload(alice, "report.pdf", pdf_with_text("Revenue grew by half"))
+    assert send(alice, "What does it say?", [report]) == "saved"
+    assert cloud.wait_for(lambda: len(cloud.chat_requests()) == 1 and not backend.replies.active(), 10)
+    assert backend.documents.parsed == 1
+    sent = cloud.chat_requests()[0].body["messages"][-1]["content"]
+    assert sent.startswith('<document name="report.pdf">\n[page 1]\nRevenue grew by half')
+    alice.close()
