@@ -109,6 +109,7 @@ _LAZY = {
     "TooManyRequestsError": ".limits",
     "ChatCompletionEvent": ".typed_sdk",
     "ChatCompletionRole": ".typed_sdk",
+    "UploadAllowance": ".limits",
     "VisitorLimits": ".limits",
     "login_visitor": ".limits",
     "Users": ".auth",
@@ -159,7 +160,7 @@ if TYPE_CHECKING:
     from .gateway import gateway_router
     from .imagegen import ImageRequest, StoredImage
     from .in_code import Provider, RetryProvider
-    from .limits import TooManyRequestsError, VisitorLimits, login_visitor
+    from .limits import TooManyRequestsError, UploadAllowance, VisitorLimits, login_visitor
     from .media import Image, InvalidImageError, validate_image
     from .providers import ModelInfo
     from .relay import RemoteReply
@@ -274,6 +275,7 @@ __all__ = [
     "Unauthorized",
     "UnknownModelError",
     "UnsupportedCapabilityError",
+    "UploadAllowance",
     "Usage",
     "Users",
     "VisitorLimits",

@@ -63,6 +63,12 @@ class AppConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(7860, ge=1, le=65535)
     max_upload_mb: float = Field(10, gt=0)
+    max_upload_folder_mb: float = Field(
+        2000, ge=0, description="MB Gradio's upload folder may hold (uploads, files it serves); 0: no limit"
+    )
+    upload_kept_minutes: float = Field(
+        60, gt=0, description="uploads are deleted this long after they arrive (a sent message keeps its own copy)"
+    )
     concurrency: int = Field(16, ge=1, description="replies streamed at once through the UI, for all visitors")
     max_sessions: int = Field(
         1000, ge=10, description="browser sessions whose state the server keeps (about 150 KB each); older ones go"
@@ -81,6 +87,7 @@ class AppConfig(_Strict):
     # Per visitor (the logged-in user; without logins, the client address), across chat, images, vision and API.
     max_concurrent_per_visitor: int = Field(3, ge=0, description="replies generated at once; 0: no limit")
     max_requests_per_minute: int = Field(30, ge=0, description="requests started in any 60 s; 0: no limit")
+    max_upload_mb_per_hour: float = Field(200, ge=0, description="MB uploaded in any hour; 0: no limit")
     max_message_chars: int = Field(200_000, ge=1, description="longest message a visitor may send or import")
     allowed_origins: list[str] = Field(
         default_factory=list, description="other web origins whose pages may call this app with its logins (CORS)"

@@ -1,4 +1,5 @@
-"""Per-visitor limits for a shared instance: generations at once, and requests started per minute.
+"""Per-visitor limits for a shared instance: generations at once, requests started per minute, and bytes uploaded
+per hour.
 
 A visitor is whatever key the caller passes: with logins, the user (`login_visitor`), for the page and for every
 API key of that login alike; without logins, the client address (the page) or the local owner (the API on
@@ -8,15 +9,17 @@ key is a way around them.
 `VisitorLimits` counts in this process. With several replicas, `SharedVisitorLimits` counts in Redis, each check
 and count one atomic script, so a visitor gets one allowance across all replicas: the running generations are
 counted per replica (a replica that dies stops renewing its presence, and its count stops counting), the requests
-of the last minute in one sorted set per visitor.
+of the last minute in one sorted set per visitor. `UploadAllowance` and `SharedUploadAllowance` do the same for the
+bytes a visitor uploads, counted by the minute (at most 60 numbers per visitor, however many uploads).
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
 WINDOW = 60.0  # seconds
+UPLOAD_WINDOW = 3600.0  # seconds over which a visitor's upload bytes count
+UPLOAD_BUCKET = 60.0  # upload bytes are counted per minute
 
 
 def login_visitor(name: str) -> str:
@@ -54,6 +59,24 @@ def _too_many_started(started: int, wait: float) -> TooManyRequestsError:
         f"try again in {max(wait, 1.0):.0f} s.",
         retry_after=max(wait, 1.0),
     )
+
+
+def _too_much_uploaded(most: int, wait: float) -> TooManyRequestsError:
+    return TooManyRequestsError(
+        f"This upload would take you over the {most / 1e6:g} MB you may upload in an hour here; "
+        f"try again in {max(1, math.ceil(wait / 60))} min.",
+        retry_after=max(wait, 1.0),
+    )
+
+
+def _upload_wait(buckets: list[tuple[float, int]], excess: int, now: float) -> float:
+    """Seconds until enough of `buckets` ((minute, bytes), oldest first) leave the window to free `excess` bytes."""
+    freed = 0
+    for minute, size in buckets:
+        freed += size
+        if freed >= excess:
+            return minute + UPLOAD_WINDOW - now
+    return UPLOAD_WINDOW  # more than the whole allowance at once: never within an hour
 
 
 class VisitorLimits:
@@ -237,3 +260,77 @@ class SharedVisitorLimits(VisitorLimits):
         finally:
             with contextlib.suppress(Exception):  # Redis gone: the count goes when this replica's presence does
                 await self._release(keys=[running_key], args=[self._replica])
+
+
+class UploadAllowance:
+    """`max_bytes` each visitor may upload in any hour (0: no limit), counted by the minute in this process.
+    `take()` counts an upload's bytes, or refuses it (TooManyRequestsError, with `retry_after`) when they would go
+    over. Visitors not seen for an hour are forgotten."""
+
+    def __init__(self, max_bytes: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_bytes = max_bytes
+        self._clock = clock
+        self._taken: OrderedDict[str, list[tuple[float, int]]] = OrderedDict()  # oldest seen first
+
+    async def take(self, visitor: str, size: int) -> None:
+        if not self.max_bytes:
+            return
+        now = self._clock()
+        while self._taken and next(iter(self._taken.values()))[-1][0] <= now - UPLOAD_WINDOW:
+            self._taken.popitem(last=False)
+        buckets = [bucket for bucket in self._taken.pop(visitor, []) if bucket[0] > now - UPLOAD_WINDOW]
+        held = sum(part for _, part in buckets)
+        if held + size > self.max_bytes:
+            if buckets:
+                self._taken[visitor] = buckets
+            raise _too_much_uploaded(self.max_bytes, _upload_wait(buckets, held + size - self.max_bytes, now))
+        minute = now - now % UPLOAD_BUCKET
+        if buckets and buckets[-1][0] == minute:
+            buckets[-1] = (minute, buckets[-1][1] + size)
+        else:
+            buckets.append((minute, size))
+        self._taken[visitor] = buckets  # (last: the most recently seen)
+
+
+# KEYS: the visitor's hash of minute -> bytes. ARGV: now, window, bucket, most bytes, this upload's bytes.
+# Answers {'ok'}, or {'over', minute, bytes, minute, bytes...} with what the window holds.
+_TAKE_UPLOAD = """
+local now, window, bucket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local most, size = tonumber(ARGV[4]), tonumber(ARGV[5])
+local counts = redis.call('HGETALL', KEYS[1])
+local held, kept = 0, {}
+for i = 1, #counts, 2 do
+  if tonumber(counts[i]) <= now - window then redis.call('HDEL', KEYS[1], counts[i])
+  else
+    held = held + tonumber(counts[i + 1])
+    table.insert(kept, counts[i])
+    table.insert(kept, counts[i + 1])
+  end
+end
+if held + size > most then return {'over', unpack(kept)} end
+redis.call('HINCRBY', KEYS[1], tostring(now - now % bucket), size)
+redis.call('EXPIRE', KEYS[1], math.ceil(window + bucket))
+return {'ok'}
+"""
+
+
+class SharedUploadAllowance(UploadAllowance):
+    """The same allowance, counted in Redis across every replica: one hash per visitor, each upload one script."""
+
+    def __init__(self, redis: aioredis.Redis, max_bytes: int, prefix: str = "switchboard:limits:uploads:") -> None:
+        super().__init__(max_bytes)
+        self._redis = redis
+        self._prefix = prefix
+        self._take: Any = redis.register_script(_TAKE_UPLOAD)
+
+    async def take(self, visitor: str, size: int) -> None:
+        if not self.max_bytes:
+            return
+        now = float(int(time.time()))  # (whole seconds: minutes name the hash's fields)
+        answer = await self._take(
+            keys=[self._prefix + visitor], args=[now, UPLOAD_WINDOW, UPLOAD_BUCKET, self.max_bytes, size]
+        )
+        if (answer[0].decode() if isinstance(answer[0], bytes) else answer[0]) == "over":
+            pairs = sorted((float(answer[n]), int(answer[n + 1])) for n in range(1, len(answer), 2))
+            held = sum(part for _, part in pairs)
+            raise _too_much_uploaded(self.max_bytes, _upload_wait(pairs, held + size - self.max_bytes, now))

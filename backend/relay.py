@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 from .conversations import ConversationStore, StoredMessage
 from .events import StreamEvent
-from .limits import SharedVisitorLimits
+from .limits import SharedUploadAllowance, SharedVisitorLimits
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -177,6 +177,10 @@ class Relay:
     def limits(self, max_concurrent: int, max_per_minute: int) -> SharedVisitorLimits:
         """Per-visitor limits counted across every replica (backend/limits.py)."""
         return SharedVisitorLimits(self.redis, self.replica, PRESENCE, max_concurrent, max_per_minute)
+
+    def upload_allowance(self, max_bytes: int) -> SharedUploadAllowance:
+        """Per-visitor upload bytes counted across every replica (backend/limits.py)."""
+        return SharedUploadAllowance(self.redis, max_bytes)
 
     async def _keep_alive(self, key: str, value: str, *kept: tuple[str, int]) -> None:
         """Renew `key` (and the expiry of each `kept` key) every HEARTBEAT_SECONDS until cancelled; a missed

@@ -12,6 +12,7 @@ import httpx
 
 from tests.gradio_http import GradioSession
 from tests.test_documents import pdf_with_text
+from tests.test_images_vision import png
 from tests.test_share_mode import FILE_META, shared  # noqa: F401  (the fixture)
 
 # What an answer that needs no work takes here is about a second at most (a login is one PBKDF2 hash, ~0.4 s); the
@@ -127,4 +128,55 @@ def test_a_document_is_read_once_for_its_check_and_its_send(shared):  # noqa: F8
     assert backend.documents.parsed == 1
     sent = cloud.chat_requests()[0].body["messages"][-1]["content"]
     assert sent.startswith('<document name="report.pdf">\n[page 1]\nRevenue grew by half')
+    alice.close()
+
+
+# --- uploads -----------------------------------------------------------------------------------------------------
+
+
+def test_uploads_count_against_the_visitor_and_the_folder(shared, monkeypatch, tmp_path):  # noqa: F811
+    """The attack: 30 uploads of 9.9 MB stored 300 MB in 3 s, counted against nothing. Now a visitor's uploads
+    count against `max_upload_mb_per_hour` (429 and one sentence past it; others upload as before), and the
+    upload folder holds at most `max_upload_folder_mb` (507 and one sentence past it)."""
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    url, _, _ = shared("max_upload_mb_per_hour = 3\nmax_upload_folder_mb = 4")
+    alice = GradioSession(url, "alice", "alice-secret")
+    chunk = b"\0" * 900_000
+    answers = [alice.http.post("gradio_api/upload", files={"files": (f"{n}.bin", chunk)}) for n in range(30)]
+    assert [answer.status_code for answer in answers] == [200] * 3 + [429] * 27
+    refused = answers[3]
+    assert refused.text.startswith("This upload would take you over the 3 MB you may upload in an hour here; try")
+    assert refused.text.count(". ") == 0 and int(refused.headers["retry-after"]) > 3000
+    stored = sum(path.stat().st_size for path in (tmp_path / "gradio").rglob("*") if path.is_file())
+    assert stored == 3 * len(chunk)
+
+    bob = GradioSession(url, "bob", "bob-secret")
+    assert bob.http.post("gradio_api/upload", files={"files": ("b.bin", chunk)}).status_code == 200
+    full = bob.http.post("gradio_api/upload", files={"files": ("c.bin", chunk)})
+    assert full.status_code == 507
+    assert full.text == "The server holds as many uploads as it may right now; try again in a while."
+    alice.close()
+    bob.close()
+
+
+def test_uploads_are_deleted_and_sent_files_stay(shared, monkeypatch, tmp_path):  # noqa: F811
+    """The attack's other half: uploads were never deleted. Now each is deleted `upload_kept_minutes` after it
+    arrived, which makes room in the folder again; a message sent with one keeps its own copy, which its chat still
+    shows."""
+    folder = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(folder))
+    url, cloud, backend = shared("upload_kept_minutes = 0.05\nmax_upload_folder_mb = 1.5")  # 3 s
+    alice = GradioSession(url, "alice", "alice-secret")
+    picture = upload(alice, "dot.png", png(), "image/png")
+    assert send(alice, "What is in it?", [picture]) == "saved"
+    assert cloud.wait_for(lambda: not backend.replies.active() and cloud.chat_requests(), 10)
+    [chat] = asyncio.run(backend.conversations.list("alice"))
+    assert alice.http.post("gradio_api/upload", files={"files": ("a.bin", b"\0" * 900_000)}).status_code == 200
+    assert alice.http.post("gradio_api/upload", files={"files": ("b.bin", b"\1" * 900_000)}).status_code == 507
+
+    assert cloud.wait_for(lambda: not any(path.is_file() for path in folder.rglob("*")), timeout=60)
+    assert alice.http.post("gradio_api/upload", files={"files": ("b.bin", b"\1" * 900_000)}).status_code == 200
+    shown = alice.open_address(chat.id)
+    [image] = [part for message in shown if message["role"] == "user" for part in message["content"][1:]]
+    assert alice.http.get(f"gradio_api/file={image['file']['path']}").content == png()
     alice.close()

@@ -8,16 +8,22 @@
   that import fail at once, which Gradio already handles; with matplotlib installed, nothing changes.
 
 - Usage analytics would send data about the app to Hugging Face: off (also where the Blocks are built).
+- Gradio's folder (uploads, and the copies of the files it serves) is `<temp>/gradio`, which any Gradio program
+  on the machine shares: Switchboard's is its own, `<temp>/switchboard-gradio`, which webui/uploads.py sweeps.
+  (`GRADIO_TEMP_DIR`, set, still chooses.)
 - The queue's idle polling (1,100 wake-ups a second): see queue_wakeups.
 """
 
 import importlib.util
 import os
 import sys
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "2000")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("GRADIO_TEMP_DIR", str(Path(tempfile.gettempdir()) / "switchboard-gradio"))
 
 if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
     sys.modules["matplotlib"] = None  # type: ignore[assignment]

@@ -19,8 +19,9 @@ def visitor_of(request: gr.Request | None) -> str:
     address is the TCP peer's, or what a proxy listed in `app.trusted_proxies` forwards for (see
     webui/server.py); a header from anyone else is ignored, or every request could claim a new address and escape
     its limits."""
-    username = getattr(request, "username", None)
-    if username:
-        return login_visitor(username)
-    client = getattr(request, "client", None)
-    return f"address:{getattr(client, 'host', None) or 'unknown'}"
+    return visitor_key(getattr(request, "username", None), getattr(getattr(request, "client", None), "host", None))
+
+
+def visitor_key(username: str | None, address: str | None) -> str:
+    """How limits name a visitor: by login, else by address."""
+    return login_visitor(username) if username else f"address:{address or 'unknown'}"

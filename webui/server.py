@@ -24,6 +24,7 @@ The FastAPI app, not Gradio, owns what a browser trusts:
   every replica). `?all_session=false` ends only this browser's.
 - **Connections** (webui/connections.py): a request's head must be complete within seconds, a body must not stall,
   and one address may hold only so many connections.
+- **Uploads** (`UploadQuota`, webui/uploads.py): counted per visitor, the upload folder capped and swept.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from backend import (
 from .app import CSS, PAGE_JS, build_app, visitor_limits
 from .connections import ConnectionLimits, http_protocol
 from .session_guard import NOT_YOURS, Refusal, SessionRoutes, bind_events, read_request
+from .uploads import UPLOAD_PATHS, UploadQuota
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +101,6 @@ API_PREFIX = "/v1/"  # answered by the API, which checks its own keys
 # Request bodies other than uploads (which Gradio bounds by `max_file_size`): a chat turn with its history fits
 # many times over; a forged 50 MB "message" does not get parsed.
 MAX_BODY_BYTES = 16_000_000
-UPLOAD_PATHS = ("/gradio_api/upload", "/gradio_api/upload/")
 LOGIN_PATHS = ("/login", "/login/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # what a request from another site's page may use
 SIGN_OUT_PAGE = (
@@ -182,6 +183,7 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     # once its Blocks "have launched", which `launch()` marks and mounting does not.
     blocks.has_launched = True
     server.add_middleware(SignOutByPost)
+    server.add_middleware(UploadQuota, gradio_app=gradio_app, backend=backend, exposed=exposed or users is not None)
     server.add_middleware(Guard, gradio_app=gradio_app, logins=users is not None, owners=owners)
     if users is not None:
         server.add_middleware(LoginAddress)
