@@ -99,6 +99,7 @@ _LAZY = {
     "Provider": ".in_code",
     "RetryProvider": ".in_code",
     "Preset": ".conversations",
+    "PRESET_TEXT_LIMIT": ".conversations",
     "model_messages": ".conversations",
     "parse_import": ".conversations",
     "MAX_IMPORT_BYTES": ".conversations",
@@ -135,6 +136,7 @@ if TYPE_CHECKING:
     from .config import Settings, load_settings
     from .conversations import (
         MAX_IMPORT_BYTES,
+        PRESET_TEXT_LIMIT,
         Conversation,
         ConversationError,
         ConversationStore,
@@ -196,6 +198,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DOCUMENT_EXTENSIONS",
     "MAX_IMPORT_BYTES",
+    "PRESET_TEXT_LIMIT",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",

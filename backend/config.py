@@ -88,7 +88,9 @@ class AppConfig(_Strict):
     max_concurrent_per_visitor: int = Field(3, ge=0, description="replies generated at once; 0: no limit")
     max_requests_per_minute: int = Field(30, ge=0, description="requests started in any 60 s; 0: no limit")
     max_upload_mb_per_hour: float = Field(200, ge=0, description="MB uploaded in any hour; 0: no limit")
-    max_message_chars: int = Field(200_000, ge=1, description="longest message a visitor may send or import")
+    max_message_chars: int = Field(
+        200_000, ge=1, description="longest message, system prompt or preset a visitor may send, save or import"
+    )
     allowed_origins: list[str] = Field(
         default_factory=list, description="other web origins whose pages may call this app with its logins (CORS)"
     )

@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 LOCAL_OWNER = "local"
 FILE_SECONDS = 3600  # how long an image URL answers
 FILES_KEPT = 10_000
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 
 # Request fields passed on to the model as they are (`max_tokens` is read with its newer name too; the rest of an
 # OpenAI request is read below or ignored).
@@ -139,7 +140,7 @@ def gateway_router(
         try:
             who = await caller(request)
             body = await _json_body(request)
-            chat_request, streaming, usage_chunk = _chat_request(body)
+            chat_request, streaming, usage_chunk = _chat_request(body, backend.settings.app.max_message_chars)
             backend.chat.plan(chat_request)  # an unknown model or a capability it lacks: refused now
             await limits.count(who.visitor)
         except (GatewayError, SwitchboardError) as error:
@@ -273,8 +274,9 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _chat_request(body: dict[str, Any]) -> tuple[ChatRequest, bool, bool]:
-    """The request, whether to stream, and whether to end the stream with a usage chunk."""
+def _chat_request(body: dict[str, Any], max_chars: int) -> tuple[ChatRequest, bool, bool]:
+    """The request, whether to stream, and whether to end the stream with a usage chunk. No message (system
+    prompts included) may be longer than `max_chars` (app.max_message_chars), as in the UI."""
     model, messages = body.get("model"), body.get("messages")
     if not isinstance(model, str) or not model:
         raise GatewayError(
@@ -282,6 +284,15 @@ def _chat_request(body: dict[str, Any]) -> tuple[ChatRequest, bool, bool]:
         )
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise GatewayError(400, "`messages` must be a non-empty list of messages.", "invalid_request_error")
+    for message in messages:
+        chars = _text_length(message.get("content"))
+        if chars > max_chars:
+            role = message.get("role") if message.get("role") in ROLES else "chat"
+            raise GatewayError(
+                400,
+                f"A {role} message has {chars:,} characters; the limit here is {max_chars:,}.",
+                "invalid_request_error",
+            )
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     options = body.get("stream_options") or {}
     try:
@@ -296,10 +307,25 @@ def _chat_request(body: dict[str, Any]) -> tuple[ChatRequest, bool, bool]:
     return request, bool(body.get("stream")), bool(isinstance(options, dict) and options.get("include_usage"))
 
 
+def _text_length(content: Any) -> int:
+    """Characters of text in a message's content: a string, or OpenAI's parts."""
+    if isinstance(content, str):
+        return len(content)
+    if isinstance(content, list):
+        texts = (part.get("text") for part in content if isinstance(part, dict))
+        return sum(len(text) for text in texts if isinstance(text, str))
+    return 0
+
+
 def _image_request(backend: Backend, body: dict[str, Any]) -> tuple[ImageRequest, str]:
     prompt, encoding = body.get("prompt"), body.get("response_format") or "url"
     if not isinstance(prompt, str) or not prompt.strip():
         raise GatewayError(400, "`prompt` is required.", "invalid_request_error")
+    most = backend.settings.app.max_message_chars
+    if len(prompt) > most:
+        raise GatewayError(
+            400, f"The prompt has {len(prompt):,} characters; the limit here is {most:,}.", "invalid_request_error"
+        )
     if encoding not in ("url", "b64_json"):
         raise GatewayError(400, '`response_format` is "url" or "b64_json".', "invalid_request_error")
     try:

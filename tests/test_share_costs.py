@@ -180,3 +180,66 @@ def test_uploads_are_deleted_and_sent_files_stay(shared, monkeypatch, tmp_path):
     [image] = [part for message in shown if message["role"] == "user" for part in message["content"][1:]]
     assert alice.http.get(f"gradio_api/file={image['file']['path']}").content == png()
     alice.close()
+
+
+# --- prompts -----------------------------------------------------------------------------------------------------
+
+
+def test_no_prompt_is_longer_than_a_message_may_be(shared):  # noqa: F811
+    """The attack: a 5 MB system prompt was accepted, stored with the chat and sent upstream with every reply, and
+    a preset, Compare, the Vision question, an image prompt, the `chat` endpoint and the `/v1` API took any length.
+    Now `max_message_chars` bounds each, with one sentence, and nothing is stored or sent."""
+    url, cloud, backend = shared('max_message_chars = 1000\n[routes]\nsteady = ["cloud/chat"]\n')
+    long = "x" * 1001
+    said = "has 1,001 characters; the limit here is 1,000."
+    alice = GradioSession(url, "alice", "alice-secret")
+    assert send(alice, "hi", [], system_prompt=long) == f"The system prompt {said}"
+    shown, chat_id = alice.send("hi")
+    assert cloud.wait_for(lambda: not backend.replies.active() and len(cloud.chat_requests()) == 1, 10)
+    for trigger in ("retry", "edit"):
+        again = alice.call(
+            alice.fn_index("chatbot", trigger),
+            [shown, None, chat_id, "cloud/chat", long, 0.7, 1, 0, -1],
+            None,
+            {"index": 0, "value": "hi again", "previous_value": "hi"},
+        )
+        assert not again["success"] and again["output"]["error"] == f"The system prompt {said}", trigger
+
+    saved = alice.call(alice.fn_index("save-preset", "click"), ["Long", long])
+    assert saved["success"] and asyncio.run(backend.conversations.presets("alice")) == []
+
+    compare = [["cloud/chat", "steady"], "Which is it?", None, "", long]
+    try:
+        alice.call(alice.fn_index("compare-run", "click"), compare)
+        raise AssertionError("the comparison started")
+    except httpx.HTTPStatusError as refused:
+        assert validator_refusal(refused) == f"The system prompt {said}"
+
+    for endpoint, inputs, what in (
+        ("chat", [long, "cloud/chat"], "message"),
+        ("generate_image", [long, None, "1024x1024", 1, "", -1], "prompt"),
+        ("describe_image", [None, long, "cloud/chat", "https://example.com/cat.png"], "question"),
+    ):
+        try:
+            outcome = alice.call(alice.api_fn_index(endpoint), inputs)
+            sentence = outcome["output"]["error"]
+        except httpx.HTTPStatusError as refused:  # (by the event's validator)
+            sentence = validator_refusal(refused)
+        assert sentence == f"The {what} {said}", endpoint
+
+    _, key = asyncio.run(backend.conversations.create_api_key("alice"))
+    api = httpx.post(
+        url + "v1/chat/completions",
+        headers={"Authorization": f"Bearer {key}"},
+        json={
+            "model": "cloud/chat",
+            "messages": [{"role": "system", "content": long}, {"role": "user", "content": "hi"}],
+        },
+        timeout=30,
+    )
+    assert api.status_code == 400 and api.json()["error"]["message"] == f"A system message {said}"
+
+    assert len(cloud.chat_requests()) == 1  # the one message sent
+    stored = asyncio.run(backend.conversations.get("alice", chat_id))
+    assert stored.settings["system_prompt"] == "" and len(stored.nodes) == 2  # nothing else kept
+    alice.close()

@@ -40,7 +40,7 @@ from .compare import MAX_MODELS as MAX_COMPARED
 from .compare import Compared, build_compare, compare_answers, compare_problem, shown_columns
 from .identity import owner_of, visitor_of
 from .presets import build_presets, wire_presets
-from .refusals import refusal, said, verdict
+from .refusals import refusal, said, too_long, verdict
 from .reply import ReplyView, message_text
 from .streaming import Pacer, batched, paced
 
@@ -251,6 +251,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         anything is saved: a refusal keeps nothing."""
         owner, visitor = owner_of(request), visitor_of(request)
         model_id, system_prompt, temp, top, max_new, seed_value = chosen
+        if problem := _text_problem(backend, system_prompt or "", "system prompt"):
+            raise refusal(problem)  # (stored with the chat's settings, and sent with every reply)
         if conversation is not None and await backend.replies.find(owner, conversation.id):
             raise refusal("A reply is still being written in this chat: wait for it, or Stop it.")
 
@@ -375,7 +377,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         against the visitor's limits here, where it is saved: refused, nothing is kept."""
         text = ((message or {}).get("text") or "").strip()
         pictures, attached = _attachments(message)
-        if problem := _text_problem(backend, text):
+        if problem := _text_problem(backend, text) or _text_problem(backend, system_prompt or "", "system prompt"):
             raise refusal(problem)
         try:
             limit = backend.settings.app.max_upload_bytes
@@ -430,7 +432,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         """Refusals before anything is saved or sent, said at the message box, where the text and attachments
         stay. Gradio runs it on the server when the event joins its queue, with the event's inputs: hence the
         same parameters as add_message. (The reply checks limits, images and capabilities again on its way.)"""
-        problem = await _message_problem(backend, limits, message, model_id or default, request)
+        problem = _text_problem(backend, system_prompt or "", "system prompt")
+        problem = problem or await _message_problem(backend, limits, message, model_id or default, request)
         return verdict(problem, inputs=11)
 
     async def check_limits(
@@ -765,7 +768,10 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         lambda *_: (gr.update(visible=False), gr.update(visible=True)),
         compare_inputs,
         compare_buttons,
-        validator=lambda models, prompt, *_: verdict(compare_problem(models, prompt), inputs=len(compare_inputs)),
+        validator=lambda models, prompt, _chat, _id, system_prompt: verdict(
+            compare_problem(models, prompt, system_prompt, backend.settings.app.max_message_chars),
+            inputs=len(compare_inputs),
+        ),
         show_progress="hidden",
         **private,
     )
@@ -819,7 +825,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             **quiet,
         )
 
-    wire_presets(store, page, presets, system)
+    wire_presets(store, page, presets, system, max_chars=backend.settings.app.max_message_chars)
 
     async def load_page(offset_minutes: float | None, request: gr.Request):
         """A page opened: the owner's chats (grouped by date in the page's time zone), and the chat its address
@@ -837,6 +843,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     async def chat(message: str, model: str = default, request: gr.Request | None = None) -> AsyncIterator[str]:
         """Send one message (no history) to `model` (provider/model or a route; default: the configured default)
         and stream the reply text; each update is the whole text so far."""
+        if problem := _text_problem(backend, message):
+            raise refusal(problem)
         chat_request = ChatRequest(model=model or default, messages=[{"role": "user", "content": message}])
         text = ""
         try:
@@ -1014,11 +1022,8 @@ async def _read(backend: Backend, path: str, name: str, request: gr.Request | No
     return await backend.documents.read(path, name=name, visitor=visitor_of(request))
 
 
-def _text_problem(backend: Backend, text: str) -> str | None:
-    limit = backend.settings.app.max_message_chars
-    if len(text) > limit:
-        return f"The message has {len(text):,} characters; the limit here is {limit:,}."
-    return None
+def _text_problem(backend: Backend, text: str, what: str = "message") -> str | None:
+    return too_long(text, backend.settings.app.max_message_chars, what)
 
 
 async def _count(limits: VisitorLimits, request: gr.Request | None) -> None:

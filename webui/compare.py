@@ -18,7 +18,7 @@ import gradio as gr
 from backend import Backend, ChatRequest, Conversation, StoredMessage, SwitchboardError, VisitorLimits, model_messages
 
 from .identity import owner_of, visitor_of
-from .refusals import refusal
+from .refusals import refusal, too_long
 from .reply import ReplyView
 from .streaming import Pacer
 
@@ -103,7 +103,8 @@ async def compare_answers(
     request: gr.Request,
 ) -> AsyncIterator[tuple[Any, ...]]:
     """Stream every picked model's answer to `prompt` (with the open chat's branch as context) into its pane."""
-    if problem := compare_problem(model_ids, prompt):  # (the page's validator said so already)
+    limit = backend.settings.app.max_message_chars
+    if problem := compare_problem(model_ids, prompt, system_prompt, limit):  # (the page's validator said so already)
         raise refusal(problem, duration=6)
     chosen = [model for model in dict.fromkeys(model_ids or []) if model]
     owner = owner_of(request)
@@ -136,13 +137,13 @@ async def compare_answers(
     yield (*_panes(views, done=True), compared)
 
 
-def compare_problem(model_ids: list[str] | None, prompt: str) -> str | None:
-    """Why a comparison cannot start, in one sentence; None when it can."""
+def compare_problem(model_ids: list[str] | None, prompt: str, system_prompt: str, max_chars: int) -> str | None:
+    """Why a comparison cannot start, in one sentence; None when it can. (`max_chars`: app.max_message_chars.)"""
     if not 2 <= len({model for model in model_ids or [] if model}) <= MAX_MODELS:
         return f"Pick 2 or {MAX_MODELS} models to compare."
     if not (prompt or "").strip():
         return "Type the prompt to send them."
-    return None
+    return too_long(prompt, max_chars, "prompt") or too_long(system_prompt, max_chars, "system prompt")
 
 
 async def _answer(backend: Backend, request: ChatRequest, view: ReplyView, changed: asyncio.Event) -> None:

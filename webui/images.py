@@ -13,7 +13,7 @@ import gradio as gr
 from backend import Backend, ImageRequest, SwitchboardError, VisitorLimits
 
 from .identity import owner_of, visitor_of
-from .refusals import refusal
+from .refusals import refusal, too_long
 from .scratch import fresh_folder
 
 SIZES = ["1024x1024", "1024x1536", "1536x1024", "512x512", "768x768", "512x768", "768x512"]
@@ -64,6 +64,9 @@ def build_images_tab(backend: Backend, limits: VisitorLimits):
         """Generate `n` images of `size` from `prompt` with `model` (an image model id); returns the images."""
         if not (prompt or "").strip():
             raise refusal("Write a prompt first.", duration=4)
+        most = backend.settings.app.max_message_chars
+        if problem := too_long(prompt, most, "prompt") or too_long(negative_prompt, most, "negative prompt"):
+            raise refusal(problem)
         image_request = ImageRequest(
             model=model or default or "",
             prompt=prompt.strip(),

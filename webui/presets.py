@@ -9,10 +9,10 @@ from typing import Any
 
 import gradio as gr
 
-from backend import ConversationStore, Preset, SwitchboardError
+from backend import PRESET_TEXT_LIMIT, ConversationStore, Preset, SwitchboardError
 
 from .identity import owner_of
-from .refusals import said
+from .refusals import said, too_long
 
 
 @dataclass
@@ -37,8 +37,13 @@ def build_presets() -> PresetControls:
     return PresetControls(picker, delete, name, save)
 
 
-def wire_presets(store: ConversationStore, page: gr.Blocks, controls: PresetControls, system: gr.Textbox) -> None:
+def wire_presets(
+    store: ConversationStore, page: gr.Blocks, controls: PresetControls, system: gr.Textbox, *, max_chars: int
+) -> None:
+    """The presets' events. A preset is a system prompt: no longer than one may be (`max_chars`, from
+    app.max_message_chars), nor than a preset is kept (PRESET_TEXT_LIMIT)."""
     quiet: dict[str, Any] = {"show_progress": "hidden", "api_visibility": "private"}
+    limit = min(max_chars, PRESET_TEXT_LIMIT)
 
     async def listed(request: gr.Request, selected: str | None = None):
         names = [found.name for found in await store.presets(owner_of(request))]
@@ -49,6 +54,8 @@ def wire_presets(store: ConversationStore, page: gr.Blocks, controls: PresetCont
         return chosen[0].text if chosen else gr.skip()
 
     async def keep(name: str, text: str, request: gr.Request):
+        if problem := too_long(text, limit, "system prompt"):
+            return said(problem, 2)
         try:
             kept = Preset(name=name or "", text=text or "")
         except ValueError:

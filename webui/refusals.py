@@ -22,6 +22,14 @@ def verdict(problem: str | None, *, inputs: int) -> list[dict]:
     return [gr.validate(problem is None, problem or ""), *(gr.validate(True, "") for _ in range(inputs - 1))]
 
 
+def too_long(text: str | None, limit: int, what: str = "message") -> str | None:
+    """The sentence refusing `text` (a message, system prompt, preset, prompt) longer than `limit` characters
+    (`app.max_message_chars`); None when it fits."""
+    if len(text or "") <= limit:
+        return None
+    return f"The {what} has {len(text or ''):,} characters; the limit here is {limit:,}."
+
+
 def said(message: str, outputs: int):
     """Say why in a toast and change nothing (`outputs` outputs skipped). Raising gr.Error would also cover every
     output of the event with Gradio's error badge until each is dismissed; `refusal` is for where the event chain

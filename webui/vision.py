@@ -12,7 +12,7 @@ import gradio as gr
 from backend import Backend, SwitchboardError, TextDelta, VisitorLimits, validate_image
 
 from .identity import visitor_of
-from .refusals import refusal, verdict
+from .refusals import refusal, too_long, verdict
 from .streaming import Pacer, batched
 
 ANSWER_PLACEHOLDER = "*The answer appears here.*"
@@ -65,6 +65,7 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
     # makes Gradio build a new Image for the session, without the hand-over above.)
     refused = gr.Textbox(visible="hidden", elem_id="vision-refused")
     max_bytes = backend.settings.app.max_upload_bytes
+    max_chars = backend.settings.app.max_message_chars
 
     async def picture_problem(image: str | None, url: str) -> str | None:
         """What is wrong with the picture as given, in one sentence; None when it can be described."""
@@ -89,8 +90,10 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
         return ANSWER_PLACEHOLDER, "refused" if problem else ""
 
     async def check_describe(image: str | None, question: str, model: str, url: str):
-        """Describe's validator: a missing or unreadable picture is said at the picture, before anything starts."""
-        return verdict(await picture_problem(image, url), inputs=4)
+        """Describe's validator: a missing or unreadable picture is said at the picture, before anything starts;
+        a question longer than a message may be, at the picture too."""
+        problem = await picture_problem(image, url) or too_long(question, max_chars, "question")
+        return verdict(problem, inputs=4)
 
     async def describe_image(
         image: str | None,
@@ -106,6 +109,8 @@ def build_vision_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer) -> N
             raise refusal(NO_IMAGE, duration=4)
         if not image and not url.startswith(("http://", "https://")):
             raise refusal(NOT_A_URL, duration=6)  # never a path on the server, whatever the text names
+        if problem := too_long(question, max_chars, "question"):
+            raise refusal(problem)
         visitor = visitor_of(request)
         try:
             await limits.check(visitor)
