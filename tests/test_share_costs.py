@@ -182,6 +182,49 @@ def test_uploads_are_deleted_and_sent_files_stay(shared, monkeypatch, tmp_path):
     alice.close()
 
 
+async def test_the_upload_allowance_is_a_sliding_hour():
+    """Bytes count for an hour from the minute they were uploaded; a refusal says when enough will have left."""
+    from backend import TooManyRequestsError, UploadAllowance
+
+    now = [1000.0]
+    allowance = UploadAllowance(3_000_000, clock=lambda: now[0])
+    await allowance.take("ann", 2_000_000)
+    now[0] += 600
+    await allowance.take("ann", 1_000_000)
+    await allowance.take("bob", 3_000_000)  # counted apart
+    try:
+        await allowance.take("ann", 500_000)
+        raise AssertionError("over the allowance")
+    except TooManyRequestsError as refused:
+        assert refused.retry_after == 960 + 3600 - now[0]  # when the first minute's 2 MB leave
+        assert refused.user_message().endswith("try again in 50 min.")
+    now[0] = 960 + 3600 + 1
+    await allowance.take("ann", 2_000_000)
+
+
+def test_a_visitors_upload_allowance_holds_across_replicas(
+    upstream, write_config, redis_server, serve_app, monkeypatch
+):
+    """With replicas, a visitor's upload bytes are counted in Redis: what they uploaded through one replica counts
+    on the other."""
+    from backend import Backend, load_settings, load_users
+    from tests.test_replicas import replica_config
+
+    monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
+    monkeypatch.setenv("TEAM", "alice:alice-secret")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(write_config("", "gradio/.keep").parent))
+    config = replica_config(upstream, redis_server) + '\n[auth]\nusers_env = "TEAM"\n'
+    path = write_config(config.replace("[app]\n", "[app]\nmax_upload_mb_per_hour = 2\n"))
+    first, second = (serve_app(Backend(load_settings(path)), users=load_users(None, "TEAM")) for _ in range(2))
+    sessions = [GradioSession(url, "alice", "alice-secret") for url in (first, second, first)]
+    chunk = b"\0" * 900_000
+    answers = [session.http.post("gradio_api/upload", files={"files": ("a.bin", chunk)}) for session in sessions]
+    assert [answer.status_code for answer in answers] == [200, 200, 429]
+    assert "the 2 MB you may upload in an hour" in answers[2].text
+    for session in sessions:
+        session.close()
+
+
 # --- prompts -----------------------------------------------------------------------------------------------------
 
 
