@@ -325,8 +325,9 @@ async def _pdf_text(data: bytes, seconds: float) -> str:
     except ValueError:
         answer = None
     if process.returncode or not isinstance(answer, dict):
+        # The error's kind only: what follows it may quote the file.
         last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no answer"]
-        log.info("unreadable PDF (reader exit %s): %s", process.returncode, last[0][:200])
+        log.info("unreadable PDF (reader exit %s): %s", process.returncode, last[0].partition(":")[0][:80])
         raise _Refused("unreadable")
     if "refused" in answer:
         raise _Refused(str(answer["refused"]))

@@ -131,6 +131,21 @@ def test_a_document_is_read_once_for_its_check_and_its_send(shared):  # noqa: F8
     alice.close()
 
 
+async def test_pdfs_are_read_two_at_a_time_with_a_bounded_line(tmp_path):
+    """However many visitors send PDFs at once, two are read and four wait; the next is refused in one sentence."""
+    from backend import DocumentReader
+    from backend.documents import READERS, WAITING
+
+    reader = DocumentReader(max_bytes=1_000_000, seconds=1)
+    path = tmp_path / "costly.pdf"
+    path.write_bytes(costly_pdf())
+    reads = [reader.read(path, visitor=f"visitor {n}") for n in range(READERS + WAITING + 1)]
+    outcomes = [error.user_message() for error in await asyncio.gather(*reads, return_exceptions=True)]
+    assert outcomes.count("costly.pdf: the server is busy reading other documents; try again in a minute.") == 1
+    too_long = "costly.pdf: this PDF takes too long to read (more than 1 s); attach a part of it, or its text."
+    assert outcomes.count(too_long) == READERS + WAITING
+
+
 # --- uploads -----------------------------------------------------------------------------------------------------
 
 
