@@ -90,6 +90,11 @@ _LAZY = {
     "model_messages": ".conversations",
     "parse_import": ".conversations",
     "MAX_IMPORT_BYTES": ".conversations",
+    "MAX_MESSAGES": ".conversations",
+    "SharedConversations": ".shared_conversations",
+    "ShownChat": ".shared_conversations",
+    "sized": ".offload",
+    "on_worker": ".offload",
     "Image": ".media",
     "validate_image": ".media",
     "ModelInfo": ".providers",
@@ -109,6 +114,7 @@ if TYPE_CHECKING:
     from .config import Settings, load_settings
     from .conversations import (
         MAX_IMPORT_BYTES,
+        MAX_MESSAGES,
         Conversation,
         ConversationError,
         ConversationStore,
@@ -128,11 +134,13 @@ if TYPE_CHECKING:
     from .in_code import Provider, RetryProvider
     from .limits import TooManyRequestsError, VisitorLimits
     from .media import Image, InvalidImageError, validate_image
+    from .offload import on_worker, sized
     from .providers import ModelInfo
     from .relay import RemoteReply
     from .replies import Replies, ReplyRecord, RunningReply
     from .request import ChatRequest
     from .services import Backend, ChatService
+    from .shared_conversations import SharedConversations, ShownChat
 
 
 def __getattr__(name: str) -> object:
@@ -151,6 +159,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DOCUMENT_EXTENSIONS",
     "MAX_IMPORT_BYTES",
+    "MAX_MESSAGES",
     "APIConnectionError",
     "APIError",
     "APITimeoutError",
@@ -195,8 +204,10 @@ __all__ = [
     "RunningReply",
     "ServiceUnavailableError",
     "Settings",
+    "SharedConversations",
     "SharedFailures",
     "SharedSessions",
+    "ShownChat",
     "StaleConversationError",
     "Started",
     "StoredDocument",
@@ -222,7 +233,9 @@ __all__ = [
     "load_settings",
     "load_users",
     "model_messages",
+    "on_worker",
     "parse_import",
     "read_document",
+    "sized",
     "validate_image",
 ]
