@@ -9,6 +9,11 @@
 
 - Usage analytics would send data about the app to Hugging Face: off (also where the Blocks are built).
 - The queue's idle polling (1,100 wake-ups a second): see queue_wakeups.
+- Every value a component showed or sent, kept per session: Gradio copies it into the session's state
+  (`SessionState.config_values`) for its deep links (`gr.DeepLinkButton`: a page's state as a link), which this
+  app does not offer. The Chat's messages were kept that way once more in every session that opened a chat: one
+  chat of 5,000 messages (4.9 MB) opened in 50 sessions held 14.5 MB a session, with backend.shared keeping the
+  conversation itself once. Sessions keep each component's configuration there, not its last value.
 """
 
 import importlib.util
@@ -22,6 +27,16 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 if "matplotlib" not in sys.modules and importlib.util.find_spec("matplotlib") is None:
     sys.modules["matplotlib"] = None  # type: ignore[assignment]
 
+from gradio.state_holder import SessionState  # (after the variables above, as every import of Gradio)
+
 from . import queue_wakeups  # (after the variables above: it imports Gradio)
 
 queue_wakeups.install()
+
+
+def _no_value_kept(self: SessionState, key: int, value: object) -> None:
+    """(In place of SessionState._update_value_in_config: see the module's note.)"""
+
+
+if hasattr(SessionState, "_update_value_in_config"):
+    SessionState._update_value_in_config = _no_value_kept  # type: ignore[method-assign]
