@@ -147,12 +147,15 @@ def test_stop_keeps_partial_and_closes_upstream(chat: Page, upstream: ScriptedUp
     closed (not read to the end), and the app keeps serving; the partial text is the history of the next turn.
 
     The upstream sends ten words of a long reply and then goes quiet with the connection open (as a slow model
-    does), so no streamed update is in flight when Stop is clicked; see the next test for Stop racing a stream."""
+    does), so no streamed update is in flight when Stop is clicked; see the next test for Stop racing a stream.
+    Stop comes a while after the silence starts, as from a person (or a loaded machine): the reply waits for it
+    however long it takes (the provider's watchdog is set beyond any wait of the tests), whose end it is."""
     upstream.enqueue(Reply.text(words(400), delay=0.05, stall_after=11))  # the role chunk, then word000..word009
     send(chat, "Tell me a long story.")
 
     expect(answer(chat)).to_have_text("".join(words(10)).strip(), timeout=WAIT)
     expect(chat.locator("#stop")).to_be_visible()
+    chat.wait_for_timeout(6_000)  # longer than the watchdog's 5 s that once ended the reply before Stop did
     chat.locator("#stop").click()
 
     expect(chat.locator(THOUGHT_TITLES).last).to_have_text("■ Stopped", timeout=WAIT)
