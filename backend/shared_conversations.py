@@ -2,10 +2,10 @@
 
 A page (a Gradio session) keeps only a `ShownChat` of the chat it shows: its id, the revision it read and the end
 of the branch on show, a few dozen bytes. The conversation itself is read through `SharedConversations`: one copy
-of each stored revision, shared by every page that shows it, in a cache of at most MOST_BYTES (the least recently
-used go first). When each session kept a copy of its own, opening one chat of 5,000 messages (4.9 MB) in 50
-sessions grew the app by 14.5 MB a session (the copy, and Gradio's of the Chatbot's value: see
-webui/gradio_tuning.py); in 1,000 sessions that is gigabytes.
+of the newest revision of each chat that pages show, shared by all of them, in a cache of at most MOST_BYTES (the
+least recently used go first). When each session kept a copy of its own, opening one chat of 2,000 messages
+(4.8 MB) in 40 sessions grew the app by 13.2 MB a session (the copy, and Gradio's of the Chatbot's value: see
+webui/gradio_tuning.py); in 1,000 sessions, 13 GB.
 
 A page's copy is the conversation at the revision it read. When that revision is no longer held (pushed out of the
 cache, or changed since by another tab), the page's view is rebuilt from what is stored now, on the branch the page
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from .conversations import Conversation, ConversationError, ConversationStore, StoredMessage
 
-MOST_BYTES = 128 << 20  # about twelve chats of the biggest (5,000 messages, 5 MB of text: 10 MB in memory each)
+MOST_BYTES = 64 << 20  # about nine of the biggest imports (2,000 messages, 5 MB of text: 7 MB in memory each)
 NODE_BYTES = 1000  # a message's own objects in memory, besides its text (measured: 999 bytes)
 
 _Key = tuple[str, str]  # owner, conversation id

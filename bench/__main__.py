@@ -2,7 +2,7 @@
 
     python -m bench            the full suite (about 23 minutes on 2 cores)
     python -m bench --quick    fewer repetitions and shorter replies, to try a change (not for RESULTS.md)
-    python -m bench --only backend ui concurrency local startup stop load store idle frames replicas
+    python -m bench --only backend ui concurrency local startup stop load store idle frames replicas bigchat
 
 Sections and their baselines, each measured in this same run:
   backend      our AsyncClient vs raw httpx + httpx-sse, the openai SDK and litellm      (bench/backend_overhead.py)
@@ -18,6 +18,9 @@ Sections and their baselines, each measured in this same run:
   idle         CPU at rest, no page and one page open, vs a plain Gradio chat page      (bench/idle.py)
   frames       frame gaps in Chromium while a 2,000-token reply streams, vs the idle page  (bench/frames.py)
   replicas     100 and 300 chats at once against one app process and two behind nginx   (bench/replicas.py)
+  bigchat      another visitor's waits while one imports, opens, sends into and exports
+               a 4.9 MB chat, vs at rest; memory per session that opened it (--quick:
+               200 sessions, else 1,000)                                                  (bench/big_chat.py)
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 from bench import (
     backend_overhead,
+    big_chat,
     concurrency,
     frames,
     idle,
@@ -44,7 +48,20 @@ from bench import (
 from bench.common import Row
 from bench.report import print_table, write_results
 
-SECTIONS = ("backend", "ui", "concurrency", "local", "startup", "stop", "load", "store", "idle", "frames", "replicas")
+SECTIONS = (
+    "backend",
+    "ui",
+    "concurrency",
+    "local",
+    "startup",
+    "stop",
+    "load",
+    "store",
+    "idle",
+    "frames",
+    "replicas",
+    "bigchat",
+)
 
 
 def load_rows(chats: int, tokens: int, rounds: int) -> list[Row]:
@@ -98,6 +115,7 @@ def main() -> int:
         "idle": lambda: idle.run(seconds=20 if quick else 60),
         "frames": lambda: frames.run(tokens=2000, rate=100, repeat=1 if quick else 3),
         "replicas": lambda: replicas.run(loads=(100, 300), tokens=500 if quick else 2000, rate=50),
+        "bigchat": lambda: big_chat.run(sessions=200 if quick else 1000),
     }
     rows: list[Row] = []
     for name in args.only:

@@ -50,7 +50,7 @@ def test_another_visitor_is_answered_while_a_big_chat_is_imported_opened_and_use
 
 def test_sessions_that_open_one_big_chat_share_it():
     """40 new sessions each open one 4.8 MB chat of 1,998 messages: the app grows by less than 1 MB a session
-    (measured: 0.2 MB, what Gradio keeps of any session; 1,000 sessions in bench/big_chat.py). Before: 14.5 MB,
+    (measured: 0.2 MB, what Gradio keeps of any session; 1,000 sessions in bench/big_chat.py). Before: 13.2 MB,
     every session with its own copy of the conversation and Gradio's of the Chatbot's value."""
     per_session = big_chat.measure_memory(big_chat.BIG_MESSAGES, MEGABYTES, sessions=40)
     print(f"\nmemory: {per_session / 1024:.0f} KB a session")
