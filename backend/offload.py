@@ -2,9 +2,9 @@
 
 Everyone's requests are served by one event loop: a handler that spends a second on one visitor's chat makes every
 other visitor wait that second (importing 12,000 empty messages froze the server for 21 s). Reading, saving,
-showing or exporting a chat is linear in its messages, about 10-30 µs a message: under SMALL messages it takes
-well under a few milliseconds and runs where it is called (a thread hop would cost more than it saves); from
-SMALL on it runs on one of WORKERS threads of its own. Few, so that one visitor's big chats (however many
+showing or exporting a chat is linear in its messages, about 10-30 µs a message: under SMALL messages it takes a
+few milliseconds at most and runs where it is called (a thread hop would cost about as much); from SMALL on it
+runs on one of WORKERS threads of its own. Few, so that one visitor's big chats (however many
 requests they send) occupy at most those, never the threads Gradio and the store use for everyone else; a third
 big chat waits for one of them. (The threads share the interpreter's lock with the event loop, which still gets
 it every few milliseconds: the loop slows down while they work, it does not stop.)

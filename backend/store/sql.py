@@ -307,8 +307,7 @@ class SQLConversationStore:
 
     def _remember(self, key: tuple[str, str], revision: int, rows: Sequence[_Row], search_text: str) -> None:
         size = sum(len(text) + len(details) for _, _, text, details in rows)
-        forgotten = self._known.pop(key, None)
-        self._known_bytes -= forgotten.size if forgotten is not None else 0
+        self._forget(key)
         if size > KNOWN_MOST_BYTES // 4:
             return  # a huge chat is written whole (as after a restart) rather than crowd out every other
         self._known[key] = _Known(revision, tuple(rows), search_text, size)
