@@ -278,6 +278,7 @@ def run(sessions: int = 1000, messages: int = BIG_MESSAGES, megabytes: float = 4
             unit="MB",
             target="≤ 0.5 MB",
             ok=per_session <= 0.5 * 2**20,
+            note=f"{per_session / 1024:.0f} KB",
         ),
     ]
 
