@@ -103,6 +103,11 @@ _LAZY = {
     "model_messages": ".conversations",
     "parse_import": ".conversations",
     "MAX_IMPORT_BYTES": ".conversations",
+    "MAX_MESSAGES": ".conversations",
+    "SharedConversations": ".shared_conversations",
+    "ShownChat": ".shared_conversations",
+    "sized": ".offload",
+    "on_worker": ".offload",
     "Image": ".media",
     "validate_image": ".media",
     "ModelInfo": ".providers",
@@ -136,6 +141,7 @@ if TYPE_CHECKING:
     from .config import Settings, load_settings
     from .conversations import (
         MAX_IMPORT_BYTES,
+        MAX_MESSAGES,
         PRESET_TEXT_LIMIT,
         Conversation,
         ConversationError,
@@ -164,12 +170,14 @@ if TYPE_CHECKING:
     from .in_code import Provider, RetryProvider
     from .limits import TooManyRequestsError, UploadAllowance, VisitorLimits, login_visitor
     from .media import Image, InvalidImageError, validate_image
+    from .offload import on_worker, sized
     from .providers import ModelInfo
     from .relay import RemoteReply
     from .replies import Replies, ReplyRecord, RunningReply
     from .request import ChatRequest
     from .services import Backend, ChatService
     from .session_owners import SessionOwners, SharedSessionOwners
+    from .shared_conversations import SharedConversations, ShownChat
     from .tools import ToolBox, ToolCall, ToolSet, tool_access, tool_loop
     from .typed_sdk import ChatCompletionEvent, ChatCompletionRole
 
@@ -198,6 +206,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DOCUMENT_EXTENSIONS",
     "MAX_IMPORT_BYTES",
+    "MAX_MESSAGES",
     "PRESET_TEXT_LIMIT",
     "APIConnectionError",
     "APIError",
@@ -254,9 +263,11 @@ __all__ = [
     "SessionOwners",
     "Sessions",
     "Settings",
+    "SharedConversations",
     "SharedFailures",
     "SharedSessionOwners",
     "SharedSessions",
+    "ShownChat",
     "StaleConversationError",
     "Started",
     "StoredDocument",
@@ -292,8 +303,10 @@ __all__ = [
     "login_visitor",
     "model_messages",
     "models",
+    "on_worker",
     "parse_import",
     "read_document",
+    "sized",
     "tool_access",
     "tool_loop",
     "validate_image",

@@ -71,7 +71,7 @@ class AppConfig(_Strict):
     )
     concurrency: int = Field(16, ge=1, description="replies streamed at once through the UI, for all visitors")
     max_sessions: int = Field(
-        1000, ge=10, description="browser sessions whose state the server keeps (about 150 KB each); older ones go"
+        1000, ge=10, description="browser sessions whose state the server keeps (about 200 KB each); older ones go"
     )
     stream_interval_ms: int = Field(40, ge=0, le=1000, description="how often the UI pushes streamed text")
     updates_per_second: float = Field(

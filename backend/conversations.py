@@ -28,6 +28,7 @@ from ._files import owner_folder, remove_stale_temporaries, write_atomically
 from .documents import Document
 from .errors import OwnMessageError
 from .media import Image
+from .offload import sized
 from .request import Message
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 EXPORT_FORMAT = "switchboard.conversation"
 TITLE_LENGTH = 60
 MAX_IMPORT_BYTES = 5_000_000  # a few thousand pages of chat; parsing and showing more would stall the server
+# Messages one chat holds, every version counted. Showing a chat costs the server's one event loop about 45 µs a
+# message (Gradio's own processing of the Chatbot's value; our part runs on threads: backend/offload.py), so opening
+# the longest chat holds everyone else up 90 ms at most (at 5,000 messages: 225 ms). Beyond most models' context.
+MAX_MESSAGES = 2_000
 
 
 MIME_BY_EXTENSION = {
@@ -49,6 +54,12 @@ MIME_BY_EXTENSION = {
 
 class ConversationError(OwnMessageError):
     """A conversation that does not exist for this owner, or an import file we cannot read."""
+
+
+def chat_full() -> ConversationError:
+    return ConversationError(
+        f"This chat holds {MAX_MESSAGES:,} messages (every version counted), the most a chat can: start a new chat."
+    )
 
 
 class Handover(BaseModel):
@@ -156,7 +167,10 @@ class Conversation(BaseModel):
 
     def add(self, message: StoredMessage, after: int | Literal["leaf"] | None = "leaf") -> int:
         """Add `message` after node `after` (by default the visible branch's end; None: as a first message) and
-        show it: a version of whatever already followed `after`. Its node number."""
+        show it: a version of whatever already followed `after`. Its node number. A chat that holds MAX_MESSAGES
+        takes no more (ConversationError)."""
+        if len(self.nodes) >= MAX_MESSAGES:
+            raise chat_full()
         message.parent = self.leaf if after == "leaf" else after
         if message.parent is not None and not 0 <= message.parent < len(self.nodes):
             raise ConversationError("That message is not part of this chat.")
@@ -165,9 +179,24 @@ class Conversation(BaseModel):
         return self.leaf
 
     def versions(self, number: int) -> list[int]:
-        """Node `number` and its siblings (the versions of that turn), oldest first."""
+        """Node `number` and its siblings (the versions of that turn), oldest first. (For every turn at once, use
+        `children`: this walks every message.)"""
         parent = self.nodes[number].parent
         return [other for other, node in enumerate(self.nodes) if node.parent == parent]
+
+    def children(self) -> dict[int | None, list[int]]:
+        """The nodes that follow each node (None: the first messages), oldest first, in one walk of the tree: the
+        versions of a turn are the children of its parent."""
+        following: dict[int | None, list[int]] = {}
+        for number, node in enumerate(self.nodes):
+            following.setdefault(node.parent, []).append(number)
+        return following
+
+    def fork(self) -> Conversation:
+        """A copy to change (through `add`, `show`, `cut_after`, or its title, model and settings) without
+        changing this one, which pages may be sharing. Messages are never changed once added, so the copy shares
+        them and has only its own list of them: a big chat costs nothing to fork."""
+        return self.model_copy(update={"nodes": list(self.nodes)})
 
     def show(self, number: int) -> None:
         """Show the branch through node `number` and on to where that branch was last added to (its newest
@@ -233,6 +262,7 @@ def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversati
         raise ConversationError("The file is not JSON: import a Switchboard or OpenAI-style JSON export.") from None
     except RecursionError:
         raise ConversationError("The file is nested too deeply to be a conversation.") from None
+    _check_count(payload)
     try:
         if isinstance(payload, dict) and payload.get("format") == EXPORT_FORMAT:
             fields = {k: v for k, v in payload.items() if k not in ("format", "version", "id", "revision")}
@@ -263,6 +293,15 @@ def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversati
         if message.status == "streaming":  # that reply ended with the export
             message.status = "interrupted"
     return conversation
+
+
+def _check_count(payload: Any) -> None:
+    """Refuse a file of more than MAX_MESSAGES messages before checking each of them."""
+    listed = payload if isinstance(payload, list) else None
+    if isinstance(payload, dict):
+        listed = payload.get("nodes", payload.get("messages"))
+    if isinstance(listed, list) and len(listed) > MAX_MESSAGES:
+        raise ConversationError(f"The file holds {len(listed):,} messages; a chat holds at most {MAX_MESSAGES:,}.")
 
 
 def _openai_message(message: Any) -> StoredMessage:
@@ -323,6 +362,7 @@ class ConversationStore(Protocol):
 
     async def list(self, owner: str, query: str = "", limit: int | None = None) -> list[Summary]: ...
     async def get(self, owner: str, conversation_id: str) -> Conversation: ...
+    async def revision(self, owner: str, conversation_id: str) -> int | None: ...
     async def save(self, owner: str, conversation: Conversation, *, touch: bool = True) -> None: ...
     async def delete(self, owner: str, conversation_id: str) -> None: ...
     async def checkpoint(
@@ -415,15 +455,26 @@ async def model_messages(
     """What the model is sent for the next reply: the system prompt, then the stored user messages (with their
     images) and answers. Built from the store, never from what a page sends back, so a forged page cannot put
     another text, a bigger one or another user's file in front of the model."""
-    messages: list[Message] = [{"role": "system", "content": system_prompt.strip()}] if system_prompt.strip() else []
+    messages, pictured = await sized(len(conversation.nodes), _turns_for_model, conversation)
+    for position, references in pictured:
+        images = [await store.load_image(owner, reference) for reference in references]
+        parts = [{"type": "text", "text": messages[position]["content"]}, *(image.part() for image in images)]
+        messages[position] = {"role": messages[position]["role"], "content": parts}
+    if system_prompt.strip():
+        messages.insert(0, {"role": "system", "content": system_prompt.strip()})
+    return messages
+
+
+def _turns_for_model(conversation: Conversation) -> tuple[list[Message], list[tuple[int, list[str]]]]:
+    """The visible branch's turns as the model reads them (a document's text ahead of its message), and where
+    the turns with images are, with their references (the images are read from the store afterwards)."""
+    messages: list[Message] = []
+    pictured: list[tuple[int, list[str]]] = []
     for message in conversation.messages:
         if message.role == "system" or (message.role == "assistant" and not message.text):
             continue
+        if message.images:
+            pictured.append((len(messages), message.images))
         text = "\n\n".join([*(_for_model(document) for document in message.documents), message.text])
-        images = [await store.load_image(owner, reference) for reference in message.images]
-        if images:
-            parts = [{"type": "text", "text": text}, *(image.part() for image in images)]
-            messages.append({"role": message.role, "content": parts})
-        else:
-            messages.append({"role": message.role, "content": text})
-    return messages
+        messages.append({"role": message.role, "content": text})
+    return messages, pictured

@@ -2,7 +2,7 @@
 
     python -m bench            the full suite (about 45 minutes on 2 cores)
     python -m bench --quick    fewer repetitions and shorter replies, to try a change (not for RESULTS.md)
-    python -m bench --only backend gateway ui concurrency local startup stop load store idle frames replicas tools
+    python -m bench --only backend gateway ui ...   pick sections (names below)
 
 Sections and their baselines, each measured in this same run:
   backend      our AsyncClient vs raw httpx + httpx-sse, the openai SDK and litellm      (bench/backend_overhead.py)
@@ -23,6 +23,9 @@ Sections and their baselines, each measured in this same run:
   replicas     25 to 300 chats at once against 1, 2 and 3 app processes (2 and 3 behind
                nginx, sharing Redis), each held to 0.4 of a core; bench/replicas.png     (bench/replicas.py)
   tools        the tool loop's own time per step, beyond the model's and the tool's      (bench/tools.py)
+  bigchat      another visitor's waits while one imports, opens, sends into and exports
+               a 4.9 MB chat, vs at rest; memory per session that opened it (--quick:
+               200 sessions, else 1,000)                                                  (bench/big_chat.py)
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from pathlib import Path
 
 from bench import (
     backend_overhead,
+    big_chat,
     concurrency,
     frames,
     gateway,
@@ -65,6 +69,7 @@ SECTIONS = (
     "frames",
     "replicas",
     "tools",
+    "bigchat",
 )
 REPLICA_QUOTA = 0.4  # of a core per replica: 3 replicas (1.2 cores) leave the rest of 2 cores room to run
 
@@ -130,6 +135,7 @@ def main() -> int:
             plot=str(replicas.PLOT) if writing else "",
         ),
         "tools": lambda: tools.run(steps=8, repeat=5 if quick else 20),
+        "bigchat": lambda: big_chat.run(sessions=200 if quick else 1000),
     }
     rows: list[Row] = []
     for name in args.only:

@@ -578,7 +578,8 @@ async def test_a_new_chat_and_a_message_sent_are_each_saved_by_one_statement_on_
     statements: list[str] = []
 
     def executed(_connection, _cursor, statement, *_rest) -> None:
-        statements.append(statement)
+        if "search_vector IS NULL LIMIT" not in statement:  # (a store's indexer, on its own timer: not the save's)
+            statements.append(statement)
 
     async def saved_by(conversation: Conversation, by: SQLConversationStore = store) -> list[str]:
         statements.clear()

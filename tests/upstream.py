@@ -32,6 +32,8 @@ class Reply:
     delay: float = 0.0  # pause before each frame
     rate: float | None = None  # frames per second, kept to the clock (no drift, as a model streams tokens)
     stall_after: int | None = None  # stop sending (but keep the connection open) after this many frames
+    hold_after: int | None = None  # after this many frames, wait until `released` is set, then go on
+    released: threading.Event = field(default_factory=threading.Event)
     drop_after: int | None = None  # close the connection abruptly after this many frames
     chunked: bool = True
 
@@ -217,6 +219,8 @@ class ScriptedUpstream:
                     return False
                 if reply.stall_after is not None and number >= reply.stall_after:
                     await asyncio.sleep(3600)
+                while number == reply.hold_after and not reply.released.is_set() and not request.disconnected_at:
+                    await asyncio.sleep(0.01)
                 if reply.delay:
                     await asyncio.sleep(reply.delay)
                 if request.disconnected_at is not None:

@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from backend import (
     ConversationStore,
     Document,
     InvalidImageError,
+    ShownChat,
     StaleConversationError,
     StoredMessage,
     SwitchboardError,
@@ -31,6 +32,7 @@ from backend import (
     check_fits,
     is_document,
     model_messages,
+    sized,
     validate_image,
 )
 
@@ -128,6 +130,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     choices = [(choice.label, choice.id) for choice in backend.models.chat_choices()]
     default = backend.models.default_chat
     store = backend.conversations
+    shared = backend.shared
     describe_model = _model_line(backend)
 
     # The sidebar: new chat and search at its top, the chat list scrolling under them, import at its foot.
@@ -157,7 +160,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                     choices=[], label="Versions", visible=False, elem_id="versions", scale=2, allow_custom_value=True
                 )
             # What the picked model can do, and how much of its context the open chat takes.
-            model_line = gr.HTML(describe_model(None, default), elem_id="model-info")
+            model_line = gr.HTML(_model_html(backend, default), elem_id="model-info")
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
                 show_label=False,
@@ -196,7 +199,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                     top_p = gr.Slider(0, 1, value=1.0, step=0.01, label="Top p")
                     max_tokens = gr.Number(value=0, precision=0, minimum=0, label="Max tokens (0: model default)")
                     seed = gr.Number(value=-1, precision=0, label="Seed (-1: random)")
-    current = gr.State(None)  # the open Conversation, or None before the first message
+    # The open conversation as this page shows it: a ShownChat (which one, the revision read, the branch on show), or
+    # None before the first message. The conversation itself is shared by every page showing it (backend.shared).
+    current = gr.State(None)
     # The open conversation's id, kept by the page (and in its address, ?chat=ID): Gradio forgets a session's
     # state when it evicts the session (app.max_sessions) or restarts, and the tab must then go on with the same
     # conversation, not a new one. In the DOM (hidden), so its change can update the address bar.
@@ -208,16 +213,26 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     shows = _Showing()
     picking = _Turns()
 
-    async def reopened(conversation, conversation_id: str | None, owner: str) -> Conversation | None:
-        """The open conversation as this page shows it: the session's copy, or the stored one the page names
-        (never another owner's: the store looks only in `owner`'s conversations); None when none is open. A page's
-        change is made to what it shows; when another tab changed the chat meanwhile, `_change` merges."""
-        if conversation is not None or not conversation_id:
+    async def reopened(on_show: ShownChat | None, conversation_id: str | None, owner: str) -> Conversation | None:
+        """The open conversation as this page shows it (`on_show`, what the session keeps of it), or as stored
+        now when the session keeps none (the page's address names it: its session was forgotten); never another
+        owner's (only `owner`'s conversations are looked in); None when none is open. Shared with other pages: a
+        change is made to a fork of it (`_change`, which merges what another tab changed meanwhile)."""
+        if on_show is not None:
+            conversation = await shared.view(owner, on_show)
+            if conversation is None:
+                raise refusal("This chat was deleted in another tab or window; start a new one.")
             return conversation
+        if not conversation_id:
+            return None
         try:
-            return await store.get(owner, conversation_id)
+            return await shared.latest(owner, conversation_id)
         except SwitchboardError:
             return None
+
+    def kept(owner: str, conversation: Conversation | None) -> ShownChat | None:
+        """What the session keeps of the conversation it shows from now on."""
+        return None if conversation is None else shared.keep(owner, conversation)
 
     async def listed(request: gr.Request, selected: str | None = None, query: str = ""):
         """The owner's chats matching the search box, grouped by date in the page's time zone, `selected` marked;
@@ -227,7 +242,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         empty = "No chats match" if query.strip() else "No chats yet"
         return listing(found, selected, empty=empty, offset_minutes=shows.offset(request))
 
-    def shown(owner: str, conversation: Conversation | None, *, live: bool | None = None):
+    async def shown(owner: str, conversation: Conversation | None, *, live: bool | None = None):
         """The Chatbot's messages and the versions picker for the conversation; without the reply being generated
         at its end when `live` (by default: when one is being generated in it), as the page's follower draws it."""
         if conversation is None:
@@ -236,11 +251,10 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             live = backend.replies.running(owner, conversation.id) is not None or (
                 backend.replies.relay is not None and history.reply_streaming(conversation)
             )
-        choices = history.version_choices(conversation)
-        on_show = history.shown_version(conversation)
+        messages, choices, on_show = await history.view(backend, owner, conversation, live=live)
         # No turn on show has versions (an exchange was undone): the picker says what it is for, not nothing.
         picker = gr.update(choices=choices, value=PICK_VERSION if on_show is None else on_show, visible=bool(choices))
-        return history.render(backend, owner, conversation, live=live), picker
+        return messages, picker
 
     async def reply_to(
         request: gr.Request, conversation: Conversation | None, change: Callable[[Conversation], object], *chosen
@@ -308,14 +322,14 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         if running is None:  # it ended already (a quick refusal upstream): show it as stored
             fresh = await reopened(None, conversation.id, owner)
             yield (
-                *shown(owner, fresh),
-                fresh or gr.skip(),
+                *(await shown(owner, fresh)),
+                kept(owner, fresh) or gr.skip(),
                 await listed(request, conversation.id, shows.query(request, query)),
             )
             return
         view = ReplyView(running.requested)
         yield chat_history + view.messages(), gr.skip(), gr.skip(), gr.skip()  # a "waiting" line at once
-        async for batch in paced(running, pacer):
+        async for batch in paced(running, pacer, shown=len(chat_history)):
             if not shows.still(request, running.conversation_id):
                 # The page opened another chat meanwhile, which is on show now. (A step's last output is applied
                 # again when it ends: it must not be this chat's view.)
@@ -334,7 +348,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             return
         fresh = await reopened(None, running.conversation_id, owner)
         # The search box as it is now (it may have changed while the reply was written).
-        yield *shown(owner, fresh), fresh, await listed(request, running.conversation_id, shows.query(request, query))
+        chat_listing = await listed(request, running.conversation_id, shows.query(request, query))
+        yield *(await shown(owner, fresh)), kept(owner, fresh), chat_listing
 
     async def follow_running(chat_history: list, conversation, query: str, request: gr.Request) -> AsyncIterator:
         """`follow`, for a chat opened or reloaded while its reply is written: Stop instead of Send meanwhile."""
@@ -409,11 +424,11 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             seed_value,
         )
         chat_listing = await listed(request, stored.id, query)
-        messages, picker = shown(owner, stored, live=True)
+        messages, picker = await shown(owner, stored, live=True)
         shows.chat(request, stored.id)
         files = [_file_path(file) for file in (message or {}).get("files") or []]
         sent = json.dumps({"text": text, "files": files})
-        return messages, picker, sent, *busy(), stored, chat_listing, stored.id
+        return messages, picker, sent, *busy(), kept(owner, stored), chat_listing, stored.id
 
     async def check_message(
         message: dict | None,
@@ -493,7 +508,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             gr.Warning(problem)
             owner = owner_of(request)
             before = await reopened(conversation, conversation_id, owner)
-            return *shown(owner, before), gr.skip(), *idle(), gr.skip(), gr.skip(), gr.skip()
+            return *(await shown(owner, before)), gr.skip(), *idle(), gr.skip(), gr.skip(), gr.skip()
 
         def edited_question(conversation: Conversation) -> Callable[[Conversation], object]:
             old = conversation.nodes[history.user_node(conversation, chat_history, data.index)]
@@ -522,9 +537,9 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         except SwitchboardError as error:
             raise refusal(error.user_message()) from None
         stored = await reply_to(request, conversation, change, *chosen)
-        messages, picker = shown(owner, stored, live=True)
+        messages, picker = await shown(owner, stored, live=True)
         shows.chat(request, stored.id)
-        return messages, picker, gr.skip(), *busy(), stored, gr.skip(), gr.skip()
+        return messages, picker, gr.skip(), *busy(), kept(owner, stored), gr.skip(), gr.skip()
 
     async def undo(
         chat_history: list, conversation, conversation_id, draft: dict | None, data: gr.UndoData, request: gr.Request
@@ -547,7 +562,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         files = history.viewable_images(backend, owner, question.images)
         typed = ((draft or {}).get("text") or "").strip()  # (Gradio has checked the box's value)
         text = f"{question.text}\n\n{typed}" if typed else question.text
-        return *shown(owner, stored), {"text": text, "files": [*files, *((draft or {}).get("files") or [])]}, stored
+        box = {"text": text, "files": [*files, *((draft or {}).get("files") or [])]}
+        return *(await shown(owner, stored)), box, kept(owner, stored)
 
     async def pick_version(node, conversation, conversation_id, request: gr.Request):
         """Show another version of a turn (and what followed it)."""
@@ -565,7 +581,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 stored = await _change(store, owner, conversation, lambda target: target.show(int(node)))
             except (SwitchboardError, ValueError):
                 return said("That version is not part of this chat any more.", 3)
-        return *shown(owner, stored), stored
+        return *(await shown(owner, stored)), kept(owner, stored)
 
     async def stop_reply(conversation_id: str, request: gr.Request):
         """Stop the reply being written in the open chat (from whichever page, or replica, started it)."""
@@ -634,7 +650,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
     async def start_new(query: str, request: gr.Request):
         shows.chat(request, "")
         chat_listing = await listed(request, None, query)
-        return *shown("", None), None, chat_listing, None, ""
+        return *(await shown("", None)), None, chat_listing, None, ""
 
     async def open_chat(conversation_id: str | None, request: gr.Request):
         """The chat, its model and settings on show. (The list marks it itself: an answer carrying the list could
@@ -643,15 +659,15 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             return (gr.skip(),) * 11
         owner = owner_of(request)
         try:
-            conversation = await store.get(owner, conversation_id)
+            conversation = await shared.latest(owner, conversation_id)
         except SwitchboardError as error:
             return said(error.user_message(), 11)
         shows.chat(request, conversation.id)
         saved = conversation.settings
         chosen_model = conversation.model if conversation.model in {id_ for _, id_ in choices} else default
         return (
-            *shown(owner, conversation),
-            conversation,
+            *(await shown(owner, conversation)),
+            kept(owner, conversation),
             chosen_model,
             saved.get("system_prompt", ""),
             saved.get("temperature", 0.7),
@@ -684,7 +700,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             renamed = await _change(store, owner, target, _retitled(wanted["title"]), touch=False)  # keeps its place
         except SwitchboardError as error:
             return said(error.user_message(), 2)
-        return renamed if is_open else gr.skip(), await listed(request, conversation_id or None, query)
+        return kept(owner, renamed) if is_open else gr.skip(), await listed(request, conversation_id or None, query)
 
     async def delete_chat(value, conversation_id: str, query: str, request: gr.Request):
         """Delete the chat the list's menu names (after its confirmation); the page shows a new chat when it was
@@ -704,7 +720,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         if doomed["id"] != conversation_id:
             return *(gr.skip(),) * 3, await listed(request, conversation_id or None, query), gr.skip()
         shows.chat(request, "")
-        return *shown(owner, None), None, await listed(request, None, query), ""
+        return *(await shown(owner, None)), None, await listed(request, None, query), ""
 
     async def export_chat(value, request: gr.Request):
         wanted = action(value, "export")
@@ -714,7 +730,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             conversation = await store.get(owner_of(request), wanted["id"])
         except SwitchboardError as error:
             return said(error.user_message(), 1)
-        return history.export_file(conversation, wanted["format"])
+        return await history.export_file(conversation, wanted["format"])
 
     async def import_chat(path: str, query: str, request: gr.Request):
         owner = owner_of(request)
@@ -725,8 +741,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
             return said(f"Import failed: {error.user_message()}", 5)
         shows.chat(request, conversation.id)
         return (
-            *shown(owner, conversation),
-            conversation,
+            *(await shown(owner, conversation)),
+            kept(owner, conversation),
             await listed(request, conversation.id, query),
             conversation.id,
         )
@@ -812,7 +828,8 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
                 return said(error.user_message(), 10)
             shows.chat(request, stored.id)
             done = [gr.update(interactive=False)] * MAX_COMPARED
-            return *shown(owner, stored), stored, stored.id, await listed(request, stored.id, query), *done, None
+            chat_listing = await listed(request, stored.id, query)
+            return *(await shown(owner, stored)), kept(owner, stored), stored.id, chat_listing, *done, None
 
         return pick
 
@@ -833,7 +850,7 @@ def build_chat_tab(backend: Backend, limits: VisitorLimits, pacer: Pacer, page: 
         shows.zone(request, offset_minutes)
         wanted = request.query_params.get("chat", "") if request is not None else ""
         opened = await open_chat(wanted, request) if wanted else (gr.skip(),) * 11
-        shown_id = wanted if isinstance(opened[2], Conversation) else None
+        shown_id = wanted if isinstance(opened[2], ShownChat) else None
         return *opened, await listed(request, shown_id)
 
     page.load(load_page, zone, [*opened_outputs, chats], js=ZONE_JS, **quiet).then(
@@ -948,7 +965,7 @@ async def _change(
     is lost: the change is made again to what is stored now, and that is what the page shows from then on
     (returned, a new object). Changes name messages by their node numbers, which never change (messages are only
     ever added), so they mean the same there."""
-    changed = conversation.model_copy(deep=True)  # the session's copy stays as it was if this fails
+    changed = conversation.fork()  # what pages show stays as it was (and as it is if this fails)
     change(changed)
     try:
         await store.save(owner, changed, touch=touch)
@@ -964,17 +981,24 @@ async def _change(
         return fresh
 
 
-def _model_line(backend: Backend) -> Callable[..., str]:
-    """The model line's HTML for the open conversation and the picked model."""
+def _model_line(backend: Backend) -> Callable[..., Awaitable[str]]:
+    """The model line's HTML for the open conversation (as the page shows it) and the picked model."""
 
-    def describe_model(conversation: Conversation | None, model_id: str | None) -> str:
-        try:
-            info = backend.models.info(model_id or "")
-        except SwitchboardError:
-            return ""
-        return model_info.describe(info, *model_info.context_used(conversation))
+    async def describe_model(on_show: ShownChat | None, model_id: str | None, request: gr.Request) -> str:
+        conversation = await backend.shared.view(owner_of(request), on_show) if on_show is not None else None
+        size = len(conversation.nodes) if conversation is not None else 0
+        return _model_html(backend, model_id, await sized(size, model_info.context_used, conversation))
 
     return describe_model
+
+
+def _model_html(backend: Backend, model_id: str | None, used: tuple[int, bool] = (0, False)) -> str:
+    """The model line's HTML: what the model can do, and `used` (tokens of context the chat takes, estimated?)."""
+    try:
+        info = backend.models.info(model_id or "")
+    except SwitchboardError:
+        return ""
+    return model_info.describe(info, *used)
 
 
 async def _limit_problem(limits: VisitorLimits, request: gr.Request | None) -> str | None:

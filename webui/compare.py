@@ -109,8 +109,11 @@ async def compare_answers(
     chosen = [model for model in dict.fromkeys(model_ids or []) if model]
     owner = owner_of(request)
     conversation = await reopen(conversation, conversation_id, owner)
-    draft = conversation.model_copy(deep=True) if conversation is not None else Conversation()
-    draft.add(StoredMessage(role="user", text=prompt.strip()))
+    draft = conversation.fork() if conversation is not None else Conversation()
+    try:
+        draft.add(StoredMessage(role="user", text=prompt.strip()))
+    except SwitchboardError as error:  # (a chat that holds as many messages as a chat can)
+        raise refusal(error.user_message()) from None
     messages = await model_messages(backend.conversations, owner, draft, system_prompt or "")
     views = [ReplyView(model) for model in chosen]
     changed = asyncio.Event()

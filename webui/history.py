@@ -7,7 +7,7 @@ Everything is per owner: the logged-in user, or "local" when the app runs withou
 
 from __future__ import annotations
 
-import asyncio
+import json
 import re
 import shutil
 from typing import Any
@@ -23,7 +23,9 @@ from backend import (
     Image,
     StoredDocument,
     StoredMessage,
+    on_worker,
     parse_import,
+    sized,
 )
 
 from .reply import ReplyView
@@ -49,6 +51,20 @@ async def store_user_message(
 def reply_streaming(conversation: Conversation) -> bool:
     """Whether the visible branch ends with a reply being written (as far as this copy of the chat knows)."""
     return conversation.leaf is not None and conversation.nodes[conversation.leaf].status == "streaming"
+
+
+async def view(
+    backend: Backend, owner: str, conversation: Conversation, *, live: bool
+) -> tuple[list[dict[str, Any]], list[tuple[str, int]], int | None]:
+    """What the page shows of the conversation: the Chatbot's messages (`render`), and the versions picker's
+    choices and the one on show. Each a walk of the conversation: for a big one, on a thread of its own."""
+
+    def walk() -> tuple[list[dict[str, Any]], list[tuple[str, int]], int | None]:
+        children = conversation.children()
+        choices = version_choices(conversation, children)
+        return render(backend, owner, conversation, live=live), choices, shown_version(conversation, children)
+
+    return await sized(len(conversation.nodes), walk)
 
 
 def render(backend: Backend, owner: str, conversation: Conversation, *, live: bool = False) -> list[dict[str, Any]]:
@@ -91,10 +107,14 @@ def viewable_images(backend: Backend, owner: str, references: list[str]) -> list
 
 def viewable_documents(backend: Backend, owner: str, documents: list[StoredDocument]) -> list[str]:
     """Copies of attached documents, each under its own name in a folder of its own (the chip shows the name)."""
+    if not documents:
+        return []
+    view_dir = fresh_folder("view")
     paths = []
-    for document in documents:
+    for number, document in enumerate(documents):
         source = backend.conversations.image_path(owner, document.file) if document.file else None
-        folder = fresh_folder("view")
+        folder = view_dir / str(number)
+        folder.mkdir()
         target = folder / (re.sub(r"[^\w.\- ]+", "_", document.name).strip(". ") or "document.txt")
         if source is not None and source.is_file():
             shutil.copyfile(source, target)
@@ -125,51 +145,78 @@ def user_node(conversation: Conversation, history: list[dict[str, Any]], index: 
     return users[count - 1]
 
 
-def version_choices(conversation: Conversation) -> list[tuple[str, int]]:
+def version_choices(
+    conversation: Conversation, children: dict[int | None, list[int]] | None = None
+) -> list[tuple[str, int]]:
     """For each turn of the visible branch that has versions, each version ("Question 2 · 1/3 · words…", node),
     the one on show marked so (the picker ticks one only: an edited question's and a retried answer's are both
-    shown); then what an undo took off the end of the branch (it is kept: pick it to show it again)."""
+    shown); then what an undo took off the end of the branch (it is kept: pick it to show it again). One walk of
+    the chat (`children`: its `Conversation.children()`, if made already)."""
+    children = conversation.children() if children is None else children
+    branch = conversation.branch
+    on_show = set(branch)
     choices: list[tuple[str, int]] = []
     turn = {"user": 0, "assistant": 0}
-    for node in conversation.branch:
+    for node in branch:
         message = conversation.nodes[node]
         if message.role not in turn:
             continue
         turn[message.role] += 1
-        versions = conversation.versions(node)
+        versions = children[message.parent]
         if len(versions) > 1:
-            choices += [
-                _version(conversation, message.role, turn[message.role], versions, version) for version in versions
-            ]
-    undone = [number for number, node in enumerate(conversation.nodes) if node.parent == conversation.leaf]
-    for version in undone:
+            choices += _versions(conversation, message.role, turn[message.role], versions, on_show)
+    undone = children.get(conversation.leaf, [])
+    for place, version in enumerate(undone, 1):
         role = conversation.nodes[version].role
-        choices.append(_version(conversation, role, turn.get(role, 0) + 1, undone, version, note="undone"))
+        choices.append(_version(conversation, role, turn.get(role, 0) + 1, f"{place}/{len(undone)} undone", version))
     return choices
 
 
+def _versions(
+    conversation: Conversation, role: str, turn: int, versions: list[int], on_show: set[int]
+) -> list[tuple[str, int]]:
+    return [
+        _version(conversation, role, turn, f"{place}/{len(versions)}", version, shown=version in on_show)
+        for place, version in enumerate(versions, 1)
+    ]
+
+
 def _version(
-    conversation: Conversation, role: str, turn: int, versions: list[int], version: int, note: str = ""
+    conversation: Conversation, role: str, turn: int, place: str, version: int, *, shown: bool = False
 ) -> tuple[str, int]:
     kind = "Question" if role == "user" else "Answer"
-    words = " ".join(conversation.nodes[version].text.split())
-    preview = words if len(words) <= 40 else words[:39] + "…"
-    place = f"{versions.index(version) + 1}/{len(versions)}" + (f" {note}" if note else "")
-    shown = " · on show" if version in conversation.branch else ""
-    return f"{kind} {turn} · {place} · {preview}{shown}", version
+    on_show = " · on show" if shown else ""
+    return f"{kind} {turn} · {place} · {_preview(conversation.nodes[version].text)}{on_show}", version
 
 
-def shown_version(conversation: Conversation) -> int | None:
+def _preview(text: str, width: int = 40) -> str:
+    """The text's words on one line, cut to `width` characters with "…": read only as far as needed (an answer
+    can be long, and a turn can have thousands of versions)."""
+    words: list[str] = []
+    length = -1
+    for word in re.finditer(r"\S+", text):
+        words.append(word.group())
+        length += len(words[-1]) + 1
+        if length > width:
+            break
+    line = " ".join(words)
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def shown_version(conversation: Conversation, children: dict[int | None, list[int]] | None = None) -> int | None:
     """The last turn of the visible branch that has versions (the picker shows which of them is on show)."""
-    with_versions = [node for node in conversation.branch if len(conversation.versions(node)) > 1]
+    children = conversation.children() if children is None else children
+    with_versions = [node for node in conversation.branch if len(children[conversation.nodes[node].parent]) > 1]
     return with_versions[-1] if with_versions else None
 
 
-def export_file(conversation: Conversation, kind: str) -> str:
-    """The conversation as a Markdown or JSON file in a fresh temporary folder, for download."""
-    import json
-    import re
+async def export_file(conversation: Conversation, kind: str) -> str:
+    """The conversation as a Markdown or JSON file in a fresh temporary folder, for download (made on a thread of
+    its own for a big chat)."""
+    return await sized(len(conversation.nodes), _export_file, conversation, kind)
 
+
+def _export_file(conversation: Conversation, kind: str) -> str:
     folder = fresh_folder("export")
     name = re.sub(r"[^A-Za-z0-9_-]+", "-", conversation.title).strip("-")[:50] or "conversation"
     if kind == "md":
@@ -183,13 +230,14 @@ def export_file(conversation: Conversation, kind: str) -> str:
 
 async def import_file(backend: Backend, owner: str, path: str) -> Conversation:
     """Store the conversation in the uploaded JSON file as a new one of `owner`'s; ConversationError if the file
-    cannot be read or is not a conversation. Parsed on a worker thread: the event loop serves everyone else."""
+    cannot be read or is not a conversation. Parsed on a thread of the big chats' (backend.on_worker): the event
+    loop serves everyone else."""
     try:
         async with aiofiles.open(path, "rb") as file:
             data = await file.read(MAX_IMPORT_BYTES + 1)
     except OSError:
         raise ConversationError("Could not read the uploaded file.") from None
     limit = backend.settings.app.max_message_chars
-    conversation = await asyncio.to_thread(parse_import, data, max_message_chars=limit)
+    conversation = await on_worker(parse_import, data, max_message_chars=limit)
     await backend.conversations.save(owner, conversation)
     return conversation

@@ -10,6 +10,12 @@ it carries. With few replies streaming, each updates every `interval` (40 ms: sm
 per second of all of them together stay near a budget, so fifty replies at once do not spend the server's
 whole core on updates (each then updates about every quarter second, still as a stream).
 
+A reply in a long chat updates less often still: each update sends the whole chat, as the page shows it, through
+Gradio's processing on the event loop (about 45 µs a message shown; at 2,000 messages, 90 ms an update, which every
+40 ms would take the loop whole). A reply updates at most every UPDATE_SECONDS_PER_MESSAGE for each message shown
+(four times that cost): one long chat's reply takes at most a quarter of the loop, and a chat of up to ~200 messages
+is not slowed at all.
+
 The reader also yields to the event loop every FAIR_SHARE events. One network read can hold hundreds of events
 (an upstream that sends in bulk, or a burst after a stall) and parsing them never waits on I/O: with a hundred
 replies streaming, one event-loop turn took most of a second, and every visitor's updates waited behind it.
@@ -27,6 +33,7 @@ from backend import RemoteReply, RunningReply, StreamEvent
 T = TypeVar("T")
 
 FAIR_SHARE = 32
+UPDATE_SECONDS_PER_MESSAGE = 0.000_18
 
 
 class Pacer:
@@ -92,12 +99,14 @@ async def batched(events: AsyncIterator[T], pacer: Pacer) -> AsyncIterator[list[
                 await reader
 
 
-async def paced(reply: RunningReply | RemoteReply, pacer: Pacer) -> AsyncIterator[list[StreamEvent]]:
+async def paced(reply: RunningReply | RemoteReply, pacer: Pacer, shown: int = 0) -> AsyncIterator[list[StreamEvent]]:
     """A reply being generated on the server (here, or on another replica), from its first event, in lists at the
-    pacer's rate (`batched` for a reply's own event log: no reader task, and no wake-up per token)."""
+    pacer's rate, or slower in a chat whose page shows `shown` messages besides it (see the module's note; `batched`
+    for a reply's own event log: no reader task, and no wake-up per token)."""
+    least = shown * UPDATE_SECONDS_PER_MESSAGE
     pacer.streaming += 1
     try:
-        async for batch in reply.batches(pacer.interval):
+        async for batch in reply.batches(lambda: max(pacer.interval(), least)):
             yield batch
     finally:
         pacer.streaming -= 1

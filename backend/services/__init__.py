@@ -13,6 +13,7 @@ from ..documents import DocumentReader
 from ..imagegen import ImageStore
 from ..providers import Provider, create_provider
 from ..replies import Replies
+from ..shared_conversations import SharedConversations
 from ..store import SQLConversationStore
 from ..tools import ToolBox
 from .chat import ChatService
@@ -37,6 +38,8 @@ class Backend:
         store = settings.store
         self.store = SQLConversationStore.for_settings(settings.app.data_dir, store.url, store.password())
         self.conversations: ConversationStore = self.store
+        # The conversations pages show, one copy each however many pages show one (what a page keeps is a ShownChat).
+        self.shared = SharedConversations(self.store)
         self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store))
         self.vision = VisionService(self.chat)
         self.documents = DocumentReader(

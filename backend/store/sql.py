@@ -47,6 +47,7 @@ from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, Operationa
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..conversations import (
+    MAX_MESSAGES,
     Conversation,
     ConversationError,
     MediaFiles,
@@ -55,11 +56,13 @@ from ..conversations import (
     StaleConversationError,
     StoredMessage,
     Summary,
+    chat_full,
     legacy_conversations,
 )
 from ..errors import ConfigError
 from ..imagegen import legacy_image_details
 from ..media import Image
+from ..offload import sized
 from ._schema import (
     api_keys,
     conversations,
@@ -143,16 +146,20 @@ T = TypeVar("T")
 Operation = Callable[[Connection], T]
 
 _Row = tuple[int | None, str, str, str]  # a message as stored: parent, role, text, details (JSON)
-KNOWN_KEPT = 1000  # conversations whose stored rows this process remembers, to write only what changed
+# Conversations whose stored rows this process remembers, to write only what changed: at most this many, and
+# this many bytes of their text (a chat can hold megabytes).
+KNOWN_KEPT = 1000
+KNOWN_MOST_BYTES = 64 << 20
 
 
 @dataclass(slots=True)
 class _Known:
-    """A conversation as this process last read or wrote it, at `revision`."""
+    """A conversation as this process last read or wrote it, at `revision`; `size`: its rows' text, in bytes."""
 
     revision: int
     rows: tuple[_Row, ...]
     search_text: str
+    size: int
 
 
 class SQLConversationStore:
@@ -168,6 +175,7 @@ class SQLConversationStore:
             weakref.WeakKeyDictionary()
         )
         self._known: OrderedDict[tuple[str, str], _Known] = OrderedDict()
+        self._known_bytes = 0
         self._migrated = False
         self._done: set[str] = set()  # what `_once` did
 
@@ -229,25 +237,18 @@ class SQLConversationStore:
             raise ConversationError(NOT_YOURS)
         head, rows, parts = found
         self._remember((owner, conversation_id), head.revision, rows, head.search_text)
-        nodes = [
-            StoredMessage(parent=parent, role=role, text=text, **json.loads(details))
-            for parent, role, text, details in rows
-        ]
-        for position, part in parts.items():
-            if position < len(nodes):
-                nodes[position].text += part.text
-                nodes[position].reasoning += part.reasoning
-        return Conversation(
-            id=head.id,
-            title=head.title,
-            created=head.created,
-            updated=head.updated,
-            model=head.model,
-            settings=json.loads(head.settings),
-            revision=head.revision,
-            nodes=nodes,
-            leaf=head.leaf,
-        )
+        return await sized(len(rows), _conversation, head, rows, parts)
+
+    async def revision(self, owner: str, conversation_id: str) -> int | None:
+        """The conversation's stored revision (it moves on with every change, a reply's end included); None when
+        the owner has no such conversation. One small query, whatever the conversation's size."""
+        if not _ID.fullmatch(conversation_id or ""):
+            return None
+        await self._import_legacy(owner)
+        where = (conversations.c.owner == owner, conversations.c.id == conversation_id)
+        statement = select(conversations.c.revision).where(*where)
+        found = await self._run(lambda connection: connection.scalar(statement))
+        return None if found is None else int(found)
 
     # --- writing ------------------------------------------------------------------------------------------------
 
@@ -259,23 +260,23 @@ class SQLConversationStore:
         Only what changed since this process last read or wrote that revision is written (the search index only
         when the text changed). A reply being generated is its task's to write: a save adds it (as streaming,
         without text) but never writes over it."""
-        conversation.auto_title()
         if not _ID.fullmatch(conversation.id):
             raise ConversationError(NOT_YOURS)
         await self._import_legacy(owner)
         key = (owner, conversation.id)
-        rows = [_message_row(message) for message in conversation.nodes]
-        search_text = _search_text(conversation)
         known = self._known.get(key)
         if known is not None and known.revision != conversation.revision:
             known = None
+        grows = conversation.revision == 0 or (known is not None and len(conversation.nodes) > len(known.rows))
+        if grows and len(conversation.nodes) > MAX_MESSAGES:  # (a chat kept from before the limit stays as it is)
+            raise chat_full()
+        before = None if known is None else known.rows
+        rows, search_text, streaming, only_added = await sized(len(conversation.nodes), _to_save, conversation, before)
+        only_added = only_added and self.dialect == "postgresql"
         updated = time.time() if touch else conversation.updated
         head = _head(conversation, updated, conversation.revision + 1, search_text)
         if known is not None and known.search_text == search_text:
             del head["search_text"]  # unchanged: the search index is left as it is
-        before = None if known is None else known.rows
-        streaming = [n for n, message in enumerate(conversation.nodes) if message.status == "streaming"]
-        only_added = self.dialect == "postgresql" and _only_added(before, rows, streaming)
 
         def write(connection: Connection) -> None:
             if conversation.revision == 0:
@@ -296,7 +297,7 @@ class SQLConversationStore:
         try:
             await self._run(write, write=True, alone=conversation.revision == 0 or only_added)
         except IntegrityError:  # a new conversation whose id is taken: another write created it first
-            self._known.pop(key, None)
+            self._forget(key)
             raise _stale() from None
         if conversation.revision == 0:
             self._inserted()
@@ -305,10 +306,18 @@ class SQLConversationStore:
         self._remember(key, conversation.revision, rows, search_text)
 
     def _remember(self, key: tuple[str, str], revision: int, rows: Sequence[_Row], search_text: str) -> None:
-        self._known[key] = _Known(revision, tuple(rows), search_text)
-        self._known.move_to_end(key)
-        while len(self._known) > KNOWN_KEPT:
-            self._known.popitem(last=False)
+        size = sum(len(text) + len(details) for _, _, text, details in rows)
+        self._forget(key)
+        if size > KNOWN_MOST_BYTES // 4:
+            return  # a huge chat is written whole (as after a restart) rather than crowd out every other
+        self._known[key] = _Known(revision, tuple(rows), search_text, size)
+        self._known_bytes += size
+        while len(self._known) > KNOWN_KEPT or self._known_bytes > KNOWN_MOST_BYTES:
+            self._known_bytes -= self._known.popitem(last=False)[1].size
+
+    def _forget(self, key: tuple[str, str]) -> None:
+        forgotten = self._known.pop(key, None)
+        self._known_bytes -= forgotten.size if forgotten is not None else 0
 
     async def delete(self, owner: str, conversation_id: str) -> None:
         if not _ID.fullmatch(conversation_id or ""):
@@ -324,7 +333,7 @@ class SQLConversationStore:
 
         if await self._run(remove, write=True) != 1:
             raise ConversationError(NOT_YOURS)
-        self._known.pop((owner, conversation_id), None)
+        self._forget((owner, conversation_id))
 
     # --- replies being generated ------------------------------------------------------------------------------------
 
@@ -373,7 +382,7 @@ class SQLConversationStore:
             connection.execute(update(conversations).where(*where).values(**moved))
 
         await self._run(write, write=True)
-        self._known.pop((owner, conversation_id), None)
+        self._forget((owner, conversation_id))
 
     async def interrupt_replies(self) -> int:
         """Mark every reply still registered as running as interrupted, with its text up to its last checkpoint:
@@ -918,6 +927,39 @@ def _read(
             part.text += row.text
             part.reasoning += row.reasoning
     return head, [(row.parent, row.role, row.text, row.details) for row in rows], parts
+
+
+def _conversation(head: Any, rows: Sequence[_Row], parts: dict[int, ReplyPart]) -> Conversation:
+    """The conversation its row, its messages' rows and its replies' parts so far make."""
+    nodes = [
+        StoredMessage(parent=parent, role=role, text=text, **json.loads(details))
+        for parent, role, text, details in rows
+    ]
+    for position, part in parts.items():
+        if position < len(nodes):
+            nodes[position].text += part.text
+            nodes[position].reasoning += part.reasoning
+    return Conversation(
+        id=head.id,
+        title=head.title,
+        created=head.created,
+        updated=head.updated,
+        model=head.model,
+        settings=json.loads(head.settings),
+        revision=head.revision,
+        nodes=nodes,
+        leaf=head.leaf,
+    )
+
+
+def _to_save(conversation: Conversation, before: Sequence[_Row] | None) -> tuple[list[_Row], str, list[int], bool]:
+    """What a save of the conversation writes (titled from its first message if it has no title yet): its
+    messages' rows, its search text, the positions of its replies being generated, and whether it only adds
+    messages to `before` (the rows stored, when known)."""
+    conversation.auto_title()
+    rows = [_message_row(message) for message in conversation.nodes]
+    streaming = [n for n, message in enumerate(conversation.nodes) if message.status == "streaming"]
+    return rows, _search_text(conversation), streaming, _only_added(before, rows, streaming)
 
 
 def _write_messages(
