@@ -1,6 +1,7 @@
 """A PDF's text, read in a process of its own that backend/documents.py starts for each PDF: the PDF's bytes on
 standard input, one JSON object on standard output, `{"text": "..."}` or `{"refused": KIND}` (a key of
-`documents.REFUSALS`).
+`documents.REFUSALS`). With a third argument `pages`, the answer is `{"pages": ["...", ...]}` instead: each page's
+text on its own (an empty string for a page without any), so a reader that cites pages (knowledge) knows them.
 
 Why a process: a PDF of a few kilobytes can keep pypdf busy for hours (its pages all point at one compressed
 content stream of a few hundred thousand text operators, which is parsed again for every page: 3.4 s a page here),
@@ -34,30 +35,45 @@ def limit(cpu_seconds: int, memory_bytes: int) -> None:
 
 def pdf_text(data: bytes) -> dict[str, str]:
     """The answer for one PDF: its text, page by page, or why it cannot be read."""
+    pages = _pages(data)
+    if isinstance(pages, str):
+        return {"refused": pages}
+    return {"text": "\n\n".join(f"[page {number}]\n{page}" for number, page in enumerate(pages, 1) if page)}
+
+
+def pdf_pages(data: bytes) -> dict[str, list[str]] | dict[str, str]:
+    """The answer for one PDF in the `pages` mode: the text of each of its pages, or why it cannot be read."""
+    pages = _pages(data)
+    return {"refused": pages} if isinstance(pages, str) else {"pages": pages}
+
+
+def _pages(data: bytes) -> list[str] | str:
+    """The text of each page (stripped; "" for a page without text), or the kind of refusal."""
     from pypdf import PdfReader
     from pypdf.errors import LimitReachedError, PyPdfError
 
     try:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
-            return {"refused": "encrypted"}
+            return "encrypted"
         if len(reader.pages) > MAX_PDF_PAGES:
-            return {"refused": "pages"}
-        pages = [page.extract_text() or "" for page in reader.pages]
+            return "pages"
+        pages = [(page.extract_text() or "").strip() for page in reader.pages]
     except LimitReachedError:  # pypdf's own bounds on one stream (its bytes, its operators)
-        return {"refused": "too_long"}
+        return "too_long"
     except MemoryError:
-        return {"refused": "too_large"}
+        return "too_large"
     except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, RecursionError):
-        return {"refused": "unreadable"}
-    text = "\n\n".join(f"[page {number}]\n{page.strip()}" for number, page in enumerate(pages, 1) if page.strip())
-    return {"text": text} if text else {"refused": "no_text"}
+        return "unreadable"
+    return pages if any(pages) else "no_text"
 
 
 def main() -> None:
     cpu_seconds, memory_bytes = int(sys.argv[1]), int(sys.argv[2])
+    by_page = sys.argv[3:] == ["pages"]
     limit(cpu_seconds, memory_bytes)
-    answer = pdf_text(sys.stdin.buffer.read())
+    data = sys.stdin.buffer.read()
+    answer = pdf_pages(data) if by_page else pdf_text(data)
     sys.stdout.write(json.dumps(answer))
 
 

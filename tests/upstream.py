@@ -5,6 +5,10 @@ faults (stall, drop mid-stream, malformed events, error events, UTF-8 split acro
 records every request, including when the client hung up. It runs its own event loop in a thread, so sync
 tests, async tests and a Gradio app in the same process can all use it.
 
+Embedding requests (OpenAI's `/v1/embeddings`, Ollama's `/api/embed`) are answered with `embedding(text)`, a
+deterministic bag of words hashed into EMBEDDING_DIMENSIONS numbers (texts that share words are near), OpenAI's in
+reverse order of `index` (a client must put them back); `embedding_replies` queues other answers for them.
+
 A `ToolScript` set as `upstream.script` plays a model that calls tools, in any of the four wire formats (OpenAI,
 Anthropic, Gemini, Ollama): each request is answered by the step its conversation has reached (how many rounds
 of tool calls it already holds), the calls streamed in pieces, then a final text; `tool_results` reads back what
@@ -14,7 +18,9 @@ the app sent as the tools' results, in that wire format's own shape.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import re
 import threading
 import time
 from collections import deque
@@ -106,6 +112,34 @@ def sse(payload: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n"
 
 
+EMBEDDING_DIMENSIONS = 64
+EMBEDDING_PATHS = ("/embeddings", "/api/embed")
+
+
+def embedding(text: str, dimensions: int = EMBEDDING_DIMENSIONS) -> list[float]:
+    """The scripted upstream's vector for `text`: how often each of its words (lowercase) occurs, each word counted
+    in the number its hash names. Not of unit length (a client normalises)."""
+    vector = [0.0] * dimensions
+    for word in re.findall(r"\w+", text.lower()):
+        vector[int.from_bytes(hashlib.blake2b(word.encode(), digest_size=4).digest(), "big") % dimensions] += 1.0
+    return vector
+
+
+def embeddings_answer(path: str, body: Any) -> bytes:
+    """What the scripted upstream answers to an embeddings request: OpenAI's shape (its items in reverse order of
+    `index`) or Ollama's (`/api/embed`)."""
+    texts = body.get("input", []) if isinstance(body, dict) else []
+    texts = [texts] if isinstance(texts, str) else texts
+    model = body.get("model", "") if isinstance(body, dict) else ""
+    if path.endswith("/api/embed"):
+        return json.dumps(
+            {"model": model, "embeddings": [embedding(t) for t in texts], "prompt_eval_count": 1}
+        ).encode()
+    items = [{"object": "embedding", "index": i, "embedding": embedding(t)} for i, t in enumerate(texts)]
+    usage = {"prompt_tokens": len(texts), "total_tokens": len(texts)}
+    return json.dumps({"object": "list", "data": items[::-1], "model": model, "usage": usage}).encode()
+
+
 @dataclass
 class Recorded:
     method: str
@@ -126,6 +160,7 @@ class ScriptedUpstream:
         self.replies: deque[Reply] = deque()
         self.listing: Reply | None = None  # answers GET …/models instead of the list of `models`
         self.script: ToolScript | None = None  # answers chat requests by the conversation's step, before the queue
+        self.embedding_replies: deque[Reply] = deque()  # answers embedding requests instead of `embedding(text)`
         self.requests: list[Recorded] = []
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.base_events.Server | None = None
@@ -167,6 +202,9 @@ class ScriptedUpstream:
     def chat_requests(self) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
 
+    def embedding_requests(self) -> list[Recorded]:
+        return [r for r in self.requests if r.path.endswith(EMBEDDING_PATHS)]
+
     def wait_for(self, predicate, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -195,8 +233,15 @@ class ScriptedUpstream:
             body = json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
             await _write_plain(writer, 200, {"content-type": "application/json"}, body.encode())
             return True
+        if request.method == "POST" and request.path.endswith(EMBEDDING_PATHS) and not self.embedding_replies:
+            await _write_plain(
+                writer, 200, {"content-type": "application/json"}, embeddings_answer(request.path, request.body)
+            )
+            return True
         if request.method == "GET" and request.path.endswith("/models"):
             reply = self.listing
+        elif request.method == "POST" and request.path.endswith(EMBEDDING_PATHS):
+            reply = self.embedding_replies.popleft()
         elif self.script is not None and request.method == "POST":
             reply = self.script.reply(request.body)
         else:

@@ -56,6 +56,10 @@ class _ProviderBase(_Strict):
         """Models the app may offer its own tools ([tools.*]) to."""
         return []
 
+    def embedding_names(self) -> list[str]:
+        """Models that turn text into vectors (knowledge's search by meaning)."""
+        return []
+
     def context_length(self, model: str) -> int | None:
         """Tokens of context `model` takes, when the configuration says."""
         return None
@@ -75,6 +79,9 @@ class _HTTPProviderBase(_ProviderBase):
     image_models: list[str] = Field(default_factory=list, description="models that generate images")
     tool_models: list[str] = Field(
         default_factory=list, description="models that call tools: the app's own tools ([tools.*]) go only to them"
+    )
+    embedding_models: list[str] = Field(
+        default_factory=list, description="models that turn text into vectors: knowledge searches by meaning with them"
     )
     reasoning_models: list[str] = Field(
         default_factory=list, description="models that think before they answer (their reasoning shows apart)"
@@ -130,6 +137,9 @@ class _HTTPProviderBase(_ProviderBase):
 
     def tool_names(self) -> list[str]:
         return list(self.tool_models)
+
+    def embedding_names(self) -> list[str]:
+        return list(self.embedding_models)
 
     def context_length(self, model: str) -> int | None:
         return self.context_lengths.get(model)

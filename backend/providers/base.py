@@ -15,6 +15,9 @@ from ..request import ChatRequest
 from ._config_base import _ProviderBase
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from ..imagegen import GeneratedImage, ImageRequest
 
 ConfigT = TypeVar("ConfigT", bound=_ProviderBase)
@@ -32,6 +35,7 @@ class ModelInfo:
     negative_prompt: bool = False  # image generation honours a negative prompt
     reasoning: bool = False  # thinks before it answers (its configuration says so)
     tools: bool = False  # may be offered the app's own tools (its provider's `tool_models`)
+    embeddings: bool = False  # turns text into vectors (its provider's `embedding_models`, on a kind that can)
     context_length: int | None = None  # tokens of context, when known
     bundled: bool = False  # the small offline model that ships with the app
 
@@ -46,7 +50,7 @@ class Provider(ABC, Generic[ConfigT]):
     config_class: ClassVar[type[_ProviderBase]]  # the pydantic model of those tables
     # Request parameters this adapter can honour; others are refused before any network call.
     supported_params: ClassVar[frozenset[str]] = frozenset()
-    # What the adapter can do at all; the config's model lists say which models do it.
+    # What the adapter can do at all ("chat", "image", "embed"); the config's model lists say which models do it.
     tasks: ClassVar[frozenset[str]] = frozenset({"chat"})
     takes_negative_prompt: ClassVar[bool] = False  # image generation honours ImageRequest.negative_prompt
     # How this protocol continues an answer another provider left unfinished (see backend/_continuation.py).
@@ -82,6 +86,7 @@ class Provider(ABC, Generic[ConfigT]):
             negative_prompt=self.takes_negative_prompt and model in self.config.image_names(),
             reasoning=self.config.reasons(model),
             tools=model in self.config.tool_names(),
+            embeddings="embed" in self.tasks and model in self.config.embedding_names(),
             context_length=self.config.context_length(model),
         )
 
@@ -124,6 +129,19 @@ class Provider(ABC, Generic[ConfigT]):
                 model=request.model,
             )
 
+    def check_embeddings(self, model: str) -> None:
+        """Raise UnsupportedCapabilityError unless this provider's `model` turns text into vectors."""
+        if "embed" not in self.tasks:
+            raise UnsupportedCapabilityError(
+                f"{self.kind} providers do not make embeddings", provider=self.name, model=model
+            )
+        if model not in self.config.embedding_names():
+            raise UnsupportedCapabilityError(
+                "this model does not make embeddings; list it under embedding_models in the config if it does.",
+                provider=self.name,
+                model=model,
+            )
+
     def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer as events; raise an APIError subclass on failure. Closing the iterator stops at once."""
         raise UnsupportedCapabilityError("chat is not supported", provider=self.name, model=request.model)
@@ -131,6 +149,14 @@ class Provider(ABC, Generic[ConfigT]):
     async def generate_images(self, request: ImageRequest) -> list[GeneratedImage]:
         """Generate images for an ImageRequest; a list of GeneratedImage."""
         raise UnsupportedCapabilityError("image generation is not supported", provider=self.name, model=request.model)
+
+    async def embed(self, texts: list[str], model: str) -> NDArray[np.float32]:
+        """One vector per text, in order, as the rows of a float32 matrix (as the model made them: not normalised);
+        an APIError subclass on failure. Callers check the model with `check_embeddings` first, and send batches
+        (backend/knowledge/embeddings.py)."""
+        raise UnsupportedCapabilityError(
+            f"{self.kind} providers do not make embeddings", provider=self.name, model=model
+        )
 
     def warm_up(self) -> None:
         """Start slow preparation (loading a model) in the background; most providers have none."""

@@ -8,16 +8,28 @@ import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from .._retry import parse_retry_after
-from ..errors import APIConnectionError, APIError, APITimeoutError, StreamError, error_class_for_status, redact
+from ..errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    InternalServerError,
+    StreamError,
+    error_class_for_status,
+    redact,
+)
 from ..request import ChatRequest
 from ._config_base import _HTTPProviderBase
 from .base import Provider
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 HTTPConfigT = TypeVar("HTTPConfigT", bound=_HTTPProviderBase)
 
@@ -164,6 +176,42 @@ class HTTPProvider(Provider[HTTPConfigT]):
             f"answer larger than {limit // 1_000_000} MB", provider=self.name, model=model, status=response.status_code
         )
 
+    async def post_embeddings(self, path: str, body: dict[str, Any], model: str) -> dict[str, Any]:
+        """POST a batch of texts to embed; the answer as one JSON object (an error in a 200 answer raised). The
+        wait for it is the first-token timeout: a server on a CPU takes seconds for a batch."""
+        answer = await self.post_json(path, body, model, self.timeout(self.config.first_token_timeout))
+        if "error" in answer:
+            raise InternalServerError(self.secret(error_text(answer["error"])), provider=self.name, model=model)
+        return answer
+
+    def embedding_matrix(self, vectors: Any, count: int, model: str) -> NDArray[np.float32]:
+        """`vectors` from an answer as a (count, dimensions) float32 matrix; a StreamError saying what is wrong
+        with them otherwise (never quoting them)."""
+        import numpy as np
+
+        def malformed(what: str) -> StreamError:
+            return StreamError(what, provider=self.name, model=model)
+
+        if not isinstance(vectors, list) or len(vectors) != count:
+            held = len(vectors) if isinstance(vectors, list) else 0
+            raise malformed(f"the answer held {held} embedding{'' if held == 1 else 's'} for {count} texts")
+        first = vectors[0] if vectors else None
+        if isinstance(first, list) and first and isinstance(first[0], list):
+            # llama.cpp's servers, for a model without pooling: one vector per token.
+            raise malformed(
+                "the answer held one vector per token, not one per text: have the server pool them "
+                "(llama.cpp: --pooling mean)"
+            )
+        try:
+            matrix = np.asarray(vectors, dtype=np.float32)
+        except (ValueError, TypeError):
+            matrix = np.empty((0, 0), dtype=np.float32)
+        if matrix.ndim != 2 or matrix.shape != (count, matrix.shape[1]) or not matrix.shape[1]:
+            raise malformed("the embeddings in the answer are not lists of numbers of one length")
+        if not np.isfinite(matrix).all():
+            raise malformed("an embedding in the answer holds a number that is not finite")
+        return matrix
+
     def decode_base64(self, encoded: str, model: str | None) -> bytes:
         """Image bytes sent as base64 (plain or a data: URL); anything else is a StreamError."""
         try:
@@ -270,7 +318,11 @@ def error_message(response: httpx.Response) -> str:
         return " ".join(text.split())
     if isinstance(body, list) and body:  # Gemini sometimes wraps the error in a list
         body = body[0]
-    error = body.get("error", body) if isinstance(body, dict) else body
+    return error_text(body.get("error", body) if isinstance(body, dict) else body)
+
+
+def error_text(error: Any) -> str:
+    """The message of an error object (`{"message": ...}`, `{"detail": ...}`) or an error string."""
     if isinstance(error, dict):
         return str(error.get("message") or error.get("detail") or error)
     return str(error)

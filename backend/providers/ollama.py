@@ -1,4 +1,5 @@
-"""Ollama's native chat API over httpx: POST /api/chat streamed as newline-delimited JSON, /api/tags for models.
+"""Ollama's native chat API over httpx: POST /api/chat streamed as newline-delimited JSON, /api/tags for models,
+/api/embed for embeddings.
 
 Unlike Ollama's OpenAI-compatible /v1, the native API takes `keep_alive`, Ollama's `options` and `format` (JSON
 or a JSON schema), and streams the reasoning of thinking models as `message.thinking`. Each line is one object;
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from pydantic import Field
@@ -22,11 +23,15 @@ from ..request import ChatRequest, Message, arguments_object
 from ._config_base import _HTTPProviderBase
 from .http import HTTPProvider, listed_names
 
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
 FINISH_REASONS = {"stop": "stop", "length": "length"}
 
 
 class OllamaProviderConfig(_HTTPProviderBase):
-    """Ollama's native API: /api/chat (NDJSON stream), /api/tags for the model list."""
+    """Ollama's native API: /api/chat (NDJSON stream), /api/tags for the model list, /api/embed."""
 
     kind: Literal["ollama"]
     base_url: str = "http://127.0.0.1:11434"
@@ -36,6 +41,7 @@ class OllamaProviderConfig(_HTTPProviderBase):
 class OllamaProvider(HTTPProvider[OllamaProviderConfig]):
     kind = "ollama"
     config_class = OllamaProviderConfig
+    tasks = frozenset({"chat", "embed"})
     # No `n` and no `tool_choice`: Ollama has neither.
     supported_params = frozenset({"temperature", "top_p", "max_tokens", "seed", "stop", "response_format", "tools"})
     continuation_style = "prefill"  # /api/chat continues a final assistant message
@@ -71,6 +77,14 @@ class OllamaProvider(HTTPProvider[OllamaProviderConfig]):
             raise APIConnectionError(
                 "the stream ended before the answer was complete", provider=self.name, model=request.model
             )
+
+    async def embed(self, texts: list[str], model: str) -> NDArray[np.float32]:
+        """`/api/embed`: one vector per text, in order (Ollama's are already of unit length)."""
+        body: dict[str, Any] = {"model": model, "input": texts}
+        if self.config.keep_alive:
+            body["keep_alive"] = self.config.keep_alive
+        answer = await self.post_embeddings("api/embed", body, model)
+        return self.embedding_matrix(answer.get("embeddings"), len(texts), model)
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         body: dict[str, Any] = {"model": request.model, "messages": ollama_messages(request.messages), "stream": True}

@@ -2,13 +2,13 @@
 
 Serves OpenAI itself and everything that copies its wire format: OpenRouter, Groq, vLLM, llama.cpp's server,
 LM Studio, Ollama's /v1. Reads `delta.content`, `delta.reasoning_content` / `delta.reasoning`, tool-call deltas,
-the final usage chunk and finish reasons.
+the final usage chunk and finish reasons. Image models use /images/generations, embedding models /embeddings.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Iterator
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 from httpx_sse import EventSource
@@ -28,6 +28,10 @@ from ..imagegen import GeneratedImage, ImageRequest
 from ..request import PASS_THROUGH, ChatRequest
 from ._config_base import _HTTPProviderBase
 from .http import JSON_BODY_LIMIT, HTTPProvider, bounded, listed_names, sniff_mime
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 class OpenAIProviderConfig(_HTTPProviderBase):
@@ -52,7 +56,7 @@ class OpenAIProvider(HTTPProvider[OpenAIProviderConfig]):
     kind = "openai"
     config_class = OpenAIProviderConfig
     supported_params = frozenset(PASS_THROUGH)
-    tasks = frozenset({"chat", "image"})
+    tasks = frozenset({"chat", "image", "embed"})
 
     def continuation(self, request: ChatRequest, partial: str) -> ChatRequest:
         if self.config.continuation != "prefill":
@@ -143,6 +147,18 @@ class OpenAIProvider(HTTPProvider[OpenAIProviderConfig]):
         if not images:
             raise StreamError("the answer held no image", provider=self.name, model=request.model)
         return images
+
+    async def embed(self, texts: list[str], model: str) -> NDArray[np.float32]:
+        """`/embeddings`, asked for floats (every compatible server speaks them; base64 is OpenAI's own and
+        vLLM's); the vectors put back in the order of `texts` by their `index`."""
+        body = {"model": model, "input": texts, "encoding_format": "float"}
+        answer = await self.post_embeddings("embeddings", body, model)
+        items = answer.get("data")
+        if isinstance(items, list) and all(isinstance(item, dict) for item in items):
+            if all(isinstance(item.get("index"), int) for item in items):
+                items = sorted(items, key=lambda item: item["index"])
+            items = [item.get("embedding") for item in items]
+        return self.embedding_matrix(items, len(texts), model)
 
     def _same_origin(self, url: httpx.URL) -> bool:
         """Whether `url` has this endpoint's scheme, host and port: only there may its credentials go."""

@@ -13,6 +13,13 @@ from ..providers import ModelInfo, Provider
 
 log = logging.getLogger(__name__)
 
+# What a task is called in a sentence, and the provider field that lists its models.
+_TASKS = {
+    "image": ("generate images", "image_models"),
+    "vision": ("read images", "vision_models"),
+    "embeddings": ("make embeddings", "embedding_models"),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class ModelChoice:
@@ -79,16 +86,18 @@ class ModelRegistry:
             negative_prompt=any(info.negative_prompt for info in described),
             reasoning=any(info.reasoning for info in described),
             tools=any(info.tools for info in described),
+            embeddings=any(info.embeddings for info in described),
             context_length=min((info.context_length for info in described if info.context_length), default=None),
             bundled=all(info.bundled for info in described),
         )
 
     def resolve_task(self, model_id: str, task: str) -> tuple[Provider[Any], str]:
-        """The provider and model name for an image ("image") or vision ("vision") model id."""
+        """The provider and model name for an image ("image"), vision ("vision") or embedding ("embeddings")
+        model id."""
         capable = self.settings.capable_models(task)
         if model_id not in capable:
-            what = {"image": "generate images", "vision": "read images"}[task]
-            offered = ", ".join(capable) or f"none configured (list models under {task}_models)"
+            what, listed = _TASKS[task]
+            offered = ", ".join(capable) or f"none configured (list models under {listed})"
             raise UnsupportedCapabilityError(f"{model_id or 'no model'} cannot {what}; models that can: {offered}.")
         provider_name, _, model = model_id.partition("/")
         return self.providers[provider_name], model
