@@ -4,7 +4,8 @@ its page or pages, the headings above it), for the index to find and the model t
 - A section that fits is one chunk; a longer one is cut into as few pieces as fit, of about equal size (a 600-token
   page makes two of 300, not one of 500 and a scrap of 100), at the largest boundary that works: paragraphs, then
   lines, sentences, words (semantic-text-splitter, Unicode's rules for sentences and words; 1,000 pages in 4 ms).
-  Each piece repeats up to `overlap_tokens` of the one before it, so a sentence cut between two is whole in one.
+  Each piece after the first starts with up to `overlap_tokens` that end the one before it (its last sentences,
+  found by the same splitter), so what is said across the cut is whole in one of them.
 - Neighbouring small sections are packed into one chunk while they fit, when each is the first's or under its
   headings: consecutive short pages of a PDF share a chunk that names its first and last page; a section never
   joins one under other headings (nor one before the first heading), so the headings a chunk names are all it
@@ -92,9 +93,8 @@ def chunk_sections(
 
 
 def _pieces(sections: Sequence[Section], chunk_tokens: int, overlap_tokens: int) -> Iterator[Section]:
-    """Each section whole when it fits, else cut into balanced, overlapping pieces."""
-    from semantic_text_splitter import TextSplitter
-
+    """Each section whole when it fits, else cut into balanced pieces, each after the first led by the end of the
+    one before it."""
     most = chunk_tokens * CHARS_PER_TOKEN
     overlap = overlap_tokens * CHARS_PER_TOKEN
     for section in sections:
@@ -104,11 +104,26 @@ def _pieces(sections: Sequence[Section], chunk_tokens: int, overlap_tokens: int)
         if len(text) <= most:
             yield Section(text, section.page, section.headings)
             continue
-        # As few pieces as fit, each filled to about an equal share before the splitter looks for a boundary.
-        share = math.ceil(len(text) / math.ceil(len(text) / most))
-        splitter = TextSplitter((min(share, most), most), overlap=overlap)
-        for piece in splitter.chunks(text):
+        for piece in _cut(text, most - overlap, overlap):
             yield Section(piece, section.page, section.headings)
+
+
+def _cut(text: str, most: int, overlap: int) -> Iterator[str]:
+    """`text` in pieces of at most `most` characters, as few as fit and of about equal size, each after the first
+    led by up to `overlap` characters that end the one before it (its last sentences, or words)."""
+    from semantic_text_splitter import TextSplitter
+
+    # As few pieces as fit, each filled to about an equal share before the splitter looks for a boundary.
+    share = math.ceil(len(text) / math.ceil(len(text) / most))
+    pieces = TextSplitter((share, most)).chunk_indices(text)
+    tails = TextSplitter(overlap) if overlap else None
+    for number, (start, piece) in enumerate(pieces):
+        lead = start
+        if number and tails is not None:
+            before_start, before = pieces[number - 1]
+            last_start, _ = tails.chunk_indices(before)[-1]
+            lead = before_start + last_start
+        yield text[lead : start + len(piece)]
 
 
 def _under(headings: tuple[str, ...], first: tuple[str, ...]) -> bool:

@@ -96,7 +96,7 @@ def build_sources(chunks: Iterable[Chunk], budget: int) -> Sources:
         citations.append(_citation(len(citations) + 1, chunk))
     if not citations:
         return Sources("", [], 0)
-    return Sources("\n\n".join([head, *entries]), citations, used)
+    return Sources(head + "\n" + "\n\n".join(entries), citations, used)
 
 
 def cited_numbers(answer: str, citations: Sequence[Citation]) -> list[int]:
