@@ -26,6 +26,8 @@ Sections and their baselines, each measured in this same run:
   bigchat      another visitor's waits while one imports, opens, sends into and exports
                a 4.9 MB chat, vs at rest; memory per session that opened it (--quick:
                200 sessions, else 1,000)                                                  (bench/big_chat.py)
+  retrieval    a 1,000-page PDF read and chunked; exact cosine search among 10,000 and
+               100,000 chunks' vectors (numpy), vs sqlite-vec where it loads            (bench/retrieval.py)
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from bench import (
     load,
     local_model,
     replicas,
+    retrieval,
     startup,
     stop,
     store,
@@ -70,6 +73,7 @@ SECTIONS = (
     "replicas",
     "tools",
     "bigchat",
+    "retrieval",
 )
 REPLICA_QUOTA = 0.4  # of a core per replica: 3 replicas (1.2 cores) leave the rest of 2 cores room to run
 
@@ -136,6 +140,9 @@ def main() -> int:
         ),
         "tools": lambda: tools.run(steps=8, repeat=5 if quick else 20),
         "bigchat": lambda: big_chat.run(sessions=200 if quick else 1000),
+        "retrieval": lambda: retrieval.run(
+            pages=1000, sizes=(10_000,) if quick else (10_000, 100_000), queries=50 if quick else 200
+        ),
     }
     rows: list[Row] = []
     for name in args.only:
