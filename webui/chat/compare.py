@@ -17,10 +17,10 @@ import gradio as gr
 
 from backend import Backend, ChatRequest, Conversation, StoredMessage, SwitchboardError, VisitorLimits, model_messages
 
-from .identity import owner_of, visitor_of
-from .refusals import refusal, too_long
+from ..identity import owner_of, visitor_of
+from ..refusals import refusal, too_long
 from .reply import ReplyView
-from .streaming import Pacer
+from ..streaming import Pacer
 
 MAX_MODELS = 3
 NOTHING_YET = "The answers appear here, side by side."

@@ -29,7 +29,7 @@ from backend import (
 )
 
 from .reply import ReplyView
-from .scratch import fresh_folder
+from ..scratch import fresh_folder
 
 
 async def store_user_message(

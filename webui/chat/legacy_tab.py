@@ -40,11 +40,11 @@ from . import history, model_info
 from .chat_list import action, chat_list, listing
 from .compare import MAX_MODELS as MAX_COMPARED
 from .compare import Compared, build_compare, compare_answers, compare_problem, shown_columns
-from .identity import owner_of, visitor_of
+from ..identity import owner_of, visitor_of
 from .presets import build_presets, wire_presets
-from .refusals import refusal, said, too_long, verdict
+from ..refusals import refusal, said, too_long, verdict
 from .reply import ReplyView, message_text
-from .streaming import Pacer, batched, paced
+from ..streaming import Pacer, batched, paced
 
 log = logging.getLogger(__name__)
 

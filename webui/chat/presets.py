@@ -11,8 +11,8 @@ import gradio as gr
 
 from backend import PRESET_TEXT_LIMIT, ConversationStore, Preset, SwitchboardError
 
-from .identity import owner_of
-from .refusals import said, too_long
+from ..identity import owner_of
+from ..refusals import said, too_long
 
 
 @dataclass
