@@ -1,7 +1,7 @@
 """Conversations in the Chat tab: the sidebar (new, list, search, rename, delete, export, import) and the
 translation between a stored `Conversation` and what the Chatbot shows.
 
-The stored conversation is the record; the Chatbot is its view. Handlers in chat.py keep both in step.
+The stored conversation is the record; the Chatbot is its view. The handlers (handlers.py) keep both in step.
 Everything is per owner: the logged-in user, or "local" when the app runs without authentication.
 """
 
@@ -28,8 +28,8 @@ from backend import (
     sized,
 )
 
-from .reply import ReplyView
 from ..scratch import fresh_folder
+from .reply import ReplyView
 
 
 async def store_user_message(
