@@ -55,6 +55,7 @@ def test_a_text_longer_than_the_limit_is_refused_in_one_sentence():
     assert checks.text_problem("x" * 1041, 1000, "system prompt") == (
         "The system prompt has 1,041 characters; the limit here is 1,000."
     )
+    assert checks.system_prompt_problem("x" * 41, 40) == "The system prompt has 41 characters; the limit here is 40."
     assert checks.edit_problem("", 40) == checks.EMPTY_MESSAGE == "Type a message first."
     assert checks.edit_problem("x" * 41, 40) == "The message has 41 characters; the limit here is 40."
     assert checks.edit_problem("fine", 40) is None

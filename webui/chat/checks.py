@@ -61,6 +61,12 @@ def text_problem(text: str | None, limit: int, what: str = "message") -> str | N
     return too_long(text, limit, what)
 
 
+def system_prompt_problem(text: str | None, limit: int) -> str | None:
+    """Why a system prompt cannot be kept or sent: it is stored with the chat's settings and sent with every
+    reply, so it may be no longer than a message."""
+    return text_problem(text, limit, "system prompt")
+
+
 def edit_problem(text: str, limit: int) -> str | None:
     """Why an edited question cannot replace the one it edits: nothing left of it, or too long."""
     return EMPTY_MESSAGE if not text else text_problem(text, limit)

@@ -76,7 +76,7 @@ class ChatHandlers:
         stay. Gradio runs it when the event joins its queue, with the event's inputs (those of `add_message`).
         (The reply checks limits, images and capabilities again on its way.)"""
         chosen = Chosen.of_page(values)
-        problem = checks.text_problem(chosen.system_prompt, self.max_chars, "system prompt")
+        problem = checks.system_prompt_problem(chosen.system_prompt, self.max_chars)
         model_id = chosen.model or self.default
         visitor = visitor_of(request)
         problem = problem or await checks.message_problem(self.backend, self.limits, message, model_id, visitor)
@@ -98,7 +98,7 @@ class ChatHandlers:
         text = checks.sent_text(message)
         chosen = Chosen.of_page(settings)
         problem = checks.text_problem(text, self.max_chars)
-        if problem := problem or checks.text_problem(chosen.system_prompt, self.max_chars, "system prompt"):
+        if problem := problem or checks.system_prompt_problem(chosen.system_prompt, self.max_chars):
             raise refusal(problem)
         images, documents = await self._attached(message, request)
         owner = owner_of(request)
@@ -158,8 +158,8 @@ class ChatHandlers:
         change is made to what is stored now (nothing of either is lost). The visitor's slot is taken before
         anything is saved: a refusal keeps nothing."""
         owner = owner_of(request)
-        if problem := checks.text_problem(chosen.system_prompt, self.max_chars, "system prompt"):
-            raise refusal(problem)  # (stored with the chat's settings, and sent with every reply)
+        if problem := checks.system_prompt_problem(chosen.system_prompt, self.max_chars):
+            raise refusal(problem)
         if conversation is not None and await self.backend.replies.find(owner, conversation.id):
             raise refusal("A reply is still being written in this chat: wait for it, or Stop it.")
 
@@ -645,7 +645,7 @@ class ChatHandlers:
     async def save_preset(self, request: gr.Request, *, name: Value, text: Value) -> Updates:
         """Save the system prompt as a preset under `name`. A preset is a system prompt: no longer than one may
         be (app.max_message_chars), nor than a preset is kept (PRESET_TEXT_LIMIT)."""
-        if problem := checks.text_problem(text, min(self.max_chars, PRESET_TEXT_LIMIT), "system prompt"):
+        if problem := checks.system_prompt_problem(text, min(self.max_chars, PRESET_TEXT_LIMIT)):
             return said(problem)
         try:
             kept = Preset(name=name or "", text=text or "")

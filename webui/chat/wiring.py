@@ -53,20 +53,12 @@ def _wire_messages(page: ChatPage, on: ChatHandlers) -> None:
         "query": page.search,
         "conversation_id": page.open_id,
     }
+    added = [page.chatbot, page.versions, page.taken, page.send, page.stop, page.current, page.chats, page.open_id]
     for trigger in (page.message.submit, page.send.click):
         started = trigger(
             on.add_message,
             inputs_kwargs=sent,
-            outputs=[
-                page.chatbot,
-                page.versions,
-                page.taken,
-                page.send,
-                page.stop,
-                page.current,
-                page.chats,
-                page.open_id,
-            ],
+            outputs=added,
             validator=on.check_message,
             # A message sent while a reply is written is not ignored (Gradio's default for a trigger whose last
             # event still runs): it is sent when that reply ends. No progress overlay meanwhile: the chat keeps
