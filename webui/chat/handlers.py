@@ -209,6 +209,7 @@ class ChatHandlers:
     async def _followed(
         self, request: gr.Request, chat_history: Value, conversation: ShownChat | None, query: Value
     ) -> AsyncIterator[Updates]:
+        """`follow`'s updates, each of them empty when the page's view is to be left alone."""
         owner = owner_of(request)
         if conversation is None:
             yield {}
@@ -526,10 +527,8 @@ class ChatHandlers:
     async def import_chat(self, request: gr.Request, *, path: Value, query: Value) -> Updates:
         """Store an exported chat (JSON) as a new one of the owner's, and open it."""
         owner = owner_of(request)
-        try:
-            async with self.limits.admit(
-                visitor_of(request)
-            ):  # one import at a time per visitor, counted like a message
+        try:  # one import at a time per visitor, counted like a message
+            async with self.limits.admit(visitor_of(request)):
                 conversation = await history.import_file(self.backend, owner, path)
         except SwitchboardError as error:
             return said(f"Import failed: {error.user_message()}")
@@ -551,6 +550,7 @@ class ChatHandlers:
         return verdict(problem, at=self.page.compare.models)
 
     def start_compare(self, **values: Value) -> Updates:
+        """Compare's first step (after its validator): Stop in its place while the answers stream."""
         return self.page.compare.running(True)
 
     def end_compare(self) -> Updates:
