@@ -2,7 +2,8 @@
 translation between a stored `Conversation` and what the Chatbot shows.
 
 The stored conversation is the record; the Chatbot is its view. The handlers (handlers.py) keep both in step.
-Everything is per owner: the logged-in user, or "local" when the app runs without authentication.
+Everything is per owner: the logged-in user, or the one local owner when the app runs without authentication
+(`identity.LOCAL_OWNER`).
 """
 
 from __future__ import annotations
