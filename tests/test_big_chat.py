@@ -30,7 +30,7 @@ from backend.conversations import ReplyPart
 from backend.store import SQLConversationStore
 from bench import big_chat
 from tests.conftest import scripted_config, stored_conversations
-from webui import history
+from webui.chat import history
 
 MEGABYTES = 4.8  # the chat of the measurement of memory (4.8 MB), at the most messages a chat holds
 

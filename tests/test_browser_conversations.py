@@ -5,7 +5,7 @@ The real Gradio app runs in this process over the scripted upstream (tests/upstr
 the page. Conversations are stored in the test's own folder (`tmp_path/data/switchboard.db`, see the autouse
 fixture in conftest.py), so each test also checks what reached the database.
 
-DOM of the sidebar (a gr.Sidebar, `#sidebar`; the list is ours, webui/chat_list.py):
+DOM of the sidebar (a gr.Sidebar, `#sidebar`; the list is ours, webui/chat/chat_list.py):
 - `#chat-list` holds `section.group` date groups (`h3`: Today, Yesterday...), each a list of `li.chat` (its
   `data-id` the conversation id, class `open` when open) with `button.pick` (the title) and `button.more`, which
   opens the chat's `.chat-menu` (Rename, Export as Markdown, Export as JSON, Delete; Delete asks "Delete this

@@ -7,7 +7,7 @@ import datetime as dt
 
 from backend import Backend, Summary, load_settings
 from webui.app import build_app
-from webui.chat_list import action, group_of, inert, listing
+from webui.chat.chat_list import action, group_of, inert, listing
 
 UTC = dt.UTC
 

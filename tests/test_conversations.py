@@ -548,7 +548,7 @@ def test_the_json_export_keeps_every_version_and_the_markdown_the_branch_on_show
 def test_the_versions_picker_marks_every_version_on_show():
     """An edited question and a retried answer both have versions; the picker can tick one, so each version on
     show says so in its label."""
-    from webui.history import version_choices
+    from webui.chat.history import version_choices
 
     chat = Conversation()
     first = chat.add(StoredMessage(role="user", text="Pick a number."))

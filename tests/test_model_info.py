@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from backend import Conversation, ModelInfo, StoredMessage
-from webui.model_info import context_used, describe
+from webui.chat.model_info import context_used, describe
 
 
 def chat(*messages: StoredMessage) -> Conversation:

@@ -20,7 +20,7 @@ from backend import (
 )
 from backend.errors import RateLimitError
 from backend.store import SQLConversationStore
-from webui.reply import ReplyView, _open_fence, split_markdown
+from webui.chat.reply import ReplyView, _open_fence, split_markdown
 
 
 def titles(messages) -> list[str]:
@@ -172,7 +172,7 @@ def test_split_markdown_keeps_each_part_whole(text):
 
 
 def test_inline_math_keeps_money_and_code_and_marks_unambiguous_maths():
-    from webui.reply import inline_math
+    from webui.chat.reply import inline_math
 
     assert inline_math("Price is $5 and $10.") == "Price is $5 and $10."
     assert inline_math("It costs $5, or $6 with tax") == "It costs $5, or $6 with tax"

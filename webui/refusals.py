@@ -5,8 +5,10 @@ failure of the server, and a log full of tracebacks hides the ones that are."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import gradio as gr
+from gradio.blocks import Block
 
 log = logging.getLogger("webui.refusals")
 
@@ -17,9 +19,10 @@ def refusal(message: str, *, duration: float | None = 10) -> gr.Error:
     return gr.Error(message, duration=duration, print_exception=False)
 
 
-def verdict(problem: str | None, *, inputs: int) -> list[dict]:
-    """An event validator's answer: `problem` (if any) shown at the event's first input, the others fine."""
-    return [gr.validate(problem is None, problem or ""), *(gr.validate(True, "") for _ in range(inputs - 1))]
+def verdict(problem: str | None, *, at: Block) -> dict[Block, Any]:
+    """An event validator's answer: `problem` (if any) shown at the input `at`; the event's other inputs are
+    fine (Gradio counts an input the answer does not name as valid)."""
+    return {at: gr.validate(problem is None, problem or "")}
 
 
 def too_long(text: str | None, limit: int, what: str = "message") -> str | None:
@@ -30,9 +33,14 @@ def too_long(text: str | None, limit: int, what: str = "message") -> str | None:
     return f"The {what} has {len(text or ''):,} characters; the limit here is {limit:,}."
 
 
-def said(message: str, outputs: int):
-    """Say why in a toast and change nothing (`outputs` outputs skipped). Raising gr.Error would also cover every
-    output of the event with Gradio's error badge until each is dismissed; `refusal` is for where the event chain
-    must stop."""
+def say(message: str) -> None:
+    """Say why in a toast, as a handler that changes nothing does (see `said`)."""
     gr.Warning(message, duration=8)
-    return gr.skip() if outputs == 1 else (gr.skip(),) * outputs
+
+
+def said(message: str) -> dict[Any, Any]:
+    """Say why in a toast and change nothing: a handler's answer (one `gr.skip()` leaves every output of its event
+    as it is). Raising gr.Error would also cover every output with Gradio's error badge until each is dismissed;
+    `refusal` is for where the event chain must stop."""
+    say(message)
+    return gr.skip()

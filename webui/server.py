@@ -63,9 +63,11 @@ from backend import (
     gateway_router,
 )
 
-from .app import CSS, PAGE_JS, build_app, visitor_limits
+from .app import build_app, visitor_limits
+from .chat.page_js import PAGE_JS
 from .connections import ConnectionLimits, http_protocol
 from .session_guard import NOT_YOURS, Refusal, SessionRoutes, bind_events, read_request
+from .style import CSS
 from .uploads import UPLOAD_PATHS, UploadQuota
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,9 @@
 """Conversations in the Chat tab: the sidebar (new, list, search, rename, delete, export, import) and the
 translation between a stored `Conversation` and what the Chatbot shows.
 
-The stored conversation is the record; the Chatbot is its view. Handlers in chat.py keep both in step.
-Everything is per owner: the logged-in user, or "local" when the app runs without authentication.
+The stored conversation is the record; the Chatbot is its view. The handlers (handlers.py) keep both in step.
+Everything is per owner: the logged-in user, or the one local owner when the app runs without authentication
+(`identity.LOCAL_OWNER`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from backend import (
     sized,
 )
 
+from ..scratch import fresh_folder
 from .reply import ReplyView
-from .scratch import fresh_folder
 
 
 async def store_user_message(

@@ -8,7 +8,7 @@ A reply is a few consecutive assistant messages, grouped by the Chatbot into one
 - a footer thought: provider, model, time to first token, tokens/s, token counts; or the error sentence, marked
   as an error (`reply-error`: its own colour and icon).
 Thoughts carry a `title`. Their content is wrapped in ASIDE comments (invisible once rendered): the page takes
-every aside out of what the Chatbot's copy buttons copy (app.PAGE_JS), so copying gives the answer alone.
+every aside out of what the Chatbot's copy buttons copy (page_js.PAGE_JS), so copying gives the answer alone.
 What the model is sent on the next turn comes from the stored conversation (`backend.model_messages`), never
 from this view, which the page sends back and anyone could forge.
 """

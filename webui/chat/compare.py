@@ -9,18 +9,28 @@ kept in the chat when one is picked; a comparison left unpicked is not stored.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import gradio as gr
+from gradio.blocks import Block
 
-from backend import Backend, ChatRequest, Conversation, StoredMessage, SwitchboardError, VisitorLimits, model_messages
+from backend import (
+    Backend,
+    ChatRequest,
+    Conversation,
+    ShownChat,
+    StoredMessage,
+    SwitchboardError,
+    VisitorLimits,
+    model_messages,
+)
 
-from .identity import owner_of, visitor_of
-from .refusals import refusal, too_long
+from ..identity import owner_of, visitor_of
+from ..refusals import refusal, too_long
+from ..streaming import Pacer
 from .reply import ReplyView
-from .streaming import Pacer
 
 MAX_MODELS = 3
 NOTHING_YET = "The answers appear here, side by side."
@@ -39,9 +49,38 @@ class ComparePanel:
     picks: list[gr.Button]
     results: gr.State
 
+    def running(self, busy: bool) -> dict[Block, Any]:
+        """Stop in place of Compare while the answers stream (`busy`), and back."""
+        return {self.run: gr.update(visible=not busy), self.stop: gr.update(visible=busy)}
 
-def build_compare(choices: Sequence[tuple[str, str]]) -> ComparePanel:
-    """The section's layout (inside the Chat tab's column); its events are wired by `wire_compare`."""
+    def showing(self, model_ids: list[str] | None) -> dict[Block, Any]:
+        """A pane (and its button) for each model picked, at least two, each titled with its model."""
+        picked = list(model_ids or [])
+        count = max(2, len(picked))
+        columns: dict[Block, Any] = {column: gr.update(visible=n < count) for n, column in enumerate(self.columns)}
+        titles: dict[Block, Any] = {
+            pane: gr.update(label=picked[n] if n < len(picked) else f"Answer {n + 1}")
+            for n, pane in enumerate(self.panes)
+        }
+        return {**columns, **titles}
+
+    def answers(self, views: list[ReplyView], *, done: bool) -> dict[Block, Any]:
+        """Each model's answer in its pane (a pane with no model is left as it is), and each pick button: usable
+        once the answers are `done`, for an answer that did not fail."""
+        panes: dict[Block, Any] = {pane: view.messages() for pane, view in zip(self.panes, views, strict=False)}
+        picks: dict[Block, Any] = {
+            pick: gr.update(interactive=done and n < len(views) and not views[n].error)
+            for n, pick in enumerate(self.picks)
+        }
+        return {**panes, **picks}
+
+    def picked(self) -> dict[Block, Any]:
+        """An answer was picked: none can be picked again, and the comparison is over."""
+        return {**{pick: gr.update(interactive=False) for pick in self.picks}, self.results: None}
+
+
+def render_compare(choices: Sequence[tuple[str, str]]) -> ComparePanel:
+    """The section's layout (inside the Chat tab's column); its events are wired with the tab's (wiring.py)."""
     with gr.Accordion("Compare models", open=False, elem_id="compare"):
         gr.Markdown(
             "Comparing needs two models or more: add a provider to `config.toml` (see the README) to compare "
@@ -89,27 +128,44 @@ class Compared:
     question: str
     answers: list[StoredMessage]
 
+    def exchange(self, number: int) -> Callable[[Conversation], None]:
+        """The change that puts the compared exchange in a chat: answer `number` on show, the others versions of
+        it."""
+        picked = self.answers[number]
+
+        def add(target: Conversation) -> None:
+            question = target.add(StoredMessage(role="user", text=self.question), after="leaf")
+            for other, answer in enumerate(self.answers):
+                if other != number:
+                    target.add(answer.model_copy(), after=question)
+            target.add(picked.model_copy(), after=question)  # added last: the version on show
+            target.model = target.model or f"{picked.provider}/{picked.model}"
+
+        return add
+
 
 async def compare_answers(
     backend: Backend,
     limits: VisitorLimits,
     pacer: Pacer,
-    reopen: Callable[[Any, str | None, str], Any],
+    panel: ComparePanel,
+    reopen: Callable[[ShownChat | None, str | None, str], Awaitable[Conversation | None]],
     model_ids: list[str] | None,
     prompt: str,
-    conversation: Conversation | None,
+    conversation: ShownChat | None,
     conversation_id: str | None,
     system_prompt: str,
     request: gr.Request,
-) -> AsyncIterator[tuple[Any, ...]]:
-    """Stream every picked model's answer to `prompt` (with the open chat's branch as context) into its pane."""
+) -> AsyncIterator[dict[Block, Any]]:
+    """Stream every picked model's answer to `prompt` (with the open chat's branch as context) into its pane; the
+    outcome (`Compared`) in the panel's results at the end."""
     limit = backend.settings.app.max_message_chars
     if problem := compare_problem(model_ids, prompt, system_prompt, limit):  # (the page's validator said so already)
         raise refusal(problem, duration=6)
     chosen = [model for model in dict.fromkeys(model_ids or []) if model]
     owner = owner_of(request)
-    conversation = await reopen(conversation, conversation_id, owner)
-    draft = conversation.fork() if conversation is not None else Conversation()
+    opened = await reopen(conversation, conversation_id, owner)
+    draft = opened.fork() if opened is not None else Conversation()
     try:
         draft.add(StoredMessage(role="user", text=prompt.strip()))
     except SwitchboardError as error:  # (a chat that holds as many messages as a chat can)
@@ -129,15 +185,15 @@ async def compare_answers(
                 await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 changed.clear()
-                yield (*_panes(views, done=False), gr.skip())
+                yield panel.answers(views, done=False)
                 await asyncio.sleep(pacer.interval())  # the app's one pace of updates
     except SwitchboardError as error:
         raise refusal(error.user_message()) from None
     finally:  # Stop (this step cancelled) or the page gone: every answer's upstream is hung up on
         for task in tasks:
             task.cancel()
-    compared = Compared(conversation.id if conversation else None, prompt.strip(), [v.to_stored() for v in views])
-    yield (*_panes(views, done=True), compared)
+    compared = Compared(opened.id if opened else None, prompt.strip(), [v.to_stored() for v in views])
+    yield {**panel.answers(views, done=True), panel.results: compared}
 
 
 def compare_problem(model_ids: list[str] | None, prompt: str, system_prompt: str, max_chars: int) -> str | None:
@@ -159,19 +215,3 @@ async def _answer(backend: Backend, request: ChatRequest, view: ReplyView, chang
     finally:
         view.close()
         changed.set()
-
-
-def _panes(views: list[ReplyView], *, done: bool) -> tuple[Any, ...]:
-    """Each pane's messages (a pane with no model: left as it is), then each pick button."""
-    panes = [views[n].messages() if n < len(views) else gr.skip() for n in range(MAX_MODELS)]
-    picks = [gr.update(interactive=done and n < len(views) and not views[n].error) for n in range(MAX_MODELS)]
-    return (*panes, *picks)
-
-
-def shown_columns(model_ids: list[str] | None) -> list[Any]:
-    """A pane (and its button) for each model picked, at least two, each titled with its model."""
-    picked = list(model_ids or [])
-    count = max(2, len(picked))
-    columns = [gr.update(visible=n < count) for n in range(MAX_MODELS)]
-    titles = [gr.update(label=picked[n] if n < len(picked) else f"Answer {n + 1}") for n in range(MAX_MODELS)]
-    return [*columns, *titles]
