@@ -63,58 +63,58 @@ from .events import (
 # The rest loads on first use (PEP 562): `import backend` stays cheap, and pydantic-settings, the services and
 # the adapters are imported when a program first touches them.
 _LAZY = {
-    "AsyncClient": ".client",
-    "AsyncStream": ".client",
-    "ChatCompletion": ".client",
-    "Client": ".client",
+    "AsyncClient": ".client.async_client",
+    "AsyncStream": ".client.async_client",
+    "ChatCompletion": ".client.async_client",
+    "Client": ".client.async_client",
     "Settings": ".config",
     "load_settings": ".config",
-    "ChatClient": ".factory",
-    "create_client": ".factory",
-    "ImageRequest": ".imagegen",
+    "ChatClient": ".client.factory",
+    "create_client": ".client.factory",
+    "ImageRequest": ".request",
     "InvalidImageError": ".media",
     "ChatRequest": ".request",
-    "Backend": ".services",
+    "Backend": ".app",
     "ChatService": ".services",
-    "DOCUMENT_EXTENSIONS": ".documents",
-    "Document": ".documents",
-    "DocumentError": ".documents",
-    "DocumentReader": ".documents",
-    "check_fits": ".documents",
-    "is_document": ".documents",
-    "read_document": ".documents",
-    "StoredDocument": ".conversations",
-    "Replies": ".replies",
-    "ReplyRecord": ".replies",
-    "RunningReply": ".replies",
-    "RemoteReply": ".relay",
-    "Conversation": ".conversations",
-    "ConversationError": ".conversations",
-    "ConversationStore": ".conversations",
-    "Handover": ".conversations",
-    "StoredMessage": ".conversations",
-    "StaleConversationError": ".conversations",
-    "Summary": ".conversations",
-    "gateway_router": ".gateway",
-    "Provider": ".in_code",
-    "RetryProvider": ".in_code",
-    "Preset": ".conversations",
-    "PRESET_TEXT_LIMIT": ".conversations",
-    "model_messages": ".conversations",
-    "parse_import": ".conversations",
-    "MAX_IMPORT_BYTES": ".conversations",
-    "MAX_MESSAGES": ".conversations",
-    "SharedConversations": ".shared_conversations",
-    "ShownChat": ".shared_conversations",
+    "DOCUMENT_EXTENSIONS": ".documents.reader",
+    "Document": ".documents.reader",
+    "DocumentError": ".documents.reader",
+    "DocumentReader": ".documents.reader",
+    "check_fits": ".documents.reader",
+    "is_document": ".documents.reader",
+    "read_document": ".documents.reader",
+    "StoredDocument": ".conversations.model",
+    "Replies": ".replies.manager",
+    "ReplyRecord": ".replies.manager",
+    "RunningReply": ".replies.manager",
+    "RemoteReply": ".replicas.relay",
+    "Conversation": ".conversations.model",
+    "ConversationError": ".conversations.model",
+    "ConversationStore": ".conversations.model",
+    "Handover": ".conversations.model",
+    "StoredMessage": ".conversations.model",
+    "StaleConversationError": ".conversations.model",
+    "Summary": ".conversations.model",
+    "gateway_router": ".api.router",
+    "Provider": ".client.in_code",
+    "RetryProvider": ".client.in_code",
+    "Preset": ".conversations.model",
+    "PRESET_TEXT_LIMIT": ".conversations.model",
+    "model_messages": ".conversations.model",
+    "parse_import": ".conversations.model",
+    "MAX_IMPORT_BYTES": ".conversations.model",
+    "MAX_MESSAGES": ".conversations.model",
+    "SharedConversations": ".conversations.open_chats",
+    "ShownChat": ".conversations.open_chats",
     "sized": ".offload",
     "on_worker": ".offload",
     "Image": ".media",
     "validate_image": ".media",
     "ModelInfo": ".providers",
-    "StoredImage": ".imagegen",
+    "StoredImage": ".services.image_store",
     "TooManyRequestsError": ".limits",
-    "ChatCompletionEvent": ".typed_sdk",
-    "ChatCompletionRole": ".typed_sdk",
+    "ChatCompletionEvent": ".client.typed_sdk",
+    "ChatCompletionRole": ".client.typed_sdk",
     "UploadAllowance": ".limits",
     "VisitorLimits": ".limits",
     "login_visitor": ".limits",
@@ -135,11 +135,16 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from . import typed_sdk as models
+    from .api.router import gateway_router
+    from .app import Backend
     from .auth import LoginRefusedError, Sessions, SharedFailures, SharedSessions, Users, hash_password, load_users
-    from .client import AsyncClient, AsyncStream, ChatCompletion, Client
+    from .client import typed_sdk as models
+    from .client.async_client import AsyncClient, AsyncStream, ChatCompletion, Client
+    from .client.factory import ChatClient, create_client
+    from .client.in_code import Provider, RetryProvider
+    from .client.typed_sdk import ChatCompletionEvent, ChatCompletionRole
     from .config import Settings, load_settings
-    from .conversations import (
+    from .conversations.model import (
         MAX_IMPORT_BYTES,
         MAX_MESSAGES,
         PRESET_TEXT_LIMIT,
@@ -155,7 +160,8 @@ if TYPE_CHECKING:
         model_messages,
         parse_import,
     )
-    from .documents import (
+    from .conversations.open_chats import SharedConversations, ShownChat
+    from .documents.reader import (
         DOCUMENT_EXTENSIONS,
         Document,
         DocumentError,
@@ -164,26 +170,21 @@ if TYPE_CHECKING:
         is_document,
         read_document,
     )
-    from .factory import ChatClient, create_client
-    from .gateway import gateway_router
-    from .imagegen import ImageRequest, StoredImage
-    from .in_code import Provider, RetryProvider
     from .limits import TooManyRequestsError, UploadAllowance, VisitorLimits, login_visitor
     from .media import Image, InvalidImageError, validate_image
     from .offload import on_worker, sized
     from .providers import ModelInfo
-    from .relay import RemoteReply
-    from .replies import Replies, ReplyRecord, RunningReply
-    from .request import ChatRequest
-    from .services import Backend, ChatService
+    from .replicas.relay import RemoteReply
+    from .replies.manager import Replies, ReplyRecord, RunningReply
+    from .request import ChatRequest, ImageRequest
+    from .services import ChatService
+    from .services.image_store import StoredImage
     from .session_owners import SessionOwners, SharedSessionOwners
-    from .shared_conversations import SharedConversations, ShownChat
     from .tools import ToolBox, ToolCall, ToolSet, tool_access, tool_loop
-    from .typed_sdk import ChatCompletionEvent, ChatCompletionRole
 
 
 # The typed SDK's `models` namespace (`except models.TooManyRequests`) is the module of that dialect itself.
-_NAMESPACES = {"models": ".typed_sdk"}
+_NAMESPACES = {"models": ".client.typed_sdk"}
 
 
 def __getattr__(name: str) -> object:

@@ -1,4 +1,4 @@
-"""What a caller asks a provider for: OpenAI-style messages plus sampling parameters.
+"""What a caller asks a provider for: OpenAI-style messages plus sampling parameters, or an image.
 
 Messages keep OpenAI's shape (`{"role": ..., "content": str | [parts]}`) because it is what the Python API takes
 and what most upstreams speak; adapters for other wire formats translate from it.
@@ -7,6 +7,7 @@ and what most upstreams speak; adapters for other wire formats translate from it
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -78,3 +79,33 @@ def arguments_object(function: dict[str, Any]) -> dict[str, Any]:
         except json.JSONDecodeError:
             return {}
     return arguments if isinstance(arguments, dict) else {}
+
+
+SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+SIDES = (64, 4096)  # pixels per side that any image model we know of accepts; beyond them the request is refused
+
+
+@dataclass(slots=True)
+class ImageRequest:
+    """One generation request. `model` is `provider/model` until the service resolves it."""
+
+    model: str
+    prompt: str
+    negative_prompt: str | None = None
+    size: str = "1024x1024"
+    n: int = 1
+    seed: int | None = None
+    quality: str | None = None
+
+    def for_model(self, model: str) -> ImageRequest:
+        return replace(self, model=model)
+
+    def dimensions(self) -> tuple[int, int]:
+        match = SIZE.match(self.size)
+        if not match:
+            raise ValueError(f"size must look like 1024x1024 (got {self.size[:40]!r})")
+        width, height = int(match[1]), int(match[2])
+        low, high = SIDES
+        if not (low <= width <= high and low <= height <= high):
+            raise ValueError(f"each side of size must be between {low} and {high} pixels (got {width}x{height})")
+        return width, height

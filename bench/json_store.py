@@ -20,8 +20,8 @@ import aiofiles
 import aiofiles.os
 from pydantic import ValidationError
 
-from backend._files import owner_folder, write_atomically
 from backend.conversations import Conversation, ConversationError, Summary
+from backend.conversations.media_files import owner_folder, write_atomically
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from backend import (
     load_settings,
     models,
 )
-from backend.types import ChatCompletion as CompletionObject
-from backend.types import ChatCompletionChunk
+from backend.api.types import ChatCompletion as CompletionObject
+from backend.api.types import ChatCompletionChunk
 from tests.conftest import scripted_config
 from tests.upstream import Reply
 

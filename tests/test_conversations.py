@@ -16,7 +16,6 @@ import time
 import pytest
 
 from backend import ConfigError
-from backend._files import owner_folder
 from backend.conversations import (
     Conversation,
     ConversationError,
@@ -25,6 +24,7 @@ from backend.conversations import (
     StoredMessage,
     parse_import,
 )
+from backend.conversations.media_files import owner_folder
 from backend.store import SQLConversationStore
 
 
@@ -440,7 +440,9 @@ def test_the_app_stops_at_start_up_on_a_damaged_database(tmp_path, write_config,
 async def test_generated_images_details_are_rows_and_earlier_json_details_are_imported(store, tmp_path):
     """Generated images keep their details (prompt, model, size, seed) as rows referencing the files; the JSON
     files an earlier version wrote beside its images are imported once, and left as they were."""
-    from backend.imagegen import GeneratedImage, ImageRequest, ImageStore
+    from backend.providers.base import GeneratedImage
+    from backend.request import ImageRequest
+    from backend.services.image_store import ImageStore
 
     images = ImageStore(tmp_path / "images", store)
     folder = images.folder("alice")
@@ -638,7 +640,7 @@ async def test_postgresql_indexes_a_new_chat_after_its_write_and_search_finds_it
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    import backend.store.sql as sql
+    import backend.store.conversations as sql
 
     url, password = postgres_url
     database = create_async_engine(url, connect_args={"password": password})
@@ -721,7 +723,7 @@ async def test_sqlite_merges_its_search_index_and_checkpoints_beside_the_writer(
 async def test_sqlite_writes_that_never_pause_keep_the_log_bounded(tmp_path, monkeypatch):
     """With no pause for the upkeep to work in, the writer copies the write-ahead log itself once it passes its
     bound (as SQLite would have), so the log starts over instead of growing with every write."""
-    import backend.store.sql as sql
+    import backend.store.conversations as sql
 
     monkeypatch.setattr(sql, "WAL_MOST_BYTES", 256 * 1024)
     monkeypatch.setattr(sql, "UPKEEP_EVERY", 3600.0)  # the upkeep never gets a round in

@@ -43,7 +43,7 @@ from backend import (
     StreamError,
     load_settings,
 )
-from backend._continuation import CONTINUE_PROMPT
+from backend.providers.continuation import CONTINUE_PROMPT
 from backend.providers.http import ERROR_BODY_LIMIT, LINE_LIMIT
 from tests.conftest import QUESTION, ask, chat_events, free_port, text
 from tests.upstream import Reply, ScriptedUpstream, sse

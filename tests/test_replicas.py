@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from backend import Backend, RemoteReply, TooManyRequestsError, load_settings
-from backend import relay as relay_module
+from backend.replicas import relay as relay_module
 from tests.conftest import scripted_config
 from tests.test_replies import WORDS, collect, killed_mid_reply, start
 from tests.upstream import Reply
@@ -253,7 +253,7 @@ def test_an_image_url_answers_on_every_replica_and_names_no_other_file(
     import openai
     import redis
 
-    from backend.relay import FILES
+    from backend.replicas.relay import FILES
     from tests.test_gateway import DOT_PNG, json_reply
 
     monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)

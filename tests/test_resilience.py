@@ -21,7 +21,7 @@ from backend import (
     Started,
     load_settings,
 )
-from backend._continuation import CONTINUE_PROMPT, OverlapTrimmer
+from backend.providers.continuation import CONTINUE_PROMPT, OverlapTrimmer
 from backend.services.cooldown import Cooldowns
 from tests.conftest import ask, chat_events, text
 from tests.upstream import Reply, ScriptedUpstream, sse

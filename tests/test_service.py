@@ -21,8 +21,9 @@ from backend import (
     UnsupportedCapabilityError,
     load_settings,
 )
-from backend._retry import backoff, parse_retry_after, retry_delay
 from backend.errors import APIError
+from backend.providers.http import parse_retry_after
+from backend.services.retry import backoff, retry_delay
 from tests.conftest import text
 from tests.upstream import Reply, ScriptedUpstream
 

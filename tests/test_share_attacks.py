@@ -158,7 +158,8 @@ def test_pages_keep_model_output_inert(shared):  # noqa: F811
 def test_the_vision_url_field_never_opens_a_server_path(shared):  # noqa: F811
     """The attack: Bob typed the path of Alice's generated image in the URL field and got it sent upstream; the
     error wording told which server files exist. Now anything but an http(s) URL gets the same sentence."""
-    from backend.imagegen import GeneratedImage, ImageRequest
+    from backend.providers.base import GeneratedImage
+    from backend.request import ImageRequest
 
     url, cloud, backend = shared()
     request = ImageRequest(model="cloud/chat", prompt="alice's secret drawing")

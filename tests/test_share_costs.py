@@ -134,7 +134,7 @@ def test_a_document_is_read_once_for_its_check_and_its_send(shared):  # noqa: F8
 async def test_pdfs_are_read_two_at_a_time_with_a_bounded_line(tmp_path):
     """However many visitors send PDFs at once, two are read and four wait; the next is refused in one sentence."""
     from backend import DocumentReader
-    from backend.documents import READERS, WAITING
+    from backend.documents.reader import READERS, WAITING
 
     reader = DocumentReader(max_bytes=1_000_000, seconds=1)
     path = tmp_path / "costly.pdf"

@@ -289,7 +289,8 @@ async def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path):
 
 
 async def test_temporary_files_of_killed_image_writes_are_cleaned_up(tmp_path):
-    from backend.imagegen import GeneratedImage, ImageStore
+    from backend.providers.base import GeneratedImage
+    from backend.services.image_store import ImageStore
 
     records = SQLConversationStore.for_settings(tmp_path)
     store = ImageStore(tmp_path / "images", records)

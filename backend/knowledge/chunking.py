@@ -21,7 +21,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from ..documents import CHARS_PER_TOKEN
+from ..documents.reader import CHARS_PER_TOKEN
 from .readers import Section
 
 CHUNK_TOKENS = 500

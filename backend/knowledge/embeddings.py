@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .._retry import retry_delay
 from ..errors import APIError, StreamError
+from ..services.retry import retry_delay
 
 if TYPE_CHECKING:
     from ..providers import Provider

@@ -35,13 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from ..documents import DOCUMENT_EXTENSIONS, READ_SECONDS, DocumentError, decode_text, read_pdf_pages
+from ..documents.reader import DOCUMENT_EXTENSIONS, READ_SECONDS, DocumentError, decode_text, read_pdf_pages
 
 if TYPE_CHECKING:
     from docx.table import Table
     from lxml.html import HtmlElement
 
-    from ..documents import DocumentReader
+    from ..documents.reader import DocumentReader
 
 DOCX = ".docx"
 KNOWLEDGE_EXTENSIONS = DOCUMENT_EXTENSIONS | {DOCX}

@@ -17,13 +17,13 @@ from typing import Any, Literal
 from httpx_sse import EventSource
 from pydantic import Field
 
-from .._continuation import continuation_request
 from ..errors import APIConnectionError, APIError, InternalServerError, error_class_for_status
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
 from ..media import iter_parts
 from ..request import ChatRequest, Message, arguments_object, text_of
 from ._config_base import _HTTPProviderBase
 from .base import ModelInfo
+from .continuation import continuation_request
 from .http import HTTPProvider
 
 STOP_REASONS = {

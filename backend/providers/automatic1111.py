@@ -8,8 +8,9 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field
 
 from ..errors import StreamError
-from ..imagegen import GeneratedImage, ImageRequest
+from ..request import ImageRequest
 from ._config_base import _HTTPProviderBase
+from .base import GeneratedImage
 from .http import HTTPProvider, sniff_mime
 
 

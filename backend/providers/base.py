@@ -7,20 +7,31 @@ from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar
 
-from .._continuation import continuation_request
 from ..errors import UnsupportedCapabilityError
 from ..events import StreamEvent
 from ..media import has_images
 from ..request import ChatRequest
 from ._config_base import _ProviderBase
+from .continuation import continuation_request
 
 if TYPE_CHECKING:
     import numpy as np
     from numpy.typing import NDArray
 
-    from ..imagegen import GeneratedImage, ImageRequest
+    from ..request import ImageRequest
 
 ConfigT = TypeVar("ConfigT", bound=_ProviderBase)
+
+
+@dataclass(slots=True)
+class GeneratedImage:
+    """What an adapter returns: image bytes (PNG, JPEG or WebP) and what the provider said about them."""
+
+    data: bytes
+    mime: str = "image/png"
+    revised_prompt: str | None = None
+    seed: int | None = None
+    url: str | None = None  # set (and `data` empty) when the image lives elsewhere: fetched without credentials
 
 
 @dataclass(frozen=True, slots=True)

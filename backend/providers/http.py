@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import functools
 import json
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
 
-from .._retry import parse_retry_after
 from ..errors import (
     APIConnectionError,
     APIError,
@@ -326,6 +327,28 @@ def error_text(error: Any) -> str:
     if isinstance(error, dict):
         return str(error.get("message") or error.get("detail") or error)
     return str(error)
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait as the upstream asked: `retry-after-ms`, then `retry-after` as seconds or an HTTP date."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(float(raw_ms) / 1000, 0.0)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(float(raw), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
 
 
 def listed_names(entries: Any, *keys: str) -> Iterator[str]:

@@ -14,7 +14,6 @@ import httpx
 from httpx_sse import EventSource
 from pydantic import Field
 
-from .._continuation import continuation_request
 from ..errors import (
     APIConnectionError,
     APIError,
@@ -24,9 +23,10 @@ from ..errors import (
     error_class_for_status,
 )
 from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta, Usage
-from ..imagegen import GeneratedImage, ImageRequest
-from ..request import PASS_THROUGH, ChatRequest
+from ..request import PASS_THROUGH, ChatRequest, ImageRequest
 from ._config_base import _HTTPProviderBase
+from .base import GeneratedImage
+from .continuation import continuation_request
 from .http import JSON_BODY_LIMIT, HTTPProvider, bounded, listed_names, sniff_mime
 
 if TYPE_CHECKING:

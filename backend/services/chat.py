@@ -20,9 +20,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from typing import Any
 
-from .._continuation import OverlapTrimmer
-from .._retry import retry_delay
-from .._watchdog import SilenceWatchdog
 from ..errors import (
     APIError,
     APITimeoutError,
@@ -34,9 +31,12 @@ from ..errors import (
 from ..events import Queued, ReasoningDelta, Resumed, Retrying, Started, StreamEvent, TextDelta, ToolCallDelta
 from ..media import has_images, inline_remote_images
 from ..providers import Provider
+from ..providers._watchdog import SilenceWatchdog
+from ..providers.continuation import OverlapTrimmer
 from ..request import ChatRequest
 from .cooldown import Cooldowns
 from .registry import ModelRegistry
+from .retry import retry_delay
 
 
 class ChatService:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from .._retry import retry_delay
 from ..errors import APIError, BadRequestError, StreamError
-from ..imagegen import GeneratedImage, ImageRequest, ImageStore, StoredImage
 from ..media import fetch_bytes
+from ..providers.base import GeneratedImage
 from ..providers.http import sniff_mime
+from ..request import ImageRequest
+from .image_store import ImageStore, StoredImage
 from .registry import ModelRegistry
+from .retry import retry_delay
 
 MAX_IMAGES = 10
 IMAGE_DOWNLOAD_LIMIT = 64_000_000  # bytes of one generated image fetched from a URL

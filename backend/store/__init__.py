@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from .sql import SQLConversationStore
+from .conversations import SQLConversationStore
 
 __all__ = ["SQLConversationStore"]

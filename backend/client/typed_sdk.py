@@ -23,7 +23,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, Unpack
 
-from .errors import (
+from ..api.types import ChatCompletion, ChatCompletionChunk
+from ..errors import (
     BadRequest,
     Forbidden,
     InternalServerError,
@@ -33,12 +34,11 @@ from .errors import (
     TooManyRequests,
     Unauthorized,
 )
+from ..request import Message
 from .in_code import InCode
-from .request import Message
-from .types import ChatCompletion, ChatCompletionChunk
 
 if TYPE_CHECKING:
-    from .client import AsyncCompletions, AsyncStream, Completions
+    from .async_client import AsyncCompletions, AsyncStream, Completions
 
 T = TypeVar("T")
 

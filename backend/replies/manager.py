@@ -22,14 +22,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from .conversations import Conversation, ConversationStore, Handover, ReplyPart, StoredMessage
-from .errors import SwitchboardError
-from .events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
-from .request import ChatRequest
+from ..conversations.model import Conversation, ConversationStore, Handover, ReplyPart, StoredMessage
+from ..errors import SwitchboardError
+from ..events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
+from ..request import ChatRequest
 
 if TYPE_CHECKING:
-    from .relay import Relay, RemoteReply
-    from .services import ChatService
+    from ..replicas.relay import Relay, RemoteReply
+    from ..services import ChatService
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .request import ChatRequest
+from ..request import ChatRequest
 
 CONTINUE_PROMPT = (
     "Your previous message was cut off by a network error. Continue it exactly from where it stopped, "

@@ -24,12 +24,12 @@ import aiofiles
 import aiofiles.os
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from ._files import owner_folder, remove_stale_temporaries, write_atomically
-from .documents import Document
-from .errors import OwnMessageError
-from .media import Image
-from .offload import sized
-from .request import Message
+from ..documents.reader import Document
+from ..errors import OwnMessageError
+from ..media import Image
+from ..offload import sized
+from ..request import Message
+from .media_files import owner_folder, remove_stale_temporaries, write_atomically
 
 log = logging.getLogger(__name__)
 

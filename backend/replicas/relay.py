@@ -34,15 +34,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from .conversations import ConversationStore, StoredMessage
-from .events import StreamEvent
-from .limits import SharedUploadAllowance, SharedVisitorLimits
+from ..conversations.model import ConversationStore, StoredMessage
+from ..events import StreamEvent
+from ..limits import SharedUploadAllowance, SharedVisitorLimits
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
 
-    from .replies import RunningReply
-    from .services.cooldown import Cooldowns
+    from ..replies.manager import RunningReply
+    from ..services.cooldown import Cooldowns
 
 log = logging.getLogger(__name__)
 

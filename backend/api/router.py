@@ -34,8 +34,9 @@ import aiofiles
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
-from .client import collect, completion_chunks
-from .errors import (
+from ..app import Backend
+from ..client.async_client import collect, completion_chunks
+from ..errors import (
     APIError,
     APITimeoutError,
     AuthenticationError,
@@ -50,14 +51,12 @@ from .errors import (
     UnknownModelError,
     UnsupportedCapabilityError,
 )
-from .imagegen import ImageRequest
-from .limits import TooManyRequestsError, VisitorLimits, login_visitor
-from .request import PASS_THROUGH, ChatRequest
-from .services import Backend
+from ..limits import TooManyRequestsError, VisitorLimits, login_visitor
+from ..request import PASS_THROUGH, ChatRequest, ImageRequest
 
 if TYPE_CHECKING:
-    from .auth import Users
-    from .relay import Relay
+    from ..auth import Users
+    from ..replicas.relay import Relay
 
 log = logging.getLogger(__name__)
 

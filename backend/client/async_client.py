@@ -22,18 +22,11 @@ from concurrent.futures import Future
 from types import TracebackType
 from typing import Any, Literal, TypeVar, Unpack, overload
 
-from . import media
-from .config import Settings, load_settings
-from .events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
-from .imagegen import ImageRequest
-from .in_code import Naming, settings_in_code
-from .request import ChatRequest, Message
-from .services import Backend
-from .typed_sdk import AsyncTypedChat, ClientOptions, TypedChat, in_code
-from .types import (
+from .. import media
+from ..api.types import (
     ChatCompletion as ChatCompletionObject,
 )
-from .types import (
+from ..api.types import (
     ChatCompletionChunk,
     ChatCompletionMessage,
     Choice,
@@ -47,6 +40,12 @@ from .types import (
     ImagesResponse,
     ToolCall,
 )
+from ..app import Backend
+from ..config import Settings, load_settings
+from ..events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
+from ..request import ChatRequest, ImageRequest, Message
+from .in_code import Naming, settings_in_code
+from .typed_sdk import AsyncTypedChat, ClientOptions, TypedChat, in_code
 
 T = TypeVar("T")
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ..errors import OwnMessageError
+from ..limits import TooManyRequestsError
 from ._pdf_reader import MAX_PDF_PAGES
-from .errors import OwnMessageError
-from .limits import TooManyRequestsError
 
 log = logging.getLogger(__name__)
 

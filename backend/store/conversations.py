@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DatabaseError, DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from ..conversations import (
+from ..conversations.model import (
     MAX_MESSAGES,
     Conversation,
     ConversationError,
@@ -60,9 +60,9 @@ from ..conversations import (
     legacy_conversations,
 )
 from ..errors import ConfigError
-from ..imagegen import legacy_image_details
 from ..media import Image
 from ..offload import sized
+from ..services.image_store import legacy_image_details
 from ._schema import (
     api_keys,
     conversations,

@@ -1,4 +1,4 @@
-"""Image generation requests and results, and where generated images are kept.
+"""Where generated images are kept.
 
 Every generated image is written under `<data_dir>/images/` with aiofiles, next to a JSON file holding the prompt,
 model and parameters; both are written to a temporary name and renamed, so a crash never leaves half a file.
@@ -8,58 +8,19 @@ from __future__ import annotations
 
 import io
 import json
-import re
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import aiofiles
 import aiofiles.os
 
-from ._files import owner_folder, remove_stale_temporaries, write_atomically
-
-SIZE = re.compile(r"^(\d{2,5})x(\d{2,5})$")
-SIDES = (64, 4096)  # pixels per side that any image model we know of accepts; beyond them the request is refused
-
-
-@dataclass(slots=True)
-class ImageRequest:
-    """One generation request. `model` is `provider/model` until the service resolves it."""
-
-    model: str
-    prompt: str
-    negative_prompt: str | None = None
-    size: str = "1024x1024"
-    n: int = 1
-    seed: int | None = None
-    quality: str | None = None
-
-    def for_model(self, model: str) -> ImageRequest:
-        return replace(self, model=model)
-
-    def dimensions(self) -> tuple[int, int]:
-        match = SIZE.match(self.size)
-        if not match:
-            raise ValueError(f"size must look like 1024x1024 (got {self.size[:40]!r})")
-        width, height = int(match[1]), int(match[2])
-        low, high = SIDES
-        if not (low <= width <= high and low <= height <= high):
-            raise ValueError(f"each side of size must be between {low} and {high} pixels (got {width}x{height})")
-        return width, height
-
-
-@dataclass(slots=True)
-class GeneratedImage:
-    """What an adapter returns: image bytes (PNG, JPEG or WebP) and what the provider said about them."""
-
-    data: bytes
-    mime: str = "image/png"
-    revised_prompt: str | None = None
-    seed: int | None = None
-    url: str | None = None  # set (and `data` empty) when the image lives elsewhere: fetched without credentials
+from ..conversations.media_files import owner_folder, remove_stale_temporaries, write_atomically
+from ..providers.base import GeneratedImage
+from ..request import ImageRequest
 
 
 @dataclass(slots=True)

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypedDict
 
-from .config import LOCAL_PROVIDER, Settings
-from .providers._config_base import _HTTPProviderBase
+from ..config import LOCAL_PROVIDER, Settings
+from ..providers._config_base import _HTTPProviderBase
 
 IMAGES = "images"  # the name of the image provider among the providers
 # Where kind "openai" goes when given no endpoint (in a configuration file that kind serves any compatible

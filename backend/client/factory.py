@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from .client import Client
-from .config import LOCAL_MODEL, LOCAL_PROVIDER, Settings
-from .errors import SwitchboardError
-from .providers import adapters
-from .providers._config_base import _HTTPProviderBase
-from .request import Message
+from ..config import LOCAL_MODEL, LOCAL_PROVIDER, Settings
+from ..errors import SwitchboardError
+from ..providers import adapters
+from ..providers._config_base import _HTTPProviderBase
+from ..request import Message
+from .async_client import Client
 
 
 def create_client(
