@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .config import Settings, load_settings
-from .conversations.model import ConversationStore
 from .conversations.open_chats import SharedConversations
+from .conversations.stores import ApiKeyStore, ConversationStore, PresetStore
 from .documents.reader import DocumentReader
 from .providers import Provider, create_provider
 from .replies.manager import Replies
@@ -18,7 +18,7 @@ from .services.image_store import ImageStore
 from .services.images import ImageService
 from .services.registry import ModelRegistry
 from .services.vision import VisionService
-from .store import SQLConversationStore
+from .store import SQLStore
 from .tools import ToolBox
 
 if TYPE_CHECKING:
@@ -36,16 +36,18 @@ class Backend:
         self.models = ModelRegistry(settings, self.providers)
         self.chat = ChatService(self.models)
         store = settings.store
-        self.store = SQLConversationStore.for_settings(settings.app.data_dir, store.url, store.password())
-        self.conversations: ConversationStore = self.store
+        self.store = SQLStore.for_settings(settings.app.data_dir, store.url, store.password())
+        self.conversations: ConversationStore = self.store.conversations
+        self.presets: PresetStore = self.store.presets
+        self.api_keys: ApiKeyStore = self.store.api_keys
         # The conversations pages show, one copy each however many pages show one (what a page keeps is a ShownChat).
-        self.shared = SharedConversations(self.store)
-        self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store))
+        self.shared = SharedConversations(self.conversations)
+        self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store.images))
         self.vision = VisionService(self.chat)
         self.documents = DocumentReader(
             max_bytes=settings.app.max_upload_bytes, seconds=settings.app.document_read_timeout
         )
-        self.replies = Replies(self.chat, self.store, title_model=settings.defaults.title, relay=self._relay())
+        self.replies = Replies(self.chat, self.conversations, title_model=settings.defaults.title, relay=self._relay())
         self.tools = ToolBox(settings.tools)  # MCP servers start when a reply first needs them
 
     def _relay(self) -> Relay | None:
@@ -55,7 +57,7 @@ class Backend:
             return None
         from .replicas.relay import Relay
 
-        return Relay(redis.url, self.store, password=redis.password(), cooldowns=self.chat.cooldowns)
+        return Relay(redis.url, self.conversations, password=redis.password(), cooldowns=self.chat.cooldowns)
 
     @classmethod
     def from_config(cls, path: str | os.PathLike[str] | None = None) -> Backend:
@@ -74,7 +76,7 @@ class Backend:
         if self.replies.relay is None:
             # One app process per store: a reply still marked running was cut off when the app last stopped. (With
             # replicas, others may be writing theirs: the relay's sweep finds those whose replica died.)
-            await self.store.interrupt_replies()
+            await self.store.conversations.interrupt_replies()
         await self.store.aclose()  # this loop's connections; the server opens its own
 
     async def aclose(self) -> None:

@@ -18,7 +18,7 @@ as p50 and p95 of several repetitions, each SQL store's ratio to the JSON store.
 
   JSON files  bench/json_store.py, the store Switchboard used before (one file per conversation, fsynced, an
               in-memory index of every conversation's text for list and search),
-  SQLite      `SQLConversationStore.for_settings(folder)` (WAL, synchronous=NORMAL),
+  SQLite      `SQLStore.for_settings(folder)` (WAL, synchronous=NORMAL),
   PostgreSQL  a throwaway local cluster (tests/postgres.py; fsync off), ANALYZEd after the load as autovacuum
               soon would be (search is also timed before); skipped, with the reason, without its binaries.
 
@@ -123,7 +123,8 @@ class Engine:
 
 
 async def close(store: Any) -> None:
-    aclose = getattr(store, "aclose", None)
+    """Close a store's connections: the JSON store's own, or the SQL conversations' database's."""
+    aclose = getattr(store, "aclose", None) or getattr(getattr(store, "database", None), "aclose", None)
     if aclose is not None:
         await aclose()
 
@@ -167,7 +168,7 @@ async def measure(engine: Engine, conversations: int, repeat: int) -> dict[str, 
     results: dict[str, list[float]] = {}
     try:
         # One call before the concurrent saves of the load, as the owner's first page load would be: with several
-        # first calls at once, SQLConversationStore can hand out its engine before its migration has run (SQLite:
+        # first calls at once, the SQL store can hand out its engine before its migration has run (SQLite:
         # "no such table") and run its per-owner import of JSON files twice (PostgreSQL: a duplicate key).
         await newest(store, engine.key)
         results["load"] = [await load(store, engine.name, conversations)]
@@ -287,7 +288,7 @@ async def long_reply(store: Any, streaming: bool, conversations: int) -> dict[st
 
 def engines(folder: Path, wanted: tuple[str, ...], stack: list[Callable[[], None]]) -> list[Engine]:
     """The stores to measure, each in a folder of its own (a SQL store imports JSON files it finds in its folder)."""
-    from backend.store import SQLConversationStore
+    from backend.store import SQLStore
     from bench.json_store import FileConversationStore
 
     found = []
@@ -295,7 +296,7 @@ def engines(folder: Path, wanted: tuple[str, ...], stack: list[Callable[[], None
         root = folder / "json" / "conversations"
         found.append(Engine("json", lambda: FileConversationStore(root)))
     if "sqlite" in wanted:
-        found.append(Engine("sqlite", lambda: SQLConversationStore.for_settings(folder / "sqlite")))
+        found.append(Engine("sqlite", lambda: SQLStore.for_settings(folder / "sqlite").conversations))
     if "postgresql" in wanted:
         from sqlalchemy import text as sql
 
@@ -342,7 +343,7 @@ def engines(folder: Path, wanted: tuple[str, ...], stack: list[Callable[[], None
             found.append(
                 Engine(
                     "postgresql",
-                    lambda: SQLConversationStore(url, folder / "postgresql", password=server.password),
+                    lambda: SQLStore(url, folder / "postgresql", password=server.password).conversations,
                     note="local throwaway cluster, fsync off; ANALYZE after the load",
                     settle=analyze,
                     indexed=indexed,

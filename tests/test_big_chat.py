@@ -27,7 +27,7 @@ from backend import (
     parse_import,
 )
 from backend.conversations import ReplyPart
-from backend.store import SQLConversationStore
+from backend.store import SQLStore
 from bench import big_chat
 from tests.conftest import scripted_config, stored_conversations
 from webui.chat import history
@@ -79,11 +79,11 @@ def test_a_full_chat_takes_no_more_and_says_so(upstream, write_config, serve_app
 
 
 async def test_the_store_takes_no_new_chat_of_more_than_max_messages(tmp_path):
-    store = SQLConversationStore.for_settings(tmp_path)
+    store = SQLStore.for_settings(tmp_path)
     too_many = Conversation(messages=[StoredMessage(role="user", text=str(n)) for n in range(MAX_MESSAGES + 1)])
     with pytest.raises(ConversationError, match="the most a chat can"):
-        await store.save("alice", too_many)
-    assert await store.list("alice") == []
+        await store.conversations.save("alice", too_many)
+    assert await store.conversations.list("alice") == []
     await store.aclose()
 
 
@@ -101,8 +101,8 @@ def test_an_import_of_too_many_messages_is_refused_before_reading_them():
 
 @pytest.fixture
 async def shared(tmp_path):
-    store = SQLConversationStore.for_settings(tmp_path)
-    yield SharedConversations(store, most_bytes=1 << 20)
+    store = SQLStore.for_settings(tmp_path)
+    yield SharedConversations(store.conversations, most_bytes=1 << 20)
     await store.aclose()
 
 

@@ -14,7 +14,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from backend import Backend, Conversation, StoredMessage, load_settings
-from backend.store import SQLConversationStore
+from backend.store import SQLStore
 from tests.conftest import ARTIFACTS, scripted_config
 from tests.test_browser import ANSWERS, MESSAGE_BOX, USER_MESSAGES, WAIT, open_chat, send, words
 from tests.test_browser_conversations import chat_menu, item_titled, listed, open_id
@@ -41,15 +41,15 @@ def seed_chats(data_dir: Path, count: int = 40) -> None:
     """`count` chats of one exchange each for the local owner, spread over the last weeks."""
 
     async def seed() -> None:
-        store = SQLConversationStore.for_settings(data_dir)
+        store = SQLStore.for_settings(data_dir)
         now = time.time()
         for number in range(count):
             chat = Conversation(title=f"{TOPICS[number % len(TOPICS)]} {number}", model="scripted/scripted-1")
             chat.add(StoredMessage(role="user", text=f"Question {number}"))
             chat.add(StoredMessage(role="assistant", text=f"Answer {number}.", provider="scripted", model="scripted-1"))
-            await store.save("local", chat)
+            await store.conversations.save("local", chat)
             when = now - AGES[number % len(AGES)] * DAY - number * 60
-            await store._run(  # the store stamps every save with the time it is made
+            await store.database.run(  # the store stamps every save with the time it is made
                 lambda connection, id_=chat.id, when=when: connection.exec_driver_sql(
                     "UPDATE conversations SET updated = ? WHERE id = ?", (when, id_)
                 ),

@@ -25,7 +25,7 @@ from backend.conversations import (
     parse_import,
 )
 from backend.conversations.media_files import owner_folder
-from backend.store import SQLConversationStore
+from backend.store import SQLStore
 
 
 def sample(text: str = "How do tides work?") -> Conversation:
@@ -65,24 +65,35 @@ def engine(request, tmp_path) -> tuple[str, str | None]:
 def opened(engine, tmp_path):
     """Open a store on the test's database, as a fresh process would (call it again for another process)."""
 
-    def open_store() -> SQLConversationStore:
+    def open_store() -> SQLStore:
         url, password = engine
-        return SQLConversationStore(url, tmp_path, password=password)
+        return SQLStore(url, tmp_path, password=password)
 
     return open_store
 
 
 @pytest.fixture
-async def store(opened):
+async def database(opened):
+    """The test's store, closed after it."""
     store = opened()
     yield store
     await store.aclose()
 
 
+@pytest.fixture
+def store(database):
+    return database.conversations
+
+
+@pytest.fixture
+def presets(database):
+    return database.presets
+
+
 async def test_round_trip_keeps_everything(store, opened):
     conversation = sample()
     await store.save("alice", conversation)
-    again = await opened().get("alice", conversation.id)  # another process
+    again = await opened().conversations.get("alice", conversation.id)  # another process
     assert again.model_dump(exclude={"updated"}) == conversation.model_dump(exclude={"updated"})
     assert again.revision == 1
 
@@ -139,7 +150,7 @@ async def test_a_stale_write_is_refused_and_changes_nothing(store):
         await store.save("alice", twin)
 
 
-async def test_owners_never_see_each_other_through_any_method(store):
+async def test_owners_never_see_each_other_through_any_method(store, presets):
     """Bob, with Alice's ids, through every method of the store: nothing of hers is read, changed or removed."""
     mine = sample("alice's secret plan")
     await store.save("alice", mine)
@@ -159,12 +170,12 @@ async def test_owners_never_see_each_other_through_any_method(store):
     forged.nodes, forged.leaf = [StoredMessage(role="user", text="bob was here")], 0
     with pytest.raises(StaleConversationError):  # an update of a conversation Bob does not have
         await store.save("bob", forged)
-    await store.save_preset("alice", Preset(name="Lawyer", text="alice's secret instructions"))
-    assert await store.presets("bob") == []
+    await presets.save("alice", Preset(name="Lawyer", text="alice's secret instructions"))
+    assert await presets.list("bob") == []
     with pytest.raises(ConversationError):
-        await store.delete_preset("bob", "Lawyer")
-    await store.save_preset("bob", Preset(name="Lawyer", text="bob's own"))  # the same name: his own preset
-    assert [p.text for p in await store.presets("alice")] == ["alice's secret instructions"]
+        await presets.delete("bob", "Lawyer")
+    await presets.save("bob", Preset(name="Lawyer", text="bob's own"))  # the same name: his own preset
+    assert [p.text for p in await presets.list("alice")] == ["alice's secret instructions"]
     forged.revision = 0
     await store.save("bob", forged)  # a new conversation of Bob's own, whatever its id
     assert (await store.get("alice", mine.id)).messages == mine.messages
@@ -183,17 +194,17 @@ async def test_search_is_ranked_with_a_snippet_over_a_thousand_conversations(sto
         await store.save("alice", conversation)
     fresh = opened()
     started = time.perf_counter()
-    found = await fresh.list("alice", "zebra")
-    searches = [await fresh.list("alice", f"chat {n}") for n in range(0, 1000, 50)]
+    found = await fresh.conversations.list("alice", "zebra")
+    searches = [await fresh.conversations.list("alice", f"chat {n}") for n in range(0, 1000, 50)]
     elapsed = time.perf_counter() - started
     assert {s.title for s in found} == {"Chat 617", "Chat 618"}
     assert found[0].title == "Chat 618"  # the better match first
     assert "zebra" in found[1].snippet.lower() and "harbour" in found[1].snippet
-    assert len(await fresh.list("alice", "Crossing HARBOUR")) == 1  # case aside, every word
-    assert await fresh.list("alice", "zebra walrus") == []
-    assert len(await fresh.list("alice")) == 1000
+    assert len(await fresh.conversations.list("alice", "Crossing HARBOUR")) == 1  # case aside, every word
+    assert await fresh.conversations.list("alice", "zebra walrus") == []
+    assert len(await fresh.conversations.list("alice")) == 1000
     assert all(len(result) >= 1 for result in searches)
-    assert await fresh.list("alice", "\"*?:()^-'; DROP") == []  # no syntax reaches the engine
+    assert await fresh.conversations.list("alice", "\"*?:()^-'; DROP") == []  # no syntax reaches the engine
     await fresh.aclose()
     print(f"21 searches over 1,000 conversations: {elapsed * 1000:.0f} ms")
 
@@ -222,24 +233,24 @@ async def test_a_question_joins_the_search_with_its_reply(store):
     assert [s.id for s in await store.list("alice", "belugas")] == [chat.id]
 
 
-async def test_presets_are_saved_replaced_listed_and_deleted(store, opened):
-    await store.save_preset("alice", Preset(name="  Terse   reviewer ", text="Answer in one line."))
-    await store.save_preset("alice", Preset(name="author", text="Write like a novelist."))
-    await store.save_preset("alice", Preset(name="terse REVIEWER", text="Answer in one word."))  # replaces it
+async def test_presets_are_saved_replaced_listed_and_deleted(presets, opened):
+    await presets.save("alice", Preset(name="  Terse   reviewer ", text="Answer in one line."))
+    await presets.save("alice", Preset(name="author", text="Write like a novelist."))
+    await presets.save("alice", Preset(name="terse REVIEWER", text="Answer in one word."))  # replaces it
     again = opened()  # another process sees them
-    assert [(p.name, p.text) for p in await again.presets("alice")] == [
+    assert [(p.name, p.text) for p in await again.presets.list("alice")] == [
         ("author", "Write like a novelist."),
         ("terse REVIEWER", "Answer in one word."),
     ]
-    await again.delete_preset("alice", "author")
+    await again.presets.delete("alice", "author")
     with pytest.raises(ConversationError, match="no preset of that name"):
-        await again.delete_preset("alice", "author")
-    assert [p.name for p in await store.presets("alice")] == ["terse REVIEWER"]
+        await again.presets.delete("alice", "author")
+    assert [p.name for p in await presets.list("alice")] == ["terse REVIEWER"]
     for number in range(99):
-        await store.save_preset("alice", Preset(name=f"p{number}", text="x"))
+        await presets.save("alice", Preset(name=f"p{number}", text="x"))
     with pytest.raises(ConversationError, match="100 presets"):
-        await store.save_preset("alice", Preset(name="one too many", text="x"))
-    await store.save_preset("alice", Preset(name="P0", text="replacing one is fine"))
+        await presets.save("alice", Preset(name="one too many", text="x"))
+    await presets.save("alice", Preset(name="P0", text="replacing one is fine"))
     await again.aclose()
     with pytest.raises(ValueError):
         Preset(name="   ", text="x")
@@ -251,10 +262,10 @@ CRASHER = textwrap.dedent(
     """
     import asyncio, sys
     from backend.conversations import Conversation, StoredMessage
-    from backend.store import SQLConversationStore
+    from backend.store import SQLStore
 
     async def main(url, password, root):
-        store = SQLConversationStore(url, root, password=password or None)
+        store = SQLStore(url, root, password=password or None)
         conversations = [Conversation(title=f"c{i}") for i in range(5)]
         n = 0
         await store.open()
@@ -263,7 +274,7 @@ CRASHER = textwrap.dedent(
             for conversation in conversations:
                 n += 1
                 conversation.add(StoredMessage(role="user", text="x" * 5000 + str(n)))
-                await store.save("alice", conversation)
+                await store.conversations.save("alice", conversation)
 
     asyncio.run(main(*sys.argv[1:]))
     """
@@ -285,10 +296,10 @@ def test_killed_during_writes_every_conversation_still_loads(engine, opened, tmp
 
     async def check() -> None:
         store = opened()
-        summaries = await store.list("alice")
+        summaries = await store.conversations.list("alice")
         assert len(summaries) == 25  # five runs, five conversations each
         for summary in summaries:
-            conversation = await store.get("alice", summary.id)
+            conversation = await store.conversations.get("alice", summary.id)
             assert conversation.messages  # what its last committed save held
             assert len(conversation.messages) == conversation.revision  # one message per committed save
         await store.aclose()
@@ -298,7 +309,7 @@ def test_killed_during_writes_every_conversation_still_loads(engine, opened, tmp
 
 def test_a_damaged_database_is_one_sentence_at_start_up(tmp_path):
     (tmp_path / "switchboard.db").write_bytes(b"this is not a database at all" * 100)
-    store = SQLConversationStore.for_settings(tmp_path)
+    store = SQLStore.for_settings(tmp_path)
     with pytest.raises(ConfigError, match=r"^store: .*switchboard\.db is damaged") as caught:
         asyncio.run(store.open())
     assert "\n" not in str(caught.value)
@@ -309,7 +320,7 @@ def test_a_database_another_program_keeps_locked_is_one_sentence_at_start_up(tmp
     import sqlite3
 
     async def create() -> None:
-        store = SQLConversationStore.for_settings(tmp_path)
+        store = SQLStore.for_settings(tmp_path)
         await store.open()
         await store.aclose()
 
@@ -318,7 +329,7 @@ def test_a_database_another_program_keeps_locked_is_one_sentence_at_start_up(tmp
     other.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(ConfigError, match=r"^store: .*switchboard\.db is locked by another program") as caught:
-            asyncio.run(SQLConversationStore.for_settings(tmp_path).open())
+            asyncio.run(SQLStore.for_settings(tmp_path).open())
     finally:
         other.execute("ROLLBACK")
         other.close()
@@ -327,7 +338,7 @@ def test_a_database_another_program_keeps_locked_is_one_sentence_at_start_up(tmp
 
 def test_a_database_from_a_newer_version_is_refused(tmp_path):
     async def run() -> None:
-        store = SQLConversationStore.for_settings(tmp_path)
+        store = SQLStore.for_settings(tmp_path)
         await store.open()
         await store.aclose()
         import sqlite3
@@ -335,7 +346,7 @@ def test_a_database_from_a_newer_version_is_refused(tmp_path):
         with sqlite3.connect(tmp_path / "switchboard.db") as raw:
             raw.execute("UPDATE alembic_version SET version_num = '9999'")
         with pytest.raises(ConfigError, match="written by a newer Switchboard"):
-            await SQLConversationStore.for_settings(tmp_path).open()
+            await SQLStore.for_settings(tmp_path).open()
 
     asyncio.run(run())
 
@@ -355,12 +366,12 @@ async def test_json_conversations_of_an_earlier_version_are_imported_once(opened
     store = opened()
     await store.open(["alice"])  # at start-up, for the owners known then
     assert "imported 2 conversation(s) of 'alice'" in caplog.text
-    assert {s.id for s in await store.list("alice")} == {c.id for c in old}
-    assert (await store.get("alice", old[0].id)).messages == old[0].messages
-    assert await store.list("bob") == []
+    assert {s.id for s in await store.conversations.list("alice")} == {c.id for c in old}
+    assert (await store.conversations.get("alice", old[0].id)).messages == old[0].messages
+    assert await store.conversations.list("bob") == []
     await store.aclose()
     again = opened()
-    assert len(await again.list("alice")) == 2
+    assert len(await again.conversations.list("alice")) == 2
     assert caplog.text.count("imported 2 conversation(s)") == 1
     assert sorted(path.read_bytes() for path in folder.iterdir()) == before  # the files are left as they were
     await again.aclose()
@@ -419,7 +430,7 @@ def test_bad_imports_are_refused_clearly(data, expected):
 
 
 def test_an_unreachable_database_is_one_sentence(tmp_path):
-    store = SQLConversationStore("postgresql+asyncpg://switchboard@127.0.0.1:9/none", tmp_path, password="pw")
+    store = SQLStore("postgresql+asyncpg://switchboard@127.0.0.1:9/none", tmp_path, password="pw")
     with pytest.raises(ConfigError, match=r"^store: cannot use the database at postgresql\+asyncpg://") as caught:
         asyncio.run(store.open())
     assert "pw" not in str(caught.value) and "\n" not in str(caught.value)
@@ -437,14 +448,14 @@ def test_the_app_stops_at_start_up_on_a_damaged_database(tmp_path, write_config,
     assert error.startswith("switchboard: store: ") and "is damaged" in error and "\n" not in error
 
 
-async def test_generated_images_details_are_rows_and_earlier_json_details_are_imported(store, tmp_path):
+async def test_generated_images_details_are_rows_and_earlier_json_details_are_imported(database, tmp_path):
     """Generated images keep their details (prompt, model, size, seed) as rows referencing the files; the JSON
     files an earlier version wrote beside its images are imported once, and left as they were."""
     from backend.providers.base import GeneratedImage
     from backend.request import ImageRequest
     from backend.services.image_store import ImageStore
 
-    images = ImageStore(tmp_path / "images", store)
+    images = ImageStore(tmp_path / "images", database.images)
     folder = images.folder("alice")
     folder.mkdir(parents=True)
     (folder / "20250101-000000-000000000-abc123.png").write_bytes(b"\x89PNG old")
@@ -467,7 +478,7 @@ async def test_generated_images_details_are_rows_and_earlier_json_details_are_im
     assert history[0].path == saved.path and history[1].created == 1735689600.0
     assert not saved.path.with_suffix(".json").exists()  # details live in the database now
     assert await images.history("bob") == []
-    assert len(await ImageStore(tmp_path / "images", store).history("alice")) == 2  # imported once, not twice
+    assert len(await ImageStore(tmp_path / "images", database.images).history("alice")) == 2  # imported once, not twice
 
 
 async def test_the_first_calls_arriving_together_all_succeed(opened, tmp_path):
@@ -479,10 +490,11 @@ async def test_the_first_calls_arriving_together_all_succeed(opened, tmp_path):
     (folder / f"{old.id}.json").write_text(old.model_dump_json(exclude={"revision"}))
     store = opened()
     results = await asyncio.gather(
-        *(store.list("carol") for _ in range(10)), *(store.save("dan", sample()) for _ in range(10))
+        *(store.conversations.list("carol") for _ in range(10)),
+        *(store.conversations.save("dan", sample()) for _ in range(10)),
     )
     assert all([s.id for s in listing] == [old.id] for listing in results[:10])
-    assert len(await store.list("dan")) == 10
+    assert len(await store.conversations.list("dan")) == 10
     await store.aclose()
 
 
@@ -504,7 +516,7 @@ async def test_saves_that_change_part_of_a_conversation_store_exactly_that(store
         step(conversation)
         await store.save("alice", conversation)
         other = opened()
-        again = await other.get("alice", conversation.id)
+        again = await other.conversations.get("alice", conversation.id)
         assert [(m.role, m.text) for m in again.messages] == [(m.role, m.text) for m in conversation.messages]
         assert [(m.parent, m.text) for m in again.nodes] == [(m.parent, m.text) for m in conversation.nodes]
         assert again.title == conversation.title and again.revision == conversation.revision
@@ -575,19 +587,19 @@ async def test_a_new_chat_and_a_message_sent_are_each_saved_by_one_statement_on_
     from sqlalchemy import Engine, event
 
     url, password = postgres_url
-    store = SQLConversationStore(url, tmp_path, password=password)
-    await store.list("alice")  # the schema and the owner's one-time import of JSON files come first
+    store = SQLStore(url, tmp_path, password=password)
+    await store.conversations.list("alice")  # the schema and the owner's one-time import of JSON files come first
     statements: list[str] = []
 
     def executed(_connection, _cursor, statement, *_rest) -> None:
         if "search_vector IS NULL LIMIT" not in statement:  # (a store's indexer, on its own timer: not the save's)
             statements.append(statement)
 
-    async def saved_by(conversation: Conversation, by: SQLConversationStore = store) -> list[str]:
+    async def saved_by(conversation: Conversation, by: SQLStore = store) -> list[str]:
         statements.clear()
         event.listen(Engine, "before_cursor_execute", executed)
         try:
-            await by.save("alice", conversation)
+            await by.conversations.save("alice", conversation)
         finally:
             event.remove(Engine, "before_cursor_execute", executed)
         return list(statements)
@@ -599,26 +611,30 @@ async def test_a_new_chat_and_a_message_sent_are_each_saved_by_one_statement_on_
     conversation = Conversation()
     ask(conversation, "Why is the sky blue?")
     assert len(await saved_by(conversation)) == 1, statements
-    stored = await store.get("alice", conversation.id)
+    stored = await store.conversations.get("alice", conversation.id)
     assert [(m.role, m.text, m.status, m.parent) for m in stored.nodes] == [
         ("user", "Why is the sky blue?", "complete", None),
         ("assistant", "", "streaming", 0),
     ]
-    assert [row[:3] for row in await store.running_replies()] == [("alice", conversation.id, 1)]
+    assert [row[:3] for row in await store.conversations.running_replies()] == [("alice", conversation.id, 1)]
     with pytest.raises(StaleConversationError):
-        await store.save("alice", Conversation(id=conversation.id, messages=[StoredMessage(role="user", text="x")]))
+        await store.conversations.save(
+            "alice", Conversation(id=conversation.id, messages=[StoredMessage(role="user", text="x")])
+        )
 
-    await store.finish_reply("alice", conversation.id, 1, StoredMessage(role="assistant", text="Scattering.", parent=0))
-    other_tab = await store.get("alice", conversation.id)
-    elsewhere = SQLConversationStore(url, tmp_path, password=password)  # another app process
-    this_tab = await elsewhere.get("alice", conversation.id)
+    await store.conversations.finish_reply(
+        "alice", conversation.id, 1, StoredMessage(role="assistant", text="Scattering.", parent=0)
+    )
+    other_tab = await store.conversations.get("alice", conversation.id)
+    elsewhere = SQLStore(url, tmp_path, password=password)  # another app process
+    this_tab = await elsewhere.conversations.get("alice", conversation.id)
     ask(this_tab, "And sunsets?")
     assert len(await saved_by(this_tab, elsewhere)) == 1, statements
     await elsewhere.aclose()
     ask(other_tab, "Is that all?")
     with pytest.raises(StaleConversationError):
-        await store.save("alice", other_tab)  # one statement too, which finds the revision moved on
-    stored = await store.get("alice", conversation.id)
+        await store.conversations.save("alice", other_tab)  # one statement too, which finds the revision moved on
+    stored = await store.conversations.get("alice", conversation.id)
     assert [(m.role, m.text, m.status, m.parent) for m in stored.nodes] == [
         ("user", "Why is the sky blue?", "complete", None),
         ("assistant", "Scattering.", "complete", 0),
@@ -626,7 +642,7 @@ async def test_a_new_chat_and_a_message_sent_are_each_saved_by_one_statement_on_
         ("assistant", "", "streaming", 2),
     ]
     assert stored.revision == this_tab.revision and stored.leaf == 3
-    assert [row[:3] for row in await store.running_replies()] == [("alice", conversation.id, 3)]
+    assert [row[:3] for row in await store.conversations.running_replies()] == [("alice", conversation.id, 3)]
     await store.aclose()
 
 
@@ -640,7 +656,7 @@ async def test_postgresql_indexes_a_new_chat_after_its_write_and_search_finds_it
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    import backend.store.conversations as sql
+    import backend.store.postgres as sql
 
     url, password = postgres_url
     database = create_async_engine(url, connect_args={"password": password})
@@ -659,32 +675,32 @@ async def test_postgresql_indexes_a_new_chat_after_its_write_and_search_finds_it
 
     monkeypatch.setattr(sql, "INDEX_QUIET", 600.0)  # this process stops before its round
     monkeypatch.setattr(sql, "INDEX_WITHIN", 600.0)
-    first = SQLConversationStore(url, tmp_path, password=password)
+    first = SQLStore(url, tmp_path, password=password)
     tides = sample("How do tides work near a xylophonist's harbour?")
-    await first.save("alice", tides)
+    await first.conversations.save("alice", tides)
     assert not await indexed(tides.id)
-    found = await first.list("alice", "xylophon")
+    found = await first.conversations.list("alice", "xylophon")
     assert [(hit.id, "xylophonist" in hit.snippet) for hit in found] == [(tides.id, True)]
-    assert await first.list("bob", "xylophon") == []
+    assert await first.conversations.list("bob", "xylophon") == []
     tides.title = "Marimba harbour tides"
-    await first.save("alice", tides)  # the text changed: its vector is computed in the same statement
+    await first.conversations.save("alice", tides)  # the text changed: its vector is computed in the same statement
     async with database.connect() as connection:
         query = text("SELECT search_vector @@ to_tsquery('simple', 'marimba') FROM conversations WHERE id = :id")
         assert await connection.scalar(query, {"id": tides.id})
     moons = sample("What do moons of a xylophonist look like?")
-    await first.save("alice", moons)
+    await first.conversations.save("alice", moons)
     await first.aclose()
     assert not await indexed(moons.id)
 
     monkeypatch.setattr(sql, "INDEX_QUIET", 0.05)
     monkeypatch.setattr(sql, "INDEX_WITHIN", 1.0)
-    second = SQLConversationStore(url, tmp_path, password=password)
-    assert {hit.id for hit in await second.list("alice", "xylophonist")} == {tides.id, moons.id}
+    second = SQLStore(url, tmp_path, password=password)
+    assert {hit.id for hit in await second.conversations.list("alice", "xylophonist")} == {tides.id, moons.id}
     assert await indexed_soon(moons.id)  # the next process's first round
     stars = sample("Why do stars twinkle for a xylophonist?")
-    await second.save("alice", stars)
+    await second.conversations.save("alice", stars)
     assert await indexed_soon(stars.id)  # once writes pause
-    assert {hit.id for hit in await second.list("alice", "xylophonist")} == {tides.id, moons.id, stars.id}
+    assert {hit.id for hit in await second.conversations.list("alice", "xylophonist")} == {tides.id, moons.id, stars.id}
     await second.aclose()
     await database.dispose()
 
@@ -695,15 +711,15 @@ async def test_sqlite_merges_its_search_index_and_checkpoints_beside_the_writer(
     file long before SQLite's own 1,000-page mark. Search still finds everything."""
     import sqlite3
 
-    store = SQLConversationStore.for_settings(tmp_path)
-    await store.list("alice")
+    store = SQLStore.for_settings(tmp_path)
+    await store.conversations.list("alice")
     database = tmp_path / "switchboard.db"
     reader = sqlite3.connect(database)
     automerge = reader.execute("SELECT v FROM conversation_search_config WHERE k = 'automerge'").fetchone()
     assert automerge == (0,)
     size_before = database.stat().st_size
     for number in range(24):  # a burst with short pauses (the upkeep must come back after its last write)
-        await store.save("alice", sample(f"Chat number {number}: how do tides work near islands?"))
+        await store.conversations.save("alice", sample(f"Chat number {number}: how do tides work near islands?"))
         await asyncio.sleep(0.008)
 
     def segments() -> int:
@@ -715,7 +731,7 @@ async def test_sqlite_merges_its_search_index_and_checkpoints_beside_the_writer(
         await asyncio.sleep(0.05)
     assert segments() <= 4  # 24 saves, 24 segments, unless merged
     assert database.stat().st_size > size_before  # checkpointed: the saves' pages are in the database file
-    assert len(await store.list("alice", "islands")) == 24
+    assert len(await store.conversations.list("alice", "islands")) == 24
     reader.close()
     await store.aclose()
 
@@ -723,16 +739,16 @@ async def test_sqlite_merges_its_search_index_and_checkpoints_beside_the_writer(
 async def test_sqlite_writes_that_never_pause_keep_the_log_bounded(tmp_path, monkeypatch):
     """With no pause for the upkeep to work in, the writer copies the write-ahead log itself once it passes its
     bound (as SQLite would have), so the log starts over instead of growing with every write."""
-    import backend.store.conversations as sql
+    import backend.store.sqlite as sql
 
     monkeypatch.setattr(sql, "WAL_MOST_BYTES", 256 * 1024)
     monkeypatch.setattr(sql, "UPKEEP_EVERY", 3600.0)  # the upkeep never gets a round in
-    store = SQLConversationStore.for_settings(tmp_path)
+    store = SQLStore.for_settings(tmp_path)
     log = tmp_path / "switchboard.db-wal"
     sizes = []
     for number in range(80):
-        await store.save("alice", sample(f"Chat number {number}: " + "tides and islands " * 40))
+        await store.conversations.save("alice", sample(f"Chat number {number}: " + "tides and islands " * 40))
         sizes.append(log.stat().st_size)
     assert max(sizes) < 1024 * 1024, sizes  # 80 saves wrote several megabytes through it
-    assert len(await store.list("alice", "islands")) == 50  # (a page of results) everything is there
+    assert len(await store.conversations.list("alice", "islands")) == 50  # (a page of results) everything is there
     await store.aclose()

@@ -151,14 +151,14 @@ def test_with_logins_each_request_needs_a_key_that_can_be_revoked(shared, caplog
     with pytest.raises(openai.AuthenticationError):
         sdk(base_url, "sb-wrong-key").models.list()
     assert httpx.get(base_url + "/models", timeout=10).status_code == 401  # no key at all
-    key_id, key = asyncio.run(backend.conversations.create_api_key("alice"))
+    key_id, key = asyncio.run(backend.api_keys.create("alice"))
     caplog.set_level(logging.DEBUG)
     client = sdk(base_url, key)
     reply = client.chat.completions.create(model="cloud/chat", messages=[{"role": "user", "content": "Hi"}])
     assert reply.choices[0].message.content == HELLO
     assert cloud.chat_requests()[-1].headers["authorization"] == f"Bearer {SECRET}"  # ours goes no further
     assert key not in caplog.text and SECRET not in caplog.text
-    asyncio.run(backend.conversations.revoke_api_key(key_id))
+    asyncio.run(backend.api_keys.revoke(key_id))
     with pytest.raises(openai.AuthenticationError):
         client.models.list()
 
@@ -173,7 +173,7 @@ def test_reachable_from_other_machines_without_logins_the_api_is_off(upstream, w
 
 def test_per_key_limits(shared):  # noqa: F811
     url, cloud, backend = shared("max_requests_per_minute = 2")
-    _, key = asyncio.run(backend.conversations.create_api_key("bob"))
+    _, key = asyncio.run(backend.api_keys.create("bob"))
     client = sdk(url + "v1", key)
     for _ in range(2):
         client.chat.completions.create(model="cloud/chat", messages=[{"role": "user", "content": "Hi"}])

@@ -322,7 +322,7 @@ def test_a_login_is_one_allowance_and_ends_on_every_replica(
     path = write_config(config + f'\n[auth]\nusers_file = "{users_file}"\n')
     backends = [Backend(load_settings(path)) for _ in range(2)]
     first, second = (serve_app(backend, users=load_users(users_file, None)) for backend in backends)
-    _, key = asyncio.run(backends[0].conversations.create_api_key("alice"))
+    _, key = asyncio.run(backends[0].api_keys.create("alice"))
     headers = {"authorization": f"Bearer {key}"}
     body = {"model": "scripted/scripted-1", "messages": [{"role": "user", "content": "Hi"}], "stream": True}
 

@@ -181,4 +181,4 @@ def test_a_reply_cut_by_kill_9_is_kept_up_to_its_last_checkpoint_and_marked_inte
     assert len(reply.text) >= len("".join(WORDS[:10])), reply.text  # at most the last second is lost
     assert "".join(WORDS).startswith(reply.text) and reply.text != "".join(WORDS)
     assert reply.provider == "scripted"
-    assert asyncio.run(backend.store.interrupt_replies()) == 0  # only once
+    assert asyncio.run(backend.conversations.interrupt_replies()) == 0  # only once

@@ -19,7 +19,7 @@ from backend import (
     model_messages,
 )
 from backend.errors import RateLimitError
-from backend.store import SQLConversationStore
+from backend.store import SQLStore
 from webui.chat.reply import ReplyView, _open_fence, split_markdown
 
 
@@ -100,8 +100,8 @@ def test_notes_are_asides_and_an_error_is_escaped():
 async def test_the_model_gets_the_stored_text_never_the_page(tmp_path):
     """What the model is sent comes from the stored conversation: user and answer text (a stopped answer's part
     too), the system prompt, images read from the owner's store; an answer that failed empty is left out."""
-    store = SQLConversationStore.for_settings(tmp_path)
-    image = await store.save_image("ann", b"\x89PNG fake but stored by us", "image/png")
+    store = SQLStore.for_settings(tmp_path)
+    image = await store.conversations.save_image("ann", b"\x89PNG fake but stored by us", "image/png")
     stored = Conversation(
         messages=[
             StoredMessage(role="user", text="Hi", images=[image]),
@@ -112,7 +112,7 @@ async def test_the_model_gets_the_stored_text_never_the_page(tmp_path):
             StoredMessage(role="assistant", text="", status="failed", error="boom"),
         ]
     )
-    messages = await model_messages(store, "ann", stored, "Be brief.")
+    messages = await model_messages(store.conversations, "ann", stored, "Be brief.")
     assert messages[0] == {"role": "system", "content": "Be brief."}
     assert messages[1]["content"][0] == {"type": "text", "text": "Hi"}
     assert messages[1]["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
@@ -122,9 +122,9 @@ async def test_the_model_gets_the_stored_text_never_the_page(tmp_path):
         {"role": "assistant", "content": "Partial"},
         {"role": "user", "content": "Once more"},
     ]
-    assert (await model_messages(store, "ann", stored))[0]["role"] == "user"
+    assert (await model_messages(store.conversations, "ann", stored))[0]["role"] == "user"
     with pytest.raises(Exception, match="missing"):  # another owner's store has no such image
-        await model_messages(store, "bob", stored)
+        await model_messages(store.conversations, "bob", stored)
 
 
 def test_handover_splits_the_answer_with_a_marker_and_the_model_gets_it_whole():

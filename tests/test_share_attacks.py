@@ -357,8 +357,8 @@ def test_a_removed_login_loses_its_api_keys_and_its_sessions(team_file):
     from tests.test_gateway import DOT_PNG, sdk
 
     url, cloud, backend, users_file, lines = team_file
-    _, bobs_key = asyncio.run(backend.conversations.create_api_key("bob"))
-    _, alices_key = asyncio.run(backend.conversations.create_api_key("alice"))
+    _, bobs_key = asyncio.run(backend.api_keys.create("bob"))
+    _, alices_key = asyncio.run(backend.api_keys.create("alice"))
     bob = GradioSession(url, "bob", "bob-secret")
     chat = {"model": "cloud/chat", "messages": [{"role": "user", "content": "Hi"}]}
     drawing = {"model": "cloud/draw", "prompt": "a dot", "response_format": "b64_json"}
@@ -451,8 +451,8 @@ def test_one_allowance_per_user_across_the_page_and_every_key(shared):  # noqa: 
     from gradio_client import Client
 
     url, cloud, backend = shared("max_concurrent_per_visitor = 3\nmax_requests_per_minute = 5")
-    keys = [asyncio.run(backend.conversations.create_api_key("alice"))[1] for _ in range(2)]
-    _, bobs_key = asyncio.run(backend.conversations.create_api_key("bob"))
+    keys = [asyncio.run(backend.api_keys.create("alice"))[1] for _ in range(2)]
+    _, bobs_key = asyncio.run(backend.api_keys.create("bob"))
     long_answer = [f"w{i} " for i in range(40)]
     cloud.enqueue(*[Reply.text(long_answer, delay=0.05) for _ in range(3)])
     page = Client(url, auth=("alice", "alice-secret"), verbose=False)

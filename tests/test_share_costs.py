@@ -264,7 +264,7 @@ def test_no_prompt_is_longer_than_a_message_may_be(shared):  # noqa: F811
         assert not again["success"] and again["output"]["error"] == f"The system prompt {said}", trigger
 
     saved = alice.call(alice.fn_index("save-preset", "click"), ["Long", long])
-    assert saved["success"] and asyncio.run(backend.conversations.presets("alice")) == []
+    assert saved["success"] and asyncio.run(backend.presets.list("alice")) == []
 
     compare = [["cloud/chat", "steady"], "Which is it?", None, "", long]
     try:
@@ -285,7 +285,7 @@ def test_no_prompt_is_longer_than_a_message_may_be(shared):  # noqa: F811
             sentence = validator_refusal(refused)
         assert sentence == f"The {what} {said}", endpoint
 
-    _, key = asyncio.run(backend.conversations.create_api_key("alice"))
+    _, key = asyncio.run(backend.api_keys.create("alice"))
     api = httpx.post(
         url + "v1/chat/completions",
         headers={"Authorization": f"Bearer {key}"},

@@ -28,7 +28,7 @@ from backend import (
     parse_import,
 )
 from backend.media import fetch_bytes, is_public_address, prepare_image
-from backend.store import SQLConversationStore
+from backend.store import SQLStore
 from tests.test_images_vision import json_reply, png
 from tests.upstream import ScriptedUpstream
 
@@ -273,16 +273,16 @@ def test_imports_are_bounded_in_size_and_message_length():
 
 
 async def test_temporary_files_of_killed_writes_are_cleaned_up(tmp_path):
-    store = SQLConversationStore.for_settings(tmp_path)
-    reference = await store.save_image("ann", png(), "image/png")  # makes the owner's media folder
-    media = store.image_path("ann", reference).parent
+    store = SQLStore.for_settings(tmp_path)
+    reference = await store.conversations.save_image("ann", png(), "image/png")  # makes the owner's media folder
+    media = store.conversations.image_path("ann", reference).parent
     old = media / ".x.png.0badf00d.tmp"
     young = media / ".y.png.cafebabe.tmp"
     for path in (old, young):
         path.write_bytes(b"half a file")
     an_hour_ago = time.time() - 3600
     os.utime(old, (an_hour_ago, an_hour_ago))
-    await SQLConversationStore.for_settings(tmp_path).load_image("ann", reference)  # a fresh process's first look
+    await SQLStore.for_settings(tmp_path).conversations.load_image("ann", reference)  # a fresh process's first look
     assert not old.exists()
     assert young.exists()  # may be a write in progress
     await store.aclose()
@@ -292,8 +292,8 @@ async def test_temporary_files_of_killed_image_writes_are_cleaned_up(tmp_path):
     from backend.providers.base import GeneratedImage
     from backend.services.image_store import ImageStore
 
-    records = SQLConversationStore.for_settings(tmp_path)
-    store = ImageStore(tmp_path / "images", records)
+    records = SQLStore.for_settings(tmp_path)
+    store = ImageStore(tmp_path / "images", records.images)
     await store.save(GeneratedImage(png()), ImageRequest(model="m", prompt="p"), "x/m", "ann")
     old = store.folder("ann") / ".20260101-000000-000000000-abcdef.png.deadbeef.tmp"
     old.write_bytes(b"half")

@@ -158,9 +158,9 @@ def _token(backend: Backend, users, name: str | None, revoke: str | None) -> int
         await backend.open_store()
         try:
             if revoke:
-                owner = await backend.conversations.revoke_api_key(revoke)
+                owner = await backend.api_keys.revoke(revoke)
                 return f"revoked API key {revoke} of {owner}"
-            key_id, key = await backend.conversations.create_api_key(name or "")
+            key_id, key = await backend.api_keys.create(name or "")
             return f"API key {key_id} for {name} (keep it: it is not shown again):\n{key}"
         finally:
             await backend.aclose()

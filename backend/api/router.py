@@ -111,7 +111,7 @@ def gateway_router(
             return Caller(LOCAL_OWNER, LOCAL_OWNER)
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
-        found = await backend.conversations.api_key_owner(key.strip()) if scheme.lower() == "bearer" else None
+        found = await backend.api_keys.owner(key.strip()) if scheme.lower() == "bearer" else None
         if found is None:
             raise GatewayError(
                 401,

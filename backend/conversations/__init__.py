@@ -3,36 +3,40 @@ them, the storage interfaces (implemented on SQL in backend/store/) and the one 
 
 from __future__ import annotations
 
+from .exchange import MAX_IMPORT_BYTES, parse_import
+from .media_files import MediaFiles
 from .model import (
-    MAX_IMPORT_BYTES,
     MAX_MESSAGES,
     PRESET_TEXT_LIMIT,
     Conversation,
     ConversationError,
-    ConversationStore,
     Handover,
-    MediaFiles,
     Preset,
     ReplyPart,
     StaleConversationError,
     StoredDocument,
     StoredMessage,
     Summary,
-    model_messages,
-    parse_import,
 )
+from .open_chats import SharedConversations, ShownChat
+from .prompt import model_messages
+from .stores import ApiKeyStore, ConversationStore, PresetStore
 
 __all__ = [
     "MAX_IMPORT_BYTES",
     "MAX_MESSAGES",
     "PRESET_TEXT_LIMIT",
+    "ApiKeyStore",
     "Conversation",
     "ConversationError",
     "ConversationStore",
     "Handover",
     "MediaFiles",
     "Preset",
+    "PresetStore",
     "ReplyPart",
+    "SharedConversations",
+    "ShownChat",
     "StaleConversationError",
     "StoredDocument",
     "StoredMessage",

@@ -1,4 +1,5 @@
-"""Writing files so that a crash never leaves half of one."""
+"""Files beside the database: images and documents attached to messages (MediaFiles), written so that a crash
+never leaves half of one, in a folder per owner."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from pathlib import Path
 
 import aiofiles
 import aiofiles.os
+
+from ..media import Image
+from .model import ConversationError
 
 STALE_AFTER = 600.0  # seconds: a temporary file this old belongs to a write that was killed, not to one running
 TEMPORARY = re.compile(r"\..+\.[0-9a-f]{8}\.tmp")
@@ -49,3 +53,51 @@ def owner_folder(owner: str) -> str:
     """A folder name for an owner: readable, and distinct for distinct names (a hash settles look-alikes)."""
     slug = re.sub(r"[^A-Za-z0-9_-]", "_", owner)[:40] or "_"
     return f"{slug}-{hashlib.sha256(owner.encode()).hexdigest()[:10]}"
+
+
+MIME_BY_EXTENSION = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".webp": "image/webp",
+    ".gif": "image/gif",
+    ".pdf": "application/pdf",
+    ".txt": "text/plain",
+}
+
+
+class MediaFiles:
+    """Images attached to conversations: files named by their content's hash, per owner, under
+    `<root>/<owner>/media/`, written atomically (a crash leaves no half file; what a killed write left behind is
+    removed on the owner's first visit)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).expanduser()
+        self._tidied: set[str] = set()
+
+    async def save(self, owner: str, data: bytes, mime: str) -> str:
+        extension = {mime: suffix for suffix, mime in MIME_BY_EXTENSION.items()}
+        reference = f"media/{hashlib.sha256(data).hexdigest()}{extension.get(mime, '.bin')}"
+        path = self.root / owner_folder(owner) / reference
+        if not await aiofiles.os.path.exists(path):
+            await aiofiles.os.makedirs(path.parent, exist_ok=True)
+            await write_atomically(path, data)
+        return reference
+
+    async def load(self, owner: str, reference: str) -> Image:
+        """An image saved by `save`. It was validated and prepared before it was saved, so it is read, not
+        decoded again."""
+        path = self.path(owner, reference)
+        if owner not in self._tidied:
+            self._tidied.add(owner)
+            await remove_stale_temporaries(path.parent)
+        try:
+            async with aiofiles.open(path, "rb") as file:
+                data = await file.read()
+        except OSError:
+            raise ConversationError("An image of this conversation is missing from the store.") from None
+        return Image(data, MIME_BY_EXTENSION.get(path.suffix, "application/octet-stream"))
+
+    def path(self, owner: str, reference: str) -> Path:
+        if not re.fullmatch(r"media/[0-9a-f]{64}\.(png|jpg|webp|gif|pdf|txt|bin)", reference):
+            raise ConversationError("Not an image reference of this store.")
+        return self.root / owner_folder(owner) / reference

@@ -1,55 +1,27 @@
-"""Conversations that last: the typed model, what the model is sent from it, Markdown/JSON export and import,
-the storage interface (implemented on SQL in backend/store/) and the files beside it.
-
-Attached images are stored once by content hash under `<root>/<owner>/media/` (MediaFiles), written to a
-temporary file, flushed and renamed: a process killed at any moment leaves no half file. Conversations an
-earlier version kept as one JSON file each (`<root>/<owner>/<id>.json`) are read here once, to be imported.
-Each owner's data lives apart; every call names the owner, and nothing crosses owners.
-"""
+"""A conversation as the app keeps it: a tree of messages (each with where it came from), its title, model and
+settings; presets; and the errors about them. Each owner's data lives apart: every store call names the owner,
+and nothing crosses owners."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import re
 import secrets
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
-import aiofiles
-import aiofiles.os
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from ..documents.reader import Document
 from ..errors import OwnMessageError
-from ..media import Image
-from ..offload import sized
-from ..request import Message
-from .media_files import owner_folder, remove_stale_temporaries, write_atomically
 
 log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "switchboard.conversation"
 TITLE_LENGTH = 60
-MAX_IMPORT_BYTES = 5_000_000  # a few thousand pages of chat; parsing and showing more would stall the server
 # Messages one chat holds, every version counted. Showing a chat costs the server's one event loop about 45 µs a
 # message (Gradio's own processing of the Chatbot's value; our part runs on threads: backend/offload.py), so opening
 # the longest chat holds everyone else up 90 ms at most (at 5,000 messages: 225 ms). Beyond most models' context.
 MAX_MESSAGES = 2_000
-
-
-MIME_BY_EXTENSION = {
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".webp": "image/webp",
-    ".gif": "image/gif",
-    ".pdf": "application/pdf",
-    ".txt": "text/plain",
-}
 
 
 class ConversationError(OwnMessageError):
@@ -251,70 +223,6 @@ class Conversation(BaseModel):
         return {"format": EXPORT_FORMAT, "version": 2, **fields, "messages": branch}
 
 
-def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversation:
-    """A conversation from our JSON export, an OpenAI-style `{"messages": [...]}` or a bare list of messages.
-    Anything else raises ConversationError with one sentence. The result gets a new id."""
-    if len(data) > MAX_IMPORT_BYTES:
-        raise ConversationError(f"The file is larger than {MAX_IMPORT_BYTES // 1_000_000} MB.")
-    try:
-        payload = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ConversationError("The file is not JSON: import a Switchboard or OpenAI-style JSON export.") from None
-    except RecursionError:
-        raise ConversationError("The file is nested too deeply to be a conversation.") from None
-    _check_count(payload)
-    try:
-        if isinstance(payload, dict) and payload.get("format") == EXPORT_FORMAT:
-            fields = {k: v for k, v in payload.items() if k not in ("format", "version", "id", "revision")}
-            conversation = Conversation.model_validate(fields)
-        else:
-            messages = payload.get("messages") if isinstance(payload, dict) else payload
-            if not isinstance(messages, list) or not messages:
-                raise ConversationError('The file holds no "messages" list to import.')
-            conversation = Conversation(messages=[_openai_message(m) for m in messages])
-            if isinstance(payload, dict) and isinstance(payload.get("title"), str):
-                conversation.title = payload["title"]
-    except ValidationError as exc:
-        where = ".".join(str(part) for part in exc.errors()[0]["loc"])
-        raise ConversationError(f"The file is not a valid conversation ({where}: {exc.errors()[0]['msg']}).") from None
-    except RecursionError:
-        raise ConversationError("The file is nested too deeply to be a conversation.") from None
-    longest = max((len(message.text) for message in conversation.nodes), default=0)
-    if longest > max_message_chars:
-        raise ConversationError(
-            f"A message of the file has {longest:,} characters; the limit here is {max_message_chars:,}."
-        )
-    conversation.auto_title()
-    # Image references point into the exporting owner's store; they do not travel with a JSON file.
-    for message in conversation.nodes:
-        message.images = []
-        for document in message.documents:  # its text travels with the file; the attached file does not
-            document.file = None
-        if message.status == "streaming":  # that reply ended with the export
-            message.status = "interrupted"
-    return conversation
-
-
-def _check_count(payload: Any) -> None:
-    """Refuse a file of more than MAX_MESSAGES messages before checking each of them."""
-    listed = payload if isinstance(payload, list) else None
-    if isinstance(payload, dict):
-        listed = payload.get("nodes", payload.get("messages"))
-    if isinstance(listed, list) and len(listed) > MAX_MESSAGES:
-        raise ConversationError(f"The file holds {len(listed):,} messages; a chat holds at most {MAX_MESSAGES:,}.")
-
-
-def _openai_message(message: Any) -> StoredMessage:
-    if not isinstance(message, dict) or message.get("role") not in ("user", "assistant", "system"):
-        raise ConversationError('Each message needs a "role" of user, assistant or system.')
-    content = message.get("content")
-    if isinstance(content, list):
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    if not isinstance(content, str):
-        raise ConversationError('Each message needs a text "content".')
-    return StoredMessage(role=message["role"], text=content)
-
-
 class StaleConversationError(ConversationError):
     """A save based on an older revision of the conversation than the stored one: another tab, page or process
     changed it meanwhile. Nothing was written; read it again and apply the change to what is stored now."""
@@ -352,129 +260,3 @@ class ReplyPart:
 
     text: str = ""
     reasoning: str = ""
-
-
-class ConversationStore(Protocol):
-    """What the app needs from conversation storage. Every method names the owner and touches nothing of anyone
-    else's. `save` checks `conversation.revision` against the stored one (StaleConversationError when another
-    write came first) and advances it; it dates the conversation now (its place in the list, newest first) unless
-    `touch` is False (a rename keeps the chat where it is)."""
-
-    async def list(self, owner: str, query: str = "", limit: int | None = None) -> list[Summary]: ...
-    async def get(self, owner: str, conversation_id: str) -> Conversation: ...
-    async def revision(self, owner: str, conversation_id: str) -> int | None: ...
-    async def save(self, owner: str, conversation: Conversation, *, touch: bool = True) -> None: ...
-    async def delete(self, owner: str, conversation_id: str) -> None: ...
-    async def checkpoint(
-        self,
-        owner: str,
-        conversation_id: str,
-        position: int,
-        seq: int,
-        part: ReplyPart,
-        provenance: StoredMessage | None = None,
-    ) -> None: ...
-    async def finish_reply(self, owner: str, conversation_id: str, position: int, message: StoredMessage) -> None: ...
-    async def running_replies(self) -> Sequence[tuple[str, str, int, float]]: ...
-    async def interrupt_reply(self, owner: str, conversation_id: str, position: int) -> bool: ...
-    async def save_image(self, owner: str, data: bytes, mime: str) -> str: ...
-    async def load_image(self, owner: str, reference: str) -> Image: ...
-    def image_path(self, owner: str, reference: str) -> Path: ...
-    async def presets(self, owner: str) -> Sequence[Preset]: ...
-    async def save_preset(self, owner: str, preset: Preset) -> None: ...
-    async def delete_preset(self, owner: str, name: str) -> None: ...
-    async def create_api_key(self, owner: str) -> tuple[str, str]: ...
-    async def api_key_owner(self, key: str) -> tuple[str, str] | None: ...
-    async def revoke_api_key(self, key_id: str) -> str: ...
-    async def aclose(self) -> None: ...
-
-
-class MediaFiles:
-    """Images attached to conversations: files named by their content's hash, per owner, under
-    `<root>/<owner>/media/`, written atomically (a crash leaves no half file; what a killed write left behind is
-    removed on the owner's first visit)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root).expanduser()
-        self._tidied: set[str] = set()
-
-    async def save(self, owner: str, data: bytes, mime: str) -> str:
-        extension = {mime: suffix for suffix, mime in MIME_BY_EXTENSION.items()}
-        reference = f"media/{hashlib.sha256(data).hexdigest()}{extension.get(mime, '.bin')}"
-        path = self.root / owner_folder(owner) / reference
-        if not await aiofiles.os.path.exists(path):
-            await aiofiles.os.makedirs(path.parent, exist_ok=True)
-            await write_atomically(path, data)
-        return reference
-
-    async def load(self, owner: str, reference: str) -> Image:
-        """An image saved by `save`. It was validated and prepared before it was saved, so it is read, not
-        decoded again."""
-        path = self.path(owner, reference)
-        if owner not in self._tidied:
-            self._tidied.add(owner)
-            await remove_stale_temporaries(path.parent)
-        try:
-            async with aiofiles.open(path, "rb") as file:
-                data = await file.read()
-        except OSError:
-            raise ConversationError("An image of this conversation is missing from the store.") from None
-        return Image(data, MIME_BY_EXTENSION.get(path.suffix, "application/octet-stream"))
-
-    def path(self, owner: str, reference: str) -> Path:
-        if not re.fullmatch(r"media/[0-9a-f]{64}\.(png|jpg|webp|gif|pdf|txt|bin)", reference):
-            raise ConversationError("Not an image reference of this store.")
-        return self.root / owner_folder(owner) / reference
-
-
-async def legacy_conversations(root: Path, owner: str) -> list[Conversation]:
-    """The conversations an earlier version kept as JSON files (`<root>/<owner folder>/<id>.json`), as they were;
-    unreadable files are skipped with a warning."""
-    folder = Path(root).expanduser() / owner_folder(owner)
-    if not await aiofiles.os.path.isdir(folder):
-        return []
-    found = []
-    for name in sorted(await aiofiles.os.listdir(folder)):
-        if not re.fullmatch(r"[0-9a-f]{16}\.json", name):
-            continue
-        try:
-            async with aiofiles.open(folder / name, "rb") as file:
-                found.append(Conversation.model_validate_json(await file.read()))
-        except (OSError, ValueError) as exc:  # ValidationError is a ValueError
-            log.warning("skipping unreadable conversation %s: %s", folder / name, str(exc).splitlines()[0])
-    return found
-
-
-def _for_model(document: StoredDocument) -> str:
-    return Document(document.name, document.text, "").for_model()
-
-
-async def model_messages(
-    store: ConversationStore, owner: str, conversation: Conversation, system_prompt: str = ""
-) -> list[Message]:
-    """What the model is sent for the next reply: the system prompt, then the stored user messages (with their
-    images) and answers. Built from the store, never from what a page sends back, so a forged page cannot put
-    another text, a bigger one or another user's file in front of the model."""
-    messages, pictured = await sized(len(conversation.nodes), _turns_for_model, conversation)
-    for position, references in pictured:
-        images = [await store.load_image(owner, reference) for reference in references]
-        parts = [{"type": "text", "text": messages[position]["content"]}, *(image.part() for image in images)]
-        messages[position] = {"role": messages[position]["role"], "content": parts}
-    if system_prompt.strip():
-        messages.insert(0, {"role": "system", "content": system_prompt.strip()})
-    return messages
-
-
-def _turns_for_model(conversation: Conversation) -> tuple[list[Message], list[tuple[int, list[str]]]]:
-    """The visible branch's turns as the model reads them (a document's text ahead of its message), and where
-    the turns with images are, with their references (the images are read from the store afterwards)."""
-    messages: list[Message] = []
-    pictured: list[tuple[int, list[str]]] = []
-    for message in conversation.messages:
-        if message.role == "system" or (message.role == "assistant" and not message.text):
-            continue
-        if message.images:
-            pictured.append((len(messages), message.images))
-        text = "\n\n".join([*(_for_model(document) for document in message.documents), message.text])
-        messages.append({"role": message.role, "content": text})
-    return messages, pictured

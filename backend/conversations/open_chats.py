@@ -23,7 +23,8 @@ import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from .model import Conversation, ConversationError, ConversationStore, StoredMessage
+from .model import Conversation, ConversationError, StoredMessage
+from .stores import ConversationStore
 
 MOST_BYTES = 64 << 20  # about nine of the biggest imports (2,000 messages, 5 MB of text: 7 MB in memory each)
 NODE_BYTES = 1000  # a message's own objects in memory, besides its text (measured: 999 bytes)

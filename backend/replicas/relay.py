@@ -34,7 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from ..conversations.model import ConversationStore, StoredMessage
+from ..conversations.model import StoredMessage
+from ..conversations.stores import ConversationStore
 from ..events import StreamEvent
 from ..limits import SharedUploadAllowance, SharedVisitorLimits
 

@@ -22,7 +22,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from ..conversations.model import Conversation, ConversationStore, Handover, ReplyPart, StoredMessage
+from ..conversations.model import Conversation, Handover, ReplyPart, StoredMessage
+from ..conversations.stores import ConversationStore
 from ..errors import SwitchboardError
 from ..events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
 from ..request import ChatRequest

@@ -7,7 +7,6 @@ model and parameters; both are written to a temporary name and renamed, so a cra
 from __future__ import annotations
 
 import io
-import json
 import secrets
 import time
 from collections.abc import Sequence
@@ -44,32 +43,12 @@ class StoredImage:
 EXTENSIONS = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp", "image/gif": ".gif"}
 
 
-async def legacy_image_details(folder: Path) -> list[tuple[str, float, dict[str, Any]]]:
-    """(image file name, created, details) from the JSON files an earlier version wrote beside each image, for
-    images whose file is still there; unreadable files are skipped."""
-    if not await aiofiles.os.path.isdir(folder):
-        return []
-    found = []
-    for name in await aiofiles.os.listdir(folder):
-        if not name.endswith(".json"):
-            continue
-        try:
-            async with aiofiles.open(folder / name, "rb") as file:
-                details = json.loads(await file.read())
-            image = Path(details.pop("path")).name
-            created = float(details.pop("created"))
-        except (OSError, ValueError, TypeError, KeyError, AttributeError):
-            continue
-        if await aiofiles.os.path.isfile(folder / image):
-            found.append((image, created, details))
-    return found
-
-
 class ImageRecords(Protocol):
-    """Where generated images' details are kept (the SQL store)."""
+    """Where generated images' details are kept (the SQL store's image log): `add` one, `list` the newest
+    (importing those an earlier version kept as JSON files in `legacy_folder` first, once)."""
 
-    async def add_image(self, owner: str, name: str, created: float, details: dict[str, Any]) -> None: ...
-    async def images(self, owner: str, limit: int, legacy_folder: Path | None = None) -> Sequence[dict[str, Any]]: ...
+    async def add(self, owner: str, name: str, created: float, details: dict[str, Any]) -> None: ...
+    async def list(self, owner: str, limit: int, legacy_folder: Path | None = None) -> Sequence[dict[str, Any]]: ...
 
 
 class ImageStore:
@@ -102,7 +81,7 @@ class ImageStore:
         )
         await write_atomically(path, image.data)
         details = {k: v for k, v in stored.details().items() if k not in ("path", "created")}
-        await self.records.add_image(owner, path.name, stored.created, details)
+        await self.records.add(owner, path.name, stored.created, details)
         return stored
 
     async def history(self, owner: str, limit: int = 100) -> list[StoredImage]:
@@ -111,7 +90,7 @@ class ImageStore:
         if await aiofiles.os.path.isdir(folder):
             await remove_stale_temporaries(folder)
         stored = []
-        for record in await self.records.images(owner, limit, legacy_folder=folder):
+        for record in await self.records.list(owner, limit, legacy_folder=folder):
             path = folder / record.pop("name")
             if await aiofiles.os.path.isfile(path):
                 image = StoredImage(path=path, **record)

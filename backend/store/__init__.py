@@ -1,7 +1,7 @@
-"""Where conversations are kept: SQL (SQLite by default, PostgreSQL when shared), images as files beside."""
+"""Where everything is kept: SQL (SQLite by default, PostgreSQL when shared), files beside for images."""
 
 from __future__ import annotations
 
-from .conversations import SQLConversationStore
+from .sql_store import SQLStore
 
-__all__ = ["SQLConversationStore"]
+__all__ = ["SQLStore"]

@@ -1,4 +1,4 @@
-"""Alembic's entry point: the store runs it in-process with its own connection (see backend/store/sql.py)."""
+"""Alembic's entry point: the store runs it in-process with its own connection (see backend/store/engine.py)."""
 
 from alembic import context
 

@@ -3,7 +3,7 @@ chat's 6 KB of text a vector and adding it to the GIN index was half of writing 
 import waits on per chat, and every new chat's first save).
 
 The vector stops being a generated column: a row is inserted without one (NULL) and the store fills it in once
-writes pause (`_Indexer` in backend/store/sql.py). A changed text still gets its vector in the same statement (a
+writes pause (`_Indexer` in backend/store/postgres.py). A changed text still gets its vector in the same statement (a
 trigger), so a vector is never stale, only missing; search computes a missing one on the fly (the partial index
 finds those rows), so a chat is found from the moment it is written.
 
