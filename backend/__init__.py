@@ -85,8 +85,8 @@ _LAZY = {
     "read_document": ".documents.reader",
     "StoredDocument": ".conversations",
     "Replies": ".replies.manager",
-    "ReplyRecord": ".replies.manager",
-    "RunningReply": ".replies.manager",
+    "ReplyRecord": ".replies.record",
+    "RunningReply": ".replies.running",
     "RemoteReply": ".replicas.relay",
     "Conversation": ".conversations",
     "ConversationError": ".conversations",
@@ -118,13 +118,14 @@ _LAZY = {
     "UploadAllowance": ".limits",
     "VisitorLimits": ".limits",
     "login_visitor": ".limits",
+    "LOCAL_OWNER": ".auth",
     "Users": ".auth",
     "LoginRefusedError": ".auth",
     "Sessions": ".auth",
-    "SharedFailures": ".auth",
-    "SharedSessions": ".auth",
+    "SharedFailures": ".replicas.failures",
+    "SharedSessions": ".replicas.sessions",
     "SessionOwners": ".session_owners",
-    "SharedSessionOwners": ".session_owners",
+    "SharedSessionOwners": ".replicas.bindings",
     "load_users": ".auth",
     "hash_password": ".auth",
     "ToolBox": ".tools",
@@ -137,7 +138,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from .api.router import gateway_router
     from .app import Backend
-    from .auth import LoginRefusedError, Sessions, SharedFailures, SharedSessions, Users, hash_password, load_users
+    from .auth import LOCAL_OWNER, LoginRefusedError, Sessions, Users, hash_password, load_users
     from .client import typed_sdk as models
     from .client.async_client import AsyncClient, AsyncStream, ChatCompletion, Client
     from .client.factory import ChatClient, create_client
@@ -174,12 +175,17 @@ if TYPE_CHECKING:
     from .media import Image, InvalidImageError, validate_image
     from .offload import on_worker, sized
     from .providers import ModelInfo
+    from .replicas.bindings import SharedSessionOwners
+    from .replicas.failures import SharedFailures
     from .replicas.relay import RemoteReply
-    from .replies.manager import Replies, ReplyRecord, RunningReply
+    from .replicas.sessions import SharedSessions
+    from .replies.manager import Replies
+    from .replies.record import ReplyRecord
+    from .replies.running import RunningReply
     from .request import ChatRequest, ImageRequest
     from .services import ChatService
     from .services.image_store import StoredImage
-    from .session_owners import SessionOwners, SharedSessionOwners
+    from .session_owners import SessionOwners
     from .tools import ToolBox, ToolCall, ToolSet, tool_access, tool_loop
 
 
@@ -206,6 +212,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DOCUMENT_EXTENSIONS",
+    "LOCAL_OWNER",
     "MAX_IMPORT_BYTES",
     "MAX_MESSAGES",
     "PRESET_TEXT_LIMIT",

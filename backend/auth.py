@@ -23,12 +23,13 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from .errors import ConfigError, OwnMessageError
 
 log = logging.getLogger(__name__)
 
+LOCAL_OWNER = "local"  # whose everything is when the app runs without logins (the UI, and the API on loopback)
 SCHEME = "pbkdf2_sha256"
 ITERATIONS = 600_000
 MAX_FAILURES = 10  # failed logins per user within FAILURE_WINDOW before further tries are refused unchecked
@@ -42,7 +43,6 @@ HASHING_THREADS = 1
 IN_LINE_PER_ADDRESS = 4  # sign-ins of one address being checked or waiting; more at once are refused unchecked
 IN_LINE = 32  # sign-ins of all addresses in line: at most about 5 s of waiting; more are refused unchecked
 RELOAD_SECONDS = 1.0  # how often the users file is looked at (a stat; it is read again only when it changed)
-ADDRESS_FAILURES_KEY = "switchboard:login-address-failures:"
 
 
 class LoginRefusedError(OwnMessageError):
@@ -71,6 +71,15 @@ def check_password(stored: str, password: str) -> bool:
 @functools.cache
 def _decoy() -> str:
     return hash_password(secrets.token_hex(16), iterations=ITERATIONS)
+
+
+class Failures(Protocol):
+    """Failed logins per key (a user, an address): `most` within FAILURE_WINDOW throttle the key. Called on the
+    hashing threads."""
+
+    def throttled(self, key: str) -> bool: ...
+    def failed(self, key: str) -> None: ...
+    def succeeded(self, key: str) -> None: ...
 
 
 class _LocalFailures:
@@ -110,42 +119,6 @@ class _LocalFailures:
         for key in [key for key, failures in self._failures.items() if failures[-1] <= horizon]:
             del self._failures[key]
         self._sweep_at = max(FAILURES_KEPT, 2 * len(self._failures))
-
-
-class SharedFailures:
-    """Failed logins per key (a user, an address), counted in Redis (a sorted set per key, the last
-    FAILURE_WINDOW seconds): with several replicas, guessing is throttled across all of them. Called on the hashing
-    threads: a plain client."""
-
-    def __init__(
-        self,
-        url: str,
-        password: str | None = None,
-        prefix: str = "switchboard:login-failures:",
-        most: int = MAX_FAILURES,
-    ) -> None:
-        import redis
-
-        self._redis = redis.Redis.from_url(url, password=password)
-        self._prefix = prefix
-        self._most = most
-
-    def throttled(self, key: str) -> bool:
-        stored = self._prefix + key
-        pipeline = self._redis.pipeline()
-        pipeline.zremrangebyscore(stored, "-inf", time.time() - FAILURE_WINDOW)
-        pipeline.zcard(stored)
-        return int(pipeline.execute()[1]) >= self._most
-
-    def failed(self, key: str) -> None:
-        stored = self._prefix + key
-        pipeline = self._redis.pipeline()
-        pipeline.zadd(stored, {secrets.token_hex(8): time.time()})
-        pipeline.expire(stored, int(FAILURE_WINDOW) + 1)
-        pipeline.execute()
-
-    def succeeded(self, key: str) -> None:
-        self._redis.delete(self._prefix + key)
 
 
 def address_key(address: str) -> str:
@@ -222,12 +195,6 @@ class _CheckingLine:
                     del self._in_line[address]
 
 
-SESSION_SECONDS = 30 * 24 * 3600  # a sign-in kept in Redis this long (in one process, Gradio keeps it till a restart)
-RECHECK_SECONDS = 2.0  # a replica looks a session up again after this: a sign-out elsewhere holds here by then
-SESSIONS_CACHED = 10_000
-COOKIE_ID_KEY = "switchboard:login-cookie-id"
-
-
 class Sessions(dict[str, str]):
     """Gradio's sign-ins (the access-token cookie's token -> login name) in this process, which sign in only a
     login that is active now (`Users.active`): Gradio and the app's guard read them with `get`, so a login taken out
@@ -242,95 +209,15 @@ class Sessions(dict[str, str]):
         return user if user is not None and self._users.active(user) else default
 
 
-class SharedSessions(Sessions):
-    """Gradio's sign-ins (the access-token cookie's token -> login name) kept in Redis, for every replica: a visitor
-    whose replica went away stays signed in on the one they land on, and signing out (of every session, as
-    Gradio's /logout does) holds on all of them.
-
-    Gradio reads it as a dict in its routes (`tokens.get`), so this is a dict of the sessions this replica has
-    seen, which the app's middleware fills with `await check(token)` before Gradio reads it (an async lookup at
-    most every RECHECK_SECONDS per session). Gradio's sign-in and sign-out write through to Redis with a plain
-    client (rare, and quick on loopback)."""
-
-    def __init__(
-        self, users: Users, url: str, password: str | None = None, prefix: str = "switchboard:session:"
-    ) -> None:
-        super().__init__(users)
-        import redis
-        import redis.asyncio as aioredis
-
-        options: dict[str, Any] = {"password": password, "socket_timeout": 5, "decode_responses": True}
-        self._redis = redis.Redis.from_url(url, **options)
-        self._async = aioredis.Redis.from_url(url, **options)
-        self._prefix = prefix
-        self._checked: dict[str, float] = {}  # token -> when Redis last said whose it is
-
-    def cookie_id(self) -> str:
-        """The suffix of the sign-in cookie's name, the same on every replica (Gradio picks a random one per
-        process; the first replica's is kept)."""
-        import redis
-
-        try:
-            self._redis.set(COOKIE_ID_KEY, secrets.token_urlsafe(16), nx=True)
-            return str(self._redis.get(COOKIE_ID_KEY))
-        except (redis.RedisError, OSError) as error:
-            raise ConfigError(f"redis: cannot keep sign-ins there: {error}") from None
-
-    async def check(self, token: str) -> str | None:
-        """The login `token` signs in, as Redis has it (looked up again once RECHECK_SECONDS passed), while that
-        login is active."""
-        checked = self._checked.get(token)
-        if checked is not None and time.monotonic() - checked < RECHECK_SECONDS:
-            return self.get(token)
-        found = await self._async.get(self._prefix + token)
-        if found is None:
-            self._forget(token)
-            return None
-        user = str(found)
-        super().__setitem__(token, user)
-        self._checked[token] = time.monotonic()
-        while len(self._checked) > SESSIONS_CACHED:
-            self._forget(next(iter(self._checked)))
-        return self.get(token)
-
-    def _forget(self, token: str) -> None:
-        super().pop(token, None)
-        self._checked.pop(token, None)
-
-    # --- what Gradio's /login and /logout do -------------------------------------------------------------------
-
-    def __setitem__(self, token: str, user: str) -> None:
-        self._redis.set(self._prefix + token, user, ex=SESSION_SECONDS)
-        super().__setitem__(token, user)
-        self._checked[token] = time.monotonic()
-
-    def __getitem__(self, token: str) -> str:
-        found = self._redis.get(self._prefix + token)
-        if found is None:
-            raise KeyError(token)
-        return str(found)
-
-    def __contains__(self, token: object) -> bool:
-        return isinstance(token, str) and bool(self._redis.exists(self._prefix + token))
-
-    def keys(self) -> list[str]:  # type: ignore[override]  # every replica's sessions, for a sign-out of them all
-        prefix = len(self._prefix)
-        return [key[prefix:] for key in self._redis.scan_iter(match=self._prefix + "*")]
-
-    def __delitem__(self, token: str) -> None:
-        self._redis.delete(self._prefix + token)
-        self._forget(token)
-
-
 class Users:
     """Who may sign in (`verify`, the login check Gradio calls) and who may act now (`active`).
 
     Guessing is throttled per user and per address: after MAX_FAILURES failed logins for one name, or
     MAX_ADDRESS_FAILURES from one address whatever the names, within FAILURE_WINDOW, that name's (that address's)
     logins are refused without being checked until the oldest failure leaves the window (across replicas once
-    `share_failures` is called). Every answer about a name costs the same (one full hash), so timing tells nothing
-    about which names exist; an address's refusals cost nothing, and say so. Checks wait in a line of their own
-    (`_CheckingLine`), one address at a time."""
+    `count_failures` is given Redis's counts). Every answer about a name costs the same (one full hash), so timing
+    tells nothing about which names exist; an address's refusals cost nothing, and say so. Checks wait in a line of
+    their own (`_CheckingLine`), one address at a time."""
 
     def __init__(
         self,
@@ -344,14 +231,15 @@ class Users:
         self._file = _UsersFile(users_file) if users_file is not None else None
         self._fixed = passwords
         self._passwords = {**(self._file.read() if self._file else {}), **passwords}
-        self._failures: _LocalFailures | SharedFailures = _LocalFailures(clock)
-        self._address_failures: _LocalFailures | SharedFailures = _LocalFailures(clock, MAX_ADDRESS_FAILURES)
+        self._failures: Failures = _LocalFailures(clock)
+        self._address_failures: Failures = _LocalFailures(clock, MAX_ADDRESS_FAILURES)
         self._line = _CheckingLine(HASHING_THREADS, IN_LINE_PER_ADDRESS, IN_LINE)
 
-    def share_failures(self, url: str, password: str | None = None) -> None:
-        """Count failed logins, per name and per address, where every replica sees them (Redis)."""
-        self._failures = SharedFailures(url, password)
-        self._address_failures = SharedFailures(url, password, ADDRESS_FAILURES_KEY, MAX_ADDRESS_FAILURES)
+    def count_failures(self, by_name: Failures, by_address: Failures) -> None:
+        """Count failed logins, per name and per address, with these (with replicas, where every replica sees
+        them: backend/replicas/failures.py, picked by backend/app.py)."""
+        self._failures = by_name
+        self._address_failures = by_address
 
     def active(self, name: str) -> bool:
         """Whether login `name` may act now: a session signs it in and its API keys work only while this holds,

@@ -6,27 +6,20 @@ API key of that login alike; without logins, the client address (the page) or th
 loopback). Chat, image generation, vision and the API count against the same limits, so no tab, route or second
 key is a way around them.
 
-`VisitorLimits` counts in this process. With several replicas, `SharedVisitorLimits` counts in Redis, each check
-and count one atomic script, so a visitor gets one allowance across all replicas: the running generations are
-counted per replica (a replica that dies stops renewing its presence, and its count stops counting), the requests
-of the last minute in one sorted set per visitor. `UploadAllowance` and `SharedUploadAllowance` do the same for the
-bytes a visitor uploads, counted by the minute (at most 60 numbers per visitor, however many uploads).
+`VisitorLimits` and `UploadAllowance` (the bytes a visitor uploads, counted by the minute: at most 60 numbers per
+visitor, however many uploads) count in this process; with several replicas, their twins in
+backend/replicas/limits.py count in Redis, so a visitor gets one allowance across all replicas.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import secrets
 import time
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
 
 from .errors import OwnMessageError
-
-if TYPE_CHECKING:
-    import redis.asyncio as aioredis
 
 WINDOW = 60.0  # seconds
 UPLOAD_WINDOW = 3600.0  # seconds over which a visitor's upload bytes count
@@ -45,7 +38,7 @@ class TooManyRequestsError(OwnMessageError):
     may start again, when it depends on time rather than on a running generation ending."""
 
 
-def _too_many_running(running: int, most: int) -> TooManyRequestsError:
+def too_many_running(running: int, most: int) -> TooManyRequestsError:
     plural = "s" if most > 1 else ""
     return TooManyRequestsError(
         f"You already have {running} repl{'ies' if running > 1 else 'y'} running (at most "
@@ -53,7 +46,7 @@ def _too_many_running(running: int, most: int) -> TooManyRequestsError:
     )
 
 
-def _too_many_started(started: int, wait: float) -> TooManyRequestsError:
+def too_many_started(started: int, wait: float) -> TooManyRequestsError:
     return TooManyRequestsError(
         f"You have started {started} requests in the last minute, the most allowed here; "
         f"try again in {max(wait, 1.0):.0f} s.",
@@ -61,7 +54,7 @@ def _too_many_started(started: int, wait: float) -> TooManyRequestsError:
     )
 
 
-def _too_much_uploaded(most: int, wait: float) -> TooManyRequestsError:
+def too_much_uploaded(most: int, wait: float) -> TooManyRequestsError:
     return TooManyRequestsError(
         f"This upload would take you over the {most / 1e6:g} MB you may upload in an hour here; "
         f"try again in {max(1, math.ceil(wait / 60))} min.",
@@ -69,7 +62,7 @@ def _too_much_uploaded(most: int, wait: float) -> TooManyRequestsError:
     )
 
 
-def _upload_wait(buckets: list[tuple[float, int]], excess: int, now: float) -> float:
+def upload_wait(buckets: list[tuple[float, int]], excess: int, now: float) -> float:
     """Seconds until enough of `buckets` ((minute, bytes), oldest first) leave the window to free `excess` bytes."""
     freed = 0
     for minute, size in buckets:
@@ -137,14 +130,14 @@ class VisitorLimits:
     def _check_running(self, visitor: str) -> None:
         running = self._running.get(visitor, 0)
         if self.max_concurrent and running >= self.max_concurrent:
-            raise _too_many_running(running, self.max_concurrent)
+            raise too_many_running(running, self.max_concurrent)
 
     def _check_rate(self, visitor: str, *, count: bool) -> None:
         if not self.max_per_minute:
             return
         started = self._recent(visitor)
         if len(started) >= self.max_per_minute:
-            raise _too_many_started(len(started), started[0] + WINDOW - self._clock())
+            raise too_many_started(len(started), started[0] + WINDOW - self._clock())
         if count:
             self._started.setdefault(visitor, started).append(self._clock())
 
@@ -158,108 +151,6 @@ class VisitorLimits:
         if not started:
             del self._started[visitor]
         return started
-
-
-# Both scripts get the replica-presence key prefix, and see a replica's count only while its presence key exists.
-_RUNNING = """
-local running = 0
-local counts = redis.call('HGETALL', KEYS[1])
-for i = 1, #counts, 2 do
-  if redis.call('EXISTS', ARGV[1] .. counts[i]) == 1 then running = running + tonumber(counts[i + 1]) end
-end
-"""
-# KEYS: running hash, started zset. ARGV: presence prefix, max running, max per minute, now, window, count?, token
-_ADMIT = (
-    _RUNNING
-    + """
-if tonumber(ARGV[2]) > 0 and running >= tonumber(ARGV[2]) then return {'running', running} end
-if tonumber(ARGV[3]) > 0 then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[4]) - tonumber(ARGV[5]))
-  local started = redis.call('ZCARD', KEYS[2])
-  if started >= tonumber(ARGV[3]) then
-    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    return {'started', started, oldest[2]}
-  end
-  if ARGV[6] == '1' then
-    redis.call('ZADD', KEYS[2], ARGV[4], ARGV[7])
-    redis.call('EXPIRE', KEYS[2], math.ceil(tonumber(ARGV[5])) + 1)
-  end
-end
-return {'ok'}
-"""
-)
-# KEYS: running hash. ARGV: presence prefix, max running, this replica
-_HOLD = (
-    _RUNNING
-    + """
-if tonumber(ARGV[2]) > 0 and running >= tonumber(ARGV[2]) then return {'running', running} end
-redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-redis.call('EXPIRE', KEYS[1], 86400)
-return {'ok'}
-"""
-)
-_RELEASE = """
-if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
-"""
-
-
-class SharedVisitorLimits(VisitorLimits):
-    """The same limits, counted in Redis across every replica (see the module's docstring). `replica` is this
-    process's id, whose presence key (`presence_prefix` + replica) the relay keeps alive."""
-
-    def __init__(
-        self,
-        redis: aioredis.Redis,
-        replica: str,
-        presence_prefix: str,
-        max_concurrent: int,
-        max_per_minute: int,
-        prefix: str = "switchboard:limits:",
-    ) -> None:
-        super().__init__(max_concurrent, max_per_minute)
-        self._redis = redis
-        self._replica = replica
-        self._presence = presence_prefix
-        self._prefix = prefix
-        self._admit: Any = redis.register_script(_ADMIT)
-        self._hold: Any = redis.register_script(_HOLD)
-        self._release: Any = redis.register_script(_RELEASE)
-
-    def _keys(self, visitor: str) -> tuple[str, str]:
-        return f"{self._prefix}running:{visitor}", f"{self._prefix}started:{visitor}"
-
-    async def _run_admit(self, visitor: str, *, count: bool) -> None:
-        if not self.active:
-            return
-        args = [self._presence, self.max_concurrent, self.max_per_minute, time.time(), WINDOW]
-        answer = await self._admit(keys=self._keys(visitor), args=[*args, "1" if count else "0", secrets.token_hex(8)])
-        self._raise(answer)
-
-    def _raise(self, answer: list[Any]) -> None:
-        kind = answer[0].decode() if isinstance(answer[0], bytes) else answer[0]
-        if kind == "running":
-            raise _too_many_running(int(answer[1]), self.max_concurrent)
-        if kind == "started":
-            raise _too_many_started(int(answer[1]), float(answer[2]) + WINDOW - time.time())
-
-    async def check(self, visitor: str) -> None:
-        await self._run_admit(visitor, count=False)
-
-    async def count(self, visitor: str) -> None:
-        await self._run_admit(visitor, count=True)
-
-    @contextlib.asynccontextmanager
-    async def hold(self, visitor: str) -> AsyncIterator[None]:
-        if not self.max_concurrent:
-            yield
-            return
-        running_key = self._keys(visitor)[0]
-        self._raise(await self._hold(keys=[running_key], args=[self._presence, self.max_concurrent, self._replica]))
-        try:
-            yield
-        finally:
-            with contextlib.suppress(Exception):  # Redis gone: the count goes when this replica's presence does
-                await self._release(keys=[running_key], args=[self._replica])
 
 
 class UploadAllowance:
@@ -283,54 +174,10 @@ class UploadAllowance:
         if held + size > self.max_bytes:
             if buckets:
                 self._taken[visitor] = buckets
-            raise _too_much_uploaded(self.max_bytes, _upload_wait(buckets, held + size - self.max_bytes, now))
+            raise too_much_uploaded(self.max_bytes, upload_wait(buckets, held + size - self.max_bytes, now))
         minute = now - now % UPLOAD_BUCKET
         if buckets and buckets[-1][0] == minute:
             buckets[-1] = (minute, buckets[-1][1] + size)
         else:
             buckets.append((minute, size))
         self._taken[visitor] = buckets  # (last: the most recently seen)
-
-
-# KEYS: the visitor's hash of minute -> bytes. ARGV: now, window, bucket, most bytes, this upload's bytes.
-# Answers {'ok'}, or {'over', minute, bytes, minute, bytes...} with what the window holds.
-_TAKE_UPLOAD = """
-local now, window, bucket = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local most, size = tonumber(ARGV[4]), tonumber(ARGV[5])
-local counts = redis.call('HGETALL', KEYS[1])
-local held, kept = 0, {}
-for i = 1, #counts, 2 do
-  if tonumber(counts[i]) <= now - window then redis.call('HDEL', KEYS[1], counts[i])
-  else
-    held = held + tonumber(counts[i + 1])
-    table.insert(kept, counts[i])
-    table.insert(kept, counts[i + 1])
-  end
-end
-if held + size > most then return {'over', unpack(kept)} end
-redis.call('HINCRBY', KEYS[1], tostring(now - now % bucket), size)
-redis.call('EXPIRE', KEYS[1], math.ceil(window + bucket))
-return {'ok'}
-"""
-
-
-class SharedUploadAllowance(UploadAllowance):
-    """The same allowance, counted in Redis across every replica: one hash per visitor, each upload one script."""
-
-    def __init__(self, redis: aioredis.Redis, max_bytes: int, prefix: str = "switchboard:limits:uploads:") -> None:
-        super().__init__(max_bytes)
-        self._redis = redis
-        self._prefix = prefix
-        self._take: Any = redis.register_script(_TAKE_UPLOAD)
-
-    async def take(self, visitor: str, size: int) -> None:
-        if not self.max_bytes:
-            return
-        now = float(int(time.time()))  # (whole seconds: minutes name the hash's fields)
-        answer = await self._take(
-            keys=[self._prefix + visitor], args=[now, UPLOAD_WINDOW, UPLOAD_BUCKET, self.max_bytes, size]
-        )
-        if (answer[0].decode() if isinstance(answer[0], bytes) else answer[0]) == "over":
-            pairs = sorted((float(answer[n]), int(answer[n + 1])) for n in range(1, len(answer), 2))
-            held = sum(part for _, part in pairs)
-            raise _too_much_uploaded(self.max_bytes, _upload_wait(pairs, held + size - self.max_bytes, now))

@@ -6,17 +6,16 @@ proves nothing. The web app binds each to the first login that uses it and refus
 without a session hash runs in a session named by its event id).
 
 `SessionOwners` keeps the bindings in this process: the SESSIONS_KEPT most recently used. With replicas
-(`[redis] url`), `SharedSessionOwners` keeps them in Redis as well, so the first login to use an id owns it on
-every replica (set only if absent). A binding lasts BINDING_SECONDS after its last use (Gradio forgets a closed
-session's state after an hour); since a binding never changes owner, each replica remembers what it learnt and asks
-Redis only about ids new to it, renewing a binding at most every RENEW_SECONDS.
+(`[redis] url`), `SharedSessionOwners` (backend/replicas/bindings.py) keeps them in Redis as well, so the first
+login to use an id owns it on every replica (set only if absent). A binding lasts BINDING_SECONDS after its last
+use (Gradio forgets a closed session's state after an hour); since a binding never changes owner, each replica
+remembers what it learnt and asks Redis only about ids new to it, renewing a binding at most every RENEW_SECONDS.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any
 
 SESSIONS_KEPT = 100_000  # bindings one process remembers; the least recently used are forgotten first
 BINDING_SECONDS = 24 * 3600
@@ -50,47 +49,5 @@ class SessionOwners:
             self._owners.popitem(last=False)
         return owner
 
-
-class SharedSessionOwners(SessionOwners):
-    """The same bindings, shared by every replica through Redis (see the module's docstring). Redis unreachable:
-    what this replica already knows still holds, and an id new to it cannot be told (None)."""
-
-    def __init__(self, url: str, password: str | None = None, prefix: str = "switchboard:session-owner:") -> None:
-        super().__init__()
-        import redis.asyncio as aioredis
-
-        self._redis: Any = aioredis.Redis.from_url(url, password=password, socket_timeout=5, decode_responses=True)
-        self._prefix = prefix
-
-    async def claim(self, key: str, login: str) -> bool | None:
-        import redis
-
-        known = self._known(key)
-        try:
-            if known is None:
-                owner = self._remember(key, await self._bind(key, login))
-            else:
-                owner, renewed = known
-                if owner == login and time.monotonic() - renewed > RENEW_SECONDS:
-                    await self._renew(key, owner)
-        except (redis.RedisError, OSError):
-            if known is None:
-                return None
-            owner = known[0]
-        return owner == login
-
-    async def _bind(self, key: str, login: str) -> str:
-        """The owner Redis has for `key`: `login`, if it had none."""
-        while True:
-            if await self._redis.set(self._prefix + key, login, nx=True, ex=BINDING_SECONDS):
-                return login
-            owner = await self._redis.get(self._prefix + key)
-            if owner is not None:  # (else it lapsed between the two: try again)
-                return str(owner)
-
-    async def _renew(self, key: str, owner: str) -> None:
-        await self._redis.expire(self._prefix + key, BINDING_SECONDS)
-        self._owners[key] = (owner, time.monotonic())
-
     async def aclose(self) -> None:
-        await self._redis.aclose()
+        """Nothing to close in one process (the Redis twin closes its client)."""

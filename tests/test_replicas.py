@@ -129,7 +129,7 @@ async def test_a_visitor_has_one_allowance_across_replicas(upstream, write_confi
     monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
     a, b = await replicas(write_config(replica_config(upstream, redis_server)))
     assert a.replies.relay is not None and b.replies.relay is not None
-    on_a, on_b = a.replies.relay.limits(2, 3), b.replies.relay.limits(2, 3)
+    on_a, on_b = a.visitor_limits(2, 3), b.visitor_limits(2, 3)
     async with contextlib.AsyncExitStack() as held:
         await held.enter_async_context(on_a.admit("ann"))
         await held.enter_async_context(on_b.admit("ann"))
@@ -155,11 +155,12 @@ def test_login_guessing_is_throttled_across_replicas(redis_server):
     password after that is refused unchecked too, until the window passes."""
     from backend import Users, hash_password
     from backend.auth import MAX_FAILURES
+    from backend.replicas.failures import shared_failures
 
     stored = {"ann": hash_password("right", iterations=1000)}
     first, second = Users(stored), Users(stored)
     for replica in (first, second):
-        replica.share_failures(redis_server.url, redis_server.password)
+        replica.count_failures(*shared_failures(redis_server.url, redis_server.password))
     assert first("ann", "right")
     for guess in range(MAX_FAILURES):
         assert not (first if guess % 2 else second)("ann", f"wrong{guess}")
@@ -213,7 +214,7 @@ def test_a_sign_in_holds_on_every_replica_and_signing_out_ends_it_on_all(
     import httpx
 
     from backend import load_users
-    from backend.auth import RECHECK_SECONDS
+    from backend.replicas.sessions import RECHECK_SECONDS
     from tests.gradio_http import GradioSession
 
     monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
@@ -253,7 +254,7 @@ def test_an_image_url_answers_on_every_replica_and_names_no_other_file(
     import openai
     import redis
 
-    from backend.replicas.relay import FILES
+    from backend.replicas.files import FILES
     from tests.test_gateway import DOT_PNG, json_reply
 
     monkeypatch.setenv("TEST_REDIS_PASSWORD", redis_server.password)
@@ -290,11 +291,12 @@ async def test_failed_logins_from_one_address_are_counted_across_replicas(redis_
     locks that address out of both (refused unchecked, in one sentence), and no other address."""
     from backend import LoginRefusedError, Users, hash_password
     from backend.auth import MAX_ADDRESS_FAILURES
+    from backend.replicas.failures import shared_failures
 
     stored = {"ann": hash_password("right", iterations=1000)}
     first, second = Users(stored), Users(stored)
     for replica in (first, second):
-        replica.share_failures(redis_server.url, redis_server.password)
+        replica.count_failures(*shared_failures(redis_server.url, redis_server.password))
     for guess in range(MAX_ADDRESS_FAILURES):
         assert not await (first if guess % 2 else second).verify(f"name{guess}", "wrong", "203.0.113.9")
     for replica in (first, second):

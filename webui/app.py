@@ -35,10 +35,7 @@ def visitor_limits(backend: Backend, *, exposed: bool) -> VisitorLimits:
     app = backend.settings.app
     if not exposed:
         return VisitorLimits.off()
-    relay = backend.replies.relay
-    if relay is not None:  # replicas: one allowance per visitor across all of them
-        return relay.limits(app.max_concurrent_per_visitor, app.max_requests_per_minute)
-    return VisitorLimits(app.max_concurrent_per_visitor, app.max_requests_per_minute)
+    return backend.visitor_limits(app.max_concurrent_per_visitor, app.max_requests_per_minute)
 
 
 def build_app(backend: Backend, *, exposed: bool = False, limits: VisitorLimits | None = None) -> gr.Blocks:

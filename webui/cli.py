@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "check":
         return _check(settings, users)
     backend = Backend(settings)
-    if users is not None and settings.redis.url:  # replicas: guessing is throttled across all of them
-        users.share_failures(settings.redis.url, settings.redis.password())
+    if users is not None:  # replicas: guessing is throttled across all of them
+        backend.share_login_failures(users)
     if args.command == "models":
         return _models(backend)
     if args.command == "token":

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from backend import login_visitor
-
-LOCAL_OWNER = "local"  # the one owner when the app runs without logins
+from backend import LOCAL_OWNER, login_visitor
 
 
 def owner_of(request: gr.Request | None) -> str:

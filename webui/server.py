@@ -55,8 +55,6 @@ from backend import (
     Backend,
     LoginRefusedError,
     SessionOwners,
-    Sessions,
-    SharedSessionOwners,
     SharedSessions,
     Users,
     VisitorLimits,
@@ -169,17 +167,15 @@ def create_server(backend: Backend, *, users: Users | None = None, exposed: bool
     )
     gradio_app = server.routes[-1].app  # type: ignore[attr-defined]  # the Mount just added
     owners = SessionOwners()
-    if users is not None and backend.settings.redis.url:
-        # Replicas: a sign-in holds on all of them (a visitor moved off a replica that went away stays signed in),
-        # and so does whose each Gradio session is.
-        sessions = SharedSessions(users, backend.settings.redis.url, backend.settings.redis.password())
-        gradio_app.tokens = sessions
-        gradio_app.cookie_id = sessions.cookie_id()
-        owners = SharedSessionOwners(backend.settings.redis.url, backend.settings.redis.password())
-        server.router.on_shutdown.append(owners.aclose)
-    elif users is not None:
-        gradio_app.tokens = Sessions(users)  # a session signs in only a login that is still active
     if users is not None:
+        # A session signs in only a login that is still active. With replicas, a sign-in holds on all of them (a
+        # visitor moved off a replica that went away stays signed in), and so does whose each Gradio session is.
+        sessions = backend.sessions(users)
+        gradio_app.tokens = sessions
+        if isinstance(sessions, SharedSessions):
+            gradio_app.cookie_id = sessions.cookie_id()
+        owners = backend.session_owners()
+        server.router.on_shutdown.append(owners.aclose)
         bind_events(blocks._queue, owners)
     # Gradio checks that a file named in an event's input was uploaded by a visitor (not any server path) only
     # once its Blocks "have launched", which `launch()` marks and mounting does not.

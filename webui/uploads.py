@@ -48,9 +48,7 @@ SWEEP_SECONDS = 60.0  # how often old files are deleted (more often when they ar
 def upload_allowance(backend: Backend, *, exposed: bool) -> UploadAllowance:
     """Per-visitor upload bytes when the app is `exposed` (logins, a share link, a non-loopback address), counted
     across replicas when there are; none for a local single-user app."""
-    most = int(backend.settings.app.max_upload_mb_per_hour * 1_000_000) if exposed else 0
-    relay = backend.replies.relay
-    return relay.upload_allowance(most) if relay is not None and most else UploadAllowance(most)
+    return backend.upload_allowance(int(backend.settings.app.max_upload_mb_per_hour * 1_000_000) if exposed else 0)
 
 
 class UploadQuota:

@@ -20,14 +20,9 @@ from __future__ import annotations
 
 import base64
 import json
-import logging
-import math
-import secrets
 import time
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import aiofiles
@@ -35,39 +30,17 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 
 from ..app import Backend
-from ..client.async_client import collect, completion_chunks
-from ..errors import (
-    APIError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    CoolingDownError,
-    NotFoundError,
-    PermissionDeniedError,
-    ProviderUnavailableError,
-    RateLimitError,
-    ServiceUnavailableError,
-    SwitchboardError,
-    UnknownModelError,
-    UnsupportedCapabilityError,
-)
-from ..limits import TooManyRequestsError, VisitorLimits, login_visitor
-from ..request import PASS_THROUGH, ChatRequest, ImageRequest
+from ..auth import LOCAL_OWNER
+from ..errors import SwitchboardError
+from ..limits import VisitorLimits, login_visitor
+from ..request import ChatRequest
+from .errors import GatewayError, as_gateway_error
+from .files import ImageURLs
+from .requests import chat_request, image_request, json_body
+from .wire import collect, completion_chunks
 
 if TYPE_CHECKING:
     from ..auth import Users
-    from ..replicas.relay import Relay
-
-log = logging.getLogger(__name__)
-
-LOCAL_OWNER = "local"
-FILE_SECONDS = 3600  # how long an image URL answers
-FILES_KEPT = 10_000
-ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-
-# Request fields passed on to the model as they are (`max_tokens` is read with its newer name too; the rest of an
-# OpenAI request is read below or ignored).
-PASSED = tuple(name for name in PASS_THROUGH if name != "max_tokens")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,42 +49,40 @@ class Caller:
     visitor: str  # what per-visitor limits count: the key's login (as its page counts), or the local owner
 
 
-class GatewayError(Exception):
-    """An answer in OpenAI's error shape."""
-
-    def __init__(self, status: int, message: str, kind: str, code: str | None = None, retry_after: float | None = None):
-        super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.retry_after = status, message, kind, code, retry_after
-
-    def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.kind, "param": None, "code": self.code}}
-
-    def response(self) -> JSONResponse:
-        headers = {"retry-after": str(math.ceil(self.retry_after))} if self.retry_after else None
-        return JSONResponse(self.body(), status_code=self.status, headers=headers)
-
-
 def gateway_router(
     backend: Backend, limits: VisitorLimits, *, logins: Users | None, served: bool = True, prefix: str = "/v1"
 ) -> APIRouter:
     """The `/v1` routes over `backend`. `logins`: every request needs an API key of an active login; `served`
     False: every request is refused with 403 (an app reachable from other machines without logins)."""
+    gateway = _Gateway(backend, limits, logins, served)
     router = APIRouter(prefix=prefix)
-    files = _Files(backend.settings.app.data_dir / "images", backend.replies.relay)
+    router.get("/models")(gateway.models)
+    router.post("/chat/completions")(gateway.chat_completions)
+    router.post("/images/generations")(gateway.images_generations)
+    router.get("/files/{token}", name="gateway_file")(gateway.file)
+    return router
 
-    async def caller(request: Request) -> Caller:
-        if not served:
+
+class _Gateway:
+    """The routes' handlers over one backend, its limits and its logins."""
+
+    def __init__(self, backend: Backend, limits: VisitorLimits, logins: Users | None, served: bool) -> None:
+        self.backend, self.limits, self.logins, self.served = backend, limits, logins, served
+        self.files = ImageURLs(backend.settings.app.data_dir / "images", backend.shared_files)
+
+    async def caller(self, request: Request) -> Caller:
+        if not self.served:
             raise GatewayError(
                 403,
                 "The API is off: this app is reachable from other machines without logins. Turn on [auth] to use "
                 "it with API keys, or run it on a loopback address.",
                 "permission_error",
             )
-        if logins is None:
+        if self.logins is None:
             return Caller(LOCAL_OWNER, LOCAL_OWNER)
         header = request.headers.get("authorization", "")
         scheme, _, key = header.partition(" ")
-        found = await backend.api_keys.owner(key.strip()) if scheme.lower() == "bearer" else None
+        found = await self.backend.api_keys.owner(key.strip()) if scheme.lower() == "bearer" else None
         if found is None:
             raise GatewayError(
                 401,
@@ -120,72 +91,66 @@ def gateway_router(
                 "invalid_api_key",
             )
         owner, _ = found
-        if not logins.active(owner):
+        if not self.logins.active(owner):
             raise GatewayError(
                 401, "This API key's login is no longer active here.", "invalid_request_error", "invalid_api_key"
             )
         return Caller(owner, login_visitor(owner))
 
-    @router.get("/models")
-    async def models(request: Request) -> Response:
+    async def models(self, request: Request) -> Response:
         try:
-            await caller(request)
+            await self.caller(request)
         except GatewayError as error:
             return error.response()
-        return JSONResponse({"object": "list", "data": _models(backend)})
+        return JSONResponse({"object": "list", "data": _models(self.backend)})
 
-    @router.post("/chat/completions")
-    async def chat_completions(request: Request) -> Response:
+    async def chat_completions(self, request: Request) -> Response:
+        backend, limits = self.backend, self.limits
         try:
-            who = await caller(request)
-            body = await _json_body(request)
-            chat_request, streaming, usage_chunk = _chat_request(body, backend.settings.app.max_message_chars)
-            backend.chat.plan(chat_request)  # an unknown model or a capability it lacks: refused now
+            who = await self.caller(request)
+            body = await json_body(request)
+            asked, streaming, usage_chunk = chat_request(body, backend.settings.app.max_message_chars)
+            backend.chat.plan(asked)  # an unknown model or a capability it lacks: refused now
             await limits.count(who.visitor)
         except (GatewayError, SwitchboardError) as error:
-            return _error(error).response()
+            return as_gateway_error(error).response()
         if not streaming:
             try:
                 async with limits.hold(who.visitor):
-                    completion = await collect(backend.chat.stream(chat_request), chat_request.model)
+                    completion = await collect(backend.chat.stream(asked), asked.model)
             except SwitchboardError as error:
-                return _error(error).response()
+                return as_gateway_error(error).response()
             return JSONResponse(completion.model_dump(exclude_none=True))
-        return await _sse(_stream(backend, limits, who, chat_request, usage_chunk))
+        return await _sse(_stream(backend, limits, who, asked, usage_chunk))
 
-    @router.post("/images/generations")
-    async def images_generations(request: Request) -> Response:
+    async def images_generations(self, request: Request) -> Response:
         try:
-            who = await caller(request)
-            body = await _json_body(request)
-            image_request, encoding = _image_request(backend, body)
-            async with limits.admit(who.visitor):
-                stored = await backend.images.generate(image_request, who.owner)
+            who = await self.caller(request)
+            asked, encoding = image_request(self.backend.settings, await json_body(request))
+            async with self.limits.admit(who.visitor):
+                stored = await self.backend.images.generate(asked, who.owner)
         except (GatewayError, SwitchboardError) as error:
-            return _error(error).response()
+            return as_gateway_error(error).response()
         data = []
         for image in stored:
             if encoding == "b64_json":
                 async with aiofiles.open(image.path, "rb") as file:  # (megabytes: not on the event loop)
                     data.append({"b64_json": base64.b64encode(await file.read()).decode("ascii")})
             else:
-                data.append({"url": str(request.url_for("gateway_file", token=await files.add(image.path)))})
+                data.append({"url": str(request.url_for("gateway_file", token=await self.files.add(image.path)))})
             if image.revised_prompt:
                 data[-1]["revised_prompt"] = image.revised_prompt
         return JSONResponse({"created": int(time.time()), "data": data})
 
-    @router.get("/files/{token}", name="gateway_file")
-    async def gateway_file(token: str) -> Response:
+    async def file(self, token: str) -> Response:
         """A generated image by the unguessable token its URL carries (as OpenAI's image URLs: no key needed,
         valid for an hour)."""
-        path = await files.get(token)
+        path = await self.files.get(token)
         if path is None or not path.is_file():
             return GatewayError(
                 404, "No such file (image URLs answer for an hour).", "invalid_request_error"
             ).response()
         return FileResponse(path)
-
-    return router
 
 
 async def _stream(
@@ -204,7 +169,7 @@ async def _stream(
                     final = {**chunk.model_dump(exclude_none=True), "choices": [], "usage": usage.model_dump()}
                     yield b"data: " + json.dumps(final).encode() + b"\n\n"
     except SwitchboardError as error:
-        yield _error(error)
+        yield as_gateway_error(error)
     yield b"data: [DONE]\n\n"
 
 
@@ -232,116 +197,6 @@ async def _sse(events: AsyncIterator[bytes | GatewayError]) -> Response:
     return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
-def _error(error: Exception) -> GatewayError:
-    """Our error as OpenAI's status, type and code. Upstream details beyond our one sentence are never passed on
-    (they can echo keys)."""
-    if isinstance(error, GatewayError):
-        return error
-    message = error.user_message() if isinstance(error, SwitchboardError) else str(error)
-    retry = getattr(error, "retry_after", None)
-    match error:
-        case UnknownModelError():
-            return GatewayError(404, message, "invalid_request_error", "model_not_found")
-        case TooManyRequestsError() | RateLimitError():
-            return GatewayError(429, message, "rate_limit_error", "rate_limit_exceeded", retry or 1)
-        case CoolingDownError():
-            return GatewayError(503, message, "service_unavailable", "model_cooling_down", retry)
-        case UnsupportedCapabilityError() | BadRequestError():
-            return GatewayError(400, message, "invalid_request_error")
-        case AuthenticationError() | PermissionDeniedError():  # the upstream refused our key: the server's fault
-            return GatewayError(502, message, "server_error", "upstream_authentication")
-        case NotFoundError():
-            return GatewayError(502, message, "server_error", "upstream_not_found")
-        case APITimeoutError():
-            return GatewayError(504, message, "timeout")
-        case ServiceUnavailableError() | ProviderUnavailableError():
-            return GatewayError(503, message, "service_unavailable", None, retry)
-        case APIError():  # a server error upstream, a connection that failed, a stream cut
-            return GatewayError(502, message, "server_error")
-        case SwitchboardError():  # an image that cannot be read, an import, a document: the request's fault
-            return GatewayError(400, message, "invalid_request_error")
-    return GatewayError(500, "The server failed; see its log.", "server_error")
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise GatewayError(400, "The request body is not JSON.", "invalid_request_error") from None
-    if not isinstance(body, dict):
-        raise GatewayError(400, "The request body must be a JSON object.", "invalid_request_error")
-    return body
-
-
-def _chat_request(body: dict[str, Any], max_chars: int) -> tuple[ChatRequest, bool, bool]:
-    """The request, whether to stream, and whether to end the stream with a usage chunk. No message (system
-    prompts included) may be longer than `max_chars` (app.max_message_chars), as in the UI."""
-    model, messages = body.get("model"), body.get("messages")
-    if not isinstance(model, str) or not model:
-        raise GatewayError(
-            400, "`model` is required: a provider/model id or a route (GET /v1/models).", "invalid_request_error"
-        )
-    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
-        raise GatewayError(400, "`messages` must be a non-empty list of messages.", "invalid_request_error")
-    for message in messages:
-        chars = _text_length(message.get("content"))
-        if chars > max_chars:
-            role = message.get("role") if message.get("role") in ROLES else "chat"
-            raise GatewayError(
-                400,
-                f"A {role} message has {chars:,} characters; the limit here is {max_chars:,}.",
-                "invalid_request_error",
-            )
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    options = body.get("stream_options") or {}
-    try:
-        request = ChatRequest(
-            model=model,
-            messages=messages,
-            max_tokens=int(max_tokens) if max_tokens is not None else None,
-            **{name: body[name] for name in PASSED if body.get(name) is not None},
-        )
-    except (TypeError, ValueError) as error:
-        raise GatewayError(400, f"A parameter has the wrong type: {error}.", "invalid_request_error") from None
-    return request, bool(body.get("stream")), bool(isinstance(options, dict) and options.get("include_usage"))
-
-
-def _text_length(content: Any) -> int:
-    """Characters of text in a message's content: a string, or OpenAI's parts."""
-    if isinstance(content, str):
-        return len(content)
-    if isinstance(content, list):
-        texts = (part.get("text") for part in content if isinstance(part, dict))
-        return sum(len(text) for text in texts if isinstance(text, str))
-    return 0
-
-
-def _image_request(backend: Backend, body: dict[str, Any]) -> tuple[ImageRequest, str]:
-    prompt, encoding = body.get("prompt"), body.get("response_format") or "url"
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise GatewayError(400, "`prompt` is required.", "invalid_request_error")
-    most = backend.settings.app.max_message_chars
-    if len(prompt) > most:
-        raise GatewayError(
-            400, f"The prompt has {len(prompt):,} characters; the limit here is {most:,}.", "invalid_request_error"
-        )
-    if encoding not in ("url", "b64_json"):
-        raise GatewayError(400, '`response_format` is "url" or "b64_json".', "invalid_request_error")
-    try:
-        request = ImageRequest(
-            model=body.get("model") or backend.settings.defaults.image or "",
-            prompt=prompt.strip(),
-            size=str(body.get("size") or "1024x1024"),
-            n=int(body.get("n") or 1),
-            seed=int(body["seed"]) if body.get("seed") is not None else None,
-            negative_prompt=body.get("negative_prompt"),
-            quality=body.get("quality"),
-        )
-    except (TypeError, ValueError) as error:
-        raise GatewayError(400, f"A parameter has the wrong type: {error}.", "invalid_request_error") from None
-    return request, encoding
-
-
 def _models(backend: Backend) -> list[dict[str, Any]]:
     """Every chat model and route, then image models, with what each can do."""
     listed: dict[str, dict[str, Any]] = {}
@@ -366,41 +221,3 @@ def _models(backend: Backend) -> list[dict[str, Any]]:
             entry["context_length"] = info.context_length
         listed[model_id] = entry
     return list(listed.values())
-
-
-class _Files:
-    """Generated images by unguessable tokens, for an hour (the newest FILES_KEPT in this process). With replicas,
-    a token is kept in Redis too, so a URL answers on any replica that shares the images folder (deploy/'s one
-    volume); a path found there is served only from inside that folder."""
-
-    def __init__(self, folder: Path, relay: Relay | None) -> None:
-        self._folder = folder.expanduser().resolve()
-        self._relay = relay
-        self._paths: OrderedDict[str, tuple[Path, float]] = OrderedDict()
-
-    async def add(self, path: Path) -> str:
-        token = secrets.token_urlsafe(24) + path.suffix
-        self._paths[token] = (path, time.monotonic() + FILE_SECONDS)
-        while len(self._paths) > FILES_KEPT:
-            self._paths.popitem(last=False)
-        if self._relay is not None:
-            try:
-                await self._relay.share_file(token, path, FILE_SECONDS)
-            except Exception:  # Redis unreachable: the URL still answers here
-                log.warning("could not share an image URL with the other replicas", exc_info=True)
-        return token
-
-    async def get(self, token: str) -> Path | None:
-        found = self._paths.get(token)
-        if found is not None:
-            return found[0] if found[1] >= time.monotonic() else None
-        if self._relay is None:
-            return None
-        try:
-            shared = await self._relay.shared_file(token)
-        except Exception:  # Redis unreachable: only this replica's URLs answer
-            log.warning("could not look up an image URL of another replica", exc_info=True)
-            return None
-        if shared is None or not shared.resolve().is_relative_to(self._folder):
-            return None
-        return shared

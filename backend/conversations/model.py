@@ -75,6 +75,10 @@ class StoredMessage(BaseModel):
     parent: int | None = None  # the node this message follows in its Conversation (None: the first)
 
 
+# What a reply stored as interrupted says: the process that generated it ended before the reply did.
+INTERRUPTED = "The app stopped while this reply was being written; this is what had arrived."
+
+
 class Conversation(BaseModel):
     """A chat as a tree of messages: editing a question or regenerating an answer adds a sibling (a version)
     instead of replacing what followed. `nodes` holds every message ever in the chat, each with the index of the

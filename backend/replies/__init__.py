@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
-from .manager import Replies, ReplyRecord, RunningReply
+from .manager import Replies, ReplyGenerator, ReplyMirror
+from .record import ReplyRecord
+from .running import FollowableReply, RunningReply
 
-__all__ = ["Replies", "ReplyRecord", "RunningReply"]
+__all__ = ["FollowableReply", "Replies", "ReplyGenerator", "ReplyMirror", "ReplyRecord", "RunningReply"]

@@ -6,11 +6,12 @@ the same events, in the same order, as a page that watched from the start). Clos
 (from any page of the chat's owner) does, and closes the upstream. The reply is written to the conversation store
 as it streams, at most `checkpoint_seconds` apart, and once more when it ends with its provenance, reasoning,
 handovers and timings; a process killed mid-reply leaves it with the text of its last checkpoint, marked
-interrupted at the next start (`SQLConversationStore.interrupt_replies`).
+interrupted at the next start (backend/store/conversations.py: `interrupt_replies`).
 
 Everything here runs on the event loop of the server; a reply belongs to the process that started it. With
 several processes (replicas) sharing the store and Redis, `find` also reaches a reply another replica generates,
-which a page then follows, and stops, the same way (backend/relay.py).
+which a page then follows, and stops, the same way (backend/replicas/relay.py, handed in by backend/app.py as a
+`ReplyMirror`: nothing here imports the services or Redis).
 """
 
 from __future__ import annotations
@@ -20,188 +21,52 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
-from ..conversations.model import Conversation, Handover, ReplyPart, StoredMessage
+from ..conversations.model import INTERRUPTED, Conversation, ReplyPart
 from ..conversations.stores import ConversationStore
 from ..errors import SwitchboardError
-from ..events import Finish, ReasoningDelta, Resumed, Started, StreamEvent, TextDelta, ToolCallDelta, Usage
+from ..events import StreamEvent
 from ..request import ChatRequest
-
-if TYPE_CHECKING:
-    from ..replicas.relay import Relay, RemoteReply
-    from ..services import ChatService
+from .running import FollowableReply, RunningReply
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_SECONDS = 1.0
-INTERRUPTED = "The app stopped while this reply was being written; this is what had arrived."
+
+RemoteT = TypeVar("RemoteT", bound=FollowableReply)
+_Found = TypeVar("_Found", bound=FollowableReply, covariant=True)
 
 
-class ReplyRecord:
-    """A reply as its events build it: answer, reasoning, tool calls, who answered and who took over, usage,
-    timings; `to_stored` makes the conversation's message of it."""
+class ReplyGenerator(Protocol):
+    """What writes replies: the chat service (backend/services/chat.py)."""
 
-    def __init__(self, requested_model: str) -> None:
-        self.requested = requested_model
-        self.answering: str | None = None
-        self.reasoning: list[str] = []
-        self.text: list[str] = []
-        self.tool_calls: dict[int, dict[str, str]] = {}
-        self.handovers: list[Handover] = []
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self.error: SwitchboardError | None = None
-        self.error_text: str | None = None
-        self.started_at = time.monotonic()
-        self.first_token_at: float | None = None
-        self.ended_at: float | None = None
-        self.deltas = 0
-
-    def apply(self, event: StreamEvent) -> None:
-        if isinstance(event, (TextDelta, ReasoningDelta)):  # first: nearly every event is one
-            if self.first_token_at is None:
-                self.first_token_at = time.monotonic()
-            self.deltas += 1
-            (self.text if isinstance(event, TextDelta) else self.reasoning).append(event.text)
-        elif isinstance(event, ToolCallDelta):
-            call = self.tool_calls.setdefault(event.call_index, {"name": "", "arguments": ""})
-            call["name"] = call["name"] or event.name or ""
-            call["arguments"] += event.arguments
-        elif isinstance(event, Started):
-            self.answering = f"{event.provider}/{event.model}"
-        elif isinstance(event, Resumed):
-            at = sum(map(len, self.text))
-            self.handovers.append(Handover(at=at, provider=event.provider, model=event.model, reason=event.reason))
-        elif isinstance(event, Usage):
-            self.usage = event
-        elif isinstance(event, Finish):
-            self.finish_reason = event.reason
-
-    def fail(self, error: SwitchboardError) -> None:
-        self.error = error
-        self.error_text = error.user_message()
-
-    def close(self) -> None:
-        self.ended_at = time.monotonic()
-
-    def answer(self) -> str:
-        return "".join(self.text) + self._tool_calls_markdown()
-
-    def to_stored(self, status: str = "complete") -> StoredMessage:
-        """This reply for the conversation store, with where it came from and how fast."""
-        provider, _, model = (self.answering or self.requested).partition("/")
-        return StoredMessage.model_validate(
-            {
-                "handovers": self.handovers,
-                "role": "assistant",
-                "text": self.answer(),
-                "reasoning": "".join(self.reasoning),
-                "provider": provider or None,
-                "model": model or None,
-                "first_token_seconds": None if self.first_token_at is None else self.first_token_at - self.started_at,
-                "seconds": None if self.ended_at is None else self.ended_at - self.started_at,
-                "prompt_tokens": self.usage.prompt_tokens if self.usage else None,
-                "completion_tokens": self.usage.completion_tokens if self.usage else None,
-                "status": "failed" if self.error_text else status,
-                "error": self.error_text,
-            }
-        )
-
-    def _tool_calls_markdown(self) -> str:
-        if not self.tool_calls:
-            return ""
-        calls = [f"`{c['name']}({c['arguments']})`" for _, c in sorted(self.tool_calls.items())]
-        return "\n\nTool calls requested: " + ", ".join(calls)
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+    async def suggest_title(self, model: str, question: str, answer: str) -> str: ...
 
 
-class RunningReply:
-    """One reply being generated: its events so far (for pages that join late) and, once it ended, the stored
-    message (`result`)."""
+class ReplyMirror(Protocol[_Found]):
+    """Where the replies generated here are shown to other replicas, and theirs are found (`RemoteT`); Stop and
+    the sweep for replies whose replica died run from `start` (backend/replicas/relay.py). `_Found`: what it finds."""
 
-    def __init__(self, owner: str, conversation_id: str, position: int, requested_model: str) -> None:
-        self.owner = owner
-        self.conversation_id = conversation_id
-        self.position = position
-        self.record = ReplyRecord(requested_model)
-        self.events: list[StreamEvent] = []
-        self.result: StoredMessage | None = None
-        self.stopping: str | None = None  # "stopped" (Stop) or "interrupted" (the app shutting down)
-        self._changed = asyncio.Event()
-        self._ended = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._generation: asyncio.Task[None] | None = None
-
-    @property
-    def done(self) -> bool:
-        return self._ended.is_set()
-
-    @property
-    def requested(self) -> str:
-        """The model or route the reply was asked of."""
-        return self.record.requested
-
-    async def follow(self) -> AsyncIterator[StreamEvent]:
-        """Every event of the reply from its first, then live ones as they come, until it ends. Closing this
-        iterator only stops following."""
-        async for batch in self.batches(lambda: 0.0):
-            for event in batch:
-                yield event
-
-    async def batches(self, pause: Callable[[], float]) -> AsyncIterator[list[StreamEvent]]:
-        """`follow` in lists: everything that arrived since the last list, the first list at once, then at most
-        one every `pause()` seconds. A follower then wakes once per list, not once per token: with ten replies
-        streaming, per-token wake-ups of every page cost the server more than reading the upstreams."""
-        seen = 0
-        while True:
-            if seen < len(self.events):
-                batch = self.events[seen:]
-                seen += len(batch)
-                yield batch
-                if interval := pause():
-                    await asyncio.sleep(interval)
-                continue
-            if self.done:
-                return
-            await self._changed.wait()
-
-    async def wait(self) -> StoredMessage:
-        """The reply as stored when it ended."""
-        await self._ended.wait()
-        assert self.result is not None
-        return self.result
-
-    def stop(self, status: str = "stopped") -> None:
-        """End the reply now (the upstream is closed); what arrived is kept, marked `status` ("stopped", or
-        "interrupted" when the app shuts down)."""
-        self.stopping = status
-        if self._generation is not None and not self._generation.done():
-            self._generation.cancel()
-
-    def _publish(self, event: StreamEvent) -> None:
-        self.events.append(event)
-        # Wakes every follower waiting now (set resolves their waits; clearing at once does not undo that), with
-        # no new object per token.
-        self._changed.set()
-        self._changed.clear()
-
-    def _end(self, result: StoredMessage) -> None:
-        self.result = result
-        self._ended.set()
-        self._changed.set()
+    async def start(self, local: Callable[[str, str], RunningReply | None]) -> None: ...
+    def mirror(self, reply: RunningReply) -> None: ...
+    async def find(self, owner: str, conversation_id: str) -> _Found | None: ...
+    async def aclose(self) -> None: ...
 
 
-class Replies:
-    """The replies this process is generating, by (owner, conversation)."""
+class Replies(Generic[RemoteT]):
+    """The replies this process is generating, by (owner, conversation); with replicas (`relay`), also those
+    another replica generates (`RemoteT`)."""
 
     def __init__(
         self,
-        chat: ChatService,
+        chat: ReplyGenerator,
         store: ConversationStore,
         *,
         title_model: str | None = None,
         checkpoint_seconds: float = CHECKPOINT_SECONDS,
-        relay: Relay | None = None,
+        relay: ReplyMirror[RemoteT] | None = None,
     ) -> None:
         self.chat = chat
         self.store = store
@@ -224,7 +89,7 @@ class Replies:
         """The reply this process is generating in that conversation of `owner`'s, if any."""
         return self._running.get((owner, conversation_id))
 
-    async def find(self, owner: str, conversation_id: str) -> RunningReply | RemoteReply | None:
+    async def find(self, owner: str, conversation_id: str) -> RunningReply | RemoteT | None:
         """The reply being generated in that conversation of `owner`'s, here or (with replicas) by another."""
         local = self._running.get((owner, conversation_id))
         if local is not None or self.relay is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
+from ..auth import LOCAL_OWNER
 from ..errors import APIError, BadRequestError, StreamError
 from ..media import fetch_bytes
 from ..providers.base import GeneratedImage
@@ -16,7 +17,6 @@ from .retry import retry_delay
 
 MAX_IMAGES = 10
 IMAGE_DOWNLOAD_LIMIT = 64_000_000  # bytes of one generated image fetched from a URL
-LOCAL_OWNER = "local"  # the one owner when the app runs without logins
 
 
 class ImageService:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..conversations.media_files import MediaFiles
 from ..conversations.model import (
+    INTERRUPTED,
     MAX_MESSAGES,
     Conversation,
     ConversationError,
@@ -301,7 +302,7 @@ class SQLConversations:
             return False
         message = conversation.nodes[position].model_copy()
         message.status = "interrupted"
-        message.error = "The app stopped while this reply was being written; this is what had arrived."
+        message.error = INTERRUPTED
         await self.finish_reply(owner, conversation_id, position, message)
         return True
 
