@@ -65,8 +65,8 @@ from .events import (
 _LAZY = {
     "AsyncClient": ".client.async_client",
     "AsyncStream": ".client.async_client",
-    "ChatCompletion": ".client.async_client",
-    "Client": ".client.async_client",
+    "ChatCompletion": ".client.facade",
+    "Client": ".client.sync_client",
     "Settings": ".config",
     "load_settings": ".config",
     "ChatClient": ".client.factory",
@@ -140,9 +140,11 @@ if TYPE_CHECKING:
     from .app import Backend
     from .auth import LOCAL_OWNER, LoginRefusedError, Sessions, Users, hash_password, load_users
     from .client import typed_sdk as models
-    from .client.async_client import AsyncClient, AsyncStream, ChatCompletion, Client
+    from .client.async_client import AsyncClient, AsyncStream
+    from .client.facade import ChatCompletion
     from .client.factory import ChatClient, create_client
     from .client.in_code import Provider, RetryProvider
+    from .client.sync_client import Client
     from .client.typed_sdk import ChatCompletionEvent, ChatCompletionRole
     from .config import Settings, load_settings
     from .conversations import (

@@ -1,4 +1,4 @@
-"""The Python API: OpenAI-shaped `AsyncClient` and `Client`, and the g4f-style `ChatCompletion` facade.
+"""The Python API: the OpenAI-shaped `AsyncClient` (its synchronous twin `Client`: sync_client.py).
 
     client = AsyncClient()                       # reads config.toml as the app does
     reply = await client.chat.completions.create(model="local/gemma-3-270m", messages=[...])
@@ -11,34 +11,22 @@ thread, so it also works where a loop is already running (Jupyter, a Gradio hand
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
-import threading
 import time
-from collections.abc import AsyncIterator, Coroutine, Generator, Iterator, Sequence
-from concurrent.futures import Future
-from types import TracebackType
-from typing import Any, Literal, TypeVar, Unpack, overload
+from collections.abc import AsyncIterator, Coroutine, Generator, Sequence
+from typing import Any, Literal, Unpack, overload
 
 from .. import media
-from ..api.types import (
-    ChatCompletion as ChatCompletionObject,
-)
-from ..api.types import (
-    ChatCompletionChunk,
-    ImageData,
-    ImagesResponse,
-)
+from ..api.types import ChatCompletion as ChatCompletionObject
+from ..api.types import ChatCompletionChunk, ImageData, ImagesResponse
 from ..api.wire import collect, completion_chunks
 from ..app import Backend
 from ..config import Settings, load_settings
 from ..events import StreamEvent
 from ..request import ChatRequest, ImageRequest, Message
 from .in_code import Naming, settings_in_code
-from .typed_sdk import AsyncTypedChat, ClientOptions, TypedChat, in_code
-
-T = TypeVar("T")
+from .params import ChatParams, CreateParams
+from .typed_sdk import AsyncEventStream, ChatCompletionRequest, ClientOptions, create_arguments, in_code, read_first
 
 
 def _messages(messages: str | Sequence[Message]) -> list[Message]:
@@ -89,18 +77,7 @@ class AsyncCompletions:
         *,
         messages: str | Sequence[Message],
         stream: Literal[False] = False,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_tokens: int | None = None,
-        n: int | None = None,
-        seed: int | None = None,
-        stop: str | list[str] | None = None,
-        timeout: float | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        extra_body: dict[str, Any] | None = None,
-        image: Any = None,
+        **params: Unpack[CreateParams],
     ) -> Coroutine[Any, Any, ChatCompletionObject]: ...
 
     @overload
@@ -110,18 +87,7 @@ class AsyncCompletions:
         *,
         messages: str | Sequence[Message],
         stream: Literal[True],
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_tokens: int | None = None,
-        n: int | None = None,
-        seed: int | None = None,
-        stop: str | list[str] | None = None,
-        timeout: float | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        extra_body: dict[str, Any] | None = None,
-        image: Any = None,
+        **params: Unpack[CreateParams],
     ) -> AsyncStream: ...
 
     @overload
@@ -131,18 +97,7 @@ class AsyncCompletions:
         *,
         messages: str | Sequence[Message],
         stream: bool,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_tokens: int | None = None,
-        n: int | None = None,
-        seed: int | None = None,
-        stop: str | list[str] | None = None,
-        timeout: float | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
-        extra_body: dict[str, Any] | None = None,
-        image: Any = None,
+        **params: Unpack[CreateParams],
     ) -> AsyncStream | Coroutine[Any, Any, ChatCompletionObject]: ...
 
     def create(
@@ -151,25 +106,18 @@ class AsyncCompletions:
         *,
         messages: str | Sequence[Message],
         stream: bool = False,
-        temperature: float | None = None,
-        top_p: float | None = None,
-        max_tokens: int | None = None,
-        n: int | None = None,
-        seed: int | None = None,
-        stop: str | list[str] | None = None,
-        timeout: float | None = None,
-        response_format: dict[str, Any] | None = None,
-        tools: list[dict[str, Any]] | None = None,
-        tool_choice: str | dict[str, Any] | None = None,
         extra_body: dict[str, Any] | None = None,
         image: Any = None,
+        **params: Unpack[ChatParams],
     ) -> AsyncStream | Coroutine[Any, Any, ChatCompletionObject]:
         """A coroutine returning a `ChatCompletion`, or with `stream=True` an `AsyncStream` of chunks.
 
         `model` (by name, or first as g4f's examples pass it) is `provider/model` or a route name; None means the
-        configured default. `image` (bytes, a path, a file object, a PIL image, a data URL or an http(s) URL) is
-        attached to the last user message.
+        configured default. The other keywords are CreateParams' (backend/client/params.py).
         """
+        unknown = params.keys() - ChatParams.__optional_keys__
+        if unknown:
+            raise TypeError(f"create() got an unexpected keyword argument {min(unknown)!r}")
         with_image = self._with_image(_messages(messages), image)
         request = ChatRequest(
             model=(
@@ -178,17 +126,8 @@ class AsyncCompletions:
                 else model or self._backend.models.default_chat
             ),
             messages=with_image,
-            temperature=temperature,
-            top_p=top_p,
-            max_tokens=max_tokens,
-            n=n,
-            seed=seed,
-            stop=stop,
-            timeout=timeout,
-            response_format=response_format,
-            tools=tools,
-            tool_choice=tool_choice,
             extra_body=extra_body or {},
+            **params,
         )
         # Resolve now so an unknown model or unsupported parameter raises at the call, before any iteration.
         self._backend.chat.plan(request)
@@ -210,12 +149,30 @@ class AsyncCompletions:
         return [*messages, {"role": "user", "content": [image_part]}]
 
 
-class AsyncChat(AsyncTypedChat):
+class AsyncChat:
     """`client.chat`: where `completions` lives, as in openai-python; `create` and `stream` are the typed SDK's
-    (backend/typed_sdk.py)."""
+    (backend/client/typed_sdk.py), and `create_async` / `stream_async` the same."""
 
     def __init__(self, completions: AsyncCompletions) -> None:
         self.completions = completions
+
+    async def create(
+        self, request: ChatCompletionRequest | None = None, **fields: Unpack[ChatCompletionRequest]
+    ) -> ChatCompletionObject:
+        arguments = create_arguments(request, dict(fields), stream=False)
+        completion: ChatCompletionObject = await self.completions.create(stream=False, **arguments)
+        return completion
+
+    async def stream(
+        self, request: ChatCompletionRequest | None = None, **fields: Unpack[ChatCompletionRequest]
+    ) -> AsyncEventStream:
+        """The events, once the first has arrived: a refusal raises here, not in the loop."""
+        arguments = create_arguments(request, dict(fields), stream=True)
+        chunks: AsyncStream = self.completions.create(stream=True, **arguments)
+        return AsyncEventStream(await read_first(chunks))
+
+    create_async = create
+    stream_async = stream
 
 
 class AsyncClient:
@@ -250,200 +207,6 @@ class AsyncClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
-
-
-class _LoopThread:
-    """An event loop running in a daemon thread, for the synchronous API."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="switchboard-client", daemon=True)
-        self._thread.start()
-
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        future = self.submit(coroutine)
-        try:
-            return future.result()
-        except BaseException:
-            future.cancel()
-            raise
-
-    def stop(self) -> None:
-        """Stop the loop once the async generators it still holds are closed: a stream abandoned mid-way (a
-        failover, a `break`) is then finalised on its own loop, not after the loop is gone."""
-        with contextlib.suppress(Exception):
-            self.run(self.loop.shutdown_asyncgens())
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-
-
-class Completions:
-    def __init__(self, runner: _LoopThread, completions: AsyncCompletions) -> None:
-        self._runner = runner
-        self._async = completions
-
-    @overload
-    def create(
-        self,
-        model: str | None = None,
-        *,
-        messages: str | Sequence[Message],
-        stream: Literal[False] = False,
-        **kwargs: Any,
-    ) -> ChatCompletionObject: ...
-
-    @overload
-    def create(
-        self, model: str | None = None, *, messages: str | Sequence[Message], stream: Literal[True], **kwargs: Any
-    ) -> Iterator[ChatCompletionChunk]: ...
-
-    @overload
-    def create(
-        self, model: str | None = None, *, messages: str | Sequence[Message], stream: bool, **kwargs: Any
-    ) -> ChatCompletionObject | Iterator[ChatCompletionChunk]: ...
-
-    def create(
-        self, model: str | None = None, *, messages: str | Sequence[Message], stream: bool = False, **kwargs: Any
-    ) -> ChatCompletionObject | Iterator[ChatCompletionChunk]:
-        """Like `AsyncCompletions.create`, synchronous: a `ChatCompletion`, or an iterator of chunks. The keyword
-        arguments are those of `AsyncCompletions.create`."""
-        if not stream:
-
-            async def complete() -> ChatCompletionObject:
-                completion: ChatCompletionObject = await self._async.create(
-                    model, messages=messages, stream=False, **kwargs
-                )
-                return completion
-
-            return self._runner.run(complete())
-
-        async def start() -> AsyncStream:
-            chunks: AsyncStream = self._async.create(model, messages=messages, stream=True, **kwargs)
-            return chunks
-
-        return self._iterate(self._runner.run(start()))
-
-    def _iterate(self, stream: AsyncStream) -> Iterator[ChatCompletionChunk]:
-        try:
-            while True:
-                try:
-                    yield self._runner.run(stream.__anext__())
-                except StopAsyncIteration:
-                    return
-        finally:
-            self._runner.run(stream.aclose())
-
-
-class Client:
-    """The synchronous twin of `AsyncClient`; call `close()` (or use `with`) when done."""
-
-    def __init__(
-        self, config: str | None = None, *, settings: Settings | None = None, **options: Unpack[ClientOptions]
-    ) -> None:
-        self._runner = _LoopThread()
-        self._async = AsyncClient(config, settings=settings, **options)
-        self.backend = self._async.backend
-        self.chat = Chat(Completions(self._runner, self._async.chat.completions), self._async.chat, self._runner)
-        self.images = Images(self._runner, self._async.images)
-
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        """Run a coroutine on this client's event loop and return its result."""
-        return self._runner.run(coroutine)
-
-    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
-        return self._runner.submit(coroutine)
-
-    def close(self) -> None:
-        self._runner.run(self._async.aclose())
-        self._runner.stop()
-
-    def __enter__(self) -> Client:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class Chat(TypedChat):
-    """`client.chat` of the synchronous client: `completions`, and the typed SDK's `create` and `stream`."""
-
-    def __init__(self, completions: Completions, twin: AsyncChat, runner: _LoopThread) -> None:
-        self.completions = completions
-        self.twin = twin
-        self.runner = runner
-
-
-class Images:
-    """`client.images` of the synchronous client: `generate` as `AsyncImages.generate` takes it."""
-
-    def __init__(self, runner: _LoopThread, images: AsyncImages) -> None:
-        self._runner = runner
-        self._async = images
-
-    def generate(self, **kwargs: Any) -> ImagesResponse:
-        return self._runner.run(self._async.generate(**kwargs))
-
-
-class ChatCompletion:
-    """The g4f-style facade: plain strings in and out, on a shared default client.
-
-    for piece in ChatCompletion.create(model=..., messages=[...], stream=True): print(piece, end="")
-    text = await ChatCompletion.create_async(model=..., messages=[...])
-    """
-
-    _client: Client | None = None
-    _lock = threading.Lock()
-
-    @classmethod
-    def _default(cls) -> Client:
-        with cls._lock:
-            if cls._client is None:
-                cls._client = Client()
-            return cls._client
-
-    @overload
-    @classmethod
-    def create(
-        cls,
-        model: str | None = None,
-        messages: str | Sequence[Message] = (),
-        stream: Literal[False] = False,
-        **kwargs: Any,
-    ) -> str: ...
-
-    @overload
-    @classmethod
-    def create(
-        cls, model: str | None = None, messages: str | Sequence[Message] = (), *, stream: Literal[True], **kwargs: Any
-    ) -> Iterator[str]: ...
-
-    @classmethod
-    def create(
-        cls, model: str | None = None, messages: str | Sequence[Message] = (), stream: bool = False, **kwargs: Any
-    ) -> str | Iterator[str]:
-        """The reply text, or with `stream=True` an iterator of text pieces."""
-        client = cls._default()
-        if not stream:
-            reply = client.chat.completions.create(model=model, messages=messages, **kwargs)
-            return reply.choices[0].message.content or ""
-        chunks = client.chat.completions.create(model=model, messages=messages, stream=True, **kwargs)
-        return (piece for chunk in chunks for choice in chunk.choices if (piece := choice.delta.content))
-
-    @classmethod
-    async def create_async(cls, model: str | None = None, messages: str | Sequence[Message] = (), **kwargs: Any) -> str:
-        """The whole reply text; awaitable from any event loop."""
-        client = cls._default()
-
-        async def run() -> str:
-            reply = await client._async.chat.completions.create(model=model, messages=messages, **kwargs)
-            return reply.choices[0].message.content or ""
-
-        return await asyncio.wrap_future(client.submit(run()))
 
 
 class AsyncImages:

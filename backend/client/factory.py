@@ -19,7 +19,7 @@ from ..errors import SwitchboardError
 from ..providers import adapters
 from ..providers._config_base import _HTTPProviderBase
 from ..request import Message
-from .async_client import Client
+from .sync_client import Client
 
 
 def create_client(

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Coroutine, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict, TypeVar, Unpack
+from typing import Any, Protocol, TypedDict, TypeVar
 
-from ..api.types import ChatCompletion, ChatCompletionChunk
+from ..api.types import ChatCompletionChunk
 from ..errors import (
     BadRequest,
     Forbidden,
@@ -36,9 +36,7 @@ from ..errors import (
 )
 from ..request import Message
 from .in_code import InCode
-
-if TYPE_CHECKING:
-    from .async_client import AsyncCompletions, AsyncStream, Completions
+from .params import CREATE_FIELDS
 
 T = TypeVar("T")
 
@@ -72,27 +70,6 @@ class ChatCompletionRequest(TypedDict, total=False):
     stream: bool
 
 
-# What `chat.completions.create` takes by name; the rest of a request goes to the upstream in `extra_body`.
-_CREATE_FIELDS = frozenset(
-    {
-        "model",
-        "messages",
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "n",
-        "seed",
-        "stop",
-        "timeout",
-        "response_format",
-        "tools",
-        "tool_choice",
-        "extra_body",
-        "image",
-    }
-)
-
-
 def create_arguments(request: ChatCompletionRequest | None, fields: dict[str, Any], *, stream: bool) -> dict[str, Any]:
     """The keyword arguments of `chat.completions.create` for a typed-SDK request (without `stream`)."""
     given: dict[str, Any] = {**(request or {}), **fields}
@@ -105,8 +82,8 @@ def create_arguments(request: ChatCompletionRequest | None, fields: dict[str, An
         given["seed"] = given.pop("random_seed")
     if "messages" in given and not isinstance(given["messages"], str):
         given["messages"] = [_plain_role(message) for message in given["messages"]]
-    arguments = {name: value for name, value in given.items() if name in _CREATE_FIELDS}
-    extra = {name: value for name, value in given.items() if name not in _CREATE_FIELDS}
+    arguments = {name: value for name, value in given.items() if name in CREATE_FIELDS}
+    extra = {name: value for name, value in given.items() if name not in CREATE_FIELDS}
     if extra:
         arguments["extra_body"] = {**arguments.get("extra_body", {}), **extra}
     return arguments
@@ -193,31 +170,7 @@ class AsyncEventStream:
         await self.aclose()
 
 
-class AsyncTypedChat:
-    """`create` and `stream` on `AsyncClient.chat`, and `create_async` / `stream_async`, the same."""
-
-    completions: AsyncCompletions
-
-    async def create(
-        self, request: ChatCompletionRequest | None = None, **fields: Unpack[ChatCompletionRequest]
-    ) -> ChatCompletion:
-        arguments = create_arguments(request, dict(fields), stream=False)
-        completion: ChatCompletion = await self.completions.create(stream=False, **arguments)
-        return completion
-
-    async def stream(
-        self, request: ChatCompletionRequest | None = None, **fields: Unpack[ChatCompletionRequest]
-    ) -> AsyncEventStream:
-        """The events, once the first has arrived: a refusal raises here, not in the loop."""
-        arguments = create_arguments(request, dict(fields), stream=True)
-        chunks: AsyncStream = self.completions.create(stream=True, **arguments)
-        return AsyncEventStream(await _started(chunks))
-
-    create_async = create
-    stream_async = stream
-
-
-async def _started(chunks: AsyncStream) -> AsyncIterator[ChatCompletionChunk]:
+async def read_first(chunks: AsyncIterable[ChatCompletionChunk]) -> AsyncIterator[ChatCompletionChunk]:
     """`chunks` with its first chunk already read, so an upstream error is raised by the caller's await."""
     iterator = aiter(chunks)
     return _replay(await anext(iterator, None), iterator)
@@ -243,46 +196,7 @@ class Runs(Protocol):
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]: ...
 
 
-class TypedChat:
-    """`create` and `stream` on `Client.chat`; `create_async` and `stream_async` run on the client's own loop and
-    are awaitable from any other."""
-
-    completions: Completions
-    twin: AsyncTypedChat  # the AsyncClient's chat this client runs
-    runner: Runs
-
-    def create(
-        self, request: ChatCompletionRequest | None = None, **fields: Unpack[ChatCompletionRequest]
-    ) -> ChatCompletion:
-        completion: ChatCompletion = self.completions.create(
-            stream=False, **create_arguments(request, dict(fields), stream=False)
-        )
-        return completion
-
-    def stream(
-        self, request: ChatCompletionRequest | None = None, **fields: Unpack[ChatCompletionRequest]
-    ) -> EventStream:
-        """The events, once the first has arrived: a refusal raises here, not in the loop."""
-        chunks = self.completions.create(stream=True, **create_arguments(request, dict(fields), stream=True))
-        try:
-            first = next(chunks)
-        except StopIteration:
-            return EventStream(iter(()))
-        return EventStream(_prepend(first, chunks))
-
-    async def create_async(
-        self, request: ChatCompletionRequest | None = None, **fields: Unpack[ChatCompletionRequest]
-    ) -> ChatCompletion:
-        return await asyncio.wrap_future(self.runner.submit(self.twin.create(request, **fields)))
-
-    async def stream_async(
-        self, request: ChatCompletionRequest | None = None, **fields: Unpack[ChatCompletionRequest]
-    ) -> AsyncEventStream:
-        events = await asyncio.wrap_future(self.runner.submit(self.twin.stream(request, **fields)))
-        return AsyncEventStream(_from_loop(events, self.runner))
-
-
-def _prepend(first: ChatCompletionChunk, rest: Iterator[ChatCompletionChunk]) -> Iterator[ChatCompletionChunk]:
+def prepended(first: ChatCompletionChunk, rest: Iterator[ChatCompletionChunk]) -> Iterator[ChatCompletionChunk]:
     try:
         yield first
         yield from rest
@@ -292,7 +206,7 @@ def _prepend(first: ChatCompletionChunk, rest: Iterator[ChatCompletionChunk]) ->
             close()
 
 
-async def _from_loop(events: AsyncEventStream, runner: Runs) -> AsyncIterator[ChatCompletionChunk]:
+async def from_loop(events: AsyncEventStream, runner: Runs) -> AsyncIterator[ChatCompletionChunk]:
     """The chunks of a stream that lives on the client's loop, awaited from the caller's."""
 
     async def following() -> ChatCompletionChunk:
