@@ -96,6 +96,17 @@ async def test_parameters_are_passed_through(settings, upstream):
     assert body["messages"] == [{"role": "user", "content": "hi"}]
 
 
+async def test_a_keyword_create_does_not_take_is_refused_at_the_call(settings, upstream):
+    """`create` takes its keywords from one TypedDict (backend/client/params.py): a name it does not know is a
+    TypeError at the call, as a misspelt keyword of any function, even one the request itself has (`server_tools`:
+    the app's own tools, never a caller's), and nothing is sent."""
+    async with AsyncClient(settings=settings) as client:
+        for wrong in ({"temprature": 0.5}, {"server_tools": True}):
+            with pytest.raises(TypeError, match="unexpected keyword argument"):
+                client.chat.completions.create(messages="hi", **wrong)
+    assert upstream.chat_requests() == []
+
+
 async def test_tool_calls_are_assembled(settings, upstream):
     calls = [
         {"index": 0, "id": "call_9", "type": "function", "function": {"name": "lookup", "arguments": '{"q": '}},
