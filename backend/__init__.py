@@ -73,6 +73,7 @@ _LAZY = {
     "create_client": ".client.factory",
     "ImageRequest": ".request",
     "InvalidImageError": ".media",
+    "NOT_AN_IMAGE_URL": ".media",
     "ChatRequest": ".request",
     "Backend": ".app",
     "ChatService": ".services",
@@ -117,6 +118,7 @@ _LAZY = {
     "ChatCompletionRole": ".client.typed_sdk",
     "UploadAllowance": ".limits",
     "VisitorLimits": ".limits",
+    "too_many_characters": ".limits",
     "login_visitor": ".limits",
     "LOCAL_OWNER": ".auth",
     "Users": ".auth",
@@ -173,8 +175,8 @@ if TYPE_CHECKING:
         is_document,
         read_document,
     )
-    from .limits import TooManyRequestsError, UploadAllowance, VisitorLimits, login_visitor
-    from .media import Image, InvalidImageError, validate_image
+    from .limits import TooManyRequestsError, UploadAllowance, VisitorLimits, login_visitor, too_many_characters
+    from .media import NOT_AN_IMAGE_URL, Image, InvalidImageError, validate_image
     from .offload import on_worker, sized
     from .providers import ModelInfo
     from .replicas.bindings import SharedSessionOwners
@@ -217,6 +219,7 @@ __all__ = [
     "LOCAL_OWNER",
     "MAX_IMPORT_BYTES",
     "MAX_MESSAGES",
+    "NOT_AN_IMAGE_URL",
     "PRESET_TEXT_LIMIT",
     "APIConnectionError",
     "APIError",
@@ -317,6 +320,7 @@ __all__ = [
     "parse_import",
     "read_document",
     "sized",
+    "too_many_characters",
     "tool_access",
     "tool_loop",
     "validate_image",

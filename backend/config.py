@@ -22,7 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from .errors import ConfigError
 from .providers import adapters
-from .providers._config_base import _ProviderBase, _Strict
+from .providers._config_base import _ProviderBase, _Strict, http_url
 from .providers.anthropic import AnthropicProviderConfig
 from .providers.automatic1111 import Automatic1111ProviderConfig
 from .providers.gemini import GeminiProviderConfig
@@ -247,8 +247,11 @@ class McpToolConfig(_ToolBase):
     def _one_transport(self) -> McpToolConfig:
         if bool(self.command) == bool(self.url):
             raise ValueError('give either command = ["program", "arg", ...] (stdio) or url = "http://..." (HTTP)')
-        if self.url and not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"url must start with http:// or https:// (got {self.url[:40]!r})")
+        if self.url:
+            try:
+                http_url(self.url, 40)
+            except ValueError as error:
+                raise ValueError(f"url {error}") from None
         if self.command and (self.headers_env or not self.command[0]):
             raise ValueError("headers_env is for url servers; command needs a program name first")
         if self.url and (self.env or self.pass_env or self.cwd):
@@ -275,9 +278,7 @@ class WebSearchToolConfig(_ToolBase):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https:// (got {value[:40]!r})")
-        return value.rstrip("/")
+        return http_url(value, 40)
 
 
 if TYPE_CHECKING:

@@ -26,6 +26,12 @@ UPLOAD_WINDOW = 3600.0  # seconds over which a visitor's upload bytes count
 UPLOAD_BUCKET = 60.0  # upload bytes are counted per minute
 
 
+def too_many_characters(subject: str, chars: int, most: int) -> str:
+    """The sentence refusing a text longer than `most` characters (`app.max_message_chars`), wherever it comes
+    from: `subject` names it ("The system prompt", "A user message")."""
+    return f"{subject} has {chars:,} characters; the limit here is {most:,}."
+
+
 def login_visitor(name: str) -> str:
     """The visitor that a login's requests count as, from the page and from each of its API keys: one allowance
     per user (measured: counted per key, 3 chats in the page and 3 streams on each of two keys gave one user 9

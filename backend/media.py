@@ -270,11 +270,14 @@ async def fetch_bytes(url: str, *, allow_private: bool, max_bytes: int, timeout:
         raise InvalidImageError(_image_problem(refused, url, max_bytes, timeout)) from None
 
 
+NOT_AN_IMAGE_URL = "An image URL must start with http:// or https://."
+
+
 def _image_problem(refused: FetchRefused, url: str, max_bytes: int, timeout: float) -> str:
     """The sentence for an image URL not fetched, in the Vision tab's words."""
     host = urlsplit(url).hostname or url
     if refused.reason == "scheme":
-        return "An image URL must start with http:// or https://."
+        return NOT_AN_IMAGE_URL
     if refused.reason == "resolve":
         return f"Cannot resolve the image host {host}."
     if refused.reason == "private":

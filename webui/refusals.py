@@ -10,6 +10,8 @@ from typing import Any
 import gradio as gr
 from gradio.blocks import Block
 
+from backend import too_many_characters
+
 log = logging.getLogger("webui.refusals")
 
 
@@ -30,7 +32,7 @@ def too_long(text: str | None, limit: int, what: str = "message") -> str | None:
     (`app.max_message_chars`); None when it fits."""
     if len(text or "") <= limit:
         return None
-    return f"The {what} has {len(text or ''):,} characters; the limit here is {limit:,}."
+    return too_many_characters(f"The {what}", len(text or ""), limit)
 
 
 def say(message: str) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import gradio as gr
 from gradio.blocks import Block
 
-from backend import Backend, SwitchboardError, TextDelta, VisitorLimits, validate_image
+from backend import NOT_AN_IMAGE_URL, Backend, SwitchboardError, TextDelta, VisitorLimits, validate_image
 
 from .identity import visitor_of
 from .refusals import refusal, too_long, verdict
@@ -25,7 +25,7 @@ REMOVE_REFUSED_JS = """(refused) => {
   return [];
 }"""
 NO_IMAGE = "Add an image first: upload, paste or drop one, or give its URL."
-NOT_A_URL = "An image URL must start with http:// or https://."
+NOT_A_URL = NOT_AN_IMAGE_URL
 
 NO_MODELS = (
     "**No vision model is configured.** List the models that read images under `vision_models` of a provider "

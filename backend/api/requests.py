@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import Request
 
+from ..limits import too_many_characters
 from ..request import PASS_THROUGH, ChatRequest, ImageRequest
 from .errors import GatewayError
 
@@ -45,11 +46,7 @@ def chat_request(body: dict[str, Any], max_chars: int) -> tuple[ChatRequest, boo
         chars = _text_length(message.get("content"))
         if chars > max_chars:
             role = message.get("role") if message.get("role") in ROLES else "chat"
-            raise GatewayError(
-                400,
-                f"A {role} message has {chars:,} characters; the limit here is {max_chars:,}.",
-                "invalid_request_error",
-            )
+            raise GatewayError(400, too_many_characters(f"A {role} message", chars, max_chars), "invalid_request_error")
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
     options = body.get("stream_options") or {}
     try:
@@ -80,9 +77,7 @@ def image_request(settings: Settings, body: dict[str, Any]) -> tuple[ImageReques
         raise GatewayError(400, "`prompt` is required.", "invalid_request_error")
     most = settings.app.max_message_chars
     if len(prompt) > most:
-        raise GatewayError(
-            400, f"The prompt has {len(prompt):,} characters; the limit here is {most:,}.", "invalid_request_error"
-        )
+        raise GatewayError(400, too_many_characters("The prompt", len(prompt), most), "invalid_request_error")
     if encoding not in ("url", "b64_json"):
         raise GatewayError(400, '`response_format` is "url" or "b64_json".', "invalid_request_error")
     try:

@@ -21,11 +21,9 @@ from typing import Any, TypedDict
 
 from ..config import LOCAL_PROVIDER, Settings
 from ..providers._config_base import _HTTPProviderBase
+from ..providers.openai import OPENAI_URL
 
 IMAGES = "images"  # the name of the image provider among the providers
-# Where kind "openai" goes when given no endpoint (in a configuration file that kind serves any compatible
-# endpoint, so it has no default there).
-OPENAI_URL = "https://api.openai.com/v1"
 
 
 class Provider:

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..limits import too_many_characters
 from .model import EXPORT_FORMAT, MAX_MESSAGES, Conversation, ConversationError, StoredMessage
 
 MAX_IMPORT_BYTES = 5_000_000  # a few thousand pages of chat; parsing and showing more would stall the server
@@ -43,9 +44,7 @@ def parse_import(data: bytes, *, max_message_chars: int = 200_000) -> Conversati
         raise ConversationError("The file is nested too deeply to be a conversation.") from None
     longest = max((len(message.text) for message in conversation.nodes), default=0)
     if longest > max_message_chars:
-        raise ConversationError(
-            f"A message of the file has {longest:,} characters; the limit here is {max_message_chars:,}."
-        )
+        raise ConversationError(too_many_characters("A message of the file", longest, max_message_chars))
     conversation.auto_title()
     # Image references point into the exporting owner's store; they do not travel with a JSON file.
     for message in conversation.nodes:

@@ -11,6 +11,14 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 
+def http_url(value: str, shown: int | None = None) -> str:
+    """`value` without a trailing slash, if it is an http(s) URL (ValueError otherwise, quoting it, or its first
+    `shown` characters)."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"must start with http:// or https:// (got {value[:shown]!r})")
+    return value.rstrip("/")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -97,9 +105,7 @@ class _HTTPProviderBase(_ProviderBase):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError(f"must start with http:// or https:// (got {value!r})")
-        return value.rstrip("/")
+        return http_url(value)
 
     @field_validator("api_key_env")
     @classmethod

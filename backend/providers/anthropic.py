@@ -24,7 +24,7 @@ from ..request import ChatRequest, Message, arguments_object, text_of
 from ._config_base import _HTTPProviderBase
 from .base import ModelInfo
 from .continuation import continuation_request
-from .http import HTTPProvider
+from .http import ERROR_EVENT, SSE_OR_JSON, STREAM_CUT, HTTPProvider
 
 STOP_REASONS = {
     "end_turn": "stop",
@@ -81,7 +81,7 @@ class AnthropicProvider(HTTPProvider[AnthropicProviderConfig]):
         return continuation_request(request, partial, style)
 
     def auth_headers(self) -> dict[str, str]:
-        headers = {"anthropic-version": self.config.anthropic_version, "Accept": "text/event-stream, application/json"}
+        headers = {"anthropic-version": self.config.anthropic_version, "Accept": SSE_OR_JSON}
         if self._api_key:
             headers["x-api-key"] = self._api_key
         return headers
@@ -109,9 +109,7 @@ class AnthropicProvider(HTTPProvider[AnthropicProviderConfig]):
                 for event in reader.events(kind, payload):
                     yield event
             if not reader.finished:
-                raise APIConnectionError(
-                    "the stream ended before the answer was complete", provider=self.name, model=request.model
-                )
+                raise APIConnectionError(STREAM_CUT, provider=self.name, model=request.model)
 
     def request_body(self, request: ChatRequest) -> dict[str, Any]:
         """The Messages request. Two adjustments keep common requests (the chat tab sends temperature 0.7, top_p 1
@@ -148,7 +146,7 @@ class AnthropicProvider(HTTPProvider[AnthropicProviderConfig]):
     def _event_error(self, error: Any, model: str) -> APIError:
         """An `error` event, e.g. `{"type": "error", "error": {"type": "overloaded_error", "message": ...}}`."""
         details = error if isinstance(error, dict) else {"message": str(error)}
-        message = self.secret(str(details.get("message") or "error event in the stream"))
+        message = self.secret(str(details.get("message") or ERROR_EVENT))
         status = ERROR_STATUS.get(details.get("type", ""))
         cls = error_class_for_status(status) if status else InternalServerError
         return cls(message, provider=self.name, model=model, status=status)

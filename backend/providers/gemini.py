@@ -32,7 +32,7 @@ from ..media import iter_parts
 from ..request import ChatRequest, Message, arguments_object, text_of
 from ._config_base import _HTTPProviderBase
 from .base import ModelInfo
-from .http import HTTPProvider
+from .http import ERROR_EVENT, SSE_OR_JSON, STREAM_CUT, HTTPProvider
 
 FINISH_REASONS = {
     "STOP": "stop",
@@ -69,7 +69,7 @@ class GeminiProvider(HTTPProvider[GeminiProviderConfig]):
         return replace(super().model_info(model), reasoning=self.config.include_thoughts)
 
     def auth_headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream, application/json"}
+        headers = {"Accept": SSE_OR_JSON}
         if self._api_key:
             headers["x-goog-api-key"] = self._api_key
         return headers
@@ -100,9 +100,7 @@ class GeminiProvider(HTTPProvider[GeminiProviderConfig]):
                 for event in reader.events(payload):
                     yield event
             if not reader.complete:
-                raise APIConnectionError(
-                    "the stream ended before the answer was complete", provider=self.name, model=request.model
-                )
+                raise APIConnectionError(STREAM_CUT, provider=self.name, model=request.model)
             usage = reader.usage
             if usage:
                 yield Usage(
@@ -164,7 +162,7 @@ class GeminiProvider(HTTPProvider[GeminiProviderConfig]):
                 cls = error_class_for_status(code)
             else:
                 cls = ERROR_CLASSES.get(details.get("status", ""), InternalServerError)
-            message = self.secret(str(details.get("message") or "error event in the stream"))
+            message = self.secret(str(details.get("message") or ERROR_EVENT))
             raise cls(message, provider=self.name, model=model, status=code if isinstance(code, int) else None)
         reason = (payload.get("promptFeedback") or {}).get("blockReason")
         if reason:

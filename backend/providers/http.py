@@ -34,6 +34,10 @@ if TYPE_CHECKING:
 
 HTTPConfigT = TypeVar("HTTPConfigT", bound=_HTTPProviderBase)
 
+# What every streaming adapter says and asks for, in the same words.
+STREAM_CUT = "the stream ended before the answer was complete"
+ERROR_EVENT = "error event in the stream"  # an error event that gave no message of its own
+SSE_OR_JSON = "text/event-stream, application/json"  # the Accept of a streamed request (an error comes as JSON)
 ERROR_BODY_LIMIT = 64_000  # bytes of an error response read for its message; the rest is never fetched
 LINE_LIMIT = 16_000_000  # bytes: no stream we read has a line (an SSE field, an NDJSON object) anywhere near this
 ERROR_MESSAGE_LIMIT = 300  # characters of an upstream's error message shown, cut after redaction

@@ -21,7 +21,7 @@ from ..events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDel
 from ..media import iter_parts
 from ..request import ChatRequest, Message, arguments_object
 from ._config_base import _HTTPProviderBase
-from .http import HTTPProvider, listed_names
+from .http import STREAM_CUT, HTTPProvider, listed_names
 
 if TYPE_CHECKING:
     import numpy as np
@@ -74,9 +74,7 @@ class OllamaProvider(HTTPProvider[OllamaProviderConfig]):
                     yield event
                 if payload.get("done"):
                     return
-            raise APIConnectionError(
-                "the stream ended before the answer was complete", provider=self.name, model=request.model
-            )
+            raise APIConnectionError(STREAM_CUT, provider=self.name, model=request.model)
 
     async def embed(self, texts: list[str], model: str) -> NDArray[np.float32]:
         """`/api/embed`: one vector per text, in order (Ollama's are already of unit length)."""

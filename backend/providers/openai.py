@@ -27,7 +27,9 @@ from ..request import PASS_THROUGH, ChatRequest, ImageRequest
 from ._config_base import _HTTPProviderBase
 from .base import GeneratedImage
 from .continuation import continuation_request
-from .http import JSON_BODY_LIMIT, HTTPProvider, bounded, listed_names, sniff_mime
+from .http import ERROR_EVENT, JSON_BODY_LIMIT, SSE_OR_JSON, STREAM_CUT, HTTPProvider, bounded, listed_names, sniff_mime
+
+OPENAI_URL = "https://api.openai.com/v1"  # OpenAI's own endpoint: the default in code (backend/client/in_code.py)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -49,7 +51,7 @@ class OpenAIProviderConfig(_HTTPProviderBase):
     @classmethod
     def default_endpoint(cls) -> str:
         # The file must name an endpoint (this kind serves many); in code, OpenAI's own is the obvious default.
-        return "https://api.openai.com/v1"
+        return OPENAI_URL
 
 
 class OpenAIProvider(HTTPProvider[OpenAIProviderConfig]):
@@ -67,7 +69,7 @@ class OpenAIProvider(HTTPProvider[OpenAIProviderConfig]):
         return resumed
 
     def auth_headers(self) -> dict[str, str]:
-        headers = {"Accept": "text/event-stream, application/json"}
+        headers = {"Accept": SSE_OR_JSON}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return headers
@@ -110,9 +112,7 @@ class OpenAIProvider(HTTPProvider[OpenAIProviderConfig]):
                         finished = True
                     yield event
             if not finished:
-                raise APIConnectionError(
-                    "the stream ended before the answer was complete", provider=self.name, model=request.model
-                )
+                raise APIConnectionError(STREAM_CUT, provider=self.name, model=request.model)
 
     async def generate_images(self, request: ImageRequest) -> list[GeneratedImage]:
         """`/images/generations`. GPT image models always answer in base64; others are asked for base64 too.
@@ -176,7 +176,7 @@ class OpenAIProvider(HTTPProvider[OpenAIProviderConfig]):
     def _event_error(self, error: Any, model: str) -> APIError:
         """An error sent inside a 200 stream, e.g. `data: {"error": {"message": ..., "type": ..., "code": ...}}`."""
         details = error if isinstance(error, dict) else {"message": str(error)}
-        message = self.secret(str(details.get("message") or "error event in the stream"))
+        message = self.secret(str(details.get("message") or ERROR_EVENT))
         code = details.get("code")
         kind = f"{details.get('type', '')} {code or ''}".lower()
         if isinstance(code, int) and code >= 400:
