@@ -47,14 +47,7 @@ class ChatService:
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Stream events for `request` (its `model` a provider/model id or a route name)."""
         targets = self._rested_last(self.plan(request))
-        if has_images(request.messages):
-            app = self.models.settings.app
-            request.messages = await inline_remote_images(
-                request.messages,
-                allow_private=app.allow_private_image_urls,
-                max_bytes=app.max_upload_bytes,
-                timeout=app.image_fetch_timeout,
-            )
+        await self._fetch_images(request)
         answer = _Answer()
         failures: list[APIError] = []
         for position, (provider, model) in enumerate(targets):
@@ -130,6 +123,18 @@ class ChatService:
                 following, following_model = targets[position + 1]
                 yield Retrying(following.name, following_model, 0.0, failures[-1].user_message())
         raise failures[-1]
+
+    async def _fetch_images(self, request: ChatRequest) -> None:
+        """Every image of `request`'s messages validated, and those given by http(s) URL fetched (as a stranger
+        would: backend/media.py), all sent inline as data URLs."""
+        if has_images(request.messages):
+            app = self.models.settings.app
+            request.messages = await inline_remote_images(
+                request.messages,
+                allow_private=app.allow_private_image_urls,
+                max_bytes=app.max_upload_bytes,
+                timeout=app.image_fetch_timeout,
+            )
 
     async def suggest_title(self, model: str, question: str, answer: str, timeout: float = 15.0) -> str:
         """A few-word title for a conversation that starts with `question` and `answer`, from `model`; empty when
