@@ -10,9 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 MOST_LINES = 80
-SKIPPED = {
-    f"webui/{name}.py" for name in ("chat", "history", "compare", "presets", "chat_list", "reply", "streaming")
-}
+SKIPPED = {f"webui/{name}.py" for name in ("chat", "history", "compare", "presets", "chat_list", "reply", "streaming")}
 
 
 def function_lengths() -> list[tuple[int, str]]:

@@ -1,4 +1,4 @@
-"""Documents attached to chat messages (backend/documents.py): text and code files and PDFs become text the model
+"""Documents attached to chat messages (backend/documents/): text and code files and PDFs become text the model
 reads with the message, by their content; bad files get one sentence each; a document that cannot fit in the
 model's context is refused with one sentence; the text is stored with the message and exported."""
 

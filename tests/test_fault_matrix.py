@@ -499,7 +499,7 @@ CONTINUATION_STYLE = {"openai": "prompt", "ollama": "prefill", "anthropic": "pre
 
 def continuation_turns(kind: str) -> list[tuple[str, str]]:
     """The turns a continuation request must carry: the question, the partial answer (without its trailing space,
-    see backend/_continuation.py) and, in prompt style, the request to continue it."""
+    see backend/providers/continuation.py) and, in prompt style, the request to continue it."""
     turns = [("user", QUESTION), ("assistant", PARTIAL.rstrip())]
     return turns + ([("user", CONTINUE_PROMPT)] if CONTINUATION_STYLE[kind] == "prompt" else [])
 

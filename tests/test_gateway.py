@@ -1,4 +1,4 @@
-"""The OpenAI-compatible API (`/v1`, backend/gateway.py) through the real app, driven by the official `openai` SDK
+"""The OpenAI-compatible API (`/v1`, backend/api/) through the real app, driven by the official `openai` SDK
 (sync and async, streamed and not, images, typed errors) and by plain httpx, against scripted upstreams."""
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Providers configured in code, as gpt4free's clients take them (backend/in_code.py), against scripted upstreams:
-no TOML file, model names as g4f code passes them, retry chains, an image provider, errors with `status_code`."""
+"""Providers configured in code, as gpt4free's clients take them (backend/client/in_code.py), against scripted
+upstreams: no TOML file, model names as g4f code passes them, retry chains, an image provider, errors with
+`status_code`."""
 
 from __future__ import annotations
 

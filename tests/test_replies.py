@@ -1,4 +1,4 @@
-"""Replies generated on the server (backend/replies.py), over the scripted upstream and the real store: they run
+"""Replies generated on the server (backend/replies/), over the scripted upstream and the real store: they run
 to their end with nobody following, followers that join late get every event from the first, the store holds the
 text so far while they stream, Stop keeps who really answered, and a process killed mid-reply leaves the reply
 with its text up to the last checkpoint, marked interrupted at the next start."""

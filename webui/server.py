@@ -13,7 +13,7 @@ The FastAPI app, not Gradio, owns what a browser trusts:
   another site's page is refused on every route (`SameOriginWrites`), so no page elsewhere can sign a visitor in to
   an account of its choosing, out, or act as them.
 - **Guard** (with logins): every route needs a login except the few the login page itself uses (`PUBLIC`) and
-  the OpenAI-compatible API (`/v1`, which needs an API key instead: backend/gateway.py); a Gradio session hash or
+  the OpenAI-compatible API (`/v1`, which needs an API key instead: backend/api/router.py); a Gradio session hash or
   event id belongs to the login that used it first, and no other login (or anonymous caller) may read, cancel or
   join it (webui/session_guard.py: read as Gradio reads it; shared by replicas through Redis); request bodies
   are bounded.

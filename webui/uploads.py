@@ -7,7 +7,7 @@ never deleted.
 - **The folder**: what Gradio keeps in its folder (uploads, and the copies of the files it serves) stays under
   `app.max_upload_folder_mb`. Over it: 507, one sentence.
 - **Deleted**: a file there is deleted `app.upload_kept_minutes` after it arrived (swept every minute). No chat
-  refers to it: a sent message keeps its files in its owner's media folder (backend/conversations.py).
+  refers to it: a sent message keeps its files in its owner's media folder (backend/conversations/media_files.py).
 
 The folder is Switchboard's own (`GRADIO_TEMP_DIR`, by default `<temp>/switchboard-gradio`: see gradio_tuning), so
 the sweep deletes no other program's files, and it finds what a process killed before it could tidy left behind.

@@ -180,7 +180,7 @@ class AsyncClient:
 
     `config`: a path to a TOML file (default: the app's search order), or pass ready `settings`; or, as gpt4free's
     clients take them, `provider` (a kind name, a `Provider`, or a `RetryProvider` chain) and `image_provider`,
-    with `api_key`, `base_url` and `proxies` for those that do not set their own (backend/in_code.py); given
+    with `api_key`, `base_url` and `proxies` for those that do not set their own (backend/client/in_code.py); given
     those three alone, the provider is an OpenAI-compatible endpoint at `base_url` (api.openai.com without one).
     `api_key_auth` and `server_url` are the typed SDK's names for `api_key` and `base_url`. Model names are then
     passed as the provider knows them (`model="gpt-4o-mini"`).

@@ -1,4 +1,4 @@
-"""A PDF's text, read in a process of its own that backend/documents.py starts for each PDF: the PDF's bytes on
+"""A PDF's text, read in a process of its own that backend/documents/reader.py starts for each PDF: the PDF's bytes on
 standard input, one JSON object on standard output, `{"text": "..."}` or `{"refused": KIND}` (a key of
 `documents.REFUSALS`). With a third argument `pages`, the answer is `{"pages": ["...", ...]}` instead: each page's
 text on its own (an empty string for a page without any), so a reader that cites pages (knowledge) knows them.

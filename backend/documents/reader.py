@@ -7,7 +7,7 @@ one sentence naming the file (unreadable, encrypted, no text in it, too large fo
 Reading is bounded, for a document is the cheapest way to make a server work: a 7 KB PDF whose pages all point at
 one compressed stream of text operators keeps pypdf busy for hours, and six of them read on the server's worker
 threads made another user's login take 121 s (pure-Python parsing holds the interpreter's lock everyone needs).
-- A PDF is read in a process of its own (backend/_pdf_reader.py), held by the kernel to `seconds` of CPU and
+- A PDF is read in a process of its own (backend/documents/_pdf_reader.py), held by the kernel to `seconds` of CPU and
   PDF_MEMORY_BYTES at a lower priority, and killed if it has not answered within twice that; past either it is
   refused in one sentence. Measured here: 2,000 pages of plain text (the most read) take 5.8 s.
 - Files are read and text decoded on two threads of this module's own, never the event loop's default pool.
@@ -347,8 +347,8 @@ async def _pdf_pages(data: bytes, seconds: float) -> list[str]:
 
 
 async def _pdf_answer(data: bytes, seconds: float, *, by_page: bool) -> dict[str, object]:
-    """What backend/_pdf_reader.py answers for a PDF, read in a process of its own held to `seconds` of CPU (and
-    killed past twice that on the clock, or when the caller gives up waiting); _Refused when it is a refusal."""
+    """What _pdf_reader.py answers for a PDF, read in a process of its own held to `seconds` of CPU (and killed
+    past twice that on the clock, or when the caller gives up waiting); _Refused when it is a refusal."""
     cpu = max(1, math.ceil(seconds))
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -64,7 +64,7 @@ class Provider(ABC, Generic[ConfigT]):
     # What the adapter can do at all ("chat", "image", "embed"); the config's model lists say which models do it.
     tasks: ClassVar[frozenset[str]] = frozenset({"chat"})
     takes_negative_prompt: ClassVar[bool] = False  # image generation honours ImageRequest.negative_prompt
-    # How this protocol continues an answer another provider left unfinished (see backend/_continuation.py).
+    # How this protocol continues an answer another provider left unfinished (see backend/providers/continuation.py).
     continuation_style: ClassVar[str] = "prompt"
 
     def __init__(self, name: str, config: ConfigT) -> None:

@@ -99,7 +99,7 @@ class HTTPProvider(Provider[HTTPConfigT]):
 
     def timeout(self, read: float | None = None) -> httpx.Timeout:
         """The connect timeout, and a read timeout. For streams the read timeout is only a backstop: the chat
-        service times out silence itself (first output, then between outputs; see backend/_watchdog.py)."""
+        service times out silence itself (first output, then between outputs; see backend/providers/_watchdog.py)."""
         limits = [limit for limit in (self.config.first_token_timeout, self.config.idle_timeout) if limit]
         return httpx.Timeout(read or (max(limits) + 5 if limits else None), connect=self.config.connect_timeout)
 

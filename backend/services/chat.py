@@ -9,7 +9,7 @@ Policy, in order of the route's targets:
   target, which is asked to continue the answer from where it stopped (`Resumed` marks the place); with no target
   left, the error is raised with the partial text attached, so the caller keeps what already streamed;
 - silence is timed per provider: `first_token_timeout` until the first output, then `idle_timeout` between
-  outputs (backend/_watchdog.py);
+  outputs (backend/providers/_watchdog.py);
 - closing or cancelling the stream closes the upstream response (or stops local generation) at once.
 """
 

@@ -7,7 +7,7 @@ while, so later requests go to the route's other targets at once instead of wait
 - Errors about the request itself (400, 401, 404...) never start a cooldown: another request may be fine.
 
 With replicas, a rest started (or ended by a success) on one is told to the others (`shared`, set by the relay:
-backend/relay.py), which apply it as their own: a model rate limited for one replica is rested by all.
+backend/replicas/cooldowns.py), which apply it as their own: a model rate limited for one replica is rested by all.
 """
 
 from __future__ import annotations
