@@ -16,7 +16,7 @@
   (`SessionState.config_values`) for its deep links (`gr.DeepLinkButton`: a page's state as a link), which this
   app does not offer. The Chat's messages were kept that way once more in every session that opened a chat: one
   chat of 2,000 messages (4.8 MB) opened in 40 sessions held 6.6 MB a session for that alone (the conversation
-  itself held once for all: backend.shared). Sessions keep each component's configuration there, not its last
+  itself held once for all: backend.open_chats). Sessions keep each component's configuration there, not its last
   value.
 """
 
