@@ -5,6 +5,7 @@ and nothing crosses owners."""
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -75,6 +76,8 @@ class StoredMessage(BaseModel):
     parent: int | None = None  # the node this message follows in its Conversation (None: the first)
 
 
+# What a conversation's id is (Conversation.id: 8 random bytes in hex); anything else names no conversation.
+CONVERSATION_ID = re.compile(r"[0-9a-f]{16}")
 # What a reply stored as interrupted says: the process that generated it ended before the reply did.
 INTERRUPTED = "The app stopped while this reply was being written; this is what had arrived."
 

@@ -26,13 +26,12 @@ import contextlib
 import dataclasses
 import json
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
-from ..conversations.model import StoredMessage
+from ..conversations.model import CONVERSATION_ID, StoredMessage
 from ..conversations.stores import ConversationStore
 from ..events import StreamEvent
 from ..replies.running import FollowableReply
@@ -54,7 +53,6 @@ SWEEP_SECONDS = 5.0  # how often each replica looks for replies whose replica di
 STREAM_KEPT = 120  # seconds a reply's event stream stays readable after it ended
 PUBLISH_INTERVAL = 0.04  # seconds between two stream entries of a reply (what one UI update shows)
 READ_BLOCK_MS = 1000  # a follower's blocking read, between two looks at whether the reply is still alive
-_CONVERSATION_ID = re.compile(r"[0-9a-f]{16}")
 _EVENT_TYPES: dict[str, type] = {cls.__name__: cls for cls in StreamEvent.__args__}
 
 
@@ -219,7 +217,7 @@ class Relay:
 
     async def find(self, owner: str, conversation_id: str) -> RemoteReply | None:
         """The reply another replica is generating in that conversation of `owner`'s, if any."""
-        if not _CONVERSATION_ID.fullmatch(conversation_id):  # (whatever a page sends never shapes a key)
+        if not CONVERSATION_ID.fullmatch(conversation_id):  # (whatever a page sends never shapes a key)
             return None
         heartbeat = await self.redis.get(_key("reply", owner, conversation_id))
         if heartbeat is None:

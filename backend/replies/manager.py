@@ -46,8 +46,8 @@ class ReplyGenerator(Protocol):
 
 
 class ReplyMirror(Protocol[_Found]):
-    """Where the replies generated here are shown to other replicas, and theirs are found (`RemoteT`); Stop and
-    the sweep for replies whose replica died run from `start` (backend/replicas/relay.py). `_Found`: what it finds."""
+    """Where the replies generated here are shown to other replicas, and theirs are found (`_Found`); Stop and the
+    sweep for replies whose replica died run from `start` (backend/replicas/relay.py)."""
 
     async def start(self, local: Callable[[str, str], RunningReply | None]) -> None: ...
     def mirror(self, reply: RunningReply) -> None: ...

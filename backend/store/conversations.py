@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..conversations.media_files import MediaFiles
 from ..conversations.model import (
+    CONVERSATION_ID,
     INTERRUPTED,
     MAX_MESSAGES,
     Conversation,
@@ -65,7 +66,6 @@ log = logging.getLogger(__name__)
 
 NOT_YOURS = "That conversation does not exist (or is not yours)."
 SEARCH_LIMIT = 50
-_ID = re.compile(r"[0-9a-f]{16}")
 # Conversations whose stored rows this process remembers, to write only what changed: at most this many, and
 # this many bytes of their text (a chat can hold megabytes).
 KNOWN_KEPT = 1000
@@ -138,7 +138,7 @@ class SQLConversations:
 
     async def get(self, owner: str, conversation_id: str) -> Conversation:
         """The conversation, its replies being generated included with their text so far."""
-        if not _ID.fullmatch(conversation_id or ""):
+        if not CONVERSATION_ID.fullmatch(conversation_id or ""):
             raise ConversationError(NOT_YOURS)
         await self.import_legacy(owner)
         found = await self.database.run(lambda connection: read_conversation(connection, owner, conversation_id))
@@ -151,7 +151,7 @@ class SQLConversations:
     async def revision(self, owner: str, conversation_id: str) -> int | None:
         """The conversation's stored revision (it moves on with every change, a reply's end included); None when
         the owner has no such conversation. One small query, whatever the conversation's size."""
-        if not _ID.fullmatch(conversation_id or ""):
+        if not CONVERSATION_ID.fullmatch(conversation_id or ""):
             return None
         await self.import_legacy(owner)
         where = (conversations.c.owner == owner, conversations.c.id == conversation_id)
@@ -169,7 +169,7 @@ class SQLConversations:
         Only what changed since this process last read or wrote that revision is written (the search index only
         when the text changed). A reply being generated is its task's to write: a save adds it (as streaming,
         without text) but never writes over it."""
-        if not _ID.fullmatch(conversation.id):
+        if not CONVERSATION_ID.fullmatch(conversation.id):
             raise ConversationError(NOT_YOURS)
         await self.import_legacy(owner)
         key = (owner, conversation.id)
@@ -229,7 +229,7 @@ class SQLConversations:
         self._known_bytes -= forgotten.size if forgotten is not None else 0
 
     async def delete(self, owner: str, conversation_id: str) -> None:
-        if not _ID.fullmatch(conversation_id or ""):
+        if not CONVERSATION_ID.fullmatch(conversation_id or ""):
             raise ConversationError(NOT_YOURS)
 
         def remove(connection: Connection) -> int:
