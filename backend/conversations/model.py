@@ -4,7 +4,6 @@ and nothing crosses owners."""
 
 from __future__ import annotations
 
-import logging
 import re
 import secrets
 import time
@@ -14,8 +13,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from ..errors import OwnMessageError
-
-log = logging.getLogger(__name__)
 
 EXPORT_FORMAT = "switchboard.conversation"
 TITLE_LENGTH = 60
