@@ -14,7 +14,6 @@ import os
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .auth import Sessions, Users
 from .config import Settings, load_settings
 from .conversations.open_chats import SharedConversations
 from .conversations.stores import ApiKeyStore, ConversationStore, PresetStore
@@ -32,6 +31,7 @@ from .store import SQLStore
 from .tools import ToolBox
 
 if TYPE_CHECKING:
+    from .auth import Sessions, Users
     from .replicas.files import SharedFiles
     from .replicas.relay import Relay, RemoteReply
 
@@ -112,6 +112,8 @@ class Backend:
         every replica."""
         redis = self.settings.redis
         if not redis.url:
+            from .auth import Sessions  # (logins: loaded only when there are)
+
             return Sessions(users)
         from .replicas.sessions import SharedSessions
 
