@@ -53,7 +53,6 @@ class Backend:
         self.api_keys: ApiKeyStore = self.store.api_keys
         # The conversations pages show, one copy each however many pages show one (what a page keeps is a ShownChat).
         self.open_chats = SharedConversations(self.conversations)
-        self.shared = self.open_chats  # (its name before it had one that says what it holds)
         self.images = ImageService(self.models, ImageStore(settings.app.data_dir / "images", self.store.images))
         self.vision = VisionService(self.chat)
         self.documents = DocumentReader(

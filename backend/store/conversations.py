@@ -33,7 +33,6 @@ from ..conversations.model import (
     MAX_MESSAGES,
     Conversation,
     ConversationError,
-    Preset,
     ReplyPart,
     StaleConversationError,
     StoredMessage,
@@ -60,7 +59,6 @@ from ._rows import (
 from ._schema import conversations, legacy_imports, messages, replies, reply_parts
 from .engine import Database
 from .legacy import legacy_conversations
-from .presets import SQLPresets
 
 log = logging.getLogger(__name__)
 
@@ -86,11 +84,10 @@ class SQLConversations:
     """Conversations in SQLite or PostgreSQL (`database`); the images of their messages as files under
     `data_dir/conversations` (MediaFiles)."""
 
-    def __init__(self, database: Database, data_dir: Path, presets: SQLPresets) -> None:
+    def __init__(self, database: Database, data_dir: Path) -> None:
         self.database = database
         self.data_dir = Path(data_dir).expanduser()
         self.media = MediaFiles(self.data_dir / "conversations")
-        self._presets = presets
         self._known: OrderedDict[tuple[str, str], _Known] = OrderedDict()
         self._known_bytes = 0
 
@@ -316,17 +313,6 @@ class SQLConversations:
 
     def image_path(self, owner: str, reference: str) -> Path:
         return self.media.path(owner, reference)
-
-    # --- presets, as callers reached them before they had a store of their own (backend.presets) ----------------
-
-    async def presets(self, owner: str) -> Sequence[Preset]:
-        return await self._presets.list(owner)
-
-    async def save_preset(self, owner: str, preset: Preset) -> None:
-        await self._presets.save(owner, preset)
-
-    async def delete_preset(self, owner: str, name: str) -> None:
-        await self._presets.delete(owner, name)
 
     # --- conversations of earlier versions --------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ class SQLStore:
     def __init__(self, url: str, data_dir: Path, *, password: str | None = None) -> None:
         self.database = Database(url, password=password)
         self.presets = SQLPresets(self.database)
-        self.conversations = SQLConversations(self.database, data_dir, self.presets)
+        self.conversations = SQLConversations(self.database, data_dir)
         self.api_keys = SQLApiKeys(self.database)
         self.images = SQLImageLog(self.database)
 

@@ -82,7 +82,7 @@ async def limit_problem(limits: VisitorLimits, visitor: str) -> str | None:
 
 
 async def read_document(backend: Backend, path: str, name: str, visitor: str) -> Document:
-    """An attached document, read for the visitor (their reading counted: backend/documents.py)."""
+    """An attached document, read for the visitor (their reading counted: backend/documents/)."""
     return await backend.documents.read(path, name=name, visitor=visitor)
 
 

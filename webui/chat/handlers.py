@@ -443,7 +443,7 @@ class ChatHandlers:
             return None
         owner = owner_of(request)
         try:
-            conversation = await self.backend.shared.latest(owner, conversation_id)
+            conversation = await self.backend.open_chats.latest(owner, conversation_id)
         except SwitchboardError as error:
             say(error.user_message())
             return None
@@ -634,12 +634,12 @@ class ChatHandlers:
 
     async def _presets(self, request: gr.Request, selected: str | None = None) -> Updates:
         """The owner's presets in the picker, `selected` picked."""
-        names = [found.name for found in await self.store.presets(owner_of(request))]
+        names = [found.name for found in await self.backend.presets.list(owner_of(request))]
         return {self.page.presets.picker: gr.update(choices=names, value=selected if selected in names else None)}
 
     async def use_preset(self, request: gr.Request, *, name: Value) -> Updates:
         """The preset picked fills the system prompt."""
-        chosen = [found for found in await self.store.presets(owner_of(request)) if found.name == name]
+        chosen = [found for found in await self.backend.presets.list(owner_of(request)) if found.name == name]
         return {self.page.settings.system_prompt: chosen[0].text} if chosen else gr.skip()
 
     async def save_preset(self, request: gr.Request, *, name: Value, text: Value) -> Updates:
@@ -652,7 +652,7 @@ class ChatHandlers:
         except ValueError:
             return said("Type a system prompt and a name for it (up to 80 characters) first.")
         try:
-            await self.store.save_preset(owner_of(request), kept)
+            await self.backend.presets.save(owner_of(request), kept)
         except SwitchboardError as error:
             return said(error.user_message())
         gr.Info(f"Saved the preset “{html.escape(kept.name)}”.")
@@ -662,7 +662,7 @@ class ChatHandlers:
         if not name or not isinstance(name, str):
             return said("Pick the preset to delete first.")
         try:
-            await self.store.delete_preset(owner_of(request), name)
+            await self.backend.presets.delete(owner_of(request), name)
         except SwitchboardError as error:
             return said(error.user_message())
         gr.Info(f"Deleted the preset “{html.escape(name)}”.")

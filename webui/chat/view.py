@@ -1,6 +1,6 @@
 """The open chat as a page shows it. A page keeps of its chat only a `ShownChat` (which one, the revision it read,
 the branch on show: `page.current`); the conversation itself is held once for every page showing it
-(`backend.shared`), and a change is made to a fork of it (`ChatView.change`), merged with what another tab changed
+(`backend.open_chats`), and a change is made to a fork of it (`ChatView.change`), merged with what another tab changed
 meanwhile. Everything is per owner: a page never reads another owner's chats."""
 
 from __future__ import annotations
@@ -44,20 +44,20 @@ class ChatView:
         now when the session keeps none (the page's address names it: its session was forgotten); never another
         owner's (only `owner`'s conversations are looked in); None when none is open."""
         if on_show is not None:
-            conversation = await self.backend.shared.view(owner, on_show)
+            conversation = await self.backend.open_chats.view(owner, on_show)
             if conversation is None:
                 raise refusal(CHAT_DELETED)
             return conversation
         if not conversation_id:
             return None
         try:
-            return await self.backend.shared.latest(owner, conversation_id)
+            return await self.backend.open_chats.latest(owner, conversation_id)
         except SwitchboardError:
             return None
 
     def kept(self, owner: str, conversation: Conversation | None) -> ShownChat | None:
         """What the session keeps of the conversation it shows from now on."""
-        return None if conversation is None else self.backend.shared.keep(owner, conversation)
+        return None if conversation is None else self.backend.open_chats.keep(owner, conversation)
 
     async def listed(self, request: gr.Request, selected: str | None = None, query: str = "") -> dict[str, Any]:
         """The owner's chats matching the search box, grouped by date in the page's time zone, `selected` marked;
@@ -107,7 +107,7 @@ class ChatView:
 
     async def model_line(self, owner: str, on_show: ShownChat | None, model_id: str | None) -> str:
         """The model line's HTML for the open conversation (as the page shows it) and the picked model."""
-        conversation = await self.backend.shared.view(owner, on_show) if on_show is not None else None
+        conversation = await self.backend.open_chats.view(owner, on_show) if on_show is not None else None
         size = len(conversation.nodes) if conversation is not None else 0
         return model_html(self.backend, model_id, await sized(size, model_info.context_used, conversation))
 
