@@ -1,7 +1,7 @@
 """Knowledge, what exists of it so far: reading and chunking a 1,000-page PDF, and the exact cosine search over
 embeddings at 10,000 and 100,000 chunks, against sqlite-vec's (the extension the issue names) where it can load.
 
-  read       the PDF's pages, in the bounded process of its own documents use (backend/_pdf_reader.py)
+  read       the PDF's pages, in the bounded process of its own documents use (backend/documents/_pdf_reader.py)
   chunk      those pages cut into chunks (backend/knowledge/chunking.py, 500 tokens, 50 of overlap)
   nearest    `nearest` (numpy: one matrix-vector product and a partial sort) for `queries` random unit queries
              among N random unit vectors of `dimensions` float32 numbers, top 10: p50 and p95

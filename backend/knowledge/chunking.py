@@ -12,7 +12,7 @@ its page or pages, the headings above it), for the index to find and the model t
   joins one under other headings (nor one before the first heading), so the headings a chunk names are all it
   holds. Packed sections do not overlap (they were never one passage).
 
-Sizes are estimates, as everywhere in the app: CHARS_PER_TOKEN characters a token (backend/documents.py).
+Sizes are estimates, as everywhere in the app: CHARS_PER_TOKEN characters a token (backend/documents/).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ The best chunks (best first) go to the model as long as they fit a budget of tok
 
 after an instruction to cite them as [1], [2]. The budget is `context_share` of the model's context (0.5 by
 default), and never more than what the conversation leaves once a quarter of the context is kept for the answer
-(as a document sent whole keeps it, backend/documents.py): with the built-in model's 4,096 tokens and a question of
+(as a document sent whole keeps it, backend/documents/): with the built-in model's 4,096 tokens and a question of
 100, sources take at most 2,048; after a conversation of 2,500, at most 572. A model whose context length is not
 configured is taken to have UNKNOWN_CONTEXT. Sizes are the app's estimates (backend/knowledge/chunking.py).
 

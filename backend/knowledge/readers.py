@@ -3,7 +3,7 @@ Markdown, HTML or Word file under its headings, or the whole of a text, CSV, JSO
 
 A file is read all or nothing: `read_sections` gives every section, or raises DocumentError with one sentence naming
 the file (then nothing of it may be kept). The rules are those of documents attached to a message
-(backend/documents.py), called, not copied: text must be UTF-8 (an unknown encoding is refused, never guessed), and a
+(backend/documents/), called, not copied: text must be UTF-8 (an unknown encoding is refused, never guessed), and a
 PDF is read page by page in a process of its own held to `app.document_read_timeout` of CPU, within the app's
 `DocumentReader` bounds when one is given (2,000 pages at most: 2,000 pages of text read in about 6 s).
 
